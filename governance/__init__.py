@@ -1,0 +1,100 @@
+"""ML governance, lineage and audit.
+
+    import governance as gov
+
+    @gov.step(kind="training", model="credit-scorer")
+    def train(features, labels, C=1.0): ...
+
+Names are imported lazily (``import governance`` pulls in no pandas, shap or database driver).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from governance.errors import (
+    AuditIntegrityError,
+    CatalogError,
+    ConfigError,
+    EvaluationError,
+    GovernanceError,
+    InputError,
+    NotFoundError,
+    PolicyViolation,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # capture
+    "step": "governance.lineage",
+    "Dataset": "governance.lineage",
+    "tag": "governance.lineage",
+    "fingerprint": "governance.lineage",
+    "capture_adapter": "governance.lineage",
+    "upstream": "governance.lineage",
+    "downstream": "governance.lineage",
+    "diff_versions": "governance.lineage",
+    # policy
+    "evaluate": "governance.policy",
+    "load_pack": "governance.policy",
+    # registry and gate
+    "register_model": "governance.registry",
+    "check": "governance.registry",
+    "promote": "governance.registry",
+    "rollback": "governance.registry",
+    "waive": "governance.registry",
+    "approve": "governance.registry",
+    # audit
+    "verify_audit": "governance.audit",
+    # reports
+    "render_model_card": "governance.reporting",
+    "render_audit_report": "governance.reporting",
+    # settings and catalog
+    "load_settings": "governance.config",
+    "open_catalog": "governance.catalog",
+}
+
+__all__ = [
+    "AuditIntegrityError",
+    "CatalogError",
+    "ConfigError",
+    "EvaluationError",
+    "GovernanceError",
+    "InputError",
+    "NotFoundError",
+    "PolicyViolation",
+    "__version__",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'governance' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.audit import verify_audit
+    from governance.catalog import open_catalog
+    from governance.config import load_settings
+    from governance.lineage import (
+        Dataset,
+        capture_adapter,
+        diff_versions,
+        downstream,
+        fingerprint,
+        step,
+        tag,
+        upstream,
+    )
+    from governance.policy import evaluate, load_pack
+    from governance.registry import approve, check, promote, register_model, rollback, waive
+    from governance.reporting import render_audit_report, render_model_card

@@ -1,0 +1,237 @@
+"""Engine, sessions and schema upgrades for the catalog (SQLite or PostgreSQL).
+
+SQLite runs in WAL mode with a busy timeout and ``synchronous=NORMAL``.  pysqlite's own implicit
+transaction handling is switched off so that SQLAlchemy's ``BEGIN`` is the real one, and write
+transactions start with ``BEGIN IMMEDIATE``: a read-then-write under plain ``BEGIN`` fails with
+"database is locked" under concurrency even with a timeout.
+
+Schema changes go through alembic.  :meth:`Catalog.ensure_schema` upgrades to head under a lock
+(``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL), so several
+processes opening a new catalog at once cannot race.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session
+
+from governance.config import Settings, load_settings
+from governance.errors import CatalogError
+
+__all__ = ["Catalog", "open_catalog"]
+
+_MIGRATE_LOCK_KEY = 0x676F76_6D6967  # "gov" "mig": advisory lock id for schema upgrades
+_IMMEDIATE = "governance_immediate"
+
+
+@cache
+def _script_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(_migrations_dir())).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise CatalogError("no catalog migrations found in the installed package")
+    return head
+
+
+def _migrations_dir() -> Path:
+    return Path(__file__).with_name("migrations")
+
+
+def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN be the real one
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only used to build an error message
+        return "<unparseable URL>"
+
+
+class Catalog:
+    """A catalog database: an engine plus read and write sessions.
+
+    Use :func:`open_catalog` to get the shared instance for the configured URL; construct directly in
+    tests.  ``write()`` sessions are the only way to mutate; higher layers wrap them with the audited
+    write API (:mod:`governance.audit`).
+    """
+
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, upgrade: bool = True) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.backend = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if self.backend == "sqlite":
+            database = parsed.database
+            if database in (None, "", ":memory:"):
+                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                try:
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogError(
+                        f"catalog {_safe_url(url)}: cannot create directory {Path(database).parent}: "
+                        f"{exc.strerror}"
+                    ) from exc
+                kwargs.update(connect_args={"check_same_thread": False, "timeout": busy_timeout})
+        elif self.backend == "postgresql":
+            kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout))})
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if self.backend == "sqlite":
+            _install_sqlite_hooks(self.engine, busy_timeout)
+        self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        self._schema_checked = False
+        self._schema_lock = threading.Lock()
+        if upgrade:
+            self.ensure_schema()
+
+    def __repr__(self) -> str:
+        return f"Catalog({_safe_url(self.url)!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return _safe_url(self.url)
+
+    # ------------------------------------------------------------------------------------ sessions
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (a deferred transaction on SQLite)."""
+        with self._errors(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write session: ``BEGIN IMMEDIATE`` on SQLite; commits on success, rolls back on error."""
+        with self._errors(), Session(self._write_engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
+
+    # ------------------------------------------------------------------------------------- schema
+    def current_revision(self) -> str | None:
+        """The alembic revision the database is at, or None for an empty database."""
+        with self._errors(), self.engine.connect() as conn:
+            return _revision(conn)
+
+    def ensure_schema(self) -> None:
+        """Upgrade the schema to head if needed, under a cross-process lock."""
+        if self._schema_checked:
+            return
+        with self._schema_lock:
+            if self._schema_checked:
+                return
+            try:
+                if self.current_revision() != _script_head():
+                    self.upgrade()
+            except CatalogError:
+                raise
+            except DBAPIError as exc:
+                raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
+            self._schema_checked = True
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Run alembic migrations up to ``revision`` while holding the migration lock."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(_migrations_dir()))
+        try:
+            with self._write_engine.connect() as conn:
+                with conn.begin():
+                    if self.backend == "postgresql":
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, revision)
+        except OperationalError as exc:
+            raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+
+def _revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+    return None if row is None else str(row[0])
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else "unknown database error"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _CatalogCache:
+    """Per-process cache of open catalogs keyed by URL (an engine pool per database)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, float], Catalog] = {}
+
+    def get(self, url: str, busy_timeout: float) -> Catalog:
+        key = (url, busy_timeout)
+        with self._lock:
+            catalog = self._items.get(key)
+            if catalog is None:
+                catalog = Catalog(url, busy_timeout=busy_timeout)
+                self._items[key] = catalog
+            return catalog
+
+    def clear(self) -> None:
+        with self._lock:
+            for catalog in self._items.values():
+                catalog.dispose()
+            self._items.clear()
+
+
+_CACHE = _CatalogCache()
+
+
+def open_catalog(settings: Settings | None = None, *, url: str | None = None) -> Catalog:
+    """The catalog for ``url`` or the configured one, created and upgraded on first use."""
+    if url is None:
+        resolved = settings if settings is not None else load_settings()
+        url, timeout = resolved.catalog_url, resolved.busy_timeout
+    else:
+        timeout = settings.busy_timeout if settings is not None else 10.0
+    return _CACHE.get(url, timeout)
+
+
+def clear_catalog_cache() -> None:
+    """Dispose every cached catalog (tests, and processes that fork)."""
+    _CACHE.clear()

@@ -1,0 +1,104 @@
+"""The ``gov`` command: parses, calls the library, maps the exception tree to exit codes.
+
+Exit codes: 0 passed; 1 blocked by policy (or a chain that does not verify); 2 bad input or usage,
+with a one-line reason; 3 a check could not be evaluated (or an unexpected internal error: a gate
+fails closed).  ``--verbose`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+import typer
+
+from governance.cli import _db, _read
+from governance.cli._context import CliState
+from governance.errors import GovernanceError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="gov",
+    help="ML governance, lineage and audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+    catalog: str | None = typer.Option(
+        None, "--catalog", metavar="URL", help="Catalog URL (else GOVERNANCE_CATALOG_URL, governance.toml, "
+        "sqlite:///.governance/catalog.db)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help="Who is acting (else GOVERNANCE_ACTOR, CI, OS user)."),
+) -> None:
+    ctx.obj = CliState(verbose=verbose, catalog_url=catalog, actor=actor)
+
+
+for _module in (_db, _read):
+    _module.register(app)
+
+
+def _register_optional() -> None:
+    """Areas that live in their own modules; each adds its commands to ``app``."""
+    import importlib
+
+    for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo"):
+        try:
+            module = importlib.import_module(f"governance.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"governance.cli.{name}":
+                continue
+            raise
+        module.register(app)
+
+
+_register_optional()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gov`` console script; returns (and exits with) the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args or "-v" in args
+    code = _run(args, verbose)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run(args: list[str], verbose: bool) -> int:
+    try:
+        result = app(args=args, prog_name="gov", standalone_mode=False)
+    except GovernanceError as exc:
+        if verbose:
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"gov: error: {message}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        print("gov: aborted", file=sys.stderr)
+        return 2
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gov: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a gate fails closed on the unexpected too
+        if verbose:
+            traceback.print_exc()
+        print(f"gov: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
+              file=sys.stderr)
+        return 3
+    return int(result) if isinstance(result, int) else 0

@@ -1,0 +1,120 @@
+"""Read commands: ``gov runs|datasets|models list|show``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from governance.catalog._views import (
+    describe_dataset_version,
+    describe_model_version,
+    describe_run,
+    list_datasets,
+    list_models,
+    list_runs,
+)
+from governance.cli._context import check_format, emit_json, state
+
+__all__ = ["print_mapping", "print_table", "register"]
+
+_FORMATS = ("text", "json")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    console = Console(soft_wrap=True)
+    if not rows:
+        console.print(f"no {title}")
+        return
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def print_mapping(doc: dict[str, Any]) -> None:
+    console = Console(soft_wrap=True, highlight=False)
+    for key, value in doc.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            console.print(f"{key}:")
+            for item in value:
+                console.print("  - " + ", ".join(f"{k}={v}" for k, v in item.items() if v is not None),
+                              markup=False)
+        else:
+            console.print(f"{key}: {value}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    fmt_option = typer.Option("text", "--format", help="text or json")
+    runs = typer.Typer(help="Pipeline runs recorded by @governance.step.", no_args_is_help=True)
+    datasets = typer.Typer(help="Datasets and their fingerprinted versions.", no_args_is_help=True)
+    models = typer.Typer(help="Registered models and versions.", no_args_is_help=True)
+
+    @runs.command("list")
+    def runs_list(ctx: typer.Context, job: str | None = typer.Option(None, help="Only runs of this job."),
+                  limit: int = typer.Option(50, min=1), fmt: str = fmt_option) -> None:
+        """List recent runs."""
+        check_format(fmt, _FORMATS)
+        with state(ctx).catalog().read() as session:
+            rows = list_runs(session, limit=limit, job=job)
+        if fmt == "json":
+            emit_json(rows)
+        else:
+            print_table(rows, ["run_id", "job", "kind", "status", "started_at", "duration_s"], "runs")
+
+    @runs.command("show")
+    def runs_show(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+                  fmt: str = fmt_option) -> None:
+        """Show one run: params, code, environment, inputs and outputs."""
+        check_format(fmt, _FORMATS)
+        with state(ctx).catalog().read() as session:
+            doc = describe_run(session, run_id)
+        emit_json(doc) if fmt == "json" else print_mapping(doc)
+
+    @datasets.command("list")
+    def datasets_list(ctx: typer.Context, limit: int = typer.Option(100, min=1), fmt: str = fmt_option) -> None:
+        """List datasets with their latest version."""
+        check_format(fmt, _FORMATS)
+        with state(ctx).catalog().read() as session:
+            rows = list_datasets(session, limit=limit)
+        if fmt == "json":
+            emit_json(rows)
+        else:
+            print_table(rows, ["namespace", "name", "kind", "latest_version", "versions"], "datasets")
+
+    @datasets.command("show")
+    def datasets_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="DATASET[@VERSION]"),
+                      fmt: str = fmt_option) -> None:
+        """Show a dataset version: fingerprint, schema, fields and tags."""
+        check_format(fmt, _FORMATS)
+        with state(ctx).catalog().read() as session:
+            doc = describe_dataset_version(session, ref)
+        emit_json(doc) if fmt == "json" else print_mapping(doc)
+
+    @models.command("list")
+    def models_list(ctx: typer.Context, limit: int = typer.Option(100, min=1), fmt: str = fmt_option) -> None:
+        """List models with their latest version and aliases."""
+        check_format(fmt, _FORMATS)
+        with state(ctx).catalog().read() as session:
+            rows = list_models(session, limit=limit)
+        if fmt == "json":
+            emit_json(rows)
+        else:
+            print_table(rows, ["name", "owner", "risk_tier", "latest_version", "aliases"], "models")
+
+    @models.command("show")
+    def models_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="MODEL[@VERSION]"),
+                    fmt: str = fmt_option) -> None:
+        """Show a model version: artifact, params, metrics, card fields, aliases."""
+        check_format(fmt, _FORMATS)
+        with state(ctx).catalog().read() as session:
+            doc = describe_model_version(session, ref)
+        emit_json(doc) if fmt == "json" else print_mapping(doc)
+
+    app.add_typer(runs, name="runs")
+    app.add_typer(datasets, name="datasets")
+    app.add_typer(models, name="models")
