@@ -11,7 +11,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
 
 from governance.cli import _db, _read
@@ -83,19 +82,19 @@ def _run(args: list[str], verbose: bool) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"gov: error: {message}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        print("gov: aborted", file=sys.stderr)
-        return 2
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
     except KeyboardInterrupt:
         print("gov: interrupted", file=sys.stderr)
         return 130
+    except typer.Abort:
+        print("gov: aborted", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - a gate fails closed on the unexpected too
+        # click's (or typer's vendored click's) usage errors know how to show themselves
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            return int(exc.exit_code)
         if verbose:
             traceback.print_exc()
         print(f"gov: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",

@@ -1,0 +1,5 @@
+"""``python -m governance.cli`` is ``gov``."""
+
+from governance.cli._app import main
+
+main()

@@ -1,0 +1,96 @@
+"""Schema migrations: models and migrations agree, old catalogs upgrade, first use is race-free."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlmodel import SQLModel
+
+from governance.catalog import Catalog
+from governance.catalog._engine import _migrations_dir, _script_head
+
+
+def _diff(url: str) -> list[object]:
+    catalog = Catalog(url)
+    with catalog.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, SQLModel.metadata)
+    catalog.dispose()
+    return list(diff)
+
+
+def test_migrations_match_models_sqlite(tmp_path: Path) -> None:
+    assert _diff(f"sqlite:///{tmp_path / 'c.db'}") == []
+
+
+@pytest.mark.postgres
+def test_migrations_match_models_postgres(fresh_pg_url: str) -> None:
+    assert _diff(fresh_pg_url) == []
+
+
+def _history() -> list[str]:
+    script = ScriptDirectory(str(_migrations_dir()))
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def test_old_catalog_upgrades_without_data_loss(tmp_path: Path) -> None:
+    """A catalog made by the first migration, with data in it, upgrades to head keeping its rows."""
+    revisions = _history()
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Catalog(url, upgrade=False)
+    old.upgrade(revisions[0])
+    assert old.current_revision() == revisions[0]
+    with old.engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO model (name, owner, tags, created_at) VALUES ('legacy', 'ops', '[]', '2025-01-01 00:00:00')"))
+        conn.execute(sa.text(
+            "INSERT INTO model_version (model_id, version, params, metrics, card, features, created_at) "
+            "VALUES (1, 1, '{\"C\": 2}', '{}', '{}', '[]', '2025-01-01 00:00:00')"))
+    old.dispose()
+    new = Catalog(url)  # automatic upgrade on first use
+    assert new.current_revision() == _script_head()
+    with new.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name, owner FROM model")).all() == [("legacy", "ops")]
+        assert conn.execute(sa.text("SELECT params FROM model_version")).scalar_one() in ('{"C": 2}', {"C": 2})
+    new.dispose()
+
+
+def _open_and_write(url: str, who: str) -> str:
+    from governance.audit import audited
+    from governance.catalog import Catalog, Model
+
+    catalog = Catalog(url)
+    with audited(catalog, who) as tx:
+        tx.session.add(Model(name=f"model-{who}"))
+        tx.record("model.create", f"model:model-{who}")
+    revision = catalog.current_revision()
+    catalog.dispose()
+    return str(revision)
+
+
+def _concurrent_first_use(url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        revisions = pool.starmap(_open_and_write, [(url, f"p{i}") for i in range(4)])
+    assert revisions == [_script_head()] * 4
+    catalog = Catalog(url)
+    with catalog.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM model")).scalar_one() == 4
+        assert [r[0] for r in conn.execute(sa.text("SELECT seq FROM audit_event ORDER BY seq"))] == [1, 2, 3, 4]
+    catalog.dispose()
+
+
+def test_four_processes_create_sqlite_catalog_at_once(tmp_path: Path) -> None:
+    _concurrent_first_use(f"sqlite:///{tmp_path / 'new' / 'catalog.db'}")
+
+
+@pytest.mark.postgres
+def test_four_processes_create_postgres_catalog_at_once(fresh_pg_url: str) -> None:
+    _concurrent_first_use(fresh_pg_url)
