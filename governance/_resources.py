@@ -1,4 +1,4 @@
-"""Where shipped data lives: ``policies/`` and ``reports/``.
+"""Where shipped data lives: ``policies/``, ``reports/`` and ``examples/``.
 
 In a built wheel they are packaged as ``governance/_data/{policies,reports}``; in a source checkout
 (editable install) they are the top-level folders of the repository.
@@ -12,8 +12,8 @@ __all__ = ["resource_dir"]
 
 
 def resource_dir(kind: str) -> Path:
-    """The directory of shipped ``policies`` or ``reports``."""
-    if kind not in {"policies", "reports"}:
+    """The directory of shipped ``policies``, ``reports`` or ``examples``."""
+    if kind not in {"policies", "reports", "examples"}:
         raise ValueError(f"unknown resource kind {kind!r}")
     package = Path(__file__).resolve().parent
     installed = package / "_data" / kind
