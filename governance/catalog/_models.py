@@ -77,6 +77,7 @@ class DatasetVersion(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_version"),
         sa.Index("ix_dataset_version_hash", "dataset_id", "content_hash"),
+        sa.Index("ix_dataset_version_content", "content_hash"),  # inputs reuse a producer's version
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -179,6 +179,7 @@ def upgrade() -> None:
     with op.batch_alter_table('dataset_version', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dataset_version_dataset_id'), ['dataset_id'], unique=False)
         batch_op.create_index('ix_dataset_version_hash', ['dataset_id', 'content_hash'], unique=False)
+        batch_op.create_index('ix_dataset_version_content', ['content_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_dataset_version_produced_by_run_id'), ['produced_by_run_id'], unique=False)
 
     op.create_table('model_version',
@@ -398,6 +399,7 @@ def downgrade() -> None:
     op.drop_table('model_version')
     with op.batch_alter_table('dataset_version', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dataset_version_produced_by_run_id'))
+        batch_op.drop_index('ix_dataset_version_content')
         batch_op.drop_index('ix_dataset_version_hash')
         batch_op.drop_index(batch_op.f('ix_dataset_version_dataset_id'))
 
