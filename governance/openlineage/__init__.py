@@ -1,0 +1,49 @@
+"""OpenLineage: catalog runs -> schema-valid ``RunEvent``s through an outbox; ingest from other producers.
+
+* :func:`enqueue_run_event` builds the event from the catalog rows of a run and adds it to the
+  outbox in the caller's (audited) transaction;
+* :func:`kick_shipper` wakes the bounded background shipper when a transport is configured by
+  OpenLineage's own conventions (``openlineage.yml``, ``OPENLINEAGE__*``, ``OPENLINEAGE_URL``,
+  ``OPENLINEAGE_DISABLED``); :func:`sync` drains on demand (``gov sync``);
+* :func:`ingest_openlineage` imports events of Airflow, Spark, dbt... (``gov ingest openlineage``);
+* :func:`policy_result_facet` is the custom run facet for policy results.
+"""
+
+from governance.openlineage._config import TransportConfig, load_transport_config
+from governance.openlineage._events import build_run_event, enqueue_run_event
+from governance.openlineage._facets import FACET_SCHEMA_URLS, policy_result_facet
+from governance.openlineage._naming import (
+    MODEL_VERSION_FACET,
+    POLICY_RESULT_FACET,
+    PRODUCER,
+    RUN_EVENT_SCHEMA_URL,
+    dataset_identity,
+    memory_namespace,
+    model_dataset,
+)
+from governance.openlineage._outbox import SyncReport, pending_count, sync, to_client_event
+from governance.openlineage._shipper import Shipper, ShipperLimits, kick_shipper, shipper_for
+
+__all__ = [
+    "FACET_SCHEMA_URLS",
+    "MODEL_VERSION_FACET",
+    "POLICY_RESULT_FACET",
+    "PRODUCER",
+    "RUN_EVENT_SCHEMA_URL",
+    "Shipper",
+    "ShipperLimits",
+    "SyncReport",
+    "TransportConfig",
+    "build_run_event",
+    "dataset_identity",
+    "enqueue_run_event",
+    "kick_shipper",
+    "load_transport_config",
+    "memory_namespace",
+    "model_dataset",
+    "pending_count",
+    "policy_result_facet",
+    "shipper_for",
+    "sync",
+    "to_client_event",
+]

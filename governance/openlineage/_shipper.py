@@ -1,0 +1,196 @@
+"""The bounded background shipper: one daemon thread per catalog per process, only while there is work.
+
+:func:`kick_shipper` is what a step calls after its transaction committed.  It costs a few
+environment lookups when OpenLineage is not configured (then it does nothing and prints nothing) and
+otherwise wakes or starts the catalog's :class:`Shipper`.  The thread drains due outbox rows in
+rounds (:func:`ship_round`), sleeps until the next row is due after a failure (exponential backoff),
+and exits when the outbox is empty, when the next retry is more than ``max_idle`` seconds away, or
+after ``max_failures`` failed rounds in a row: a dead backend never keeps a thread spinning, and the
+rows it could not deliver stay in the outbox for the next step or ``gov sync``.  Daemon threads never
+hold up interpreter exit; at exit the shipper gets ``exit_grace`` seconds to finish a round.
+
+Failures to load the configuration or build the transport are logged once per shipper (the standard
+``logging`` module, logger ``governance.openlineage``), never raised into the pipeline.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import timedelta
+
+from governance.audit import resolve_actor
+from governance.catalog import Catalog, utcnow
+from governance.errors import GovernanceError
+from governance.openlineage._config import configured, load_transport_config, make_transport
+from governance.openlineage._outbox import emitter, next_due, ship_round
+
+__all__ = ["Shipper", "ShipperLimits", "kick_shipper", "shipper_for"]
+
+log = logging.getLogger("governance.openlineage")
+
+
+@dataclass(frozen=True)
+class ShipperLimits:
+    batch_size: int = 100
+    max_failures: int = 5
+    max_idle: float = 30.0
+    exit_grace: float = 1.0
+
+
+class Shipper:
+    """Drains one catalog's outbox from a daemon thread; started and woken by :func:`kick_shipper`."""
+
+    def __init__(self, catalog: Catalog, limits: ShipperLimits | None = None) -> None:
+        self.catalog = catalog
+        self.limits = limits or ShipperLimits()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._kicked = False
+        self.sent = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._thread is not None and self._thread.is_alive()
+
+    def kick(self) -> None:
+        """Wake the thread, or start it if it is not running.  Never blocks on I/O."""
+        with self._lock:
+            self._kicked = True
+            if self._thread is not None and self._thread.is_alive():
+                self._wake.set()
+                return
+            self._thread = threading.Thread(target=self._run, name="governance-openlineage-shipper",
+                                            daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to finish its work; True if it is no longer running."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _should_exit(self) -> bool:
+        with self._lock:
+            if self._kicked:  # a step committed since we last looked: go round again
+                self._kicked = False
+                return False
+            self._thread = None
+            return True
+
+    def _run(self) -> None:
+        try:
+            config = load_transport_config()
+            if config is None:
+                with self._lock:
+                    self._thread = None
+                return
+            transport = make_transport(config)
+        except GovernanceError as exc:
+            self.last_error = str(exc)
+            log.warning("OpenLineage shipper not started: %s", exc)
+            with self._lock:
+                self._thread = None
+            return
+        kind = str(config.transport.get("type"))
+        emit = emitter(transport)
+        actor = resolve_actor()
+        failures = 0
+        try:
+            while True:
+                with self._lock:
+                    self._kicked = False
+                self._wake.clear()
+                sent, failed, error = ship_round(self.catalog, emit, actor=actor, transport_type=kind,
+                                                 batch_size=self.limits.batch_size)
+                self.sent += sent
+                self.failed += failed
+                if error is not None:
+                    self.last_error = error
+                    failures += 1
+                    if failures >= self.limits.max_failures:
+                        log.warning("OpenLineage backend failing (%s); events stay in the outbox", error)
+                        if self._should_exit():
+                            return
+                        failures = 0
+                    self._sleep_until_due()
+                    continue
+                failures = 0
+                if sent == self.limits.batch_size:
+                    continue
+                if not self._sleep_until_due() and self._should_exit():
+                    return
+        except Exception as exc:  # noqa: BLE001 - a background thread must never print into the pipeline
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("OpenLineage shipper stopped (events stay in the outbox): %s", self.last_error)
+            with self._lock:
+                self._thread = None
+        finally:
+            transport.close(0)
+
+    def _sleep_until_due(self) -> bool:
+        """Wait for the next due row or a kick; False when there is nothing to wait for."""
+        due = next_due(self.catalog)
+        if due is None:
+            return False
+        wait = (due - utcnow()).total_seconds()
+        if wait > self.limits.max_idle:
+            return False
+        if wait > 0:
+            self._wake.wait(wait)
+        return True
+
+
+class _Shippers:
+    """The per-process map catalog -> shipper (weak keys: a disposed catalog takes its shipper along)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: weakref.WeakKeyDictionary[Catalog, Shipper] = weakref.WeakKeyDictionary()
+        self._atexit = False
+
+    def get(self, catalog: Catalog) -> Shipper:
+        with self._lock:
+            shipper = self._items.get(catalog)
+            if shipper is None:
+                shipper = self._items[catalog] = Shipper(catalog)
+            if not self._atexit:
+                atexit.register(self._drain_at_exit)
+                self._atexit = True
+            return shipper
+
+    def _drain_at_exit(self) -> None:
+        with self._lock:
+            shippers = list(self._items.values())
+        deadline = utcnow() + timedelta(seconds=max((s.limits.exit_grace for s in shippers), default=0))
+        for shipper in shippers:
+            shipper.join(max((deadline - utcnow()).total_seconds(), 0))
+
+
+_SHIPPERS = _Shippers()
+
+
+def shipper_for(catalog: Catalog) -> Shipper:
+    """The shipper of ``catalog`` in this process (created on first use, not started)."""
+    return _SHIPPERS.get(catalog)
+
+
+def kick_shipper(catalog: Catalog) -> None:
+    """Make sure pending outbox rows of ``catalog`` get shipped in the background, if configured.
+
+    Non-blocking.  With no OpenLineage configuration, or ``OPENLINEAGE_DISABLED=true``, it does
+    nothing and prints nothing: the events stay in the outbox for ``gov sync``.
+    """
+    if not configured():
+        return
+    _SHIPPERS.get(catalog).kick()
