@@ -1,0 +1,46 @@
+"""Checks: the plugin contract and the built-in families.
+
+Built-ins: fairness, performance, explainability, data quality, drift, lineage and documentation.
+Third-party checks register through the entry-point group ``governance.checks`` (see
+:mod:`governance.checks._base` for the contract).
+"""
+
+from governance.checks._base import (
+    ENTRY_POINT_GROUP,
+    INPUTS,
+    Check,
+    CheckContext,
+    CheckParams,
+    CheckRegistry,
+    Measurement,
+    NoParams,
+)
+from governance.checks._builtin import builtin_checks
+from governance.checks._confusion import (
+    MISSING_GROUP,
+    RATE_NAMES,
+    GroupCounts,
+    bootstrap_ci,
+    confusion_by_group,
+    rates,
+    summarise,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "INPUTS",
+    "MISSING_GROUP",
+    "RATE_NAMES",
+    "Check",
+    "CheckContext",
+    "CheckParams",
+    "CheckRegistry",
+    "GroupCounts",
+    "Measurement",
+    "NoParams",
+    "bootstrap_ci",
+    "builtin_checks",
+    "confusion_by_group",
+    "rates",
+    "summarise",
+]

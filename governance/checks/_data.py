@@ -1,0 +1,297 @@
+"""Data quality (schema match, null rates, value ranges) and drift (PSI, KS) against the training baseline.
+
+The baseline is the training dataset version's column statistics stored in the catalog
+(``DatasetVersion.stats``), so no raw training data is needed::
+
+    {"columns": {name: {"kind": "numeric", "count", "nulls", "bin_edges", "bin_counts", "mean", "std",
+                        "min", "max"}
+                 | {"kind": "categorical", "count", "nulls", "frequencies": {value: n}, "other": n}}}
+
+KS is computed from the binned CDFs (the baseline keeps bins, not rows): it is the largest CDF gap at
+the baseline's bin edges, a lower bound of the exact two-sample statistic.  KS is not defined for
+categorical columns (reported as null).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from governance.checks._base import Check, CheckContext, CheckParams, Measurement
+from governance.errors import EvaluationError
+
+__all__ = ["baseline_stats", "data_checks", "drift_statistics", "load_baseline", "quality_summary"]
+
+_EPS = 1e-4
+
+
+def baseline_stats(frame: pd.DataFrame, *, bins: int = 10, max_categories: int = 50) -> dict[str, Any]:
+    """Column statistics in the catalog's baseline format (quantile bins, top categories)."""
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        col = frame[name]
+        nulls = int(col.isna().sum())
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            values = col.dropna().to_numpy(dtype=np.float64)
+            if len(values):
+                edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+                if len(edges) < 2:
+                    edges = np.array([edges[0], edges[0] + 1.0])
+                counts = np.histogram(values, bins=edges)[0]
+            else:
+                edges, counts = np.array([0.0, 1.0]), np.array([0])
+            columns[str(name)] = {
+                "kind": "numeric", "count": len(values), "nulls": nulls,
+                "bin_edges": edges.tolist(), "bin_counts": counts.astype(int).tolist(),
+                "mean": float(values.mean()) if len(values) else None,
+                "std": float(values.std()) if len(values) else None,
+                "min": float(values.min()) if len(values) else None,
+                "max": float(values.max()) if len(values) else None,
+            }
+        else:
+            freq = col.dropna().astype(str).value_counts()
+            top = freq.iloc[:max_categories]
+            columns[str(name)] = {"kind": "categorical", "count": int(freq.sum()), "nulls": nulls,
+                                  "frequencies": {str(k): int(v) for k, v in top.items()},
+                                  "other": int(freq.iloc[max_categories:].sum())}
+    return {"columns": columns}
+
+
+def _psi(expected: np.ndarray[Any, Any], actual: np.ndarray[Any, Any]) -> float:
+    e = expected / max(expected.sum(), 1)
+    a = actual / max(actual.sum(), 1)
+    e = np.clip(e, _EPS, None)
+    a = np.clip(a, _EPS, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _numeric_counts(values: np.ndarray[Any, Any], edges: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    idx = np.searchsorted(edges[1:-1], values, side="right")  # outside the range -> first/last bin
+    return np.bincount(idx, minlength=len(edges) - 1)
+
+
+def drift_statistics(frame: pd.DataFrame, baseline: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """PSI and (binned) KS for every column present in both the frame and the baseline."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, spec in (baseline.get("columns") or {}).items():
+        if name not in frame.columns:
+            continue
+        col = frame[name]
+        if spec.get("kind") == "numeric":
+            edges = np.asarray(spec["bin_edges"], dtype=np.float64)
+            expected = np.asarray(spec["bin_counts"], dtype=np.float64)
+            values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=np.float64)
+            actual = _numeric_counts(values, edges).astype(np.float64)
+            cdf_e = np.cumsum(expected) / max(expected.sum(), 1)
+            cdf_a = np.cumsum(actual) / max(actual.sum(), 1)
+            out[name] = {"psi": _psi(expected, actual), "ks": float(np.max(np.abs(cdf_e - cdf_a)))}
+        else:
+            freq: dict[str, int] = dict(spec.get("frequencies") or {})
+            keys = list(freq)
+            current = col.dropna().astype(str).value_counts()
+            actual_known = np.array([current.get(k, 0) for k in keys], dtype=np.float64)
+            actual_other = float(current.sum() - actual_known.sum())
+            expected = np.array([*freq.values(), spec.get("other", 0)], dtype=np.float64)
+            actual = np.append(actual_known, actual_other)
+            out[name] = {"psi": _psi(expected, actual), "ks": None}
+    return out
+
+
+def quality_summary(frame: pd.DataFrame, baseline: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Null rates, out-of-range fractions (against the baseline's min/max) and the schema comparison."""
+    cols = (baseline or {}).get("columns") or {}
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        col = frame[name]
+        row: dict[str, Any] = {"null_rate": float(col.isna().mean()) if len(col) else 0.0,
+                               "dtype": str(col.dtype)}
+        spec = cols.get(str(name))
+        if spec and spec.get("kind") == "numeric" and spec.get("min") is not None:
+            values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=np.float64)
+            outside = (values < spec["min"]) | (values > spec["max"])
+            row["out_of_range"] = float(outside.mean()) if len(values) else 0.0
+        elif spec and spec.get("kind") == "categorical" and not spec.get("other"):
+            seen = set((spec.get("frequencies") or {}).keys())
+            values = col.dropna().astype(str)
+            row["unseen_categories"] = float((~values.isin(seen)).mean()) if len(values) else 0.0
+        columns[str(name)] = row
+    schema = None
+    if cols:
+        present = set(map(str, frame.columns))
+        expected = set(cols)
+        kind_mismatch = []
+        for name in sorted(present & expected):
+            numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+            if (cols[name].get("kind") == "numeric") != numeric:
+                kind_mismatch.append(name)
+        schema = {"missing": sorted(expected - present), "unexpected": sorted(present - expected),
+                  "type_mismatch": kind_mismatch}
+    return {"columns": columns, "schema": schema}
+
+
+def load_baseline(ctx: CheckContext) -> dict[str, Any]:
+    """The training baseline: from the evidence, else the training run's input dataset versions."""
+    stored = ctx.evidence.get("baseline")
+    if stored:
+        return dict(stored)
+    run_id = ctx.model.get("training_run_id")
+    if ctx.catalog is None or run_id is None:
+        raise EvaluationError("no training baseline: the model version has no training run with input data stats")
+    from sqlmodel import col, select
+
+    from governance.catalog import DatasetVersion, RunIO
+
+    merged: dict[str, Any] = {"columns": {}}
+    with ctx.session() as session:
+        edges = session.exec(select(RunIO).where(RunIO.run_id == run_id, RunIO.direction == "input",
+                                                 RunIO.artifact_kind == "dataset").order_by(col(RunIO.id))).all()
+        for edge in edges:
+            dv = session.get(DatasetVersion, edge.artifact_id)
+            if dv is not None and dv.stats:
+                for name, spec in (dv.stats.get("columns") or {}).items():
+                    merged["columns"].setdefault(name, spec)
+    if not merged["columns"]:
+        raise EvaluationError(f"training run {run_id} has no input dataset version with column statistics")
+    return merged
+
+
+def _features(ctx: CheckContext) -> pd.DataFrame | None:
+    return ctx.features
+
+
+class ColumnsParams(CheckParams):
+    columns: list[str] | None = None
+
+
+def _select(data: dict[str, Any], columns: list[str] | None) -> dict[str, Any]:
+    if columns is None:
+        return data
+    absent = [c for c in columns if c not in data]
+    if absent:
+        raise EvaluationError(f"column(s) {', '.join(absent)} not in the evaluation data; have: {', '.join(sorted(data))}")
+    return {c: data[c] for c in columns}
+
+
+def _quality(ctx: CheckContext) -> dict[str, Any]:
+    frame = _features(ctx)
+    if frame is not None:
+        try:
+            base = load_baseline(ctx)
+        except EvaluationError:
+            base = None
+        return quality_summary(frame, base)
+    stored = ctx.evidence.get("data_quality")
+    if not stored:
+        raise EvaluationError("no evaluation features and no stored data-quality evidence")
+    return dict(stored)
+
+
+class SchemaMatch(Check):
+    """Number of schema differences from the training data (missing, unexpected, type changes)."""
+
+    id = "data_quality.schema_match"
+    version = "1"
+    Params: ClassVar[type[CheckParams]] = CheckParams
+    requires = frozenset({"baseline"})
+    description = "the evaluation data has the training data's columns and kinds"
+
+    def compute(self, ctx: CheckContext, params: CheckParams) -> Measurement:
+        frame = _features(ctx)
+        schema = quality_summary(frame, load_baseline(ctx))["schema"] if frame is not None else \
+            (ctx.evidence.get("data_quality") or {}).get("schema")
+        if schema is None:
+            raise EvaluationError("no schema comparison available (no features and none stored)")
+        by_group: dict[str, dict[str, float | int | None]] = {}
+        for kind in ("missing", "unexpected", "type_mismatch"):
+            for name in schema[kind]:
+                by_group[name] = {kind: 1}
+        problems = len(schema["missing"]) + len(schema["type_mismatch"])
+        msg = "; ".join(f"{k}: {', '.join(v)}" for k, v in schema.items() if v) or "schema matches"
+        return Measurement(value=float(problems), by_group=by_group, evidence=schema, message=msg)
+
+
+class NullRate(Check):
+    """The largest null rate over the chosen columns."""
+
+    id = "data_quality.null_rate"
+    version = "1"
+    Params: ClassVar[type[CheckParams]] = ColumnsParams
+    description = "largest fraction of missing values in a column"
+    requires = frozenset({"data"})
+
+    def compute(self, ctx: CheckContext, params: ColumnsParams) -> Measurement:
+        cols = _select(_quality(ctx)["columns"], params.columns)
+        by_group = {c: {"null_rate": v["null_rate"]} for c, v in cols.items()}
+        worst = max((v["null_rate"] for v in cols.values()), default=0.0)
+        return Measurement(value=float(worst), by_group=by_group)
+
+
+class ValueRange(Check):
+    """The largest fraction of values outside the training range (numeric) or unseen (categorical)."""
+
+    id = "data_quality.value_range"
+    version = "1"
+    Params: ClassVar[type[CheckParams]] = ColumnsParams
+    requires = frozenset({"baseline"})
+    description = "values outside the range seen in training"
+
+    def compute(self, ctx: CheckContext, params: ColumnsParams) -> Measurement:
+        cols = _select(_quality(ctx)["columns"], params.columns)
+        by_group: dict[str, dict[str, float | int | None]] = {}
+        for name, row in cols.items():
+            frac = row.get("out_of_range", row.get("unseen_categories"))
+            if frac is not None:
+                by_group[name] = {"out_of_range": float(frac)}
+        if not by_group:
+            raise EvaluationError("no column has a training range to compare with")
+        return Measurement(value=max(v["out_of_range"] or 0.0 for v in by_group.values()), by_group=by_group)
+
+
+class DriftParams(CheckParams):
+    columns: list[str] | None = None
+
+
+class Drift(Check):
+    """The largest drift statistic over features, against the stored training baseline."""
+
+    Params: ClassVar[type[CheckParams]] = DriftParams
+    requires = frozenset({"baseline"})
+    statistic: ClassVar[str]
+
+    def compute(self, ctx: CheckContext, params: DriftParams) -> Measurement:
+        frame = _features(ctx)
+        if frame is not None:
+            stats = drift_statistics(frame, load_baseline(ctx))
+        elif ctx.evidence.get("drift"):
+            stats = dict(ctx.evidence["drift"])
+        else:
+            raise EvaluationError("no evaluation features and no stored drift statistics")
+        stats = _select(stats, params.columns)
+        values = {f: v[self.statistic] for f, v in stats.items() if v.get(self.statistic) is not None}
+        if not values:
+            return Measurement(by_group=stats, insufficient=f"no column has a {self.statistic.upper()} statistic")
+        worst = max(values, key=lambda f: float(values[f] or 0.0))
+        return Measurement(value=float(values[worst] or 0.0), by_group=stats,
+                           evidence={"worst_feature": worst, "ks_method": "binned CDF at baseline bin edges"},
+                           message=f"largest {self.statistic.upper()} {values[worst]:.4g} on {worst}")
+
+
+class PsiDrift(Drift):
+    id = "drift.psi"
+    version = "1"
+    statistic = "psi"
+    description = "population stability index against the training baseline (largest over features)"
+
+
+class KsDrift(Drift):
+    id = "drift.ks"
+    version = "1"
+    statistic = "ks"
+    description = "Kolmogorov-Smirnov statistic from binned CDFs against the training baseline"
+
+
+def data_checks() -> list[Check]:
+    return [SchemaMatch(), NullRate(), ValueRange(), PsiDrift(), KsDrift()]

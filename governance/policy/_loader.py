@@ -1,0 +1,177 @@
+"""Load and validate policy packs: errors name the file, the line and the field, and say what is expected.
+
+YAML is read with the safe loader only (no ``!!python`` tags, no templates); a compose pass keeps the
+node tree so that a pydantic error location can be mapped back to a line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from governance._resources import resource_dir
+from governance.checks import CheckRegistry
+from governance.errors import InputError, NotFoundError
+from governance.policy._schema import PolicyPack
+
+__all__ = ["list_packs", "load_pack", "pack_digest", "parse_pack"]
+
+Loc = tuple[str | int, ...]
+
+
+def pack_digest(data: Any) -> str:
+    """``sha256:`` + hex digest of the canonical JSON of the parsed YAML."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _line_index(node: yaml.Node | None, prefix: Loc = ()) -> dict[Loc, int]:
+    """Map every path in the document (keys and list indices) to its 1-based line."""
+    out: dict[Loc, int] = {}
+    if node is None:
+        return out
+    out[prefix] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*prefix, key)] = key_node.start_mark.line + 1
+            sub = _line_index(value_node, (*prefix, key))
+            sub.pop((*prefix, key), None)
+            out.update(sub)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.update(_line_index(item, (*prefix, i)))
+    return out
+
+
+def _line_for(lines: dict[Loc, int], loc: Sequence[str | int]) -> int | None:
+    path = tuple(loc)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())
+
+
+def _field(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _where(source: str, line: int | None) -> str:
+    return f"{source} line {line}" if line else source
+
+
+def _pydantic_message(err: Any) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "too_short" and "List" in msg:
+        return "must not be empty"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "expected")
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) else f"; got {got!r}"
+    return msg.removeprefix("Value error, ") + shown
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        problem = str(exc.problem or "")
+        if "python" in problem:
+            tag = problem.split("tag", 1)[-1].strip(" '") or "!!python"
+            raise InputError(f"{_where(source, line)}: the tag {tag} is not allowed; policy packs are plain YAML "
+                             "(safe loader only: no !!python tags)") from exc
+        raise InputError(f"{_where(source, line)}: {problem}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise InputError(f"{_where(source, line)}: YAML syntax error: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: YAML error: {exc}") from exc
+    return data, _line_index(node)
+
+
+def parse_pack(text: str, source: str = "<string>", *, registry: CheckRegistry | None = None) -> PolicyPack:
+    """Validate a pack's text; ``registry`` (default: the entry points) checks ``uses`` and ``with``."""
+    data, lines = _load_yaml(text, source)
+    if data is None or (isinstance(data, dict) and not data):
+        raise InputError(f"{source}: the policy pack is empty; expected apiVersion, kind, metadata and checks")
+    if not isinstance(data, dict):
+        raise InputError(f"{_where(source, 1)}: expected a mapping with apiVersion, kind, metadata and checks, "
+                         f"got a {type(data).__name__}")
+    checks = data.get("checks")
+    if "checks" in data and (checks is None or checks == []):
+        raise InputError(f"{_where(source, lines.get(('checks',)))}: checks: the pack has no checks; "
+                         "expected a list with at least one check")
+    try:
+        pack = PolicyPack.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        raise InputError(f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {_pydantic_message(first)}") from exc
+    seen: dict[str, int] = {}
+    reg = registry if registry is not None else CheckRegistry.from_entry_points()
+    for i, spec in enumerate(pack.checks):
+        line_id = lines.get(("checks", i, "id"))
+        if spec.id in seen:
+            raise InputError(f"{_where(source, line_id)}: checks[{i}].id: duplicate check id {spec.id!r} "
+                             f"(first at checks[{seen[spec.id]}]); ids must be unique")
+        seen[spec.id] = i
+        if spec.uses not in reg:
+            raise InputError(f"{_where(source, lines.get(('checks', i, 'uses')))}: checks[{i}].uses: unknown check "
+                             f"{spec.uses!r}; known checks: {', '.join(reg.ids())}")
+        try:
+            reg.get(spec.uses).parse_params(spec.with_)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ("checks", i, "with", *err["loc"])
+            what = ("unknown parameter" if err["type"] == "extra_forbidden" else _pydantic_message(err))
+            params = reg.get(spec.uses).Params
+            known = ", ".join(f.alias or n for n, f in params.model_fields.items()) or "none"
+            raise InputError(f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {what} for {spec.uses} "
+                             f"(parameters: {known})") from exc
+    pack._digest = pack_digest(data)
+    pack._source = source
+    return pack
+
+
+def list_packs() -> list[str]:
+    """Names of the packs shipped with the library."""
+    folder = resource_dir("policies")
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_pack(name_or_path: str | Path, *, registry: CheckRegistry | None = None) -> PolicyPack:
+    """A pack from a file path, or a shipped pack by name (``baseline``, ``high-risk``)."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        text = str(name_or_path)
+        shipped = resource_dir("policies") / f"{text.removesuffix('.yaml').removesuffix('.yml')}.yaml"
+        if shipped.is_file() and "/" not in text:
+            path = shipped
+        else:
+            names = ", ".join(list_packs()) or "none"
+            raise NotFoundError(f"policy pack {text!r}: no such file and no shipped pack of that name "
+                                f"(shipped packs: {names})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the policy pack: {exc}") from exc
+    return parse_pack(text, str(path), registry=registry)
