@@ -12,6 +12,7 @@
 from governance.openlineage._config import TransportConfig, load_transport_config
 from governance.openlineage._events import build_run_event, enqueue_run_event
 from governance.openlineage._facets import FACET_SCHEMA_URLS, policy_result_facet
+from governance.openlineage._ingest import IngestReport, ingest_openlineage
 from governance.openlineage._naming import (
     MODEL_VERSION_FACET,
     POLICY_RESULT_FACET,
@@ -30,6 +31,7 @@ __all__ = [
     "POLICY_RESULT_FACET",
     "PRODUCER",
     "RUN_EVENT_SCHEMA_URL",
+    "IngestReport",
     "Shipper",
     "ShipperLimits",
     "SyncReport",
@@ -37,6 +39,7 @@ __all__ = [
     "build_run_event",
     "dataset_identity",
     "enqueue_run_event",
+    "ingest_openlineage",
     "kick_shipper",
     "load_transport_config",
     "memory_namespace",

@@ -1,0 +1,94 @@
+"""``gov sync`` and ``gov ingest openlineage FILE``.
+
+``gov sync`` replays the capture spool (runs recorded while the catalog was unreachable) and then
+drains the OpenLineage outbox through the configured transport.  Exit 0 when everything pending was
+delivered (or no transport is configured: the events wait), 1 when a delivery failed (the events stay
+in the outbox and are retried later).
+
+``gov ingest openlineage FILE`` imports RunEvents of other producers (NDJSON, or a directory of
+.json files).  Exit 0 when every line was imported (or already was), 2 when some lines were invalid:
+each is reported on stderr as ``FILE:LINE: reason`` and the others are imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from governance.cli._context import emit_json, state
+
+__all__ = ["register"]
+
+
+def _replay_spool(catalog: Any) -> str:
+    import importlib
+
+    replay_spool = getattr(importlib.import_module("governance.lineage"), "replay_spool", None)
+    if replay_spool is None:
+        return "spool: replay not available in this installation"
+    result = replay_spool(catalog)
+    count = result if isinstance(result, int) else getattr(result, "replayed", result)
+    return f"spool: replayed {count}"
+
+
+def register(app: typer.Typer) -> None:
+    ingest = typer.Typer(help="Import lineage from other tools.", no_args_is_help=True)
+
+    @app.command("sync")
+    def sync_command(ctx: typer.Context,
+                     fmt: str = typer.Option("text", "--format", help="text or json")) -> int:
+        """Replay the capture spool, then ship pending OpenLineage events."""
+        from governance.audit import resolve_actor
+        from governance.cli._context import check_format
+        from governance.openlineage import sync
+
+        check_format(fmt, ("text", "json"))
+        st = state(ctx)
+        catalog = st.catalog()
+        spool = _replay_spool(catalog)
+        report = sync(catalog, actor=resolve_actor(st.actor, st.settings))
+        if fmt == "json":
+            emit_json({"spool": spool, "transport": report.transport, "sent": report.sent,
+                       "failed": report.failed, "pending": report.pending, "errors": report.errors})
+        else:
+            typer.echo(spool)
+            if report.transport is None:
+                typer.echo(f"outbox: {report.pending} event(s) pending; no OpenLineage transport configured "
+                           "(openlineage.yml, OPENLINEAGE__TRANSPORT__*, OPENLINEAGE_URL) or "
+                           "OPENLINEAGE_DISABLED is set")
+            else:
+                typer.echo(f"outbox: sent {report.sent}, failed {report.failed}, pending {report.pending} "
+                           f"(transport: {report.transport})")
+                for error in report.errors:
+                    typer.echo(f"gov: delivery failed: {error.splitlines()[0] if error else ''}", err=True)
+        return 1 if report.failed else 0
+
+    @ingest.command("openlineage")
+    def ingest_openlineage_command(
+        ctx: typer.Context,
+        path: Path = typer.Argument(..., metavar="FILE", help="NDJSON file or directory of .json events."),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> int:
+        """Import OpenLineage RunEvents (Airflow, Spark, dbt...) as jobs, runs and dataset versions."""
+        from governance.audit import resolve_actor
+        from governance.cli._context import check_format
+        from governance.openlineage import ingest_openlineage
+
+        check_format(fmt, ("text", "json"))
+        st = state(ctx)
+        report = ingest_openlineage(st.catalog(), path, resolve_actor(st.actor, st.settings))
+        for location, reason in report.invalid:
+            typer.echo(f"gov: {location}: {reason}", err=True)
+        if fmt == "json":
+            emit_json({"read": report.read, "imported": report.imported, "duplicates": report.duplicates,
+                       "invalid": [{"location": loc, "reason": why} for loc, why in report.invalid],
+                       "runs": len(report.runs), "datasets": len(report.datasets)})
+        else:
+            typer.echo(f"read {report.read} event(s): imported {report.imported}, already imported "
+                       f"{report.duplicates}, invalid {len(report.invalid)}; {len(report.runs)} run(s), "
+                       f"{len(report.datasets)} dataset(s)")
+        return 0 if report.ok else 2
+
+    app.add_typer(ingest, name="ingest")
