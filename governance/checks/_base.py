@@ -77,7 +77,17 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "governance.checks"
 INPUTS = frozenset(
-    {"predictions", "scores", "features", "data", "estimator", "importance", "baseline", "catalog", "model_version"}
+    {
+        "predictions",
+        "scores",
+        "features",
+        "data",
+        "estimator",
+        "importance",
+        "baseline",
+        "catalog",
+        "model_version",
+    }
 )
 
 
@@ -190,8 +200,11 @@ class CheckContext:
             have.add("estimator")
         if ev.get("importance") or (self.estimator is not None and self.features is not None):
             have.add("importance")
-        if ev.get("baseline") or ev.get("drift") or (
-                self.catalog is not None and self.model.get("training_run_id") is not None):
+        if (
+            ev.get("baseline")
+            or ev.get("drift")
+            or (self.catalog is not None and self.model.get("training_run_id") is not None)
+        ):
             have.add("baseline")
         if self.catalog is not None:
             have.add("catalog")
@@ -260,18 +273,24 @@ class CheckRegistry:
             self.register(check)
 
     @classmethod
-    def from_entry_points(cls, group: str = ENTRY_POINT_GROUP, *, disabled: Iterable[str] = ()) -> CheckRegistry:
+    def from_entry_points(
+        cls, group: str = ENTRY_POINT_GROUP, *, disabled: Iterable[str] = ()
+    ) -> CheckRegistry:
         """Every check registered under the entry-point ``group`` (built-ins included)."""
         registry = cls()
         skip = set(disabled)
-        for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: (e.name != "builtin", e.name)):
+        for ep in sorted(
+            importlib.metadata.entry_points(group=group), key=lambda e: (e.name != "builtin", e.name)
+        ):
             if ep.name in skip:
                 continue
             source = f"{ep.name} = {ep.value}"
             try:
                 loaded = ep.load()
             except (ImportError, AttributeError) as exc:
-                raise ConfigError(f"check plugin {source!r} in group {group} cannot be loaded: {exc}") from exc
+                raise ConfigError(
+                    f"check plugin {source!r} in group {group} cannot be loaded: {exc}"
+                ) from exc
             for check in _as_checks(loaded, source):
                 registry.register(check)
         return registry
@@ -283,12 +302,16 @@ class CheckRegistry:
             raise ConfigError(f"{check!r} has no id")
         unknown = set(check.requires) - INPUTS
         if unknown:
-            raise ConfigError(f"check {check_id}: unknown required inputs {sorted(unknown)}; "
-                              f"known: {', '.join(sorted(INPUTS))}")
+            raise ConfigError(
+                f"check {check_id}: unknown required inputs {sorted(unknown)}; "
+                f"known: {', '.join(sorted(INPUTS))}"
+            )
         existing = self._checks.get(check_id)
         if existing is not None and type(existing) is not type(check):
-            raise ConfigError(f"check id {check_id!r} is registered twice ({type(existing).__module__}."
-                              f"{type(existing).__name__} and {type(check).__module__}.{type(check).__name__})")
+            raise ConfigError(
+                f"check id {check_id!r} is registered twice ({type(existing).__module__}."
+                f"{type(existing).__name__} and {type(check).__module__}.{type(check).__name__})"
+            )
         self._checks[check_id] = check
         return check
 
@@ -296,7 +319,9 @@ class CheckRegistry:
         try:
             return self._checks[check_id]
         except KeyError:
-            raise NotFoundError(f"unknown check {check_id!r}; known checks: {', '.join(sorted(self._checks))}") from None
+            raise NotFoundError(
+                f"unknown check {check_id!r}; known checks: {', '.join(sorted(self._checks))}"
+            ) from None
 
     def __contains__(self, check_id: object) -> bool:
         return check_id in self._checks

@@ -5,15 +5,37 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import Field
+from sqlmodel import col, select
 
+from governance.catalog import Dataset, DatasetVersion, ModelVersion, Run, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 
 __all__ = ["PLACEHOLDERS", "catalog_checks", "is_placeholder"]
 
-PLACEHOLDERS = frozenset({
-    "", "tbd", "tba", "todo", "to do", "fixme", "xxx", "n/a", "na", "none", "null", "-", "...", "?",
-    "[more information needed]", "more information needed", "[tbd]", "[todo]", "placeholder", "lorem ipsum",
-})
+PLACEHOLDERS = frozenset(
+    {
+        "",
+        "tbd",
+        "tba",
+        "todo",
+        "to do",
+        "fixme",
+        "xxx",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "-",
+        "...",
+        "?",
+        "[more information needed]",
+        "more information needed",
+        "[tbd]",
+        "[todo]",
+        "placeholder",
+        "lorem ipsum",
+    }
+)
 
 
 def is_placeholder(value: Any) -> bool:
@@ -21,7 +43,9 @@ def is_placeholder(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, list | tuple | dict | set):
-        return len(value) == 0 or all(is_placeholder(v) for v in (value.values() if isinstance(value, dict) else value))
+        return len(value) == 0 or all(
+            is_placeholder(v) for v in (value.values() if isinstance(value, dict) else value)
+        )
     text = str(value).strip().lower().rstrip(".")
     return text in PLACEHOLDERS or "[more information needed]" in text
 
@@ -40,10 +64,6 @@ class LineageCompleteness(Check):
     description = "the model version traces to fingerprinted training data and to code"
 
     def compute(self, ctx: CheckContext, params: LineageParams) -> Measurement:
-        from sqlmodel import col, select
-
-        from governance.catalog import Dataset, DatasetVersion, ModelVersion, Run, RunIO
-
         items: dict[str, dict[str, float | int | None]] = {}
         problems: list[str] = []
         datasets: list[dict[str, Any]] = []
@@ -56,21 +76,36 @@ class LineageCompleteness(Check):
             if params.require_git_commit:
                 items["git_commit"] = {"ok": int(bool(run is not None and run.git_commit))}
             if run is not None:
-                edges = session.exec(select(RunIO).where(RunIO.run_id == run.id, RunIO.direction == "input",
-                                                         RunIO.artifact_kind == "dataset")
-                                     .order_by(col(RunIO.id))).all()
+                edges = session.exec(
+                    select(RunIO)
+                    .where(
+                        RunIO.run_id == run.id, RunIO.direction == "input", RunIO.artifact_kind == "dataset"
+                    )
+                    .order_by(col(RunIO.id))
+                ).all()
                 for edge in edges:
                     dv = session.get(DatasetVersion, edge.artifact_id)
                     ds = session.get(Dataset, dv.dataset_id) if dv is not None else None
                     if dv is not None and ds is not None:
-                        datasets.append({"dataset": ds.name, "version": dv.version, "role": edge.role,
-                                         "content_hash": dv.content_hash, "hash_algo": dv.hash_algo})
+                        datasets.append(
+                            {
+                                "dataset": ds.name,
+                                "version": dv.version,
+                                "role": edge.role,
+                                "content_hash": dv.content_hash,
+                                "hash_algo": dv.hash_algo,
+                            }
+                        )
         items["training_data"] = {"ok": int(bool(datasets))}
         items["data_fingerprints"] = {"ok": int(bool(datasets) and all(d["content_hash"] for d in datasets))}
         problems = [k for k, v in items.items() if not v["ok"]]
         message = f"missing: {', '.join(problems)}" if problems else "traces to fingerprinted data and code"
-        return Measurement(value=0.0 if problems else 1.0, by_group=items, message=message,
-                           evidence={"training_datasets": datasets, "missing": problems})
+        return Measurement(
+            value=0.0 if problems else 1.0,
+            by_group=items,
+            message=message,
+            evidence={"training_datasets": datasets, "missing": problems},
+        )
 
 
 DEFAULT_FIELDS = ["description", "intended_use", "limitations", "ethical_considerations"]
@@ -101,7 +136,9 @@ class DocumentationCompleteness(Check):
             if not present:
                 missing.append(f"{name} ({'placeholder' if name in card else 'absent'})")
         value = (len(params.required) - len(missing)) / len(params.required) if params.required else 1.0
-        message = f"incomplete card fields: {', '.join(missing)}" if missing else "all required card fields present"
+        message = (
+            f"incomplete card fields: {', '.join(missing)}" if missing else "all required card fields present"
+        )
         return Measurement(value=value, by_group=items, message=message, evidence={"missing": missing})
 
 

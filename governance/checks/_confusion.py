@@ -55,15 +55,18 @@ class GroupCounts:
 
     @property
     def sizes(self) -> npt.NDArray[np.int64]:
-        return self.counts.sum(axis=1)
+        sizes: npt.NDArray[np.int64] = self.counts.sum(axis=1)
+        return sizes
 
     def labels(self) -> list[str]:
         """Group names as stored in results: ``sex=F`` or ``sex=F & race=B``."""
         return list(self.groups)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns),
-                "groups": {g: [int(x) for x in row] for g, row in zip(self.groups, self.counts, strict=True)}}
+        return {
+            "columns": list(self.columns),
+            "groups": {g: [int(x) for x in row] for g, row in zip(self.groups, self.counts, strict=True)},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GroupCounts:
@@ -84,7 +87,9 @@ def to_binary(values: Any, pos_label: Any, what: str) -> npt.NDArray[np.bool_]:
         uniq = pd.unique(arr.ravel())
         if not ({0, 1}.issuperset(uniq.tolist()) or {-1, 1}.issuperset(uniq.tolist())):
             shown = ", ".join(map(repr, uniq[:5].tolist()))
-            raise EvaluationError(f"{what} is not binary 0/1 (values: {shown}); set posLabel to the positive class")
+            raise EvaluationError(
+                f"{what} is not binary 0/1 (values: {shown}); set posLabel to the positive class"
+            )
         pos_label = 1
     return np.asarray(arr == pos_label)
 
@@ -114,8 +119,9 @@ def confusion_by_group(
 ) -> GroupCounts:
     """Counts per group of the intersection of every column of ``sensitive`` (one ``bincount``)."""
     if len(y_true) != len(y_pred) or len(y_true) != len(sensitive):
-        raise InputError(f"lengths differ: labels {len(y_true)}, predictions {len(y_pred)}, "
-                         f"sensitive {len(sensitive)}")
+        raise InputError(
+            f"lengths differ: labels {len(y_true)}, predictions {len(y_pred)}, sensitive {len(sensitive)}"
+        )
     if sensitive.shape[1] == 0:
         raise InputError("no sensitive columns given")
     columns = tuple(str(c) for c in sensitive.columns)
@@ -125,7 +131,12 @@ def confusion_by_group(
     keep: npt.NDArray[np.bool_] | None = None
     for col in sensitive.columns:
         codes, col_names = _codes(sensitive[col], "error" if missing == "error" else "group")
-        if missing == "drop" and col_names and col_names[-1] == MISSING_GROUP and (codes == len(col_names) - 1).any():
+        if (
+            missing == "drop"
+            and col_names
+            and col_names[-1] == MISSING_GROUP
+            and (codes == len(col_names) - 1).any()
+        ):
             mask = codes != len(col_names) - 1
             keep = mask if keep is None else keep & mask
         combined = combined * len(col_names) + codes
@@ -145,7 +156,8 @@ def confusion_by_group(
         np.add.at(counts, (inverse, flat % 4), 1)
         present = uniq
     labels = []
-    for code in present.tolist():
+    for present_code in present.tolist():
+        code = present_code
         parts = []
         for col_names in reversed(names):
             code, rem = divmod(code, len(col_names))
@@ -207,11 +219,17 @@ def summarise(gc: GroupCounts) -> dict[str, Any]:
         row: dict[str, float | int | None] = {"n": int(gc.sizes[i])}
         row.update({k: float(r[k][i]) for k in RATE_NAMES})
         by_group[label] = row
-    return {"by_group": by_group, **{k: float(f(r)) for k, f in DISPARITIES.items()}}
+    disparities = {k: float(f(r)) for k, f in DISPARITIES.items()}  # type: ignore[no-untyped-call]
+    return {"by_group": by_group, **disparities}
 
 
 def bootstrap_ci(
-    name: str, counts: npt.NDArray[np.int64], *, n_boot: int, seed: int, level: float,
+    name: str,
+    counts: npt.NDArray[np.int64],
+    *,
+    n_boot: int,
+    seed: int,
+    level: float,
 ) -> tuple[float, float]:
     """Percentile interval of a disparity by resampling each group's confusion cells (multinomial)."""
     sizes = counts.sum(axis=1)

@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sqlmodel import col, select
 
+from governance.catalog import DatasetVersion, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 from governance.errors import EvaluationError
 
@@ -44,8 +46,11 @@ def baseline_stats(frame: pd.DataFrame, *, bins: int = 10, max_categories: int =
             else:
                 edges, counts = np.array([0.0, 1.0]), np.array([0])
             columns[str(name)] = {
-                "kind": "numeric", "count": len(values), "nulls": nulls,
-                "bin_edges": edges.tolist(), "bin_counts": counts.astype(int).tolist(),
+                "kind": "numeric",
+                "count": len(values),
+                "nulls": nulls,
+                "bin_edges": edges.tolist(),
+                "bin_counts": counts.astype(int).tolist(),
                 "mean": float(values.mean()) if len(values) else None,
                 "std": float(values.std()) if len(values) else None,
                 "min": float(values.min()) if len(values) else None,
@@ -54,9 +59,13 @@ def baseline_stats(frame: pd.DataFrame, *, bins: int = 10, max_categories: int =
         else:
             freq = col.dropna().astype(str).value_counts()
             top = freq.iloc[:max_categories]
-            columns[str(name)] = {"kind": "categorical", "count": int(freq.sum()), "nulls": nulls,
-                                  "frequencies": {str(k): int(v) for k, v in top.items()},
-                                  "other": int(freq.iloc[max_categories:].sum())}
+            columns[str(name)] = {
+                "kind": "categorical",
+                "count": int(freq.sum()),
+                "nulls": nulls,
+                "frequencies": {str(k): int(v) for k, v in top.items()},
+                "other": int(freq.iloc[max_categories:].sum()),
+            }
     return {"columns": columns}
 
 
@@ -81,6 +90,8 @@ def drift_statistics(frame: pd.DataFrame, baseline: Mapping[str, Any]) -> dict[s
             continue
         col = frame[name]
         if spec.get("kind") == "numeric":
+            if len(spec.get("bin_edges") or []) < 2 or spec.get("unit"):
+                continue
             edges = np.asarray(spec["bin_edges"], dtype=np.float64)
             expected = np.asarray(spec["bin_counts"], dtype=np.float64)
             values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=np.float64)
@@ -106,8 +117,10 @@ def quality_summary(frame: pd.DataFrame, baseline: Mapping[str, Any] | None) -> 
     columns: dict[str, Any] = {}
     for name in frame.columns:
         col = frame[name]
-        row: dict[str, Any] = {"null_rate": float(col.isna().mean()) if len(col) else 0.0,
-                               "dtype": str(col.dtype)}
+        row: dict[str, Any] = {
+            "null_rate": float(col.isna().mean()) if len(col) else 0.0,
+            "dtype": str(col.dtype),
+        }
         spec = cols.get(str(name))
         if spec and spec.get("kind") == "numeric" and spec.get("min") is not None:
             values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=np.float64)
@@ -124,11 +137,16 @@ def quality_summary(frame: pd.DataFrame, baseline: Mapping[str, Any] | None) -> 
         expected = set(cols)
         kind_mismatch = []
         for name in sorted(present & expected):
-            numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+            numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(
+                frame[name]
+            )
             if (cols[name].get("kind") == "numeric") != numeric:
                 kind_mismatch.append(name)
-        schema = {"missing": sorted(expected - present), "unexpected": sorted(present - expected),
-                  "type_mismatch": kind_mismatch}
+        schema = {
+            "missing": sorted(expected - present),
+            "unexpected": sorted(present - expected),
+            "type_mismatch": kind_mismatch,
+        }
     return {"columns": columns, "schema": schema}
 
 
@@ -139,15 +157,16 @@ def load_baseline(ctx: CheckContext) -> dict[str, Any]:
         return dict(stored)
     run_id = ctx.model.get("training_run_id")
     if ctx.catalog is None or run_id is None:
-        raise EvaluationError("no training baseline: the model version has no training run with input data stats")
-    from sqlmodel import col, select
-
-    from governance.catalog import DatasetVersion, RunIO
-
+        raise EvaluationError(
+            "no training baseline: the model version has no training run with input data stats"
+        )
     merged: dict[str, Any] = {"columns": {}}
     with ctx.session() as session:
-        edges = session.exec(select(RunIO).where(RunIO.run_id == run_id, RunIO.direction == "input",
-                                                 RunIO.artifact_kind == "dataset").order_by(col(RunIO.id))).all()
+        edges = session.exec(
+            select(RunIO)
+            .where(RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
+            .order_by(col(RunIO.id))
+        ).all()
         for edge in edges:
             dv = session.get(DatasetVersion, edge.artifact_id)
             if dv is not None and dv.stats:
@@ -171,7 +190,9 @@ def _select(data: dict[str, Any], columns: list[str] | None) -> dict[str, Any]:
         return data
     absent = [c for c in columns if c not in data]
     if absent:
-        raise EvaluationError(f"column(s) {', '.join(absent)} not in the evaluation data; have: {', '.join(sorted(data))}")
+        raise EvaluationError(
+            f"column(s) {', '.join(absent)} not in the evaluation data; have: {', '.join(sorted(data))}"
+        )
     return {c: data[c] for c in columns}
 
 
@@ -200,8 +221,11 @@ class SchemaMatch(Check):
 
     def compute(self, ctx: CheckContext, params: CheckParams) -> Measurement:
         frame = _features(ctx)
-        schema = quality_summary(frame, load_baseline(ctx))["schema"] if frame is not None else \
-            (ctx.evidence.get("data_quality") or {}).get("schema")
+        schema = (
+            quality_summary(frame, load_baseline(ctx))["schema"]
+            if frame is not None
+            else (ctx.evidence.get("data_quality") or {}).get("schema")
+        )
         if schema is None:
             raise EvaluationError("no schema comparison available (no features and none stored)")
         by_group: dict[str, dict[str, float | int | None]] = {}
@@ -272,11 +296,16 @@ class Drift(Check):
         stats = _select(stats, params.columns)
         values = {f: v[self.statistic] for f, v in stats.items() if v.get(self.statistic) is not None}
         if not values:
-            return Measurement(by_group=stats, insufficient=f"no column has a {self.statistic.upper()} statistic")
+            return Measurement(
+                by_group=stats, insufficient=f"no column has a {self.statistic.upper()} statistic"
+            )
         worst = max(values, key=lambda f: float(values[f] or 0.0))
-        return Measurement(value=float(values[worst] or 0.0), by_group=stats,
-                           evidence={"worst_feature": worst, "ks_method": "binned CDF at baseline bin edges"},
-                           message=f"largest {self.statistic.upper()} {values[worst]:.4g} on {worst}")
+        return Measurement(
+            value=float(values[worst] or 0.0),
+            by_group=stats,
+            evidence={"worst_feature": worst, "ks_method": "binned CDF at baseline bin edges"},
+            message=f"largest {self.statistic.upper()} {values[worst]:.4g} on {worst}",
+        )
 
 
 class PsiDrift(Drift):

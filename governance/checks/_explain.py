@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from pydantic import Field
+from sqlmodel import select
 
+from governance.catalog import DatasetField, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 from governance.errors import EvaluationError, InputError
 
@@ -28,9 +30,12 @@ _BACKGROUND = 100
 def _kind(estimator: Any) -> str:
     name = type(estimator).__name__
     module = type(estimator).__module__
-    if module.startswith(("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm", "catboost")) and (
-        "Forest" in name or "Tree" in name or "Boost" in name or "XGB" in name or "LGBM" in name
-    ) and "Hist" not in name and "AdaBoost" not in name:
+    if (
+        module.startswith(("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm", "catboost"))
+        and ("Forest" in name or "Tree" in name or "Boost" in name or "XGB" in name or "LGBM" in name)
+        and "Hist" not in name
+        and "AdaBoost" not in name
+    ):
         return "tree"
     if module.startswith("sklearn.linear_model") and hasattr(estimator, "coef_"):
         return "linear"
@@ -45,22 +50,36 @@ def _positive_output(values: Any) -> np.ndarray[Any, Any]:
 
 
 def _progress(total: int, show: bool | None) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console  # noqa: PLC0415 - only when progress is shown
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     enabled = sys.stderr.isatty() if show is None else show
-    return Progress(TextColumn("SHAP"), BarColumn(), TextColumn("{task.completed}/{task.total} rows"),
-                    TimeElapsedColumn(), console=Console(stderr=True), disable=not enabled, transient=True)
+    return Progress(
+        TextColumn("SHAP"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
 
 
-def global_importance(estimator: Any, features: pd.DataFrame, *, max_samples: int = DEFAULT_SAMPLE_CAP,
-                      seed: int = 0, explainer: str = "auto", show_progress: bool | None = None,
-                      chunk: int = 250) -> dict[str, Any]:
+def global_importance(
+    estimator: Any,
+    features: pd.DataFrame,
+    *,
+    max_samples: int = DEFAULT_SAMPLE_CAP,
+    seed: int = 0,
+    explainer: str = "auto",
+    show_progress: bool | None = None,
+    chunk: int = 250,
+) -> dict[str, Any]:
     """Mean |SHAP| per feature on at most ``max_samples`` rows (seeded sample).
 
     Returns ``{"importance": {feature: value}, "explainer": name, "sample_size": n}``.
     """
-    import shap
+    import shap  # noqa: PLC0415 - heavy (numba); imported when importance is computed
 
     if features.shape[1] == 0 or len(features) == 0:
         raise InputError("global importance needs a non-empty feature frame")
@@ -86,7 +105,7 @@ def global_importance(estimator: Any, features: pd.DataFrame, *, max_samples: in
         with _progress(len(sample), show_progress) as progress:
             task = progress.add_task("shap", total=len(sample))
             for start in range(0, len(sample), chunk):
-                block = sample.iloc[start:start + chunk]
+                block = sample.iloc[start : start + chunk]
                 parts.append(perm(block, silent=True).values)
                 progress.advance(task, len(block))
         values = np.concatenate(parts, axis=0)
@@ -96,14 +115,19 @@ def global_importance(estimator: Any, features: pd.DataFrame, *, max_samples: in
     arr = _positive_output(values)
     mean_abs = np.abs(arr).mean(axis=0)
     importance = {str(c): float(v) for c, v in zip(features.columns, mean_abs, strict=True)}
-    return {"importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])), "explainer": name,
-            "sample_size": len(sample)}
+    return {
+        "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
+        "explainer": name,
+        "sample_size": len(sample),
+    }
 
 
 def _encode(series: pd.Series) -> np.ndarray[Any, Any]:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.float64)
-    return pd.factorize(series, sort=True)[0].astype(np.float64)
+        numeric: np.ndarray[Any, Any] = series.to_numpy(dtype=np.float64)
+        return numeric
+    codes: np.ndarray[Any, Any] = pd.factorize(series, sort=True)[0].astype(np.float64)
+    return codes
 
 
 def _abs_corr(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> float:
@@ -116,7 +140,9 @@ def _abs_corr(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> float:
     return float(abs(np.corrcoef(xs, ys)[0, 1]))
 
 
-def proxy_correlations(frame: pd.DataFrame, protected: Sequence[str], features: Sequence[str]) -> dict[str, dict[str, float]]:
+def proxy_correlations(
+    frame: pd.DataFrame, protected: Sequence[str], features: Sequence[str]
+) -> dict[str, dict[str, float]]:
     """|correlation| of every feature with every protected attribute (one-hot for categories, worst level)."""
     out: dict[str, dict[str, float]] = {}
     for attr in protected:
@@ -127,7 +153,9 @@ def proxy_correlations(frame: pd.DataFrame, protected: Sequence[str], features: 
             targets = [col.to_numpy(dtype=np.float64)]
         else:
             levels = col.dropna().unique()
-            targets = [(col == lvl).to_numpy(dtype=np.float64) for lvl in levels[: 50 if len(levels) > 2 else 1]]
+            targets = [
+                (col == lvl).to_numpy(dtype=np.float64) for lvl in levels[: 50 if len(levels) > 2 else 1]
+            ]
         out[attr] = {}
         for feat in features:
             if feat == attr or feat not in frame.columns:
@@ -178,10 +206,14 @@ class ProtectedFeatureRank(Check):
         offenders = [f for f in top if f in protected]
         by_group: dict[str, dict[str, float | int | None]] = {
             f: {"rank": rank[f], "importance": float(v), "protected": int(f in protected)}
-            for f, v in ranking if rank[f] <= params.top_k or f in protected
+            for f, v in ranking
+            if rank[f] <= params.top_k or f in protected
         }
-        message = (f"protected feature(s) in the top {params.top_k}: {', '.join(offenders)}" if offenders
-                   else f"no protected feature in the top {params.top_k}")
+        message = (
+            f"protected feature(s) in the top {params.top_k}: {', '.join(offenders)}"
+            if offenders
+            else f"no protected feature in the top {params.top_k}"
+        )
         return Measurement(value=0.0 if offenders else 1.0, by_group=by_group, evidence=imp, message=message)
 
 
@@ -196,17 +228,18 @@ def _lineage_proxies(ctx: CheckContext) -> dict[str, list[str]]:
     stored = ctx.evidence.get("column_tags")
     tags: dict[str, list[str]] = dict(stored) if stored else {}
     if not tags and ctx.catalog is not None and ctx.model.get("training_run_id") is not None:
-        from sqlmodel import select
-
-        from governance.catalog import DatasetField, RunIO
-
         with ctx.session() as session:
-            edges = session.exec(select(RunIO).where(RunIO.run_id == ctx.model["training_run_id"],
-                                                     RunIO.direction == "input",
-                                                     RunIO.artifact_kind == "dataset")).all()
+            edges = session.exec(
+                select(RunIO).where(
+                    RunIO.run_id == ctx.model["training_run_id"],
+                    RunIO.direction == "input",
+                    RunIO.artifact_kind == "dataset",
+                )
+            ).all()
             for edge in edges:
-                for fld in session.exec(select(DatasetField).where(
-                        DatasetField.dataset_version_id == edge.artifact_id)).all():
+                for fld in session.exec(
+                    select(DatasetField).where(DatasetField.dataset_version_id == edge.artifact_id)
+                ).all():
                     tags.setdefault(fld.name, []).extend(fld.tags or [])
     return {f: t for f, t in tags.items() if any(x == "protected" or x.startswith("proxy:") for x in t)}
 
@@ -238,22 +271,27 @@ class ProxyFeatures(Check):
             corr = {}
         tagged = _lineage_proxies(ctx) if params.use_lineage else {}
         if not corr and not tagged and ctx.catalog is None:
-            raise EvaluationError("proxy_features needs the feature frame, stored correlations or column lineage")
+            raise EvaluationError(
+                "proxy_features needs the feature frame, stored correlations or column lineage"
+            )
         by_group: dict[str, dict[str, float | int | None]] = {}
         for attr, values in corr.items():
             for feat, r in values.items():
                 if r > params.threshold:
                     row = by_group.setdefault(feat, {})
                     row[f"corr:{attr}"] = float(r)
-        for feat, feat_tags in tagged.items():
+        for feat in tagged:
             if feat in protected or (feature_names and feat not in feature_names):
                 continue
             by_group.setdefault(feat, {})["lineage"] = 1
         names = sorted(by_group)
         message = f"proxy feature(s): {', '.join(names)}" if names else "no proxy features found"
-        return Measurement(value=float(len(names)), by_group=by_group, message=message,
-                           evidence={"threshold": params.threshold, "correlations": corr,
-                                     "lineage_tags": tagged})
+        return Measurement(
+            value=float(len(names)),
+            by_group=by_group,
+            message=message,
+            evidence={"threshold": params.threshold, "correlations": corr, "lineage_tags": tagged},
+        )
 
 
 def explain_checks() -> list[Check]:

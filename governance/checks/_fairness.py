@@ -31,7 +31,9 @@ __all__ = ["FairnessCheck", "FairnessParams", "GroupRateCheck", "fairness_checks
 
 
 class FairnessParams(CheckParams):
-    sensitive: list[str] | None = Field(default=None, description="sensitive columns; default: the evaluation's")
+    sensitive: list[str] | None = Field(
+        default=None, description="sensitive columns; default: the evaluation's"
+    )
     intersectional: bool = True
     min_group_size: int = Field(default=0, ge=0)
     pos_label: int | str | bool | None = None
@@ -48,7 +50,7 @@ class GroupRateParams(FairnessParams):
 
 def groupings(columns: Sequence[str], intersectional: bool) -> list[tuple[str, ...]]:
     """Each sensitive column alone, plus all of them together when ``intersectional``."""
-    out = [(c,) for c in columns]
+    out: list[tuple[str, ...]] = [(c,) for c in columns]
     if intersectional and len(columns) > 1:
         out.append(tuple(columns))
     return out
@@ -60,27 +62,40 @@ def _sensitive(ctx: CheckContext, params: FairnessParams) -> list[str]:
         stored = ctx.evidence.get("sensitive") or []
         cols = list(stored)
     if not cols:
-        raise EvaluationError("no sensitive features: set `sensitive` in the check's `with` or pass --sensitive")
+        raise EvaluationError(
+            "no sensitive features: set `sensitive` in the check's `with` or pass --sensitive"
+        )
     return cols
 
 
-def load_counts(ctx: CheckContext, columns: tuple[str, ...], *, pos_label: Any = None,
-                missing: Literal["group", "drop"] = "group") -> GroupCounts:
+def load_counts(
+    ctx: CheckContext,
+    columns: tuple[str, ...],
+    *,
+    pos_label: Any = None,
+    missing: Literal["group", "drop"] = "group",
+) -> GroupCounts:
     """Confusion counts for one grouping, from the predictions table or the stored evidence."""
     frame = ctx.predictions
     if frame is not None and ctx.label and ctx.prediction:
         absent = [c for c in columns if c not in frame.columns]
         if absent:
-            raise EvaluationError(f"sensitive column(s) {', '.join(absent)} not in the predictions table; "
-                                  f"columns: {', '.join(map(str, frame.columns))}")
+            raise EvaluationError(
+                f"sensitive column(s) {', '.join(absent)} not in the predictions table; "
+                f"columns: {', '.join(map(str, frame.columns))}"
+            )
         y_true = to_binary(frame[ctx.label].to_numpy(), pos_label, f"label column {ctx.label!r}")
-        y_pred = to_binary(frame[ctx.prediction].to_numpy(), pos_label, f"prediction column {ctx.prediction!r}")
+        y_pred = to_binary(
+            frame[ctx.prediction].to_numpy(), pos_label, f"prediction column {ctx.prediction!r}"
+        )
         return confusion_by_group(y_true, y_pred, frame.loc[:, list(columns)], missing=missing)
     stored = (ctx.evidence.get("confusion") or {}).get(grouping_key(columns))
     if stored is None:
         have = ", ".join(sorted(ctx.evidence.get("confusion") or {})) or "none"
-        raise EvaluationError(f"stored evidence has no confusion counts for {grouping_key(columns)!r} "
-                              f"(stored groupings: {have}); re-run governance.evaluate with these sensitive features")
+        raise EvaluationError(
+            f"stored evidence has no confusion counts for {grouping_key(columns)!r} "
+            f"(stored groupings: {have}); re-run governance.evaluate with these sensitive features"
+        )
     return GroupCounts.from_dict(stored)
 
 
@@ -96,10 +111,13 @@ def _small_groups(counts: list[GroupCounts], minimum: int) -> str | None:
     return f"{len(small)} group(s) smaller than minGroupSize {minimum}: {shown}"
 
 
-def _measure(ctx: CheckContext, params: FairnessParams, value_of: Any, worst: str,
-             ci_of: Any = None) -> Measurement:
-    counts = [load_counts(ctx, cols, pos_label=params.pos_label, missing=params.missing)
-              for cols in groupings(_sensitive(ctx, params), params.intersectional)]
+def _measure(
+    ctx: CheckContext, params: FairnessParams, value_of: Any, worst: str, ci_of: Any = None
+) -> Measurement:
+    counts = [
+        load_counts(ctx, cols, pos_label=params.pos_label, missing=params.missing)
+        for cols in groupings(_sensitive(ctx, params), params.intersectional)
+    ]
     by_group: dict[str, dict[str, float | int | None]] = {}
     sizes: dict[str, int] = {}
     per_grouping: dict[str, float] = {}
@@ -116,9 +134,15 @@ def _measure(ctx: CheckContext, params: FairnessParams, value_of: Any, worst: st
         target = next(gc for gc in counts if gc.key == worst_key)
         ci = ci_of(target)
     return Measurement(
-        value=value, by_group=by_group, group_sizes=sizes, ci=ci,
-        evidence={"per_grouping": per_grouping, "worst_grouping": worst_key,
-                  "counts": {gc.key: gc.to_dict() for gc in counts}},
+        value=value,
+        by_group=by_group,
+        group_sizes=sizes,
+        ci=ci,
+        evidence={
+            "per_grouping": per_grouping,
+            "worst_grouping": worst_key,
+            "counts": {gc.key: gc.to_dict() for gc in counts},
+        },
         insufficient=_small_groups(counts, params.min_group_size) if params.min_group_size else None,
     )
 
@@ -134,17 +158,29 @@ class FairnessCheck(Check):
         name = self.metric
         worst = "min" if name.endswith("_ratio") else "max"
         return _measure(
-            ctx, params, lambda gc: DISPARITIES[name](rates(gc.counts)), worst,
-            lambda gc: bootstrap_ci(name, gc.counts, n_boot=params.bootstrap, seed=params.seed,
-                                    level=params.confidence),
+            ctx,
+            params,
+            lambda gc: DISPARITIES[name](rates(gc.counts)),
+            worst,
+            lambda gc: bootstrap_ci(
+                name, gc.counts, n_boot=params.bootstrap, seed=params.seed, level=params.confidence
+            ),
         )
 
 
 def _make(metric: str) -> type[FairnessCheck]:
     doc = metric.replace("_", " ")
-    return type(f"{''.join(p.title() for p in metric.split('_'))}Check", (FairnessCheck,),
-                {"id": f"fairness.{metric}", "metric": metric, "version": "1", "description": doc,
-                 "__module__": __name__})
+    return type(
+        f"{''.join(p.title() for p in metric.split('_'))}Check",
+        (FairnessCheck,),
+        {
+            "id": f"fairness.{metric}",
+            "metric": metric,
+            "version": "1",
+            "description": doc,
+            "__module__": __name__,
+        },
+    )
 
 
 class GroupRateCheck(Check):
@@ -176,12 +212,15 @@ def fairness_checks() -> list[Check]:
     return [_make(name)() for name in DISPARITIES] + [GroupRateCheck()]
 
 
-def confusion_evidence(frame: pd.DataFrame, label: str, prediction: str, sensitive: Sequence[str],
-                       *, pos_label: Any = None) -> dict[str, Any]:
+def confusion_evidence(
+    frame: pd.DataFrame, label: str, prediction: str, sensitive: Sequence[str], *, pos_label: Any = None
+) -> dict[str, Any]:
     """The ``confusion`` block of an evidence document: counts for each grouping."""
     ctx = CheckContext(predictions=frame, label=label, prediction=prediction, sensitive=tuple(sensitive))
-    return {gc.key: gc.to_dict()
-            for gc in (load_counts(ctx, cols, pos_label=pos_label) for cols in groupings(list(sensitive), True))}
+    return {
+        gc.key: gc.to_dict()
+        for gc in (load_counts(ctx, cols, pos_label=pos_label) for cols in groupings(list(sensitive), True))
+    }
 
 
 RATES = RATE_NAMES

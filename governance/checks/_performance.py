@@ -12,7 +12,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
+from sqlmodel import col, select
 
+from governance.catalog import Evidence, ModelAlias, ModelVersion
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 from governance.checks._confusion import to_binary
 from governance.checks._fairness import groupings
@@ -27,10 +29,11 @@ METRICS = (*CLASSIFICATION, *SCORED, *REGRESSION)
 HIGHER_IS_BETTER = {m: m not in ("log_loss", "rmse", "mae") for m in METRICS}
 
 
-def compute_metrics(y_true: Any, y_pred: Any, score: Any, metrics: Sequence[str], *,
-                    pos_label: Any = None) -> dict[str, float | None]:
+def compute_metrics(
+    y_true: Any, y_pred: Any, score: Any, metrics: Sequence[str], *, pos_label: Any = None
+) -> dict[str, float | None]:
     """Metrics with sklearn's definitions; a metric undefined on this data (one class for AUC) is None."""
-    from sklearn import metrics as skm
+    from sklearn import metrics as skm  # noqa: PLC0415 - heavy; only for score metrics
 
     out: dict[str, float | None] = {}
     wanted = set(metrics)
@@ -82,15 +85,27 @@ def _task_metrics(score: bool, regression: bool) -> list[str]:
     return list(CLASSIFICATION) + (list(SCORED) if score else [])
 
 
-def metrics_evidence(frame: pd.DataFrame, label: str, prediction: str, score: str | None,
-                     sensitive: Sequence[str], *, regression: bool = False,
-                     pos_label: Any = None) -> dict[str, Any]:
+def metrics_evidence(
+    frame: pd.DataFrame,
+    label: str,
+    prediction: str,
+    score: str | None,
+    sensitive: Sequence[str],
+    *,
+    regression: bool = False,
+    pos_label: Any = None,
+) -> dict[str, Any]:
     """The ``metrics`` block of an evidence document: overall and per group of every grouping."""
     names = _task_metrics(score is not None, regression)
 
     def one(part: pd.DataFrame) -> dict[str, float | None]:
-        return compute_metrics(part[label].to_numpy(), part[prediction].to_numpy(),
-                               None if score is None else part[score].to_numpy(), names, pos_label=pos_label)
+        return compute_metrics(
+            part[label].to_numpy(),
+            part[prediction].to_numpy(),
+            None if score is None else part[score].to_numpy(),
+            names,
+            pos_label=pos_label,
+        )
 
     by_group: dict[str, dict[str, dict[str, Any]]] = {}
     for cols in groupings(list(sensitive), True):
@@ -113,12 +128,15 @@ class PerformanceParams(CheckParams):
 
 def _evidence_metrics(ctx: CheckContext, metric: str, sensitive: Sequence[str]) -> dict[str, Any]:
     if ctx.predictions is not None and ctx.label and ctx.prediction:
-        return metrics_evidence(ctx.predictions, ctx.label, ctx.prediction, ctx.score, sensitive,
-                                regression=metric in REGRESSION)
+        return metrics_evidence(
+            ctx.predictions, ctx.label, ctx.prediction, ctx.score, sensitive, regression=metric in REGRESSION
+        )
     stored = ctx.evidence.get("metrics")
     if not stored or metric not in stored.get("overall", {}):
-        raise EvaluationError(f"stored evidence has no {metric!r} metric; re-run governance.evaluate"
-                              + (" with a score (predict_proba)" if metric in SCORED else ""))
+        raise EvaluationError(
+            f"stored evidence has no {metric!r} metric; re-run governance.evaluate"
+            + (" with a score (predict_proba)" if metric in SCORED else "")
+        )
     return dict(stored)
 
 
@@ -136,8 +154,11 @@ class PerformanceCheck(Check):
         data = _evidence_metrics(ctx, metric, sensitive)
         overall = data["overall"].get(metric)
         if params.aggregate == "overall":
-            return Measurement(value=overall, evidence={"n": data["overall"].get("n")},
-                               insufficient=None if overall is not None else f"{metric} is undefined on this data")
+            return Measurement(
+                value=overall,
+                evidence={"n": data["overall"].get("n")},
+                insufficient=None if overall is not None else f"{metric} is undefined on this data",
+            )
         if not sensitive:
             raise EvaluationError("aggregate: worst_group needs sensitive features")
         by_group: dict[str, dict[str, float | int | None]] = {}
@@ -151,7 +172,9 @@ class PerformanceCheck(Check):
                 sizes[group] = int(row.get("n") or 0)
         defined = {g: v[metric] for g, v in by_group.items() if v[metric] is not None}
         if not defined:
-            return Measurement(by_group=by_group, group_sizes=sizes, insufficient=f"{metric} undefined in every group")
+            return Measurement(
+                by_group=by_group, group_sizes=sizes, insufficient=f"{metric} undefined in every group"
+            )
         pick = max if not HIGHER_IS_BETTER[metric] else min
         worst = pick(defined, key=lambda g: float(defined[g] or 0.0))
         small = [g for g, n in sizes.items() if n < params.min_group_size]
@@ -161,22 +184,46 @@ class PerformanceCheck(Check):
             reason = f"group(s) smaller than minGroupSize {params.min_group_size}: {', '.join(small[:5])}"
         elif undefined:
             reason = f"{metric} undefined for group(s) {', '.join(undefined[:5])}"
-        return Measurement(value=defined[worst], by_group=by_group, group_sizes=sizes,
-                           evidence={"worst_group": worst, "overall": overall}, insufficient=reason)
+        return Measurement(
+            value=defined[worst],
+            by_group=by_group,
+            group_sizes=sizes,
+            evidence={"worst_group": worst, "overall": overall},
+            insufficient=reason,
+        )
 
 
 def _make(metric: str) -> PerformanceCheck:
     requires = {"predictions"} | ({"scores"} if metric in SCORED else set())
-    cls = type(f"Perf_{metric}", (PerformanceCheck,),
-               {"id": f"performance.{metric}", "metric": metric, "version": "1",
-                "requires": frozenset(requires), "description": f"{metric} (overall or worst group)",
-                "__module__": __name__})
-    return cls()
+    cls = type(
+        f"Perf_{metric}",
+        (PerformanceCheck,),
+        {
+            "id": f"performance.{metric}",
+            "metric": metric,
+            "version": "1",
+            "requires": frozenset(requires),
+            "description": f"{metric} (overall or worst group)",
+            "__module__": __name__,
+        },
+    )
+    check: PerformanceCheck = cls()
+    return check
 
 
 class ChampionParams(CheckParams):
-    metric: Literal["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss",
-                    "rmse", "mae", "r2"] = "roc_auc"
+    metric: Literal[
+        "accuracy",
+        "balanced_accuracy",
+        "f1",
+        "precision",
+        "recall",
+        "roc_auc",
+        "log_loss",
+        "rmse",
+        "mae",
+        "r2",
+    ] = "roc_auc"
     alias: str = "production"
 
 
@@ -190,22 +237,25 @@ class NoWorseThanChampion(Check):
     description = "the candidate is no worse than the version at an alias, from its stored evidence"
 
     def compute(self, ctx: CheckContext, params: ChampionParams) -> Measurement:
-        from sqlmodel import col, select
-
-        from governance.catalog import Evidence, ModelAlias, ModelVersion
-
         metric = params.metric
         mine = _evidence_metrics(ctx, metric, [])["overall"].get(metric)
         model_id = ctx.model.get("model_id")
         with ctx.session() as session:
-            alias = session.exec(select(ModelAlias).where(ModelAlias.model_id == model_id,
-                                                          ModelAlias.alias == params.alias)).first()
+            alias = session.exec(
+                select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == params.alias)
+            ).first()
             if alias is None:
-                return Measurement(value=0.0, evidence={"champion": None, "candidate": mine},
-                                   message=f"no version at alias {params.alias!r}: nothing to compare against")
+                return Measurement(
+                    value=0.0,
+                    evidence={"champion": None, "candidate": mine},
+                    message=f"no version at alias {params.alias!r}: nothing to compare against",
+                )
             champion = session.get(ModelVersion, alias.model_version_id)
-            rows = session.exec(select(Evidence).where(Evidence.model_version_id == alias.model_version_id)
-                                .order_by(col(Evidence.id).desc())).all()
+            rows = session.exec(
+                select(Evidence)
+                .where(Evidence.model_version_id == alias.model_version_id)
+                .order_by(col(Evidence.id).desc())
+            ).all()
         theirs = None
         for row in rows:
             theirs = ((row.data or {}).get("metrics") or {}).get("overall", {}).get(metric)
@@ -213,17 +263,29 @@ class NoWorseThanChampion(Check):
                 break
         version = champion.version if champion is not None else None
         if alias.model_version_id == ctx.model.get("model_version_id"):
-            return Measurement(value=0.0, evidence={"champion_version": version, "candidate": mine},
-                               message="the candidate is the champion")
+            return Measurement(
+                value=0.0,
+                evidence={"champion_version": version, "candidate": mine},
+                message="the candidate is the champion",
+            )
         if theirs is None:
-            return Measurement(evidence={"champion_version": version},
-                               insufficient=f"champion version {version} has no stored {metric}")
+            return Measurement(
+                evidence={"champion_version": version},
+                insufficient=f"champion version {version} has no stored {metric}",
+            )
         if mine is None:
             return Measurement(insufficient=f"{metric} is undefined for the candidate")
         delta = mine - theirs if HIGHER_IS_BETTER[metric] else theirs - mine
-        return Measurement(value=float(delta),
-                           evidence={"metric": metric, "candidate": mine, "champion": theirs,
-                                     "champion_version": version, "alias": params.alias})
+        return Measurement(
+            value=float(delta),
+            evidence={
+                "metric": metric,
+                "candidate": mine,
+                "champion": theirs,
+                "champion_version": version,
+                "alias": params.alias,
+            },
+        )
 
 
 def performance_checks() -> list[Check]:

@@ -1,8 +1,8 @@
 """Policy packs, the engine that runs them, evidence and stored evaluations.
 
-    pack = load_pack("baseline")                       # shipped pack by name, or a path
-    ctx = context_for_predictions("preds.csv", label="y", prediction="yhat", sensitive=["sex"])
-    result = run_pack(pack, ctx)                        # EvaluationResult; result.to_document() is the JSON
+pack = load_pack("baseline")                       # shipped pack by name, or a path
+ctx = context_for_predictions("preds.csv", label="y", prediction="yhat", sensitive=["sex"])
+result = run_pack(pack, ctx)                        # EvaluationResult; result.to_document() is the JSON
 """
 
 from governance.policy._engine import (

@@ -45,7 +45,7 @@ __all__ = [
 
 
 class Status(StrEnum):
-    PASS = "PASS"
+    PASS = "PASS"  # noqa: S105 - a status, not a password
     WARN = "WARN"
     FAIL = "FAIL"
     ERROR = "ERROR"
@@ -85,9 +85,16 @@ class WaiverInfo:
         return "valid" if _utc(self.expires_at) > _utc(now) else "expired"
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state(now), "expires_at": _iso(self.expires_at),
-                "revoked_at": _iso(self.revoked_at), "approver": self.approver, "requester": self.requester,
-                "reason": self.reason, "ticket": self.ticket}
+        return {
+            "id": self.id,
+            "state": self.state(now),
+            "expires_at": _iso(self.expires_at),
+            "revoked_at": _iso(self.revoked_at),
+            "approver": self.approver,
+            "requester": self.requester,
+            "reason": self.reason,
+            "ticket": self.ticket,
+        }
 
 
 def _finite(value: float | None) -> float | None:
@@ -134,9 +141,19 @@ class CheckOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """One entry of the JSON contract's ``results``."""
-        return {"id": self.id, "uses": self.uses, "status": self.status.value, "severity": self.severity,
-                "value": _finite(self.value), "assert": self.assertion, "by_group": self.by_group,
-                "message": self.message, "maps_to": list(self.maps_to), "waiver": self.waiver, "ci": self.ci}
+        return {
+            "id": self.id,
+            "uses": self.uses,
+            "status": self.status.value,
+            "severity": self.severity,
+            "value": _finite(self.value),
+            "assert": self.assertion,
+            "by_group": self.by_group,
+            "message": self.message,
+            "maps_to": list(self.maps_to),
+            "waiver": self.waiver,
+            "ci": self.ci,
+        }
 
 
 @dataclass
@@ -167,9 +184,16 @@ class EvaluationResult:
 
     def to_document(self) -> dict[str, Any]:
         """The stable JSON document of ``gov check --format json`` (DESIGN.md section 6)."""
-        return {"policy": {"name": self.policy_name, "version": self.policy_version, "digest": self.policy_digest},
-                "subject": dict(self.subject), "status": self.status.value,
-                "results": [r.to_dict() for r in self.results]}
+        return {
+            "policy": {
+                "name": self.policy_name,
+                "version": self.policy_version,
+                "digest": self.policy_digest,
+            },
+            "subject": dict(self.subject),
+            "status": self.status.value,
+            "results": [r.to_dict() for r in self.results],
+        }
 
 
 def _blocks(r: CheckOutcome) -> Status | None:
@@ -203,8 +227,10 @@ def assert_measurement(spec: CheckSpec, measurement: Measurement) -> tuple[Statu
     if assertion.bound == "value":
         target = measurement.value
     elif measurement.ci is None:
-        return Status.ERROR, (f"the assertion targets {assertion.bound} but the check computed no confidence "
-                              "interval; set bootstrap in `with`")
+        return Status.ERROR, (
+            f"the assertion targets {assertion.bound} but the check computed no confidence "
+            "interval; set bootstrap in `with`"
+        )
     else:
         target = measurement.ci[0] if assertion.bound == "ci_low" else measurement.ci[1]
     if target is None or (isinstance(target, float) and math.isnan(target)):
@@ -224,8 +250,10 @@ def _apply_waivers(outcome: CheckOutcome, waivers: list[WaiverInfo], now: dateti
     if valid:
         waiver = max(valid, key=lambda w: _utc(w.expires_at))
         outcome.waiver = waiver.to_dict(now)
-        outcome.message = (f"waived ({waiver.id}, approved by {waiver.approver}, until {_iso(waiver.expires_at)}): "
-                           f"{outcome.message}")
+        outcome.message = (
+            f"waived ({waiver.id}, approved by {waiver.approver}, until {_iso(waiver.expires_at)}): "
+            f"{outcome.message}"
+        )
         outcome.status = Status.WAIVED
         return
     expired = [w for w in mine if w.state(now) == "expired"]
@@ -263,9 +291,15 @@ def run_pack(
     stored = dict(measurements or {})
     outcomes: list[CheckOutcome] = []
     for spec in pack.checks:
-        outcome = CheckOutcome(id=spec.id, uses=spec.uses, status=Status.ERROR, severity=spec.severity,
-                               assertion=spec.assert_.to_dict() if spec.assert_ else None,
-                               maps_to=list(spec.maps_to), required=spec.required)
+        outcome = CheckOutcome(
+            id=spec.id,
+            uses=spec.uses,
+            status=Status.ERROR,
+            severity=spec.severity,
+            assertion=spec.assert_.to_dict() if spec.assert_ else None,
+            maps_to=list(spec.maps_to),
+            required=spec.required,
+        )
         outcomes.append(outcome)
         measurement = stored.get(spec.id)
         if measurement is None:
@@ -278,7 +312,9 @@ def run_pack(
                 params = check.parse_params(spec.with_)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                outcome.message = f"invalid `with` for {spec.uses}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+                outcome.message = (
+                    f"invalid `with` for {spec.uses}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+                )
                 continue
             missing = sorted(set(check.requires) - available)
             if missing:
@@ -298,7 +334,12 @@ def run_pack(
         outcome.status, outcome.message = assert_measurement(spec, measurement)
         _apply_waivers(outcome, waiver_list, when)
     return EvaluationResult(
-        status=overall_status(outcomes), results=outcomes, policy_name=pack.name, policy_version=pack.version,
-        policy_digest=pack.digest, subject=dict(ctx.subject), evaluated_at=when,
+        status=overall_status(outcomes),
+        results=outcomes,
+        policy_name=pack.name,
+        policy_version=pack.version,
+        policy_digest=pack.digest,
+        subject=dict(ctx.subject),
+        evaluated_at=when,
         approvals=pack.approvals.model_dump() if pack.approvals else None,
     )

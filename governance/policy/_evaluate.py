@@ -36,6 +36,10 @@ from governance.catalog import (
     resolve_dataset_version,
 )
 from governance.checks import CheckContext, CheckRegistry
+from governance.checks._data import drift_statistics, quality_summary
+from governance.checks._explain import global_importance, proxy_correlations
+from governance.checks._fairness import confusion_evidence
+from governance.checks._performance import metrics_evidence
 from governance.errors import EvaluationError, InputError
 from governance.policy._engine import EvaluationResult, run_pack
 from governance.policy._inputs import context_for_model_version
@@ -60,28 +64,38 @@ class EvidenceRecord:
 
 
 def _fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
+    """The data's fingerprint: ``governance.lineage.fingerprint`` when available, else a fallback."""
     try:
-        from governance.lineage import fingerprint  # type: ignore[attr-defined]
-    except ImportError:
-        fingerprint = None
-    if fingerprint is not None:
+        from governance.lineage import fingerprint  # type: ignore[attr-defined]  # noqa: PLC0415
+
         fp = fingerprint(frame)
-        as_dict = fp if isinstance(fp, dict) else getattr(fp, "__dict__", {"value": str(fp)})
-        return {k: v for k, v in as_dict.items() if isinstance(v, str | int | float | bool | type(None))}
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return {"content_hash": digest.hexdigest(), "hash_algo": "pandas-hash+blake2b-128", "rows": len(frame)}
+        return {
+            "content_hash": fp.hash,
+            "hash_algo": fp.algo,
+            "coverage": fp.coverage,
+            "schema_hash": fp.schema_hash,
+            "rows": fp.row_count,
+        }
+    except ImportError:
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        return {
+            "content_hash": digest.hexdigest(),
+            "hash_algo": "pandas-hash+blake2b-128",
+            "rows": len(frame),
+        }
 
 
 def _is_regressor(model: Any) -> bool:
-    from sklearn.base import is_regressor
+    from sklearn.base import is_regressor  # noqa: PLC0415 - heavy optional import
 
     return bool(is_regressor(model))
 
 
-def _feature_names(model: Any, data: pd.DataFrame, label: str, sensitive: Sequence[str],
-                   features: Sequence[str] | None) -> list[str]:
+def _feature_names(
+    model: Any, data: pd.DataFrame, label: str, sensitive: Sequence[str], features: Sequence[str] | None
+) -> list[str]:
     if features is not None:
         names = list(features)
     elif hasattr(model, "feature_names_in_"):
@@ -90,8 +104,10 @@ def _feature_names(model: Any, data: pd.DataFrame, label: str, sensitive: Sequen
         names = [str(c) for c in data.columns if c != label and c not in sensitive]
     absent = [c for c in names if c not in data.columns]
     if absent:
-        raise InputError(f"evaluation data: no feature column(s) {', '.join(absent)}; columns are: "
-                         f"{', '.join(map(str, data.columns))}")
+        raise InputError(
+            f"evaluation data: no feature column(s) {', '.join(absent)}; columns are: "
+            f"{', '.join(map(str, data.columns))}"
+        )
     return names
 
 
@@ -101,8 +117,13 @@ def _baseline(catalog: Catalog, training_run_id: int | None) -> tuple[dict[str, 
     merged: dict[str, Any] = {"columns": {}}
     ids: list[int] = []
     with catalog.read() as session:
-        edges = session.exec(select(RunIO).where(RunIO.run_id == training_run_id, RunIO.direction == "input",
-                                                 RunIO.artifact_kind == "dataset").order_by(col(RunIO.id))).all()
+        edges = session.exec(
+            select(RunIO)
+            .where(
+                RunIO.run_id == training_run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset"
+            )
+            .order_by(col(RunIO.id))
+        ).all()
         for edge in edges:
             dv = session.get(DatasetVersion, edge.artifact_id)
             if dv is not None and dv.stats:
@@ -134,29 +155,31 @@ def evaluate(
     and linked to the evaluation dataset version (``dataset_ref``; otherwise its fingerprint is recorded);
     with ``policy`` the pack is also run and its evaluation stored.
     """
-    from governance.checks._data import drift_statistics, quality_summary
-    from governance.checks._explain import global_importance, proxy_correlations
-    from governance.checks._fairness import confusion_evidence
-    from governance.checks._performance import metrics_evidence
 
     if label not in data.columns:
-        raise InputError(f"evaluation data: no label column {label!r}; columns are: {', '.join(map(str, data.columns))}")
+        raise InputError(
+            f"evaluation data: no label column {label!r}; columns are: {', '.join(map(str, data.columns))}"
+        )
     absent = [s for s in sensitive if s not in data.columns]
     if absent:
-        raise InputError(f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
-                         f"{', '.join(map(str, data.columns))}")
+        raise InputError(
+            f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
+            f"{', '.join(map(str, data.columns))}"
+        )
     names = _feature_names(model, data, label, sensitive, features)
-    X = data.loc[:, names]
+    frame_x = data.loc[:, names]
     regression = _is_regressor(model)
     try:
-        y_pred = np.asarray(model.predict(X))
+        y_pred = np.asarray(model.predict(frame_x))
         score = None
         if not regression and hasattr(model, "predict_proba"):
-            proba = np.asarray(model.predict_proba(X))
+            proba = np.asarray(model.predict_proba(frame_x))
             if proba.ndim == 2 and proba.shape[1] == 2:
                 score = proba[:, 1]
     except Exception as exc:
-        raise EvaluationError(f"the model could not predict on the evaluation data: {type(exc).__name__}: {exc}") from exc
+        raise EvaluationError(
+            f"the model could not predict on the evaluation data: {type(exc).__name__}: {exc}"
+        ) from exc
     preds = pd.DataFrame({"label": data[label].to_numpy(), "prediction": y_pred}, index=data.index)
     if score is not None:
         preds["score"] = score
@@ -168,35 +191,60 @@ def evaluate(
     model_ctx: CheckContext | None = None
     if model_ref is not None and cat is not None:
         model_ctx = context_for_model_version(cat, model_ref)
-    baseline, baseline_ids = (_baseline(cat, model_ctx.model.get("training_run_id"))
-                              if cat is not None and model_ctx is not None else (None, []))
+    baseline, baseline_ids = (
+        _baseline(cat, model_ctx.model.get("training_run_id"))
+        if cat is not None and model_ctx is not None
+        else (None, [])
+    )
 
     doc: dict[str, Any] = {
-        "schema": 1, "task": "regression" if regression else "classification", "n": len(data),
-        "label": "label", "prediction": "prediction", "score": score_col, "sensitive": list(sensitive),
-        "features": names, "source_label": label,
+        "schema": 1,
+        "task": "regression" if regression else "classification",
+        "n": len(data),
+        "label": "label",
+        "prediction": "prediction",
+        "score": score_col,
+        "sensitive": list(sensitive),
+        "features": names,
+        "source_label": label,
     }
     if not regression:
         doc["confusion"] = confusion_evidence(preds, "label", "prediction", sensitive)
-    doc["metrics"] = metrics_evidence(preds, "label", "prediction", score_col, sensitive, regression=regression)
+    doc["metrics"] = metrics_evidence(
+        preds, "label", "prediction", score_col, sensitive, regression=regression
+    )
     if score_col is not None:
         doc["score_metrics"] = {k: doc["metrics"]["overall"].get(k) for k in ("roc_auc", "log_loss")}
-    doc["importance"] = global_importance(model, X, max_samples=max_samples, seed=seed)
-    doc["proxy_correlations"] = proxy_correlations(data, list(sensitive), [n for n in names if n not in sensitive])
-    doc["data_quality"] = quality_summary(X, baseline)
+    doc["importance"] = global_importance(model, frame_x, max_samples=max_samples, seed=seed)
+    doc["proxy_correlations"] = proxy_correlations(
+        data, list(sensitive), [n for n in names if n not in sensitive]
+    )
+    doc["data_quality"] = quality_summary(frame_x, baseline)
     if baseline is not None:
-        doc["drift"] = drift_statistics(X, baseline)
+        doc["drift"] = drift_statistics(frame_x, baseline)
         doc["baseline_dataset_version_ids"] = baseline_ids
     doc["data_fingerprint"] = _fingerprint(data)
     record = EvidenceRecord(data=doc, predictions=preds)
 
-    pack = None if policy is None else (policy if isinstance(policy, PolicyPack) else load_pack(policy, registry=registry))
+    pack = (
+        None
+        if policy is None
+        else (policy if isinstance(policy, PolicyPack) else load_pack(policy, registry=registry))
+    )
     if pack is not None:
-        ctx = CheckContext(predictions=preds, label="label", prediction="prediction", score=score_col,
-                           sensitive=tuple(sensitive), features=X, estimator=model, evidence=doc,
-                           model=model_ctx.model if model_ctx else {},
-                           catalog=cat.read if (cat is not None and model_ctx is not None) else None,
-                           subject=model_ctx.subject if model_ctx else {"predictions": "in-memory data"})
+        ctx = CheckContext(
+            predictions=preds,
+            label="label",
+            prediction="prediction",
+            score=score_col,
+            sensitive=tuple(sensitive),
+            features=frame_x,
+            estimator=model,
+            evidence=doc,
+            model=model_ctx.model if model_ctx else {},
+            catalog=cat.read if (cat is not None and model_ctx is not None) else None,
+            subject=model_ctx.subject if model_ctx else {"predictions": "in-memory data"},
+        )
         record.result = run_pack(pack, ctx, registry=registry)
 
     if model_ctx is None or cat is None:
@@ -210,19 +258,35 @@ def evaluate(
             dv_id = dv.id
             if dv.content_hash:
                 doc["dataset"] = {"id": dv.id, "version": dv.version, "content_hash": dv.content_hash}
-        evidence = Evidence(model_version_id=mv_id, dataset_version_id=dv_id, kind="evaluation", data=doc,
-                            created_at=tx.time)
+        evidence = Evidence(
+            model_version_id=mv_id, dataset_version_id=dv_id, kind="evaluation", data=doc, created_at=tx.time
+        )
         tx.session.add(evidence)
         tx.session.flush()
         subject = f"model:{model_ctx.subject['model']}@{model_ctx.subject['version']}"
-        tx.record("evidence.record", subject, {
-            "evidence_id": evidence.id, "dataset_version_id": dv_id, "rows": len(data),
-            "fingerprint": doc["data_fingerprint"].get("content_hash"), "sensitive": list(sensitive),
-        })
+        tx.record(
+            "evidence.record",
+            subject,
+            {
+                "evidence_id": evidence.id,
+                "dataset_version_id": dv_id,
+                "rows": len(data),
+                "fingerprint": doc["data_fingerprint"].get("content_hash"),
+                "sensitive": list(sensitive),
+            },
+        )
         record.evidence_id, record.model_version_id, record.dataset_version_id = evidence.id, mv_id, dv_id
         if record.result is not None and pack is not None:
-            stored = store_evaluation(tx, record.result, model_version_id=mv_id, purpose="check",
-                                      inputs={"evidence_id": evidence.id, "dataset_version_id": dv_id,
-                                              "fingerprint": doc["data_fingerprint"].get("content_hash")})
+            stored = store_evaluation(
+                tx,
+                record.result,
+                model_version_id=mv_id,
+                purpose="check",
+                inputs={
+                    "evidence_id": evidence.id,
+                    "dataset_version_id": dv_id,
+                    "fingerprint": doc["data_fingerprint"].get("content_hash"),
+                },
+            )
             record.evaluation_id = stored.id
     return record

@@ -1,4 +1,4 @@
-"""Build check contexts: from a predictions table (data-only mode) or from a model version's stored evidence."""
+"""Build check contexts: from a predictions table (data-only mode) or a model version's stored evidence."""
 
 from __future__ import annotations
 
@@ -29,12 +29,21 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
     except (OSError, ValueError) as exc:
         raise InputError(f"predictions file {p}: cannot read it: {exc}") from exc
-    raise InputError(f"predictions file {p}: expected a .csv, .tsv or .parquet file, got {suffix or 'no extension'!r}")
+    raise InputError(
+        f"predictions file {p}: expected a .csv, .tsv or .parquet file, got {suffix or 'no extension'!r}"
+    )
 
 
-def context_for_frame(frame: pd.DataFrame, *, label: str, prediction: str, score: str | None = None,
-                      sensitive: Sequence[str] = (), source: str = "predictions table",
-                      features: pd.DataFrame | None = None) -> CheckContext:
+def context_for_frame(
+    frame: pd.DataFrame,
+    *,
+    label: str,
+    prediction: str,
+    score: str | None = None,
+    sensitive: Sequence[str] = (),
+    source: str = "predictions table",
+    features: pd.DataFrame | None = None,
+) -> CheckContext:
     """A context over an in-memory predictions frame; missing columns are one :class:`InputError`."""
     wanted = [("label", label), ("prediction", prediction)]
     if score is not None:
@@ -44,17 +53,26 @@ def context_for_frame(frame: pd.DataFrame, *, label: str, prediction: str, score
     if absent:
         have = ", ".join(map(str, frame.columns)) or "(none)"
         raise InputError(f"{source}: no {'; no '.join(absent)}; columns are: {have}")
-    return CheckContext(predictions=frame, label=label, prediction=prediction, score=score,
-                        sensitive=tuple(sensitive), features=features,
-                        subject={"predictions": source}, sources={"predictions": source, "rows": len(frame)})
+    return CheckContext(
+        predictions=frame,
+        label=label,
+        prediction=prediction,
+        score=score,
+        sensitive=tuple(sensitive),
+        features=features,
+        subject={"predictions": source},
+        sources={"predictions": source, "rows": len(frame)},
+    )
 
 
-def context_for_predictions(path: str | Path, *, label: str, prediction: str, score: str | None = None,
-                            sensitive: Sequence[str] = ()) -> CheckContext:
-    """Data-only mode: a predictions table (CSV or Parquet) with label, prediction, score and sensitive columns."""
+def context_for_predictions(
+    path: str | Path, *, label: str, prediction: str, score: str | None = None, sensitive: Sequence[str] = ()
+) -> CheckContext:
+    """Data-only mode: a CSV or Parquet table with label, prediction, score and sensitive columns."""
     frame = read_table(path)
-    ctx = context_for_frame(frame, label=label, prediction=prediction, score=score, sensitive=sensitive,
-                            source=str(path))
+    ctx = context_for_frame(
+        frame, label=label, prediction=prediction, score=score, sensitive=sensitive, source=str(path)
+    )
     ctx.subject = {"predictions": str(path)}
     return ctx
 
@@ -69,18 +87,34 @@ def merge_evidence(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
-    """A context from the stored evidence of exactly that version (newest evidence first); no recomputation."""
+    """A context from the stored evidence of exactly that version (newest first); recomputes nothing."""
     with catalog.read() as session:
         model, mv = resolve_model_version(session, ref)
-        rows = session.exec(select(Evidence).where(Evidence.model_version_id == mv.id)
-                            .order_by(col(Evidence.id).desc())).all()
+        rows = session.exec(
+            select(Evidence).where(Evidence.model_version_id == mv.id).order_by(col(Evidence.id).desc())
+        ).all()
         evidence = merge_evidence([dict(r.data or {}) for r in rows])
-        info = {"name": model.name, "model_id": model.id, "version": mv.version, "model_version_id": mv.id,
-                "risk_tier": model.risk_tier, "description": model.description, "card": dict(mv.card or {}),
-                "features": list(mv.features or []), "training_run_id": mv.training_run_id,
-                "artifact_hash": mv.artifact_hash}
-        sources = {"evidence_ids": [r.id for r in rows],
-                   "dataset_version_ids": sorted({r.dataset_version_id for r in rows if r.dataset_version_id})}
-    return CheckContext(model=info, evidence=evidence, sensitive=tuple(evidence.get("sensitive") or ()),
-                        catalog=catalog.read, subject={"model": model.name, "version": mv.version},
-                        sources=sources)
+        info = {
+            "name": model.name,
+            "model_id": model.id,
+            "version": mv.version,
+            "model_version_id": mv.id,
+            "risk_tier": model.risk_tier,
+            "description": model.description,
+            "card": dict(mv.card or {}),
+            "features": list(mv.features or []),
+            "training_run_id": mv.training_run_id,
+            "artifact_hash": mv.artifact_hash,
+        }
+        sources = {
+            "evidence_ids": [r.id for r in rows],
+            "dataset_version_ids": sorted({r.dataset_version_id for r in rows if r.dataset_version_id}),
+        }
+    return CheckContext(
+        model=info,
+        evidence=evidence,
+        sensitive=tuple(evidence.get("sensitive") or ()),
+        catalog=catalog.read,
+        subject={"model": model.name, "version": mv.version},
+        sources=sources,
+    )

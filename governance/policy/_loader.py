@@ -96,8 +96,10 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         problem = str(exc.problem or "")
         if "python" in problem:
             tag = problem.split("tag", 1)[-1].strip(" '") or "!!python"
-            raise InputError(f"{_where(source, line)}: the tag {tag} is not allowed; policy packs are plain YAML "
-                             "(safe loader only: no !!python tags)") from exc
+            raise InputError(
+                f"{_where(source, line)}: the tag {tag} is not allowed; policy packs are plain YAML "
+                "(safe loader only: no !!python tags)"
+            ) from exc
         raise InputError(f"{_where(source, line)}: {problem}") from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -112,41 +114,55 @@ def parse_pack(text: str, source: str = "<string>", *, registry: CheckRegistry |
     """Validate a pack's text; ``registry`` (default: the entry points) checks ``uses`` and ``with``."""
     data, lines = _load_yaml(text, source)
     if data is None or (isinstance(data, dict) and not data):
-        raise InputError(f"{source}: the policy pack is empty; expected apiVersion, kind, metadata and checks")
+        raise InputError(
+            f"{source}: the policy pack is empty; expected apiVersion, kind, metadata and checks"
+        )
     if not isinstance(data, dict):
-        raise InputError(f"{_where(source, 1)}: expected a mapping with apiVersion, kind, metadata and checks, "
-                         f"got a {type(data).__name__}")
+        raise InputError(
+            f"{_where(source, 1)}: expected a mapping with apiVersion, kind, metadata and checks, "
+            f"got a {type(data).__name__}"
+        )
     checks = data.get("checks")
     if "checks" in data and (checks is None or checks == []):
-        raise InputError(f"{_where(source, lines.get(('checks',)))}: checks: the pack has no checks; "
-                         "expected a list with at least one check")
+        raise InputError(
+            f"{_where(source, lines.get(('checks',)))}: checks: the pack has no checks; "
+            "expected a list with at least one check"
+        )
     try:
         pack = PolicyPack.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first["loc"]
-        raise InputError(f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {_pydantic_message(first)}") from exc
+        raise InputError(
+            f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {_pydantic_message(first)}"
+        ) from exc
     seen: dict[str, int] = {}
     reg = registry if registry is not None else CheckRegistry.from_entry_points()
     for i, spec in enumerate(pack.checks):
         line_id = lines.get(("checks", i, "id"))
         if spec.id in seen:
-            raise InputError(f"{_where(source, line_id)}: checks[{i}].id: duplicate check id {spec.id!r} "
-                             f"(first at checks[{seen[spec.id]}]); ids must be unique")
+            raise InputError(
+                f"{_where(source, line_id)}: checks[{i}].id: duplicate check id {spec.id!r} "
+                f"(first at checks[{seen[spec.id]}]); ids must be unique"
+            )
         seen[spec.id] = i
         if spec.uses not in reg:
-            raise InputError(f"{_where(source, lines.get(('checks', i, 'uses')))}: checks[{i}].uses: unknown check "
-                             f"{spec.uses!r}; known checks: {', '.join(reg.ids())}")
+            raise InputError(
+                f"{_where(source, lines.get(('checks', i, 'uses')))}: checks[{i}].uses: unknown check "
+                f"{spec.uses!r}; known checks: {', '.join(reg.ids())}"
+            )
         try:
             reg.get(spec.uses).parse_params(spec.with_)
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ("checks", i, "with", *err["loc"])
-            what = ("unknown parameter" if err["type"] == "extra_forbidden" else _pydantic_message(err))
+            what = "unknown parameter" if err["type"] == "extra_forbidden" else _pydantic_message(err)
             params = reg.get(spec.uses).Params
             known = ", ".join(f.alias or n for n, f in params.model_fields.items()) or "none"
-            raise InputError(f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {what} for {spec.uses} "
-                             f"(parameters: {known})") from exc
+            raise InputError(
+                f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {what} for {spec.uses} "
+                f"(parameters: {known})"
+            ) from exc
     pack._digest = pack_digest(data)
     pack._source = source
     return pack
@@ -168,8 +184,10 @@ def load_pack(name_or_path: str | Path, *, registry: CheckRegistry | None = None
             path = shipped
         else:
             names = ", ".join(list_packs()) or "none"
-            raise NotFoundError(f"policy pack {text!r}: no such file and no shipped pack of that name "
-                                f"(shipped packs: {names})")
+            raise NotFoundError(
+                f"policy pack {text!r}: no such file and no shipped pack of that name "
+                f"(shipped packs: {names})"
+            )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

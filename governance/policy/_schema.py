@@ -115,7 +115,9 @@ class CheckSpec(_Strict):
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not _ID.match(value):
-            raise ValueError(f"expected a dotted identifier such as fairness.demographic_parity_ratio, got {value!r}")
+            raise ValueError(
+                f"expected a dotted identifier such as fairness.demographic_parity_ratio, got {value!r}"
+            )
         return value
 
     @field_validator("with_", mode="before")
