@@ -79,9 +79,9 @@ def _pydantic_message(err: Any) -> str:
         return "required field is missing"
     if kind == "too_short" and "List" in msg:
         return "must not be empty"
-    if kind == "literal_error":
-        return msg.replace("Input should be", "expected")
     got = err.get("input")
+    if kind == "literal_error":
+        return msg.replace("Input should be", "expected") + f"; got {got!r}"
     shown = "" if isinstance(got, dict | list) else f"; got {got!r}"
     return msg.removeprefix("Value error, ") + shown
 
