@@ -50,8 +50,8 @@ def _doc(status: str = "FAIL") -> dict[str, Any]:
         "subject": {"model": "credit", "version": 3},
         "status": status,
         "results": [
-            {"id": "fairness.selection_rate_ratio", "uses": "fairness.demographic_parity_ratio", "status": "FAIL",
-             "severity": "block", "value": 0.52, "assert": {"gte": 0.8},
+            {"id": "fairness.selection_rate_ratio", "uses": "fairness.demographic_parity_ratio",
+             "status": "FAIL", "severity": "block", "value": 0.52, "assert": {"gte": 0.8},
              "by_group": {"F": {"n": 123, "selection_rate": 0.2, "fpr": 0.1},
                           "M": {"n": 140, "selection_rate": 0.384, "fpr": 0.2}},
              "message": "0.52 is not >= 0.8", "maps_to": ["EU-AI-Act:Annex-IV-2(g)"]},
@@ -63,8 +63,8 @@ def _doc(status: str = "FAIL") -> dict[str, Any]:
              "waiver": {"id": 7, "state": "valid", "reason": "card under review", "approver": "bob"}},
             {"id": "drift.psi", "uses": "drift.psi", "status": "WARN", "severity": "warn", "value": 0.31,
              "assert": {"lte": 0.2}, "by_group": {"income": {"psi": 0.31}}, "message": "0.31 is not <= 0.2"},
-            {"id": "lineage.complete", "uses": "lineage.completeness", "status": "NOT_RUN", "severity": "block",
-             "value": None, "assert": {"eq": True}, "by_group": {},
+            {"id": "lineage.complete", "uses": "lineage.completeness", "status": "NOT_RUN",
+             "severity": "block", "value": None, "assert": {"eq": True}, "by_group": {},
              "message": "missing required input(s): catalog"},
             {"id": "explain.rank", "uses": "explainability.protected_feature_rank", "status": "ERROR",
              "severity": "block", "value": None, "assert": {"eq": True}, "by_group": {},
@@ -86,7 +86,8 @@ def test_classification_and_exit_codes() -> None:
     doc = _doc()
     outcomes = {r["id"]: classify(r) for r in doc["results"]}
     assert outcomes == {
-        "fairness.selection_rate_ratio": Outcome.FAILURE, "perf.auc": Outcome.PASS, "docs.card": Outcome.WAIVED,
+        "fairness.selection_rate_ratio": Outcome.FAILURE, "perf.auc": Outcome.PASS,
+        "docs.card": Outcome.WAIVED,
         "drift.psi": Outcome.WARNING, "lineage.complete": Outcome.ERROR, "explain.rank": Outcome.ERROR,
     }
     assert exit_code(doc) == 1
@@ -139,7 +140,8 @@ def test_junit_parses_and_maps_statuses(tmp_path: Path) -> None:
     assert failure.message == "0.52 is not >= 0.8"
     assert "waived (7" in cases["docs.card"].result[0].message
     # metric values and per-group values in the testcase properties
-    props = {p.get("name"): p.get("value") for p in cases["fairness.selection_rate_ratio"]._elem.iter("property")}
+    elem = cases["fairness.selection_rate_ratio"]._elem
+    props = {p.get("name"): p.get("value") for p in elem.iter("property")}
     assert float(props["value"]) == 0.52
     assert props["assert"] == ">= 0.8"
     assert float(props["by_group.F.selection_rate"]) == 0.2
@@ -203,7 +205,9 @@ _ANNOTATION = re.compile(r"^::(error|warning|notice) (?P<props>[^:]*)::(?P<messa
 
 
 def _unescape(text: str) -> str:
-    return text.replace("%0A", "\n").replace("%0D", "\r").replace("%3A", ":").replace("%2C", ",").replace("%25", "%")
+    for code, char in (("%0A", "\n"), ("%0D", "\r"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        text = text.replace(code, char)
+    return text
 
 
 def test_github_summary_and_annotations(policy_file: Path) -> None:

@@ -1,0 +1,88 @@
+"""``gov check``: evaluate a policy pack without promoting, in CI-native output formats."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from governance.cli._context import check_format, state
+
+__all__ = ["register", "sensitive_columns", "write_report"]
+
+FORMATS = ("text", "json", "junit", "sarif", "github")
+
+
+def sensitive_columns(values: list[str] | None) -> list[str]:
+    """``--sensitive a,b --sensitive c`` -> ``[a, b, c]``."""
+    return [c.strip() for v in values or [] for c in v.split(",") if c.strip()]
+
+
+def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy_path: Path | None) -> None:
+    """Render ``document`` as ``fmt`` to ``output`` (or stdout).
+
+    ``github``: the Markdown summary goes to ``output``, else is appended to ``$GITHUB_STEP_SUMMARY``,
+    else printed; the ``::error``/``::warning`` lines always go to stdout (that is where the runner
+    reads them).  With ``--output`` and a machine format, a readable table still goes to stdout.
+    """
+    from governance import __version__
+    from governance.registry import render, render_github
+
+    if fmt == "github":
+        gh = render_github(document, policy_path=policy_path)
+        target = output or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY")
+                            else None)
+        if target is None:
+            sys.stdout.write(gh.summary)
+        else:
+            with target.open("a", encoding="utf-8") as handle:
+                handle.write(gh.summary)
+        sys.stdout.write(gh.annotations)
+        return
+    text = render(document, fmt, policy_path=policy_path, tool_version=__version__)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    if fmt != "text":
+        sys.stdout.write(render(document, "text"))
+    typer.echo(f"wrote {fmt} report to {output}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("check")
+    def check_cmd(  # noqa: PLR0917 - typer declares options as parameters
+        ctx: typer.Context,
+        ref: str | None = typer.Argument(None, metavar="[MODEL@VERSION]",
+                                         help="Model version (number or alias) to check."),
+        policy: str = typer.Option(..., "--policy", help="Policy pack: path or shipped name."),
+        predictions: Path | None = typer.Option(None, "--predictions", help="Predictions CSV/Parquet."),
+        label: str | None = typer.Option(None, "--label", help="Label column of --predictions."),
+        prediction: str | None = typer.Option(None, "--prediction", help="Predicted label column."),
+        score: str | None = typer.Option(None, "--score", help="Score/probability column."),
+        sensitive: list[str] | None = typer.Option(None, "--sensitive", help="COL[,COL]"),
+        fmt: str = typer.Option("text", "--format", help="text, json, junit, sarif or github."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+        fail_on_warn: bool = typer.Option(False, "--fail-on-warn", help="Exit 1 on warnings too."),
+    ) -> int:
+        """Evaluate a policy pack against a model version or a predictions table (no promotion).
+
+        Exit codes: 0 passed; 1 blocked (or warnings with --fail-on-warn); 2 bad input; 3 a check could
+        not be evaluated.
+        """
+        from governance.registry import check
+
+        check_format(fmt, FORMATS)
+        st = state(ctx)
+        report = check(ref, policy=policy, predictions=predictions, label=label, prediction=prediction,
+                       score=score, sensitive=sensitive_columns(sensitive),
+                       catalog=st.catalog() if ref is not None else None, actor=st.actor)
+        write_report(report.output_document(), fmt, output, report.policy_path)
+        missing = report.missing_evidence()
+        if missing:
+            typer.echo(f"gov: {missing}", err=True)
+        return report.exit_code(fail_on_warn=fail_on_warn)

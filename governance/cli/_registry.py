@@ -1,0 +1,280 @@
+"""Registry commands: register, promote, rollback, history, approve, waive, waivers, monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from governance.cli._context import check_format, emit_json, state
+from governance.cli._policy import FORMATS, sensitive_columns, write_report
+from governance.cli._read import print_table
+from governance.errors import InputError
+
+__all__ = ["register"]
+
+_LIST_FORMATS = ("text", "json")
+
+def _json_option(value: str | None, option: str) -> dict[str, Any] | None:
+    """A JSON object given inline or as ``@FILE`` (JSON or YAML)."""
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{option}: cannot read {path}: {exc.strerror}") from exc
+    try:
+        import yaml
+
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{option}: not valid JSON/YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{option}: expected a JSON object (or @FILE), got {type(data).__name__}")
+    return data
+
+def _decision_text(decision: dict[str, Any]) -> str:
+    action = decision.get("action")
+    target = f"{decision.get('model')}@{decision.get('version')}"
+    if action == "promote":
+        was = decision.get("from_version")
+        return f"promoted {target} to {decision.get('stage')}" + (f" (was version {was})" if was else "")
+    return f"{action}: {target} not promoted to {decision.get('stage')}: {decision.get('reason')}"
+
+def register(app: typer.Typer) -> None:
+    waivers = typer.Typer(help="Waivers: time-boxed, approved exceptions to one check.", no_args_is_help=True)
+
+    @app.command("register")
+    def register_cmd(  # noqa: PLR0917 - typer declares options as parameters
+        ctx: typer.Context,
+        name: str = typer.Argument(..., metavar="MODEL"),
+        artifact: Path | None = typer.Option(None, "--artifact", help="Artifact file (SHA-256)."),
+        owner: str | None = typer.Option(None, "--owner"),
+        description: str | None = typer.Option(None, "--description"),
+        risk_tier: str | None = typer.Option(None, "--risk-tier", help="minimal, low, medium, high."),
+        card: str | None = typer.Option(None, "--card", help="Card: JSON object or @FILE."),
+        metrics: str | None = typer.Option(None, "--metrics", help="Metrics: JSON object or @FILE."),
+        params: str | None = typer.Option(None, "--params", help="Parameters: JSON object or @FILE."),
+    ) -> None:
+        """Register a new version of MODEL built outside a captured pipeline."""
+        from governance.registry import register_model
+
+        st = state(ctx)
+        mv = register_model(name, artifact_path=artifact, owner=owner, description=description,
+                            risk_tier=risk_tier, card=_json_option(card, "--card"),
+                            metrics=_json_option(metrics, "--metrics"),
+                            params=_json_option(params, "--params"),
+                            catalog=st.catalog(), actor=st.actor)
+        typer.echo(f"registered {name}@{mv.version}")
+
+    @app.command("promote")
+    def promote_cmd(  # noqa: PLR0917 - typer declares options as parameters
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
+        to: str = typer.Option(..., "--to", help="Stage or alias to move (production, staging, ...)."),
+        policy: str = typer.Option(..., "--policy", help="Policy pack: a path or a shipped pack's name."),
+        predictions: Path | None = typer.Option(None, "--predictions", help="Gate on this table."),
+        label: str | None = typer.Option(None, "--label"),
+        prediction: str | None = typer.Option(None, "--prediction"),
+        score: str | None = typer.Option(None, "--score"),
+        sensitive: list[str] | None = typer.Option(None, "--sensitive", help="COL[,COL]"),
+        reason: str | None = typer.Option(None, "--reason", help="Why (kept in the promotion history)."),
+        if_current: str | None = typer.Option(
+            None, "--if-current", metavar="VERSION|none",
+            help="Move only if the stage points at this version (default: as at start)."),
+        fmt: str = typer.Option("text", "--format", help="text, json, junit, sarif or github."),
+        output: Path | None = typer.Option(None, "--output", "-o"),
+    ) -> int:
+        """Gate MODEL@VERSION with a policy pack and, if it passes (and is signed off), move the stage.
+
+        Exit codes: 0 promoted; 1 blocked, approvals missing or the stage moved meanwhile; 2 bad input;
+        3 a check could not be evaluated.
+        """
+        from governance.registry import promote
+        from governance.registry._promote import OBSERVE, refusal_error
+
+        check_format(fmt, FORMATS)
+        expect: Any = OBSERVE
+        if if_current is not None:
+            if if_current.lower() == "none":
+                expect = None
+            elif if_current.isdigit():
+                expect = int(if_current)
+            else:
+                raise InputError(f"--if-current: expected a version number or 'none', got {if_current!r}")
+        st = state(ctx)
+        report = promote(ref, to=to, policy=policy, predictions=predictions, label=label,
+                         prediction=prediction, score=score, sensitive=sensitive_columns(sensitive),
+                         reason=reason, if_current=expect,
+                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False)
+        write_report(report.output_document(), fmt, output, report.policy_path)
+        decision = report.decision or {}
+        if decision.get("action") != "promote":
+            raise refusal_error(report)
+        if fmt != "json" or output is not None:
+            typer.echo(_decision_text(decision), err=fmt == "json")
+        return 0
+
+    @app.command("rollback")
+    def rollback_cmd(
+        ctx: typer.Context,
+        model: str = typer.Argument(..., metavar="MODEL"),
+        stage: str = typer.Option(..., "--stage", help="Stage to move back."),
+        reason: str | None = typer.Option(None, "--reason", help="Why (kept in the promotion history)."),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """Move STAGE back to the previous version that passed its gate there."""
+        from governance.registry import rollback
+
+        check_format(fmt, _LIST_FORMATS)
+        st = state(ctx)
+        out = rollback(model, stage=stage, reason=reason, catalog=st.catalog(), actor=st.actor)
+        if fmt == "json":
+            emit_json(out)
+        else:
+            typer.echo(f"rolled back {out['model']}@{out['stage']}: version {out['from_version']} -> "
+                       f"{out['to_version']} ({out['reason']})")
+
+    @app.command("history")
+    def history_cmd(
+        ctx: typer.Context,
+        model: str = typer.Argument(..., metavar="MODEL"),
+        stage: str | None = typer.Option(None, "--stage", help="Only this stage."),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """Promotion history: promotions, refusals, lost races and rollbacks, oldest first."""
+        from governance.registry import history
+
+        check_format(fmt, _LIST_FORMATS)
+        with_catalog = state(ctx).catalog()
+        rows = history(model, stage=stage, catalog=with_catalog)
+        if fmt == "json":
+            emit_json(rows)
+        else:
+            print_table(rows, ["id", "time", "stage", "action", "from_version", "to_version", "actor",
+                               "evaluation_status", "reason"], f"promotion history of {model}")
+
+    @app.command("approve")
+    def approve_cmd(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
+        stage: str = typer.Option(..., "--stage", help="Stage the approval is for."),
+        role: str | None = typer.Option(None, "--role", help="Your role (a pack may require one)."),
+        comment: str | None = typer.Option(None, "--comment"),
+    ) -> None:
+        """Sign off MODEL@VERSION for STAGE as the acting user (who must not be the promoter)."""
+        from governance.registry import approve
+
+        st = state(ctx)
+        row = approve(ref, stage=stage, role=role, comment=comment, catalog=st.catalog(), actor=st.actor)
+        typer.echo(f"approval {row.id} recorded: {row.approver} approves {ref} for {stage}"
+                   + (f" as {row.role}" if row.role else ""))
+
+    @app.command("waive")
+    def waive_cmd(  # noqa: PLR0917 - typer declares options as parameters
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="MODEL[@VERSION]",
+                                  help="Version (or alias, pinned now); MODEL alone waives every version. "
+                                       "`gov waive revoke ID` revokes."),
+        waiver_id: str | None = typer.Argument(None, hidden=True),
+        check_id: str | None = typer.Option(None, "--check", help="Check id in the pack."),
+        reason: str | None = typer.Option(None, "--reason"),
+        approver: str | None = typer.Option(None, "--approver", help="Who approved (not you)."),
+        expires: str | None = typer.Option(None, "--expires", help="DATE, DATETIME or 30d/12h/2w."),
+        ticket: str | None = typer.Option(None, "--ticket"),
+    ) -> None:
+        """Waive one check for a model version until an expiry date."""
+        from governance.registry import revoke_waiver, waive
+
+        st = state(ctx)
+        if ref == "revoke" and waiver_id is not None:
+            if not waiver_id.isdigit():
+                raise InputError(f"gov waive revoke: expected a waiver id, got {waiver_id!r}")
+            revoked = revoke_waiver(int(waiver_id), reason=reason, catalog=st.catalog(), actor=st.actor)
+            typer.echo(f"waiver {revoked.id} revoked")
+            return
+        if waiver_id is not None:
+            raise InputError(f"gov waive: unexpected extra argument {waiver_id!r}")
+        missing = [o for o, v in (("--check", check_id), ("--reason", reason), ("--approver", approver),
+                                  ("--expires", expires)) if not v]
+        if missing:
+            raise InputError(f"gov waive: missing {', '.join(missing)}")
+        row = waive(ref, check_id=str(check_id), reason=str(reason), approver=str(approver),
+                    expires=str(expires), ticket=ticket, catalog=st.catalog(), actor=st.actor)
+        scope = f"version {row.versions[0]}" if row.versions else "every version"
+        typer.echo(f"waiver {row.id} recorded: {check_id} waived for {scope} until "
+                   f"{row.expires_at.isoformat()} (approved by {row.approver})")
+
+    @waivers.command("list")
+    def waivers_list(
+        ctx: typer.Context,
+        model: str | None = typer.Option(None, "--model"),
+        state_filter: str | None = typer.Option(None, "--state", help="active, expired or revoked."),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """List waivers, newest first."""
+        from governance.registry import list_waivers
+
+        check_format(fmt, _LIST_FORMATS)
+        rows = list_waivers(model=model, state=state_filter, catalog=state(ctx).catalog())
+        if fmt == "json":
+            emit_json(rows)
+        else:
+            print_table(rows, ["id", "model", "versions", "check", "state", "expires_at", "approver",
+                               "requester", "ticket", "reason"], "waivers")
+
+    @waivers.command("revoke")
+    def waivers_revoke(
+        ctx: typer.Context,
+        waiver_id: int = typer.Argument(..., metavar="ID"),
+        reason: str | None = typer.Option(None, "--reason"),
+    ) -> None:
+        """Revoke a waiver now."""
+        from governance.registry import revoke_waiver
+
+        st = state(ctx)
+        revoked = revoke_waiver(waiver_id, reason=reason, catalog=st.catalog(), actor=st.actor)
+        typer.echo(f"waiver {revoked.id} revoked")
+
+    @app.command("monitor")
+    def monitor_cmd(  # noqa: PLR0917 - typer declares options as parameters
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="MODEL@STAGE"),
+        data: Path = typer.Option(..., "--data", help="Production data (CSV/Parquet)."),
+        policy: str = typer.Option(..., "--policy", help="Policy pack with drift/performance checks."),
+        label: str | None = typer.Option(None, "--label"),
+        prediction: str | None = typer.Option(None, "--prediction"),
+        score: str | None = typer.Option(None, "--score"),
+        sensitive: list[str] | None = typer.Option(None, "--sensitive", help="COL[,COL]"),
+        notify: str | None = typer.Option(None, "--notify", metavar="URL", help="POST JSON on failure."),
+        rollback_on_fail: bool = typer.Option(False, "--rollback-on-fail",
+                                              help="Roll the stage back on a blocking failure."),
+        fmt: str = typer.Option("text", "--format", help="text, json, junit, sarif or github."),
+        output: Path | None = typer.Option(None, "--output", "-o"),
+        fail_on_warn: bool = typer.Option(False, "--fail-on-warn"),
+    ) -> int:
+        """Re-run drift and performance checks on production data for the version a stage points at."""
+        from governance.registry import monitor
+
+        check_format(fmt, FORMATS)
+        st = state(ctx)
+        report = monitor(ref, data=data, policy=policy, label=label, prediction=prediction, score=score,
+                         sensitive=sensitive_columns(sensitive), notify=notify,
+                         rollback_on_fail=rollback_on_fail, catalog=st.catalog(), actor=st.actor)
+        document = report.gate.output_document()
+        document["monitor"] = {"stage": report.stage, "notified": report.notified,
+                               "rolled_back": report.rolled_back}
+        write_report(document, fmt, output, report.gate.policy_path)
+        if report.notified and report.notified.get("error"):
+            typer.echo(f"gov: warning: notification to {notify} failed: {report.notified['error']}", err=True)
+        if report.rolled_back:
+            rb = report.rolled_back
+            typer.echo(f"rolled back {rb['model']}@{rb['stage']}: version {rb['from_version']} -> "
+                       f"{rb['to_version']}", err=True)
+        return report.exit_code(fail_on_warn=fail_on_warn)
+
+    app.add_typer(waivers, name="waivers")

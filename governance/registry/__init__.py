@@ -1,0 +1,37 @@
+"""Model registry and the policy gate: versions, stages, promotion, rollback, waivers, sign-off,
+monitoring, and the CI output formats."""
+
+from governance.registry._approvals import ApprovalStatus, approve, list_approvals
+from governance.registry._gate import GateReport, check
+from governance.registry._monitor import MonitorReport, monitor
+from governance.registry._output import FORMATS, GithubOutput, render, render_github
+from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
+from governance.registry._register import register_model
+from governance.registry._verdict import Outcome, classify, exit_code
+from governance.registry._waivers import list_waivers, revoke_waiver, waive
+
+__all__ = [
+    "FORMATS",
+    "ApprovalStatus",
+    "GateReport",
+    "GithubOutput",
+    "MonitorReport",
+    "Outcome",
+    "PromotionConflict",
+    "approve",
+    "check",
+    "classify",
+    "exit_code",
+    "history",
+    "list_approvals",
+    "list_waivers",
+    "monitor",
+    "promote",
+    "register_model",
+    "render",
+    "render_github",
+    "revoke_waiver",
+    "rollback",
+    "stage_version",
+    "waive",
+]

@@ -1,0 +1,322 @@
+"""The gate: evaluate a policy pack against a model version's stored evidence or a predictions table.
+
+:func:`check` evaluates and (for a model version) stores the evaluation, audited, without promoting.
+The same evaluation backs :func:`governance.registry.promote` and :func:`governance.registry.monitor`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from governance.audit import AuditedTransaction, audited
+from governance.catalog import Catalog, Model, ModelVersion, parse_ref, resolve_model_version
+from governance.catalog._views import as_utc
+from governance.errors import EvaluationError, InputError
+from governance.registry._common import resolve_catalog, resolve_who
+from governance.registry._verdict import exit_code
+from governance.registry._waivers import waivers_for
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.checks import CheckContext
+    from governance.policy import EvaluationResult, PolicyPack
+
+__all__ = ["GateReport", "Subject", "check", "evaluate_subject", "load_policy", "store"]
+
+
+@dataclass(frozen=True)
+class PredictionsSpec:
+    """A predictions table given on the command line."""
+
+    path: Path
+    label: str
+    prediction: str
+    score: str | None = None
+    sensitive: tuple[str, ...] = ()
+
+    def as_inputs(self) -> dict[str, Any]:
+        return {"predictions": str(self.path), "label": self.label, "prediction": self.prediction,
+                "score": self.score, "sensitive": list(self.sensitive)}
+
+
+def predictions_spec(predictions: str | Path | None, label: str | None, prediction: str | None,
+                     score: str | None, sensitive: Sequence[str] | str | None) -> PredictionsSpec | None:
+    """Validate the ``--predictions`` option group (all-or-nothing for label and prediction)."""
+    if isinstance(sensitive, str):
+        sensitive = sensitive.split(",")
+    columns = tuple(s.strip() for s in (sensitive or ()) if s.strip())
+    if predictions is None:
+        extra = [n for n, v in (("--label", label), ("--prediction", prediction), ("--score", score)) if v]
+        if extra or columns:
+            raise InputError(f"{(extra or ['--sensitive'])[0]}: only meaningful with --predictions FILE")
+        return None
+    path = Path(predictions)
+    if not path.is_file():
+        raise InputError(f"--predictions: no such file {path}")
+    if not label or not prediction:
+        raise InputError("--predictions: also give --label COL and --prediction COL")
+    return PredictionsSpec(path, label, prediction, score, columns)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What is evaluated: a model version (ids resolved), a predictions table, or both."""
+
+    model: str | None = None
+    version: int | None = None
+    model_id: int | None = None
+    model_version_id: int | None = None
+    predictions: PredictionsSpec | None = None
+
+    @property
+    def label(self) -> str:
+        if self.model is not None:
+            return f"{self.model}@{self.version}"
+        return f"predictions {self.predictions.path}" if self.predictions else "-"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.model is not None:
+            out.update(model=self.model, version=self.version)
+        if self.predictions is not None:
+            out.update(predictions=str(self.predictions.path))
+        return out
+
+
+@dataclass
+class GateReport:
+    """The outcome of one gate evaluation (and, for promotions, the decision)."""
+
+    document: dict[str, Any]
+    subject: Subject
+    policy_path: Path | None = None
+    evaluation_id: int | None = None
+    decision: dict[str, Any] | None = None
+    result: Any = field(default=None, repr=False)
+
+    def exit_code(self, *, fail_on_warn: bool = False) -> int:
+        """0 passed; 1 blocked (or warnings with ``fail_on_warn``); 3 could not be evaluated."""
+        code = exit_code(self.document, fail_on_warn=fail_on_warn)
+        if self.decision is not None and self.decision.get("action") != "promote" and code == 0:
+            return 1
+        return code
+
+    def missing_evidence(self) -> str | None:
+        """What a model version's stored evidence lacks for this pack, and how to record it (or None)."""
+        return missing_evidence(self.document, self.subject)
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code() == 0
+
+    def output_document(self) -> dict[str, Any]:
+        """The contract document, plus ``evaluation_id`` and the promotion decision when there is one."""
+        doc = dict(self.document)
+        if self.evaluation_id is not None:
+            doc["evaluation_id"] = self.evaluation_id
+        if self.decision is not None:
+            doc["promotion"] = self.decision
+        return doc
+
+
+def missing_evidence(document: dict[str, Any], subject: Subject) -> str | None:
+    """One line naming the checks that were not run for lack of inputs, and what would provide them."""
+    lacking = [f"{r.get('id')} ({str(r.get('message', '')).removeprefix('missing required input(s): ')})"
+               for r in document.get("results", []) if r.get("status") == "NOT_RUN"]
+    if not lacking:
+        return None
+    where = (f"the evidence recorded for {subject.label}" if subject.model is not None
+             else "the predictions table")
+    fix = ("record it with governance.evaluate(model, data, model_ref=..., label=..., sensitive=[...]) "
+           "in the "
+           "pipeline, or pass --predictions FILE --label COL --prediction COL"
+           if subject.model is not None and subject.predictions is None else "add the missing columns/inputs")
+    return f"{where} lacks what these checks need: {', '.join(lacking)}; {fix}"
+
+
+def load_policy(policy: str | Path | PolicyPack) -> tuple[PolicyPack, Path | None]:
+    """The pack and the file it came from (for SARIF locations and annotations)."""
+    from governance.policy import PolicyPack, load_pack  # noqa: PLC0415 - keeps `import governance` light
+
+    pack = policy if isinstance(policy, PolicyPack) else load_pack(str(policy))
+    source = None
+    for attr in ("path", "source", "source_path"):
+        value = getattr(pack, attr, None)
+        if isinstance(value, (str, Path)) and Path(value).is_file():
+            source = Path(value)
+            break
+    if source is None and isinstance(policy, (str, Path)) and Path(policy).is_file():
+        source = Path(policy)
+    return pack, source
+
+
+def resolve_subject(catalog: Catalog, ref: str | None, predictions: PredictionsSpec | None) -> Subject:
+    """Resolve ``MODEL@VERSION`` (alias or number) to ids, pinned for the rest of the gate."""
+    if ref is None:
+        if predictions is None:
+            raise InputError("give MODEL@VERSION or --predictions FILE --label COL --prediction COL")
+        return Subject(predictions=predictions)
+    with catalog.read() as session:
+        model, mv = resolve_model_version(session, parse_ref(ref))
+    return Subject(model.name, mv.version, model.id, mv.id, predictions)
+
+
+def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
+             features: Path | None = None) -> CheckContext:
+    from governance.policy import context_for_model_version  # noqa: PLC0415
+
+    spec = subject.predictions
+    data_ctx = None if spec is None else _predictions_context(spec)
+    if subject.model is None:
+        if data_ctx is None:
+            raise InputError("give MODEL@VERSION or --predictions FILE --label COL --prediction COL")
+        return data_ctx
+    ctx = context_for_model_version(catalog, f"{subject.model}@{subject.version}")
+    if monitoring:
+        return _monitoring_context(ctx, data_ctx, features)
+    if data_ctx is None:
+        return ctx
+    evidence = {k: v for k, v in ctx.evidence.items() if k not in _MEASURED_ON_PREDICTIONS}
+    return dataclasses.replace(
+        ctx, evidence=evidence, predictions=data_ctx.predictions, label=data_ctx.label,
+        prediction=data_ctx.prediction, score=data_ctx.score, sensitive=data_ctx.sensitive,
+        features=data_ctx.features if data_ctx.features is not None else ctx.features,
+        sources={**ctx.sources, **data_ctx.sources},
+    )
+
+
+_MEASURED_ON_PREDICTIONS = ("confusion", "score_metrics", "metrics", "label", "prediction", "score")
+
+
+def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
+                        features: Path | None) -> CheckContext:
+    """Production data replaces everything evaluation measured; only the training baseline stays.
+
+    The baseline is the stored one or the training run's input dataset statistics; without one the
+    drift checks are NOT_RUN and the gate fails closed.
+    """
+    from governance.checks._data import load_baseline  # noqa: PLC0415 - not exported by checks yet
+    from governance.policy import read_table  # noqa: PLC0415
+
+    evidence: dict[str, Any] = {}
+    with contextlib.suppress(EvaluationError):  # no baseline: drift is NOT_RUN, the gate fails closed
+        evidence["baseline"] = load_baseline(ctx)
+    if data_ctx is None:
+        frame = read_table(features) if features is not None else None
+        return dataclasses.replace(ctx, evidence=evidence, features=frame, sensitive=())
+    frame = data_ctx.predictions
+    if frame is not None:
+        own = {c for c in (data_ctx.label, data_ctx.prediction, data_ctx.score) if c}
+        frame = frame.drop(columns=[c for c in frame.columns if c in own])
+    return dataclasses.replace(
+        ctx, evidence=evidence, predictions=data_ctx.predictions, label=data_ctx.label,
+        prediction=data_ctx.prediction, score=data_ctx.score, sensitive=data_ctx.sensitive, features=frame,
+        sources={**ctx.sources, **data_ctx.sources},
+    )
+
+
+def _waiver_infos(catalog: Catalog, subject: Subject) -> list[Any]:
+    from governance.policy import WaiverInfo  # noqa: PLC0415
+
+    if subject.model_id is None:
+        return []
+    with catalog.read() as session:
+        rows = waivers_for(session, subject.model_id, subject.version)
+    return [
+        WaiverInfo(id=int(w.id or 0), check_id=w.check_id, expires_at=as_utc(w.expires_at),
+                   revoked_at=None if w.revoked_at is None else as_utc(w.revoked_at), approver=w.approver,
+                   reason=w.reason, ticket=w.ticket, requester=w.requester)
+        for w in rows
+    ]
+
+
+def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, now: datetime | None = None,
+                     monitoring: bool = False, features: Path | None = None
+                     ) -> tuple[EvaluationResult, dict[str, Any]]:
+    """Run the pack against the subject's evidence with its waivers; the result and its document."""
+    from governance.policy import run_pack  # noqa: PLC0415
+
+    ctx = _context(catalog, subject, monitoring=monitoring, features=features)
+    result = run_pack(pack, ctx, waivers=_waiver_infos(catalog, subject), now=now)
+    document = result.to_document()
+    if not document.get("subject"):
+        document["subject"] = subject.as_dict()
+    return result, document
+
+
+def store(tx: AuditedTransaction, result: EvaluationResult, subject: Subject, purpose: str,
+          inputs: dict[str, Any] | None = None) -> int:
+    """Store an evaluation (and its audit event) in ``tx``; its id."""
+    from governance.policy import store_evaluation  # noqa: PLC0415
+
+    payload = {"subject": subject.as_dict(), **(inputs or {})}
+    if subject.predictions is not None:
+        payload.update(subject.predictions.as_inputs())
+    row = store_evaluation(tx, result, model_version_id=subject.model_version_id, purpose=purpose,
+                           inputs=payload)
+    return int(row.id or 0)
+
+
+def check(
+    ref: str | None = None,
+    *,
+    policy: str | Path | PolicyPack,
+    predictions: str | Path | None = None,
+    label: str | None = None,
+    prediction: str | None = None,
+    score: str | None = None,
+    sensitive: Sequence[str] | str | None = None,
+    catalog: Catalog | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> GateReport:
+    """Evaluate ``policy`` against ``MODEL@VERSION`` and/or a predictions table, without promoting.
+
+    A model version's evaluation is stored and audited (purpose ``check``); a predictions table alone
+    is evaluated in memory.  Never raises on a failing policy: read :meth:`GateReport.exit_code`.
+    """
+    spec = predictions_spec(predictions, label, prediction, score, sensitive)
+    if ref is None and spec is None:
+        raise InputError("give MODEL@VERSION or --predictions FILE --label COL --prediction COL")
+    pack, source = load_policy(policy)
+    if ref is None and spec is not None:
+        result, document = _data_only(pack, spec, now)
+        return GateReport(document, Subject(predictions=spec), source, result=result)
+    cat = resolve_catalog(catalog)
+    subject = resolve_subject(cat, ref, spec)
+    result, document = evaluate_subject(cat, subject, pack, now=now)
+    with audited(cat, resolve_who(actor)) as tx:
+        evaluation_id = store(tx, result, subject, "check")
+    return GateReport(document, subject, source, evaluation_id, result=result)
+
+
+def _data_only(pack: PolicyPack, spec: PredictionsSpec, now: datetime | None
+               ) -> tuple[EvaluationResult, dict[str, Any]]:
+    from governance.policy import run_pack  # noqa: PLC0415
+
+    result = run_pack(pack, _predictions_context(spec), now=now)
+    document = result.to_document()
+    if not document.get("subject"):
+        document["subject"] = {"predictions": str(spec.path)}
+    return result, document
+
+
+def _predictions_context(spec: PredictionsSpec) -> CheckContext:
+    from governance.policy import context_for_predictions  # noqa: PLC0415
+
+    return context_for_predictions(spec.path, label=spec.label, prediction=spec.prediction, score=spec.score,
+                                   sensitive=list(spec.sensitive))
+
+
+def model_and_version(session: Any, subject: Subject) -> tuple[Model, ModelVersion]:
+    """Re-read the subject's rows inside a transaction."""
+    model = session.get(Model, subject.model_id)
+    mv = session.get(ModelVersion, subject.model_version_id)
+    if model is None or mv is None:
+        raise InputError(f"{subject.label}: the model version disappeared during the evaluation")
+    return model, mv

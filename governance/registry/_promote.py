@@ -1,0 +1,312 @@
+"""Promotion, rollback and promotion history.
+
+An alias (stage) is a pointer in ``model_alias``; every move is an append-only ``promotion_event``
+written in the same audited transaction as the pointer.  A promotion evaluates the pack first (no
+lock held), then, in one transaction: stores the evaluation, checks sign-off, re-reads the stage
+under the model's row lock and moves it only if it still points where it pointed when the promotion
+started (compare-and-set).  Refusals and lost races are recorded too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from governance.audit import AuditedTransaction, audited
+from governance.catalog import (
+    Catalog,
+    Model,
+    ModelAlias,
+    ModelVersion,
+    PolicyEvaluation,
+    PromotionEvent,
+    parse_ref,
+    resolve_model,
+)
+from governance.catalog._views import iso
+from governance.errors import EvaluationError, InputError, NotFoundError, PolicyViolation
+from governance.registry._approvals import approval_requirement, approvals_status
+from governance.registry._common import resolve_catalog, resolve_who, validate_stage
+from governance.registry._gate import (
+    GateReport,
+    Subject,
+    evaluate_subject,
+    load_policy,
+    missing_evidence,
+    predictions_spec,
+    resolve_subject,
+    store,
+)
+from governance.registry._verdict import EXIT_ERROR, EXIT_OK, exit_code
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.policy import PolicyPack
+
+__all__ = ["OBSERVE", "PromotionConflict", "history", "promote", "rollback", "stage_version"]
+
+
+class PromotionConflict(PolicyViolation):
+    """The stage moved to another version while this promotion was being evaluated (exit 1)."""
+
+
+class _Observe:
+    def __repr__(self) -> str:
+        return "OBSERVE"
+
+
+OBSERVE: Any = _Observe()
+"""Default of ``if_current``: expect the stage to still point where it did when promotion started."""
+
+
+def _lock_model(session: Session, model_id: int) -> Model:
+    """The model row, locked for the rest of the transaction (``FOR UPDATE`` on PostgreSQL; SQLite's
+    ``BEGIN IMMEDIATE`` already serialises writers)."""
+    return session.exec(select(Model).where(Model.id == model_id).with_for_update()).one()
+
+
+def _current(session: Session, model_id: int, stage: str) -> ModelAlias | None:
+    stmt = select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == stage)
+    return session.exec(stmt).first()
+
+
+def _version_number(session: Session, version_id: int | None) -> int | None:
+    if version_id is None:
+        return None
+    mv = session.get(ModelVersion, version_id)
+    return None if mv is None else mv.version
+
+
+def stage_version(catalog: Catalog, model: str, stage: str) -> int | None:
+    """The version number ``MODEL@STAGE`` points at, or None."""
+    with catalog.read() as session:
+        found = resolve_model(session, model)
+        alias = _current(session, int(found.id or 0), stage)
+        return None if alias is None else _version_number(session, alias.model_version_id)
+
+
+def _move(tx: AuditedTransaction, model_id: int, stage: str, expected_id: int | None, target_id: int) -> bool:
+    """Compare-and-set the stage pointer; False when it no longer points at ``expected_id``."""
+    session = tx.session
+    if expected_id is None:
+        if _current(session, model_id, stage) is not None:
+            return False
+        session.add(ModelAlias(model_id=model_id, alias=stage, model_version_id=target_id,
+                               updated_at=tx.time))
+        session.flush()
+        return True
+    table = ModelAlias.__table__  # type: ignore[attr-defined]
+    moved = session.execute(
+        sa.update(table)
+        .where(table.c.model_id == model_id, table.c.alias == stage, table.c.model_version_id == expected_id)
+        .values(model_version_id=target_id, updated_at=tx.time)
+    )
+    tx.mutated = True
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def _event(tx: AuditedTransaction, model: Model, stage: str, action: str, *, from_id: int | None,
+           to_id: int | None, reason: str | None, evaluation_id: int | None,
+           data: dict[str, Any]) -> PromotionEvent:
+    row = PromotionEvent(model_id=int(model.id or 0), alias=stage, action=action, from_version_id=from_id,
+                         to_version_id=to_id, actor=tx.actor, reason=reason, evaluation_id=evaluation_id,
+                         created_at=tx.time)
+    tx.session.add(row)
+    tx.session.flush()
+    tx.record(f"promotion.{action}", f"model:{model.name}@{stage}", {"event_id": row.id, **data})
+    return row
+
+
+def promote(
+    ref: str,
+    *,
+    to: str,
+    policy: str | Path | PolicyPack,
+    predictions: str | Path | None = None,
+    label: str | None = None,
+    prediction: str | None = None,
+    score: str | None = None,
+    sensitive: Sequence[str] | str | None = None,
+    reason: str | None = None,
+    if_current: Any = OBSERVE,
+    catalog: Catalog | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
+    raise_on_refusal: bool = True,
+) -> GateReport:
+    """Gate ``MODEL@VERSION`` with ``policy`` and, if it passes and is signed off, move ``to`` to it.
+
+    ``if_current`` is the version number (or None: no version) the stage must point at for the move
+    to happen; by default, wherever it pointed when this call started.  The evaluation and the
+    decision (promote, refused or conflict) are stored and audited either way.  With
+    ``raise_on_refusal`` a refusal raises :class:`PolicyViolation` (blocked, missing approvals),
+    :class:`PromotionConflict` (the stage moved meanwhile) or :class:`EvaluationError` (a check could
+    not be evaluated) after it was recorded; otherwise read ``report.decision``.
+    """
+    stage = validate_stage(to)
+    spec = predictions_spec(predictions, label, prediction, score, sensitive)
+    who = resolve_who(actor)
+    pack, source = load_policy(policy)
+    cat = resolve_catalog(catalog)
+    subject = resolve_subject(cat, ref, spec)
+    model_id = int(subject.model_id or 0)
+    with cat.read() as session:
+        if if_current is OBSERVE:
+            observed = _current(session, model_id, stage)
+            expected_id = None if observed is None else observed.model_version_id
+        elif if_current is None:
+            expected_id = None
+        else:
+            expected = session.exec(select(ModelVersion).where(
+                ModelVersion.model_id == model_id, ModelVersion.version == int(if_current))).first()
+            if expected is None:
+                raise NotFoundError(f"--if-current: model {subject.model!r} has no version {if_current}")
+            expected_id = expected.id
+    result, document = evaluate_subject(cat, subject, pack, now=now)
+    gate_code = exit_code(document)
+    required, roles = approval_requirement(pack)
+    with audited(cat, who) as tx:
+        evaluation_id = store(tx, result, subject, "promote", {"stage": stage})
+        model = _lock_model(tx.session, model_id)
+        current = _current(tx.session, model_id, stage)
+        current_id = None if current is None else current.model_version_id
+        target_id = int(subject.model_version_id or 0)
+        approvals = approvals_status(tx.session, target_id, stage, requester=who, required=required,
+                                     roles=roles)
+        base = {"version": subject.version, "stage": stage, "evaluation_id": evaluation_id,
+                "status": document.get("status"), "policy": document.get("policy")}
+        why: str | None
+        if gate_code != EXIT_OK:
+            action, why = "refused", _refusal_reason(document, gate_code, subject)
+        elif not approvals.satisfied:
+            action, why = "refused", approvals.message(stage, who)
+        elif current_id != expected_id or not _move(tx, model_id, stage, expected_id, target_id):
+            action = "conflict"
+            why = (f"{stage} moved from {_label(tx.session, expected_id)} to "
+                   f"{_label(tx.session, current_id)} while {subject.label} was being evaluated; "
+                   "re-run the promotion")
+        else:
+            action, why = "promote", reason
+        _event(tx, model, stage, action, from_id=current_id, to_id=target_id, reason=why,
+               evaluation_id=evaluation_id,
+               data={**base, "from_version": _version_number(tx.session, current_id), "reason": why,
+                     "approvals": approvals.as_dict()})
+        decision = {"action": action, "stage": stage, "model": subject.model, "version": subject.version,
+                    "from_version": _version_number(tx.session, current_id), "reason": why,
+                    "approvals": approvals.as_dict(), "actor": who}
+    report = GateReport(document, subject, source, evaluation_id, decision, result)
+    if raise_on_refusal and action != "promote":
+        raise refusal_error(report)
+    return report
+
+
+def refusal_error(report: GateReport) -> PolicyViolation | EvaluationError:
+    """The exception that says why a recorded promotion did not happen."""
+    decision = report.decision or {}
+    message = f"{report.subject.label} not promoted to {decision.get('stage')}: {decision.get('reason')}"
+    if decision.get("action") == "conflict":
+        return PromotionConflict(message)
+    if exit_code(report.document) == EXIT_ERROR:
+        return EvaluationError(message)
+    return PolicyViolation(message)
+
+
+def _label(session: Session, version_id: int | None) -> str:
+    number = _version_number(session, version_id)
+    return "no version" if number is None else f"version {number}"
+
+
+def _gate_reason(document: dict[str, Any], code: int) -> str:
+    from governance.registry._verdict import Outcome, classify, result_message  # noqa: PLC0415
+
+    wanted = Outcome.ERROR if code == EXIT_ERROR else Outcome.FAILURE
+    bad = [r for r in document.get("results", []) if classify(r) is wanted]
+    head = "could not be evaluated" if code == EXIT_ERROR else "blocked by policy"
+    if not bad:
+        return f"{head} (status {document.get('status')})"
+    return f"{head}: " + "; ".join(f"{r.get('id')} {r.get('status')}: {result_message(r)}" for r in bad)
+
+
+def _refusal_reason(document: dict[str, Any], code: int, subject: Subject) -> str:
+    reason = _gate_reason(document, code)
+    missing = missing_evidence(document, subject) if code == EXIT_ERROR else None
+    return f"{reason}. {missing[0].upper()}{missing[1:]}" if missing else reason
+
+
+def _previous_passed(session: Session, model_id: int, stage: str, current_id: int | None) -> int | None:
+    """The version to roll back to: the latest one promoted to ``stage`` through its gate, other than
+    the current one and not rolled back away from since."""
+    events = session.exec(
+        select(PromotionEvent).where(PromotionEvent.model_id == model_id, PromotionEvent.alias == stage)
+        .order_by(col(PromotionEvent.id).desc())
+    ).all()
+    rolled_back_from: set[int] = set()
+    for event in events:  # newest first
+        if event.action == "rollback" and event.from_version_id is not None:
+            rolled_back_from.add(event.from_version_id)
+        elif event.action == "promote" and event.to_version_id is not None:
+            target = event.to_version_id
+            if target != current_id and target not in rolled_back_from:
+                return target
+    return None
+
+
+def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Catalog | None = None,
+             actor: str | None = None) -> dict[str, Any]:
+    """Move ``stage`` back to the previous version that passed its gate there; records why."""
+    stage = validate_stage(stage, "--stage")
+    name = parse_ref(model, "MODEL").name
+    who = resolve_who(actor)
+    cat = resolve_catalog(catalog)
+    with audited(cat, who) as tx:
+        found = resolve_model(tx.session, name)
+        tx.record("promotion.rollback.request", f"model:{name}@{stage}", {"reason": reason})
+        locked = _lock_model(tx.session, int(found.id or 0))
+        current = _current(tx.session, int(found.id or 0), stage)
+        if current is None:
+            raise NotFoundError(f"model {name!r} has no {stage!r} stage to roll back")
+        target = _previous_passed(tx.session, int(found.id or 0), stage, current.model_version_id)
+        if target is None:
+            raise InputError(f"{name}@{stage}: no earlier version passed its gate for {stage}; "
+                             "nothing to roll back to")
+        from_id = current.model_version_id
+        current.model_version_id = target
+        current.updated_at = tx.time
+        tx.session.add(current)
+        why = reason or "rollback"
+        row = _event(tx, locked, stage, "rollback", from_id=from_id, to_id=target, reason=why,
+                     evaluation_id=None, data={"from_version": _version_number(tx.session, from_id),
+                      "version": _version_number(tx.session, target), "reason": why})
+        out = {"model": name, "stage": stage, "from_version": _version_number(tx.session, from_id),
+               "to_version": _version_number(tx.session, target), "reason": why, "event_id": row.id,
+               "actor": who}
+    return out
+
+
+def history(model: str, *, stage: str | None = None, catalog: Catalog | None = None) -> list[dict[str, Any]]:
+    """Promotion history of ``MODEL`` (oldest first): promotions, refusals, conflicts and rollbacks."""
+    name = parse_ref(model, "MODEL").name
+    cat = resolve_catalog(catalog)
+    with cat.read() as session:
+        found = resolve_model(session, name)
+        stmt = select(PromotionEvent).where(PromotionEvent.model_id == found.id)
+        if stage is not None:
+            stmt = stmt.where(PromotionEvent.alias == stage)
+        events = session.exec(stmt.order_by(col(PromotionEvent.id))).all()
+        versions = dict(session.exec(select(ModelVersion.id, ModelVersion.version)
+                                     .where(ModelVersion.model_id == found.id)).all())
+        ids = [e.evaluation_id for e in events if e.evaluation_id is not None]
+        statuses = dict(session.exec(select(PolicyEvaluation.id, PolicyEvaluation.status)
+                                     .where(col(PolicyEvaluation.id).in_(ids))).all()) if ids else {}
+    return [{
+        "id": e.id, "time": iso(e.created_at), "stage": e.alias, "action": e.action,
+        "from_version": versions.get(e.from_version_id) if e.from_version_id else None,
+        "to_version": versions.get(e.to_version_id) if e.to_version_id else None,
+        "actor": e.actor, "reason": e.reason, "evaluation_id": e.evaluation_id,
+        "evaluation_status": statuses.get(e.evaluation_id) if e.evaluation_id else None,
+    } for e in events]
+
