@@ -1,0 +1,137 @@
+"""Lineage commands: ``gov lineage``, ``gov diff``, ``gov verify-data``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from governance.cli._context import check_format, emit_json, state
+from governance.errors import InputError
+
+__all__ = ["register"]
+
+_LINEAGE_FORMATS = ("text", "json", "dot")
+_DIFF_FORMATS = ("text", "json")
+
+
+def _dot(graph: Any) -> str:
+    shapes = {"dataset": "cylinder", "model": "box3d", "run": "box"}
+    lines = ["digraph lineage {", "  rankdir=LR;"]
+    for node in graph.nodes:
+        style = ', style="bold"' if node.key == graph.root else ""
+        lines.append(f"  {json.dumps(node.key)} [label={json.dumps(node.label)}, shape={shapes[node.kind]}{style}];")
+    for edge in graph.edges:
+        label = f" [label={json.dumps(edge.role)}]" if edge.role else ""
+        lines.append(f"  {json.dumps(edge.source)} -> {json.dumps(edge.target)}{label};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _text(graph: Any) -> str:
+    out = [f"{graph.direction} of {graph.node(graph.root).label if graph.node(graph.root) else graph.root}"]
+    for node in graph.nodes:
+        if node.key == graph.root:
+            continue
+        extra = ""
+        if node.kind == "dataset":
+            extra = f" {str(node.attrs.get('content_hash') or '')[:16]}"
+        elif node.kind == "run":
+            extra = f" {node.attrs.get('status')} {node.attrs.get('started_at')}"
+        out.append(f"{'  ' * node.depth}- [{node.kind}] {node.label}{extra}")
+    out.append(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
+    return "\n".join(out)
+
+
+def _diff_text(doc: dict[str, Any]) -> str:
+    a, b = doc["a"], doc["b"]
+    out = [f"{a['model']}@{a['version']} -> {b['model']}@{b['version']}: "
+           + ("changed" if doc["changed"] else "no differences")]
+    for item in doc["data"]:
+        if item["change"] != "same":
+            da, db = item["a"], item["b"]
+            left = f"{da['name']}@{da['version']}" if da else "-"
+            right = f"{db['name']}@{db['version']}" if db else "-"
+            out.append(f"  data {item['role']}: {item['change']} ({left} -> {right})")
+    for key, value in doc["code"].items():
+        if value["changed"]:
+            out.append(f"  code {key}: {value['a']} -> {value['b']}")
+    for section in ("params", "run_params"):
+        for key, value in doc[section].items():
+            out.append(f"  {section} {key}: {value['a']!r} -> {value['b']!r}")
+    if doc["artifact"]["changed"]:
+        out.append(f"  artifact: {doc['artifact']['a']} -> {doc['artifact']['b']}")
+    return "\n".join(out)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("lineage")
+    def lineage(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
+        up: bool = typer.Option(False, "--upstream", help="What the version was built from (default)."),
+        down: bool = typer.Option(False, "--downstream", help="What was built from the version."),
+        depth: int | None = typer.Option(None, "--depth", min=0, help="How many runs to walk (default: all)."),
+        as_of: str | None = typer.Option(None, "--as-of", metavar="TIME", help="Only edges recorded by this time."),
+        fmt: str = typer.Option("text", "--format", help="text, json or dot"),
+    ) -> None:
+        """Show the lineage graph of a model version."""
+        from governance.catalog import parse_ref, resolve_model_version
+        from governance.catalog._graph import downstream, parse_as_of, upstream
+
+        check_format(fmt, _LINEAGE_FORMATS)
+        if up and down:
+            raise InputError("gov lineage: give --upstream or --downstream, not both")
+        when = parse_as_of(as_of)
+        with state(ctx).catalog().read() as session:
+            _, mv = resolve_model_version(session, parse_ref(ref))
+            walk = downstream if down else upstream
+            graph = walk(session, "model", int(mv.id or 0), depth=depth, as_of=when)
+        if fmt == "json":
+            emit_json(graph.to_json())
+        elif fmt == "dot":
+            typer.echo(_dot(graph))
+        else:
+            typer.echo(_text(graph))
+
+    @app.command("diff")
+    def diff(
+        ctx: typer.Context,
+        ref_a: str = typer.Argument(..., metavar="MODEL@V1"),
+        ref_b: str = typer.Argument(..., metavar="MODEL@V2"),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """What changed between two model versions: training data, code, parameters."""
+        from governance.catalog import parse_ref, resolve_model_version
+        from governance.catalog._graph import diff_versions
+
+        check_format(fmt, _DIFF_FORMATS)
+        with state(ctx).catalog().read() as session:
+            _, mv_a = resolve_model_version(session, parse_ref(ref_a, "MODEL@V1"))
+            _, mv_b = resolve_model_version(session, parse_ref(ref_b, "MODEL@V2"))
+            doc = diff_versions(session, mv_a, mv_b).to_json()
+        if fmt == "json":
+            emit_json(doc)
+        else:
+            typer.echo(_diff_text(doc))
+
+    @app.command("verify-data")
+    def verify_data(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="DATASET@VERSION"),
+        path: Path | None = typer.Argument(None, metavar="[PATH]",
+                                           help="File, directory or table file (Parquet/Feather/CSV) to "
+                                                "re-hash; default: the version's uri."),
+    ) -> None:
+        """Re-hash data and say whether it matches the recorded fingerprint (exit 0) or not (exit 1)."""
+        from governance.catalog import resolve_dataset_version
+        from governance.lineage._verify import verify_dataset
+
+        with state(ctx).catalog().read() as session:
+            dataset, dv = resolve_dataset_version(session, ref)
+        result = verify_dataset(dataset, dv, path)
+        typer.echo(result.message)
+        if not result.match:
+            raise typer.Exit(1)

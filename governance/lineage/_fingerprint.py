@@ -1,0 +1,407 @@
+"""Full-content fingerprints of tables, arrays, files and directories.
+
+``fingerprint(obj) -> Fingerprint`` hashes every cell and the schema with BLAKE3 (256-bit digests,
+``algo="blake3"``, ``coverage="full"``).  It reads column buffers (numpy and Arrow memory), never
+Python rows, pickles or CSV text, except for ``object`` columns of mixed Python types, which are
+hashed value by value through a type-tagged ``repr`` (give such objects a stable ``repr`` or register
+a fingerprint for their type).
+
+Tables (pandas DataFrame/Series, pyarrow Table/RecordBatch, 2-d numpy arrays are *not* tables):
+
+* the digest covers, in order: the number of rows, then for every column its name (type-tagged, so
+  ``0`` and ``"0"`` differ), its dtype string and its canonical content;
+* canonical content: numeric/bool/datetime values as little-endian bytes (timezone-aware datetimes
+  as UTC instants, the zone is in the dtype string); every NaN is written with one bit pattern; masked
+  (nullable) arrays as a validity mask plus values with nulls zeroed; strings (pandas ``str``/``string``
+  of any storage, Arrow strings) as Arrow ``large_string`` offsets + data + validity; categoricals as a
+  digest of their categories plus their codes; ``None`` and ``NaN`` in object columns are told apart;
+* the row index is not part of the fingerprint (Arrow tables and Parquet files have none).
+
+Each column also gets its own digest (:attr:`Fingerprint.columns`), used to detect passthrough
+columns.  Files are hashed as plain BLAKE3 of their bytes (so ``b3sum`` agrees); a directory hashes
+the sorted relative paths with each file's digest.
+
+Third parties add types with ``fingerprint.register(MyType)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import singledispatch
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from blake3 import blake3
+
+from governance.errors import InputError
+from governance.lineage._dataset import Dataset
+from governance.lineage._lazy import LazyRegistrations
+
+__all__ = ["ALGO", "ColumnDigest", "Fingerprint", "fingerprint"]
+
+ALGO = "blake3"
+_VERSION = b"gov-fp-v1"
+_PARALLEL_THRESHOLD = 1 << 20  # bytes; below this a single thread is faster
+
+
+@dataclass(frozen=True)
+class ColumnDigest:
+    """One column: name as a string, dtype string, and the digest of name, dtype and content."""
+
+    name: str
+    dtype: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A content fingerprint.  ``hash`` is hex (64 chars = 256 bits); ``algo`` names the function."""
+
+    hash: str
+    algo: str
+    coverage: str
+    schema_hash: str | None
+    row_count: int | None
+    byte_size: int
+    columns: tuple[ColumnDigest, ...] = ()
+
+
+class _Hasher:
+    """BLAKE3 with length-prefixed parts so that part boundaries are unambiguous."""
+
+    def __init__(self, domain: bytes) -> None:
+        self._h = blake3()
+        self.nbytes = 0
+        self.part(_VERSION + b" " + domain)
+
+    def part(self, data: Any) -> None:
+        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        size = view.nbytes
+        self._h.update(size.to_bytes(8, "little"))
+        self._h.update(view)
+        self.nbytes += size
+
+    def text(self, value: str) -> None:
+        self.part(value.encode("utf-8"))
+
+    def digest(self) -> bytes:
+        return self._h.digest()
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def _big_hasher() -> Any:
+    return blake3(max_threads=blake3.AUTO)
+
+
+def _name_key(name: object) -> str:
+    return name if isinstance(name, str) else f"<{type(name).__name__}>{name!r}"
+
+
+def _display_name(name: object) -> str:
+    return name if isinstance(name, str) else str(name)
+
+
+# ------------------------------------------------------------------------------------ numpy parts
+def _le(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return np.ascontiguousarray(arr)
+
+
+def _canonical_nan(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Write every NaN with the same bit pattern (0/0 gives a negative NaN on x86)."""
+    if arr.size == 0 or arr.dtype.kind not in "fc":
+        return arr
+    total = arr.sum()
+    if math.isfinite(total.real) and math.isfinite(total.imag if arr.dtype.kind == "c" else 0.0):
+        return arr  # no NaN can hide in a finite sum
+    nan = np.isnan(arr)
+    if not nan.any():
+        return arr
+    arr = arr.copy()
+    arr[nan] = np.nan
+    return arr
+
+
+def _numpy_parts(arr: np.ndarray[Any, Any]) -> list[Any]:
+    kind = arr.dtype.kind
+    if kind == "O":
+        return _object_parts(arr)
+    if kind in "mM":
+        arr = arr.view(np.int64)
+    arr = _canonical_nan(_le(arr))
+    return [arr.reshape(-1).view(np.uint8) if arr.size else b""]
+
+
+def _object_parts(values: np.ndarray[Any, Any]) -> list[Any]:
+    import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415 - optional heavy import
+    import pyarrow as pa  # noqa: PLC0415
+
+    values = values.reshape(-1)
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    null = pd.isna(values)
+    parts: list[Any] = [inferred.encode()]
+    if null.any():
+        none = np.equal(values, None)
+        parts.append(np.packbits(null))
+        parts.append(np.packbits(none.astype(bool)))
+    if inferred in {"string", "bytes", "boolean", "integer", "floating", "empty", "decimal"}:
+        try:
+            return parts + _arrow_parts(pa.array(values, from_pandas=True))[1]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            pass
+    return parts + [_repr_bytes(values)]
+
+
+def _repr_bytes(values: Iterable[Any]) -> bytes:
+    """Slow path for mixed Python objects: type-tagged reprs, length-prefixed."""
+    out = bytearray()
+    for value in values:
+        klass = type(value)
+        item = f"{klass.__module__}.{klass.__qualname__}:{value!r}".encode("utf-8", "surrogatepass")
+        out += len(item).to_bytes(8, "little") + item
+    return bytes(out)
+
+
+# ------------------------------------------------------------------------------------ arrow parts
+def _arrow_parts(arr: Any) -> tuple[str, list[Any]]:
+    """(type string, canonical parts) of a pyarrow Array or ChunkedArray."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    typ = arr.type
+    type_str = str(typ)
+    n = len(arr)
+    nulls = arr.null_count
+    validity = np.packbits(arr.is_valid().to_numpy(zero_copy_only=False)) if nulls else b""
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ) \
+            or pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ):
+        textual = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
+        target = pa.large_string() if textual else pa.large_binary()
+        if nulls:
+            arr = pc.fill_null(arr, "" if textual else b"")
+        arr = arr.cast(target)
+        bufs = arr.buffers()
+        offsets = np.frombuffer(bufs[1], dtype="<i8", count=n + 1, offset=arr.offset * 8)
+        start, end = int(offsets[0]), int(offsets[-1])
+        data = memoryview(bufs[2])[start:end] if bufs[2] is not None and end > start else b""
+        return ("large_string" if textual else "large_binary"), [validity, offsets - start, data]
+    if pa.types.is_dictionary(typ):
+        dict_type, dict_parts = _arrow_parts(arr.dictionary)
+        idx_type, idx_parts = _arrow_parts(arr.indices)
+        return f"dictionary<{dict_type}, {idx_type}>", [_digest_parts(dict_parts), *idx_parts]
+    if pa.types.is_boolean(typ):
+        if nulls:
+            arr = pc.fill_null(arr, value=False)
+        return type_str, [validity, arr.to_numpy(zero_copy_only=False).view(np.uint8)]
+    width = getattr(typ, "bit_width", 0) if pa.types.is_primitive(typ) or pa.types.is_decimal(typ) else 0
+    if width and width % 8 == 0:
+        size = width // 8
+        data = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=n * size, offset=arr.offset * size)
+        if nulls:
+            data = data.copy().reshape(n, size)
+            data[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+            data = data.reshape(-1)
+        if pa.types.is_floating(typ) and n:
+            floats = _canonical_nan(data.view(f"<f{size}"))
+            data = floats.view(np.uint8)
+        return type_str, [validity, data]
+    if pa.types.is_null(typ):
+        return type_str, [n.to_bytes(8, "little")]
+    return type_str, [validity, _repr_bytes(arr.to_pylist())]
+
+
+def _digest_parts(parts: list[Any]) -> bytes:
+    h = _Hasher(b"parts")
+    for p in parts:
+        h.part(p)
+    return h.digest()
+
+
+# ----------------------------------------------------------------------------------- pandas parts
+def _series_parts(s: Any) -> tuple[str, list[Any]]:
+    """(dtype string, canonical parts) of a pandas Series."""
+    import pandas as pd  # noqa: PLC0415
+
+    dtype = s.dtype
+    dtype_str = str(dtype)
+    if isinstance(dtype, np.dtype):
+        return dtype_str, _numpy_parts(s.to_numpy())
+    if isinstance(dtype, pd.CategoricalDtype):
+        cat_dtype, cat_parts = _series_parts(pd.Series(dtype.categories))
+        codes = s.cat.codes.to_numpy()
+        return (f"category<{cat_dtype}, ordered={bool(dtype.ordered)}>",
+                [_digest_parts(cat_parts), *_numpy_parts(codes)])
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return dtype_str, [_le(np.asarray(s.array.asi8))]
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "numpy_dtype") and \
+            type(s.array).__name__ in {"IntegerArray", "FloatingArray", "BooleanArray"}:
+        mask = s.isna().to_numpy()
+        values = s.to_numpy(dtype=dtype.numpy_dtype, na_value=dtype.numpy_dtype.type(0))
+        return dtype_str, [np.packbits(mask) if mask.any() else b"", *_numpy_parts(values)]
+    try:
+        import pyarrow as pa  # noqa: PLC0415
+
+        arrow = pa.array(s.array, from_pandas=True)
+    except (ImportError, TypeError, ValueError, NotImplementedError):
+        return dtype_str, [_repr_bytes(s.array)]
+    arrow_type, parts = _arrow_parts(arrow)
+    return f"{dtype_str}|{arrow_type}", parts
+
+
+def _column_digest(name: object, dtype_str: str, parts: list[Any], nbytes: list[int]) -> ColumnDigest:
+    big = sum(memoryview(p).nbytes for p in parts) >= _PARALLEL_THRESHOLD
+    h = _big_hasher() if big else blake3()
+    total = 0
+    for chunk in (_name_key(name).encode("utf-8", "surrogatepass"), dtype_str.encode(), *parts):
+        view = memoryview(chunk).cast("B") if not isinstance(chunk, bytes) else memoryview(chunk)
+        h.update(view.nbytes.to_bytes(8, "little"))
+        h.update(view)
+        total += view.nbytes
+    nbytes.append(total)
+    return ColumnDigest(_display_name(name), dtype_str, h.hexdigest())
+
+
+def _table_fingerprint(columns: list[tuple[object, str, list[Any]]], row_count: int) -> Fingerprint:
+    nbytes: list[int] = []
+    digests = tuple(_column_digest(name, dtype, parts, nbytes) for name, dtype, parts in columns)
+    schema = json.dumps([[_name_key(name), dtype] for name, dtype, _ in columns],
+                        ensure_ascii=False, separators=(",", ":"))
+    schema_hash = blake3(_VERSION + b" schema\n" + schema.encode("utf-8", "surrogatepass")).hexdigest()
+    h = _Hasher(b"table")
+    h.part(row_count.to_bytes(8, "little"))
+    h.text(schema)
+    for d in digests:
+        h.part(bytes.fromhex(d.hash))
+    return Fingerprint(h.hexdigest(), ALGO, "full", schema_hash, row_count, sum(nbytes), digests)
+
+
+def _frame_fingerprint(df: Any) -> Fingerprint:
+    columns = []
+    for i in range(df.shape[1]):
+        dtype, parts = _series_parts(df.iloc[:, i])
+        columns.append((df.columns[i], dtype, parts))
+    return _table_fingerprint(columns, int(df.shape[0]))
+
+
+def _series_fingerprint(s: Any) -> Fingerprint:
+    dtype, parts = _series_parts(s)
+    return _table_fingerprint([(s.name, dtype, parts)], len(s))
+
+
+def _arrow_table_fingerprint(table: Any) -> Fingerprint:
+    columns = []
+    for name, column in zip(table.schema.names, table.columns, strict=True):
+        dtype, parts = _arrow_parts(column)
+        columns.append((name, dtype, parts))
+    return _table_fingerprint(columns, int(table.num_rows))
+
+
+def _ndarray_fingerprint(arr: np.ndarray[Any, Any]) -> Fingerprint:
+    canon = _le(arr).dtype.str if arr.dtype.kind != "O" else "|O"
+    shape = json.dumps(list(arr.shape))
+    parts = _numpy_parts(arr)
+    h = _Hasher(b"ndarray")
+    h.text(canon)
+    h.text(shape)
+    for p in parts:
+        h.part(p)
+    schema_hash = blake3(_VERSION + b" ndarray-schema\n" + f"{canon}{shape}".encode()).hexdigest()
+    rows = int(arr.shape[0]) if arr.ndim else 1
+    return Fingerprint(h.hexdigest(), ALGO, "full", schema_hash, rows, h.nbytes)
+
+
+# ------------------------------------------------------------------------------------- files/dirs
+def _file_digest(path: Path) -> tuple[str, int]:
+    size = path.stat().st_size
+    h = _big_hasher() if size >= _PARALLEL_THRESHOLD else blake3()
+    if size:
+        h.update_mmap(path)
+    return h.hexdigest(), size
+
+
+def _path_fingerprint(path: Path) -> Fingerprint:
+    try:
+        if path.is_file():
+            digest, size = _file_digest(path)
+            return Fingerprint(digest, ALGO, "full", None, None, size)
+        if path.is_dir():
+            h = _Hasher(b"directory")
+            total = 0
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            for file in files:
+                digest, size = _file_digest(file)
+                h.text(file.relative_to(path).as_posix())
+                h.part(bytes.fromhex(digest))
+                total += size
+            return Fingerprint(h.hexdigest(), ALGO, "full", None, len(files), total)
+    except OSError as exc:
+        raise InputError(f"fingerprint: cannot read {path}: {exc.strerror}") from exc
+    raise InputError(f"fingerprint: no such file or directory: {path}")
+
+
+# -------------------------------------------------------------------------------------- dispatch
+def _register_pandas() -> None:
+    import pandas as pd  # noqa: PLC0415
+
+    fingerprint.register(pd.DataFrame, _frame_fingerprint)
+    fingerprint.register(pd.Series, _series_fingerprint)
+
+
+def _register_pyarrow() -> None:
+    import pyarrow as pa  # noqa: PLC0415
+
+    fingerprint.register(pa.Table, _arrow_table_fingerprint)
+    fingerprint.register(pa.RecordBatch, _arrow_table_fingerprint)
+
+    def _array(arr: Any) -> Fingerprint:
+        dtype, parts = _arrow_parts(arr)
+        return _table_fingerprint([(None, dtype, parts)], len(arr))
+
+    fingerprint.register(pa.Array, _array)
+    fingerprint.register(pa.ChunkedArray, _array)
+
+
+_LAZY = LazyRegistrations({"pandas": _register_pandas, "pyarrow": _register_pyarrow})
+
+
+@singledispatch
+def fingerprint(obj: object) -> Fingerprint:
+    """The full-content :class:`Fingerprint` of a table, array, file or directory.
+
+    Raises :class:`~governance.errors.InputError` for a type with no registered fingerprint.
+    """
+    if _LAZY.load_for(obj):
+        return fingerprint(obj)
+    raise InputError(
+        f"fingerprint: no fingerprint for objects of type {type(obj).__module__}.{type(obj).__qualname__}; "
+        "register one with governance.lineage.fingerprint.register(TYPE)"
+    )
+
+
+@fingerprint.register
+def _(obj: np.ndarray) -> Fingerprint:  # type: ignore[type-arg]
+    return _ndarray_fingerprint(obj)
+
+
+@fingerprint.register
+def _(obj: os.PathLike) -> Fingerprint:  # type: ignore[type-arg]
+    return _path_fingerprint(Path(obj))
+
+
+@fingerprint.register
+def _(obj: Dataset) -> Fingerprint:
+    local = obj.local_path
+    if local is None:
+        raise InputError(f"fingerprint: {obj.uri} is not a local path; only local files can be hashed")
+    return _path_fingerprint(local)
+

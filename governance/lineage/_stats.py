@@ -1,0 +1,142 @@
+"""Column statistics of a dataset version: the drift baselines, bounded in size.
+
+Stored in ``DatasetVersion.stats``.  The format is a contract (the drift check reads it)::
+
+    {
+      "format": "governance.stats/v1",
+      "row_count": 1000,
+      "truncated": false,                # true when only the first MAX_COLUMNS columns are described
+      "columns": {
+        "<name>": {                      # numeric: ints, floats, nullable ints, datetimes (epoch s)
+          "kind": "numeric",
+          "dtype": "float64",
+          "count": 990,                  # non-null values
+          "nulls": 10,                   # null / NaN values
+          "bin_edges": [e0, e1, ..., ek],  # k <= BINS bins at quantiles, increasing, k+1 edges
+          "bin_counts": [c1, ..., ck],   # values in [e0,e1), ..., [e(k-1), ek]; sum == count - inf
+          "mean": 0.1, "std": 1.0, "min": -3.2, "max": 3.1,
+          "unit": "epoch_seconds"        # only for datetimes
+        },
+        "<name>": {                      # categorical: strings, categories, booleans, objects
+          "kind": "categorical",
+          "dtype": "str",
+          "count": 1000, "nulls": 0,
+          "frequencies": {"<str(value)>": n, ...},   # the TOP_K most frequent values
+          "other": 12,                   # non-null values outside the top-k
+          "distinct": 27                 # distinct non-null values
+        }
+      }
+    }
+
+All numbers are JSON numbers (``mean``/``std``/``min``/``max`` are null when ``count`` is 0;
+``bin_edges``/``bin_counts`` are empty then).  Infinite values are left out of bins and moments and
+counted in ``"inf"`` when present.  Quantile edges come from at most ``SAMPLE`` evenly strided values;
+counts, nulls, moments and bin counts are over all values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BINS", "MAX_COLUMNS", "STATS_FORMAT", "TOP_K", "column_stats", "table_stats"]
+
+STATS_FORMAT = "governance.stats/v1"
+BINS = 10
+TOP_K = 20
+MAX_COLUMNS = 500
+SAMPLE = 100_000
+_MAX_KEY = 200
+
+
+def _num(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _numeric(values: np.ndarray[Any, Any], nulls: int, dtype: str, unit: str | None) -> dict[str, Any]:
+    finite_mask = np.isfinite(values)
+    inf = int(values.size - int(finite_mask.sum()))
+    finite = values if inf == 0 else values[finite_mask]
+    doc: dict[str, Any] = {"kind": "numeric", "dtype": dtype, "count": int(values.size), "nulls": nulls}
+    if finite.size == 0:
+        doc.update(bin_edges=[], bin_counts=[], mean=None, std=None, min=None, max=None)
+    else:
+        step = max(1, finite.size // SAMPLE)
+        sample = finite[::step]
+        edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, BINS + 1)))
+        lo, hi = float(finite.min()), float(finite.max())
+        edges[0], edges[-1] = lo, hi
+        if edges.size == 1:
+            counts = np.array([finite.size])
+            edges = np.array([lo, hi])
+        else:
+            counts, _ = np.histogram(finite, bins=edges)
+        doc.update(bin_edges=[float(e) for e in edges], bin_counts=[int(c) for c in counts],
+                   mean=_num(float(finite.mean())), std=_num(float(finite.std())), min=lo, max=hi)
+    if inf:
+        doc["inf"] = inf
+    if unit:
+        doc["unit"] = unit
+    return doc
+
+
+def _key(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= _MAX_KEY else text[: _MAX_KEY - 1] + "…"
+
+
+def _categorical(s: Any, nulls: int, dtype: str) -> dict[str, Any]:
+    counts = s.value_counts(dropna=True, sort=True)
+    top = counts.iloc[:TOP_K]
+    frequencies: dict[str, int] = {}
+    for value, n in zip(top.index.tolist(), top.to_numpy().tolist(), strict=True):
+        key = _key(value)
+        frequencies[key] = frequencies.get(key, 0) + int(n)
+    count = int(counts.sum())
+    return {"kind": "categorical", "dtype": dtype, "count": count, "nulls": nulls,
+            "frequencies": frequencies, "other": count - sum(frequencies.values()),
+            "distinct": len(counts)}
+
+
+def column_stats(s: Any) -> dict[str, Any]:
+    """Statistics of one pandas Series in the format described in the module docstring."""
+    import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415 - optional heavy import
+
+    dtype = s.dtype
+    dtype_str = str(dtype)
+    null_mask = s.isna().to_numpy()
+    nulls = int(null_mask.sum())
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return _categorical(s, nulls, dtype_str)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        ns = s.dropna().astype("datetime64[ns, UTC]" if getattr(dtype, "tz", None) else "datetime64[ns]")
+        values = ns.to_numpy().view(np.int64).astype(np.float64) / 1e9
+        return _numeric(values, nulls, dtype_str, "epoch_seconds")
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        if nulls:
+            values = values[~null_mask]
+        return _numeric(values, nulls, dtype_str, None)
+    return _categorical(s, nulls, dtype_str)
+
+
+def table_stats(df: Any) -> dict[str, Any]:
+    """Statistics of every column of a pandas DataFrame (at most ``MAX_COLUMNS``)."""
+    columns: dict[str, Any] = {}
+    width = int(df.shape[1])
+    for i in range(min(width, MAX_COLUMNS)):
+        name = df.columns[i]
+        key = name if isinstance(name, str) else str(name)
+        if key in columns:
+            continue  # duplicate column names: the first one is described
+        try:
+            columns[key] = column_stats(df.iloc[:, i])
+        except TypeError:  # unhashable objects (lists, dicts) in an object column
+            s = df.iloc[:, i]
+            columns[key] = {"kind": "categorical", "dtype": str(s.dtype), "count": int(s.notna().sum()),
+                            "nulls": int(s.isna().sum()), "frequencies": {}, "other": int(s.notna().sum()),
+                            "distinct": None}
+    return {"format": STATS_FORMAT, "row_count": int(df.shape[0]), "truncated": width > MAX_COLUMNS,
+            "columns": columns}

@@ -1,0 +1,391 @@
+"""@governance.step capture over every catalog backend: runs, datasets, models, tags, nesting, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sqlmodel import col, select
+
+import governance as gov
+from governance.catalog import (
+    AuditEvent,
+    Catalog,
+    ColumnLineage,
+    Dataset,
+    DatasetField,
+    DatasetVersion,
+    Job,
+    Model,
+    ModelVersion,
+    OutboxEvent,
+    Run,
+    RunIO,
+)
+from governance.errors import InputError
+from governance.lineage import (
+    CaptureRole,
+    capture_adapter,
+    capture_to,
+    current_run,
+    load_model_artifact,
+    table_capture,
+)
+
+
+@pytest.fixture
+def cat(catalog: Catalog, gov_env: Path) -> Any:
+    with capture_to(catalog):
+        yield catalog
+
+
+def frame(n: int = 50, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "income": rng.normal(50, 10, n), "debt": rng.integers(0, 20, n), "sex": rng.choice(["f", "m"], n),
+        "y": rng.integers(0, 2, n),
+    })
+
+
+def runs(catalog: Catalog) -> list[tuple[Run, Job]]:
+    with catalog.read() as s:
+        return list(s.exec(select(Run, Job).join(Job, col(Job.id) == Run.job_id).order_by(col(Run.id))).all())
+
+
+def run_of(catalog: Catalog, job_suffix: str) -> Run:
+    found = [r for r, j in runs(catalog) if j.name.endswith(job_suffix)]
+    assert len(found) == 1, [j.name for _, j in runs(catalog)]
+    return found[0]
+
+
+def io_of(catalog: Catalog, run: Run) -> list[tuple[RunIO, DatasetVersion | None, Dataset | None]]:
+    out = []
+    with catalog.read() as s:
+        for edge in s.exec(select(RunIO).where(RunIO.run_id == run.id).order_by(col(RunIO.id))).all():
+            dv = s.get(DatasetVersion, edge.artifact_id) if edge.artifact_kind == "dataset" else None
+            ds = s.get(Dataset, dv.dataset_id) if dv else None
+            out.append((edge, dv, ds))
+    return out
+
+
+# ------------------------------------------------------------------------------------- decoration
+def test_decorator_validates_when_applied() -> None:
+    with pytest.raises(InputError, match="kind"):
+        gov.step(kind="training-ish")
+    with pytest.raises(InputError, match="expected a function"):
+        gov.step(kind="feature")(42)
+    with pytest.raises(InputError, match="derived"):
+        gov.step(kind="feature", derived={"ratio": []})
+    with pytest.raises(InputError, match="derived"):
+        gov.step(kind="feature", derived=["ratio"])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="unknown tag"):
+        gov.step(kind="feature", tags={"secret": ["x"]})
+    with pytest.raises(InputError, match="model"):
+        gov.step(kind="training", model="a@b")
+    with pytest.raises(InputError, match="generator"):
+        @gov.step(kind="feature")
+        def gen() -> Any:
+            yield 1
+
+
+def test_spec_is_frozen_on_the_function() -> None:
+    @gov.step(kind="feature", name="features.v1", derived={"r": {"direct": ["a"], "indirect": ["b"]}})
+    def build(df: pd.DataFrame) -> pd.DataFrame:
+        return df
+
+    spec = build.__governance_step__  # type: ignore[attr-defined]
+    assert spec.kind == "feature" and spec.name == "features.v1"
+    assert spec.derived == (("r", "a", "DIRECT"), ("r", "b", "INDIRECT"))
+    with pytest.raises(AttributeError):
+        spec.kind = "training"
+
+
+# ------------------------------------------------------------------------------------------- runs
+def test_run_records_params_code_environment_and_data(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    def build(raw: pd.DataFrame, scale: float = 2.0, cols: tuple[str, ...] = ("income",)) -> pd.DataFrame:
+        out = raw.copy()
+        out["income"] = out["income"] * scale
+        return out
+
+    raw = frame()
+    result = build(raw, scale=3.0)
+    assert isinstance(result, pd.DataFrame)
+    run = run_of(cat, "build")
+    assert run.status == "COMPLETED" and run.ended_at is not None
+    assert len(run.run_uuid) == 36 and run.run_uuid[14] == "7"  # UUIDv7
+    assert run.params == {"scale": 3.0, "cols": ["income"]}
+    assert run.code_hash is not None and run.code_hash.startswith("sha256:")
+    assert run.source_file == str(Path(__file__).resolve())
+    assert run.git_commit is not None and len(run.git_commit) == 40
+    assert isinstance(run.git_dirty, bool)
+    assert run.environment["python"].count(".") == 2 and "pandas" in run.environment["packages"]
+    assert run.user and run.host and run.parent_run_id is None
+    edges = io_of(cat, run)
+    assert [(e.direction, e.role) for e, _, _ in edges] == [("input", "raw"), ("output", "output")]
+    (_, dv_in, ds_in), (_, dv_out, ds_out) = edges
+    assert ds_in is not None and ds_in.name.endswith("build.raw") and ds_in.namespace == "default"
+    assert ds_out is not None and ds_out.name.endswith("build.output")
+    assert dv_in is not None and dv_in.content_hash == gov.fingerprint(raw).hash and dv_in.row_count == 50
+    assert dv_out is not None and dv_out.produced_by_run_id == run.id and dv_in.produced_by_run_id is None
+    stats = dv_out.stats
+    assert stats is not None and stats["row_count"] == 50
+    income = stats["columns"]["income"]
+    assert income["kind"] == "numeric" and income["count"] == 50 and income["nulls"] == 0
+    assert sum(income["bin_counts"]) == 50 and len(income["bin_edges"]) == len(income["bin_counts"]) + 1
+    assert stats["columns"]["sex"]["kind"] == "categorical"
+    assert sum(stats["columns"]["sex"]["frequencies"].values()) == 50
+
+
+def test_same_content_reuses_the_version_and_new_content_bumps_it(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    def ident(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(z=1)
+
+    a = frame(seed=1)
+    ident(a)
+    ident(a.copy())
+    b = a.copy()
+    b.loc[3, "income"] += 1.0
+    ident(b)
+    with cat.read() as s:
+        out = s.exec(select(Dataset).where(col(Dataset.name).endswith("ident.output"))).one()
+        versions = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == out.id)
+                          .order_by(col(DatasetVersion.version))).all()
+        assert [v.version for v in versions] == [1, 2]
+        assert versions[0].content_hash != versions[1].content_hash
+        creates = s.exec(select(AuditEvent).where(AuditEvent.action == "dataset_version.create")).all()
+        assert len(creates) == 4  # input v1, output v1, input v2, output v2
+
+
+def test_output_of_one_step_is_the_input_version_of_the_next(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    def features(raw: pd.DataFrame) -> pd.DataFrame:
+        return raw.assign(ratio=raw["income"] / (raw["debt"] + 1))
+
+    @gov.step(kind="training", model="scorer")
+    def train(data: pd.DataFrame, C: float = 0.5) -> LogisticRegression:
+        return LogisticRegression(C=C).fit(data[["income", "debt", "ratio"]], data["y"])
+
+    model = train(features(frame()))
+    feat_run, train_run = run_of(cat, "features"), run_of(cat, "train")
+    (_, produced, _), = [e for e in io_of(cat, feat_run) if e[0].direction == "output"]
+    (_, consumed, _), = [e for e in io_of(cat, train_run) if e[0].direction == "input"]
+    assert produced is not None and consumed is not None and produced.id == consumed.id
+    with cat.read() as s:
+        mv = s.exec(select(ModelVersion)).one()
+        m = s.get(Model, mv.model_id)
+        assert m is not None and m.name == "scorer" and mv.version == 1
+        assert mv.training_run_id == train_run.id and mv.flavor == "sklearn"
+        assert mv.params["C"] == 0.5 and mv.features == ["income", "debt", "ratio"]
+        assert [e.action for e in s.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("model"))).all()] \
+            == ["model.create", "model_version.create"]
+        model_edge = s.exec(select(RunIO).where(RunIO.artifact_kind == "model")).one()
+        assert (model_edge.run_id, model_edge.direction, model_edge.artifact_id) == (train_run.id, "output", mv.id)
+    loaded = load_model_artifact(mv)
+    x = frame()[["income", "debt"]].assign(ratio=1.0)
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))  # type: ignore[attr-defined]
+
+
+def test_artifact_that_was_tampered_with_is_refused(cat: Catalog) -> None:
+    @gov.step(kind="training", model="tampered")
+    def train(data: pd.DataFrame) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression()).fit(data[["income"]], data["y"])
+
+    train(frame())
+    with cat.read() as s:
+        mv = s.exec(select(ModelVersion)).one()
+    assert mv.artifact_uri is not None
+    Path(mv.artifact_uri).write_bytes(Path(mv.artifact_uri).read_bytes() + b"\0")
+    with pytest.raises(InputError, match="hash mismatch"):
+        load_model_artifact(mv)
+
+
+def test_tags_passthrough_and_proxy_columns(cat: Catalog) -> None:
+    @gov.step(kind="feature", derived={"income_per_sex": ["income", "sex"]}, tags={"pii": ["income"]})
+    def build(raw: pd.DataFrame) -> pd.DataFrame:
+        out = raw.copy()
+        out["income_per_sex"] = raw["income"] / raw.groupby("sex")["income"].transform("mean")
+        return out
+
+    raw = gov.tag(frame(), protected=["sex"], label="y")
+    assert raw.attrs["governance_tags"] == {"sex": ["protected"], "y": ["label"]}
+    build(raw)
+    run = run_of(cat, "build")
+    (_, out_dv, _), = [e for e in io_of(cat, run) if e[0].direction == "output"]
+    with cat.read() as s:
+        fields = {f.name: f for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == out_dv.id))}
+        assert fields["sex"].tags == ["protected"]
+        assert fields["y"].tags == ["label"]
+        assert fields["income"].tags == ["pii"]
+        assert set(fields["income_per_sex"].tags) == {"proxy:protected", "proxy:pii"}
+        lineage = s.exec(select(ColumnLineage).where(ColumnLineage.run_id == run.id)).all()
+        by_out: dict[str, set[tuple[str, str]]] = {}
+        for edge in lineage:
+            out_f, in_f = s.get(DatasetField, edge.output_field_id), s.get(DatasetField, edge.input_field_id)
+            assert out_f is not None and in_f is not None
+            by_out.setdefault(out_f.name, set()).add((in_f.name, edge.transformation))
+    # unchanged columns are detected as passthrough; the derived one has its declared inputs
+    assert by_out == {"income": {("income", "DIRECT")}, "debt": {("debt", "DIRECT")}, "sex": {("sex", "DIRECT")},
+                      "y": {("y", "DIRECT")}, "income_per_sex": {("income", "DIRECT"), ("sex", "DIRECT")}}
+
+
+def test_tag_refuses_unknown_columns() -> None:
+    with pytest.raises(InputError, match="'nope' is not in the frame"):
+        gov.tag(frame(), protected=["nope"])
+
+
+def test_failing_step_records_failed_and_reraises_the_same_exception(cat: Catalog) -> None:
+    boom = ValueError("bad input: debt < 0")
+
+    @gov.step(kind="feature")
+    def build(raw: pd.DataFrame) -> pd.DataFrame:
+        raise boom
+
+    with pytest.raises(ValueError, match="debt < 0") as info:
+        build(frame())
+    assert info.value is boom
+    run = run_of(cat, "build")
+    assert run.status == "FAILED" and run.error_type == "ValueError"
+    assert run.error_message == "bad input: debt < 0"
+    assert run.error_traceback is not None and "raise boom" in run.error_traceback
+    assert [e.direction for e, _, _ in io_of(cat, run)] == ["input"]
+    with cat.read() as s:
+        assert [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject == f"run:{run.run_uuid}"))] \
+            == ["run.fail"]
+        assert [o.event_type for o in s.exec(select(OutboxEvent).where(OutboxEvent.run_uuid == run.run_uuid)
+                                             .order_by(col(OutboxEvent.id)))] == ["START", "FAIL"]
+
+
+def test_every_run_has_start_and_complete_events_in_the_outbox(cat: Catalog) -> None:
+    @gov.step(kind="inference")
+    def predict(x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        return x * 2
+
+    predict(np.arange(10.0))
+    run = run_of(cat, "predict")
+    with cat.read() as s:
+        types = [o.event_type for o in s.exec(select(OutboxEvent).where(OutboxEvent.run_uuid == run.run_uuid)
+                                              .order_by(col(OutboxEvent.id)))]
+    assert types == ["START", "COMPLETE"]
+
+
+# ---------------------------------------------------------------------------------------- context
+def test_nested_steps_record_their_parent(cat: Catalog) -> None:
+    seen: list[str | None] = []
+
+    @gov.step(kind="feature")
+    def inner(df: pd.DataFrame) -> pd.DataFrame:
+        frame_ = current_run()
+        seen.append(frame_.parent.run_uuid if frame_ and frame_.parent else None)
+        return df.head(5)
+
+    @gov.step(kind="other")
+    def outer(df: pd.DataFrame) -> pd.DataFrame:
+        return inner(inner(df))
+
+    outer(frame())
+    assert current_run() is None
+    parent = run_of(cat, "outer")
+    children = [r for r, j in runs(cat) if j.name.endswith("inner")]
+    assert len(children) == 2
+    assert {c.parent_run_id for c in children} == {parent.id}
+    assert seen == [parent.run_uuid, parent.run_uuid]
+    assert parent.status == "COMPLETED"
+    with cat.read() as s:  # the parent row was written RUNNING by its first child, then completed
+        actions = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject == f"run:{parent.run_uuid}")
+                                           .order_by(col(AuditEvent.seq)))]
+        assert actions == ["run.start", "run.complete"]
+        assert [o.event_type for o in s.exec(select(OutboxEvent).where(OutboxEvent.run_uuid == parent.run_uuid)
+                                             .order_by(col(OutboxEvent.id)))] == ["START", "COMPLETE"]
+
+
+def test_threads_keep_separate_run_contexts(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    def leaf(n: int) -> int:
+        return n
+
+    @gov.step(kind="other")
+    def outer() -> int:
+        worker = threading.Thread(target=lambda: leaf(1))
+        worker.start()
+        worker.join()
+        return leaf(2)
+
+    outer()
+    parent = run_of(cat, "outer")
+    leaves = {r.params["n"]: r.parent_run_id for r, j in runs(cat) if j.name.endswith("leaf")}
+    assert leaves == {1: None, 2: parent.id}
+
+
+def test_asyncio_tasks_keep_separate_run_contexts(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    async def leaf(tag_: str) -> str:
+        await asyncio.sleep(0.01)
+        return tag_
+
+    @gov.step(kind="other")
+    async def outer(tag_: str) -> str:
+        await asyncio.sleep(0.005)
+        return await leaf(tag_)
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(outer("a"), outer("b")))
+
+    assert asyncio.run(main()) == ["a", "b"]
+    outers = {r.params["tag_"]: r.id for r, j in runs(cat) if j.name.endswith("outer")}
+    leaves = {r.params["tag_"]: r.parent_run_id for r, j in runs(cat) if j.name.endswith("leaf")}
+    assert leaves == outers
+
+
+# ------------------------------------------------------------------------------------- adapters
+class Matrix:
+    def __init__(self, rows: list[list[float]]) -> None:
+        self.rows = rows
+
+
+def test_third_party_adapter_and_unknown_objects(cat: Catalog) -> None:
+    @capture_adapter.register(Matrix)
+    def _(obj: Matrix, role: CaptureRole) -> Any:
+        return table_capture(pd.DataFrame(obj.rows, columns=["a", "b"]), role)
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "Opaque()"
+
+    @gov.step(kind="other")
+    def use(m: Matrix, thing: Opaque, path: Path) -> dict[str, Any]:
+        return {"n": len(m.rows)}
+
+    data = Path("data.bin")
+    data.write_bytes(b"\x00\x01" * 100)
+    use(Matrix([[1.0, 2.0], [3.0, 4.0]]), Opaque(), data)
+    run = run_of(cat, "use")
+    assert run.params["thing"] == {"type": f"{Opaque.__module__}.{Opaque.__qualname__}", "repr": "Opaque()"}
+    roles = {e.role: (dv, ds) for e, dv, ds in io_of(cat, run)}
+    assert set(roles) == {"m", "path"}
+    dv, ds = roles["path"]
+    assert ds is not None and ds.namespace == "file" and ds.name == str(data.resolve()) and ds.kind == "file"
+    assert dv is not None and dv.content_hash == gov.fingerprint(data).hash
+    dv_m, _ = roles["m"]
+    assert dv_m is not None and dv_m.row_count == 2
+
+
+def test_governance_dataset_reference(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    def load(src: gov.Dataset) -> int:
+        return 1
+
+    load(gov.Dataset("s3://bucket/raw/2024/"))
+    run = run_of(cat, "load")
+    ((_, dv, ds),) = io_of(cat, run)
+    assert ds is not None and (ds.namespace, ds.name, ds.kind) == ("s3://bucket", "raw/2024/", "reference")
+    assert dv is not None and dv.content_hash is None and dv.coverage == "none"
