@@ -9,6 +9,7 @@ terminal.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -65,6 +66,17 @@ def _progress(total: int, show: bool | None) -> Any:
     )
 
 
+def _import_shap() -> Any:
+    """shap, imported on first use; its import-time deprecation noise (matplotlib, numba) is not ours."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        import shap  # noqa: PLC0415 - heavy (numba); imported when importance is computed
+
+    return shap
+
+
 def global_importance(
     estimator: Any,
     features: pd.DataFrame,
@@ -79,7 +91,7 @@ def global_importance(
 
     Returns ``{"importance": {feature: value}, "explainer": name, "sample_size": n}``.
     """
-    import shap  # noqa: PLC0415 - heavy (numba); imported when importance is computed
+    shap = _import_shap()
 
     if features.shape[1] == 0 or len(features) == 0:
         raise InputError("global importance needs a non-empty feature frame")

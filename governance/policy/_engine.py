@@ -237,9 +237,13 @@ def assert_measurement(spec: CheckSpec, measurement: Measurement) -> tuple[Statu
         return Status.ERROR, measurement.message or "the check produced no value to assert on"
     shown = f"{target:.6g}" if isinstance(target, float) else str(target)
     if assertion.holds(float(target)):
-        return Status.PASS, f"{shown} {assertion.describe()}"
+        return Status.PASS, _with_note(f"{shown} {assertion.describe()}", measurement.message)
     status = Status.FAIL if spec.severity == "block" else Status.WARN
-    return status, f"{shown} is not {assertion.describe()}"
+    return status, _with_note(f"{shown} is not {assertion.describe()}", measurement.message)
+
+
+def _with_note(verdict: str, note: str | None) -> str:
+    return f"{verdict}: {note}" if note else verdict
 
 
 def _apply_waivers(outcome: CheckOutcome, waivers: list[WaiverInfo], now: datetime) -> None:

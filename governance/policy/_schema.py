@@ -98,7 +98,9 @@ class Assertion(_Strict):
         if comp == "between":
             low, high = self.between  # type: ignore[misc]
             return f"between {low} and {high}{where}"
-        return f"{symbol} {getattr(self, comp)}{where}"
+        target = getattr(self, comp)
+        shown = str(target).lower() if isinstance(target, bool) else target
+        return f"{symbol} {shown}{where}"
 
 
 class CheckSpec(_Strict):
