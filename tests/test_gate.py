@@ -1,0 +1,310 @@
+"""The CI gate end to end through the CLI: ``gov check`` in every format, exit codes 0/1/2/3,
+``--fail-on-warn``, ``gov promote`` on a predictions table, ``gov monitor`` with a webhook and
+rollback, the waiver and history commands, and one real ``gov`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from governance.cli import main
+from governance.registry import register_model, stage_version
+from tests.conftest import SHARED
+
+CARD = {"description": "scores credit", "intended_use": "loan triage", "limitations": "EU only",
+        "ethical_considerations": "reviewed"}
+
+DATA_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: data-gate, version: 1.2.0}
+checks:
+  - id: fairness.selection_rate_ratio
+    uses: fairness.demographic_parity_ratio
+    with: {sensitive: [sex]}
+    assert: {gte: 0.8}
+    maps_to: ["EU-AI-Act:Annex-IV-2(g)"]
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.7}
+  - id: perf.f1_stretch
+    uses: performance.f1
+    assert: {gte: 0.99}
+    severity: warn
+"""
+
+DOCS_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: docs, version: 1.0.0}
+checks:
+  - id: docs.card
+    uses: documentation.completeness
+    assert: {gte: 1}
+"""
+
+MONITOR_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: monitor, version: 1.0.0}
+checks:
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.7}
+"""
+
+DRIFT_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: drift, version: 1.0.0}
+checks:
+  - id: drift.psi
+    uses: drift.psi
+    assert: {lte: 0.2}
+"""
+
+
+def _predictions(path: Path, *, biased: bool, accurate: bool = True, n: int = 400) -> Path:
+    rng = np.random.default_rng(7)
+    sex = np.array(["F", "M"] * (n // 2))
+    label = rng.integers(0, 2, n)
+    pred = label.copy()
+    flip = rng.random(n) < (0.1 if accurate else 0.6)
+    pred[flip] = 1 - pred[flip]
+    if biased:
+        pred[(sex == "F") & (rng.random(n) < 0.8)] = 0
+    pd.DataFrame({"y": label, "y_hat": pred, "p": pred * 0.8 + 0.1, "sex": sex,
+                  "income": rng.normal(50, 10, n)}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def env(gov_env: Path) -> dict[str, Path]:
+    files = {
+        "data_pack": gov_env / "data-gate.yaml", "docs_pack": gov_env / "docs.yaml",
+        "monitor_pack": gov_env / "monitor.yaml", "drift_pack": gov_env / "drift.yaml",
+    }
+    for key, text in (("data_pack", DATA_PACK), ("docs_pack", DOCS_PACK), ("monitor_pack", MONITOR_PACK),
+                      ("drift_pack", DRIFT_PACK)):
+        files[key].write_text(text, encoding="utf-8")
+    files["fair"] = _predictions(gov_env / "fair.csv", biased=False)
+    files["biased"] = _predictions(gov_env / "biased.csv", biased=True)
+    files["degraded"] = _predictions(gov_env / "degraded.csv", biased=False, accurate=False)
+    return files
+
+
+def _data_args(pack: Path, table: Path) -> list[str]:
+    return ["--policy", str(pack), "--predictions", str(table), "--label", "y", "--prediction", "y_hat",
+            "--score", "p", "--sensitive", "sex"]
+
+
+def test_check_data_only_exit_codes_and_json_contract(env: dict[str, Path], capsys: Any) -> None:
+    assert main(["check", *_data_args(env["data_pack"], env["fair"]), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["policy"]["name"] == "data-gate" and doc["policy"]["digest"].startswith("sha256:")
+    assert doc["subject"] == {"predictions": str(env["fair"])}
+    assert doc["status"] == "WARN"
+    results = {r["id"]: r for r in doc["results"]}
+    assert results["perf.f1_stretch"]["status"] == "WARN"
+    fairness = results["fairness.selection_rate_ratio"]
+    assert fairness["status"] == "PASS" and set(fairness["by_group"]) == {"sex=F", "sex=M"}
+    assert fairness["by_group"]["sex=F"]["n"] == 200
+    assert {"id", "uses", "status", "severity", "value", "assert", "by_group"} <= set(fairness)
+
+    assert main(["check", *_data_args(env["data_pack"], env["fair"]), "--fail-on-warn"]) == 1
+    assert "gate PASSED" in capsys.readouterr().out
+    assert main(["check", *_data_args(env["data_pack"], env["biased"])]) == 1
+    out = capsys.readouterr().out
+    assert "fairness.selection_rate_ratio" in out and "gate BLOCKED" in out
+
+
+def test_bad_input_exits_2_with_one_line(env: dict[str, Path], capsys: Any) -> None:
+    assert main(["check", "--policy", str(env["data_pack"]), "--predictions", str(env["fair"])]) == 2
+    assert capsys.readouterr().err.strip() == ("gov: error: --predictions: also give --label COL and "
+                                               "--prediction COL")
+    assert main(["check", *_data_args(env["data_pack"], env["fair"]), "--format", "xml"]) == 2
+    assert "--format: expected one of text, json, junit, sarif, github" in capsys.readouterr().err
+    args = _data_args(env["data_pack"], env["fair"])
+    args[args.index("sex")] = "gender"
+    assert main(["check", *args]) == 2
+    assert "no sensitive column 'gender'" in capsys.readouterr().err
+    assert main(["check", "--policy", "no-such-pack"]) == 2
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"])]) == 2
+    assert "unknown model 'credit'" in capsys.readouterr().err
+
+
+def test_junit_and_sarif_files(env: dict[str, Path], gov_env: Path, capsys: Any) -> None:
+    junitparser = pytest.importorskip("junitparser")
+    jsonschema = pytest.importorskip("jsonschema")
+    junit = gov_env / "out" / "gate.xml"
+    assert main(["check", *_data_args(env["data_pack"], env["biased"]), "--format", "junit",
+                 "--output", str(junit)]) == 1
+    assert "gate BLOCKED" in capsys.readouterr().out  # a readable table still goes to the log
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(junit))))
+    assert (suite.tests, suite.failures, suite.errors) == (3, 1, 0)
+    failed = [c for c in suite if c.result and type(c.result[0]).__name__ == "Failure"]
+    assert [c.name for c in failed] == ["fairness.selection_rate_ratio"]
+
+    sarif_path = gov_env / "gate.sarif"
+    assert main(["check", *_data_args(env["data_pack"], env["biased"]), "--format", "sarif",
+                 "--output", str(sarif_path)]) == 1
+    sarif = json.loads(sarif_path.read_text(encoding="utf-8"))
+    schema_path = SHARED / "sarif-schema" / "sarif-schema-2.1.0.json"
+    if not schema_path.is_file():
+        pytest.skip(f"SARIF schema not found at {schema_path} (../shared is missing)")
+    validator = jsonschema.Draft4Validator(json.loads(schema_path.read_text(encoding="utf-8")))
+    assert not [e.message for e in validator.iter_errors(sarif)]
+    run = sarif["runs"][0]
+    assert run["artifacts"][0]["location"]["uri"] == "data-gate.yaml"
+    levels = {r["ruleId"]: r["level"] for r in run["results"]}
+    assert levels == {"fairness.selection_rate_ratio": "error", "perf.accuracy": "none",
+                      "perf.f1_stretch": "warning"}
+
+
+def test_github_format_appends_the_step_summary(env: dict[str, Path], gov_env: Path, capsys: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = gov_env / "summary.md"
+    summary.write_text("# earlier step\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["check", *_data_args(env["data_pack"], env["biased"]), "--format", "github"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("# earlier step\n## ❌ Policy gate blocked: `data-gate 1.2.0`")
+    assert "| `fairness.selection_rate_ratio` | FAIL |" in text
+    assert out[0].startswith("::error file=data-gate.yaml,line=5,"
+                             "title=gov policy fairness.selection_rate_ratio")
+    assert out[1].startswith("::warning ") and len(out) == 2
+
+
+def test_promote_on_a_predictions_table_and_history(env: dict[str, Path], capsys: Any) -> None:
+    register_model("credit", card=CARD)
+    register_model("credit", card=CARD)
+    fair = _data_args(env["data_pack"], env["fair"])
+    assert main(["promote", "credit@1", "--to", "production", *fair]) == 0
+    assert "promoted credit@1 to production" in capsys.readouterr().out
+    code = main(["promote", "credit@2", "--to", "production", *_data_args(env["data_pack"], env["biased"]),
+                 "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    doc = json.loads(captured.out)
+    assert doc["subject"] == {"model": "credit", "version": 2}
+    assert doc["promotion"]["action"] == "refused" and doc["evaluation_id"] > 0
+    assert "gov: error: credit@2 not promoted to production: blocked by policy" in captured.err
+    assert main(["history", "credit", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["action"], r["to_version"], r["evaluation_status"]) for r in rows] == [
+        ("promote", 1, "WARN"), ("refused", 2, "FAIL")]
+
+
+def test_waive_approve_and_list_commands(env: dict[str, Path], capsys: Any) -> None:
+    register_model("credit", card={"description": "TBD"})
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"])]) == 1
+    capsys.readouterr()
+    assert main(["waive", "credit@1", "--check", "docs.card", "--reason", "card in review",
+                 "--approver", "tester", "--expires", "7d"]) == 2
+    assert "approver must differ from the requester (tester)" in capsys.readouterr().err
+    assert main(["waive", "credit@1", "--check", "docs.card", "--reason", "card in review",
+                 "--approver", "bob", "--expires", "2999-01-01", "--ticket", "RISK-1"]) == 0
+    assert "waiver 1 recorded" in capsys.readouterr().out
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"]), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["status"] == "WAIVED"
+    assert main(["waivers", "list", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ticket"] == "RISK-1"
+    assert main(["--actor", "carol", "waive", "revoke", "1", "--reason", "no"]) == 0
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"])]) == 1
+    capsys.readouterr()
+    assert main(["--actor", "bob", "approve", "credit@1", "--stage", "production", "--role", "risk"]) == 0
+    assert "bob approves credit@1 for production as risk" in capsys.readouterr().out
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", server.received  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+
+
+def test_monitor_alerts_and_rolls_back(env: dict[str, Path], capsys: Any,
+                                       webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = webhook
+    register_model("credit", card=CARD)
+    register_model("credit", card=CARD)
+    for version in (1, 2):
+        assert main(["promote", f"credit@{version}", "--to", "production", "--policy",
+                     str(env["docs_pack"])]) == 0
+    monitor = ["monitor", "credit@production", "--data", str(env["fair"]), "--policy",
+               str(env["monitor_pack"]), "--label", "y", "--prediction", "y_hat", "--notify", url]
+    assert main(monitor) == 0
+    assert received == []  # healthy: no alert
+    capsys.readouterr()
+    degraded = [*monitor, "--rollback-on-fail", "--format", "json"]
+    degraded[degraded.index(str(env["fair"]))] = str(env["degraded"])
+    assert main(degraded) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["status"] == "FAIL"
+    assert doc["monitor"]["rolled_back"]["to_version"] == 1
+    assert stage_version(_catalog(), "credit", "production") == 1
+    assert len(received) == 1
+    alert = received[0]
+    assert alert["event"] == "governance.monitor" and alert["version"] == 2 and alert["exit_code"] == 1
+    assert alert["failed"][0]["id"] == "perf.accuracy" and alert["rolled_back"]["from_version"] == 2
+    assert main(["history", "credit", "--format", "json"]) == 0
+    last = json.loads(capsys.readouterr().out)[-1]
+    assert last["action"] == "rollback" and "perf.accuracy" in last["reason"]
+
+
+def test_monitor_without_a_baseline_fails_closed(env: dict[str, Path], capsys: Any) -> None:
+    register_model("credit", card=CARD)
+    assert main(["promote", "credit@1", "--to", "production", "--policy", str(env["docs_pack"])]) == 0
+    capsys.readouterr()
+    code = main(["monitor", "credit@production", "--data", str(env["fair"]), "--policy",
+                 str(env["drift_pack"]), "--rollback-on-fail"])
+    assert code == 3
+    assert "missing required input(s): baseline" in capsys.readouterr().out
+    assert stage_version(_catalog(), "credit", "production") == 1
+    assert main(["monitor", "credit@1", "--data", str(env["fair"]), "--policy", str(env["drift_pack"])]) == 2
+
+
+def _catalog() -> Any:
+    from governance.catalog import open_catalog
+
+    return open_catalog()
+
+
+def test_gov_check_as_a_real_subprocess(env: dict[str, Path], gov_env: Path) -> None:
+    environ = {**os.environ, "GOVERNANCE_ACTOR": "ci"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "governance.cli", "check", *_data_args(env["data_pack"], env["biased"]),
+         "--format", "json"],
+        cwd=gov_env, env=environ, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "FAIL"
