@@ -2,9 +2,10 @@
 
 Delivery is at-least-once.  A row is marked ``sent_at`` only after the transport accepted it; a
 process killed between delivery and marking re-sends it later (OpenLineage consumers key events on
-``runId``/``eventType``/``eventTime``).  Rows are tried in id order and a batch stops at the first
-failure, so a ``COMPLETE`` never overtakes its ``START`` and a dead backend costs one timeout per
-round, not one per event.  A failed row gets ``attempts + 1``, ``last_error`` and
+``runId``/``eventType``/``eventTime``).  Rows are tried in id order, a run's later events wait while
+an earlier one waits for its retry (a ``COMPLETE`` never overtakes its ``START``), and a round stops
+at the first failure, so a dead backend costs one timeout per round, not one per event.  A failed row
+gets ``attempts + 1``, ``last_error`` and
 ``next_attempt_at = now + min(BASE * 2**(attempts-1), CAP)``; nothing is ever deleted or dropped.
 
 Audit: marking rows sent is operational bookkeeping of the delivery queue, not a governance decision
@@ -29,8 +30,18 @@ from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, OutboxEvent, utcnow
 from governance.openlineage._config import TransportConfig, load_transport_config, make_transport
 
-__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "SyncReport", "backoff", "emitter", "next_due", "pending_count",
-           "ship_round", "sync", "to_client_event"]
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "Round",
+    "SyncReport",
+    "backoff",
+    "emitter",
+    "pending_count",
+    "ship_round",
+    "sync",
+    "to_client_event",
+]
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 300.0
@@ -69,16 +80,16 @@ def to_client_event(doc: dict[str, Any]) -> Any:
     from openlineage.client import event_v2  # noqa: PLC0415 - heavy, only in the shipper
 
     def datasets(kind: Any, items: list[dict[str, Any]], extra: str) -> list[Any]:
-        return [kind(namespace=d["namespace"], name=d["name"], facets=d.get("facets") or {},
-                     **{extra: d.get(extra) or {}}) for d in items]
+        return [kind(namespace=d["namespace"], name=d["name"], facets=d.get("facets"),
+                     **{extra: d.get(extra)}) for d in items]
 
     return event_v2.RunEvent(
         eventType=event_v2.RunState(doc["eventType"]),
         eventTime=doc["eventTime"],
         producer=doc["producer"],
-        run=event_v2.Run(runId=doc["run"]["runId"], facets=doc["run"].get("facets") or {}),
+        run=event_v2.Run(runId=doc["run"]["runId"], facets=doc["run"].get("facets")),
         job=event_v2.Job(namespace=doc["job"]["namespace"], name=doc["job"]["name"],
-                         facets=doc["job"].get("facets") or {}),
+                         facets=doc["job"].get("facets")),
         inputs=datasets(event_v2.InputDataset, doc.get("inputs") or [], "inputFacets"),
         outputs=datasets(event_v2.OutputDataset, doc.get("outputs") or [], "outputFacets"),
     )
@@ -89,35 +100,55 @@ def pending_count(catalog: Catalog) -> int:
         return int(session.execute(sa.select(sa.func.count()).where(_o.c.sent_at.is_(None))).scalar_one())
 
 
-def _due(catalog: Catalog, now: datetime, limit: int, *, ignore_backoff: bool) -> list[Any]:
-    stmt = sa.select(_o.c.id, _o.c.payload, _o.c.attempts).where(_o.c.sent_at.is_(None))
-    if not ignore_backoff:
-        stmt = stmt.where(_o.c.next_attempt_at <= now)
-    with catalog.read() as session:
-        return list(session.execute(stmt.order_by(_o.c.id).limit(limit)).all())
+@dataclass(frozen=True)
+class Round:
+    """One shipping round: delivered, failed (0 or 1: a round stops there), the error, and when the
+    earliest held row becomes due (None: nothing is waiting for a retry)."""
+
+    sent: int
+    failed: int
+    error: str | None
+    next_due: datetime | None
 
 
-def next_due(catalog: Catalog) -> datetime | None:
-    """When the earliest unsent row becomes due (None: nothing pending)."""
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _due(catalog: Catalog, now: datetime, limit: int,
+         *, ignore_backoff: bool) -> tuple[list[Any], datetime | None]:
+    """Unsent rows in id order; a run whose earlier event is waiting for its retry waits too."""
+    stmt = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.payload, _o.c.attempts, _o.c.next_attempt_at)
+            .where(_o.c.sent_at.is_(None)).order_by(_o.c.id).limit(limit * 4))
     with catalog.read() as session:
-        value = session.execute(sa.select(sa.func.min(_o.c.next_attempt_at)).where(_o.c.sent_at.is_(None))
-                                ).scalar_one()
-    if value is None:
-        return None
-    when = cast(datetime, value)
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        rows = list(session.execute(stmt).all())
+    due: list[Any] = []
+    held: set[str] = set()
+    earliest: datetime | None = None
+    for row in rows:
+        if row.run_uuid in held:
+            continue
+        when = _as_utc(row.next_attempt_at)
+        if not ignore_backoff and when > now:
+            held.add(row.run_uuid)
+            earliest = when if earliest is None else min(earliest, when)
+            continue
+        due.append(row)
+        if len(due) == limit:
+            break
+    return due, earliest
 
 
 def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, actor: str, transport_type: str,
-               batch_size: int = 100, ignore_backoff: bool = False) -> tuple[int, int, str | None]:
+               batch_size: int = 100, ignore_backoff: bool = False) -> Round:
     """Deliver up to ``batch_size`` due rows in id order; stop at the first failure.
 
-    Returns ``(sent, failed, error)``.  The bookkeeping and its audit event commit together.
+    The bookkeeping and its audit event commit together.
     """
     now = utcnow()
-    rows = _due(catalog, now, batch_size, ignore_backoff=ignore_backoff)
+    rows, held_until = _due(catalog, now, batch_size, ignore_backoff=ignore_backoff)
     if not rows:
-        return 0, 0, None
+        return Round(0, 0, None, held_until)
     sent_ids: list[int] = []
     failure: tuple[int, int, str] | None = None
     for row in rows:
@@ -142,7 +173,10 @@ def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, acto
             "first_id": rows[0].id, "last_id": sent_ids[-1] if sent_ids else rows[0].id,
             "transport": transport_type, **({} if failure is None else {"error": failure[2][:200]}),
         })
-    return len(sent_ids), 0 if failure is None else 1, None if failure is None else failure[2]
+    if failure is None:
+        return Round(len(sent_ids), 0, None, held_until)
+    retry = done + timedelta(seconds=backoff(failure[1]))
+    return Round(len(sent_ids), 1, failure[2], retry if held_until is None else min(retry, held_until))
 
 
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
@@ -172,14 +206,14 @@ def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig 
     who = resolve_actor(actor)
     try:
         for _ in range(max_rounds):
-            sent, failed, error = ship_round(catalog, emit, actor=who, transport_type=report.transport,
-                                             batch_size=batch_size, ignore_backoff=True)
-            report.sent += sent
-            report.failed += failed
-            if error is not None:
-                report.errors.append(error)
+            result = ship_round(catalog, emit, actor=who, transport_type=report.transport,
+                                batch_size=batch_size, ignore_backoff=True)
+            report.sent += result.sent
+            report.failed += result.failed
+            if result.error is not None:
+                report.errors.append(result.error)
                 break
-            if sent == 0:
+            if result.sent == 0:
                 break
     finally:
         transport.close(5.0)

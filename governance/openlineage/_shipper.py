@@ -20,13 +20,13 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from governance.audit import resolve_actor
 from governance.catalog import Catalog, utcnow
 from governance.errors import GovernanceError
 from governance.openlineage._config import configured, load_transport_config, make_transport
-from governance.openlineage._outbox import emitter, next_due, ship_round
+from governance.openlineage._outbox import emitter, ship_round
 
 __all__ = ["Shipper", "ShipperLimits", "kick_shipper", "shipper_for"]
 
@@ -111,24 +111,24 @@ class Shipper:
                 with self._lock:
                     self._kicked = False
                 self._wake.clear()
-                sent, failed, error = ship_round(self.catalog, emit, actor=actor, transport_type=kind,
-                                                 batch_size=self.limits.batch_size)
-                self.sent += sent
-                self.failed += failed
-                if error is not None:
-                    self.last_error = error
+                result = ship_round(self.catalog, emit, actor=actor, transport_type=kind,
+                                    batch_size=self.limits.batch_size)
+                self.sent += result.sent
+                self.failed += result.failed
+                if result.error is not None:
+                    self.last_error = result.error
                     failures += 1
                     if failures >= self.limits.max_failures:
-                        log.warning("OpenLineage backend failing (%s); events stay in the outbox", error)
+                        log.warning("OpenLineage backend failing (%s); events stay in the outbox",
+                                    result.error)
                         if self._should_exit():
                             return
                         failures = 0
-                    self._sleep_until_due()
+                elif result.sent == self.limits.batch_size:
                     continue
-                failures = 0
-                if sent == self.limits.batch_size:
-                    continue
-                if not self._sleep_until_due() and self._should_exit():
+                else:
+                    failures = 0
+                if not self._wait(result.next_due) and self._should_exit():
                     return
         except Exception as exc:  # noqa: BLE001 - a background thread must never print into the pipeline
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -138,12 +138,11 @@ class Shipper:
         finally:
             transport.close(0)
 
-    def _sleep_until_due(self) -> bool:
-        """Wait for the next due row or a kick; False when there is nothing to wait for."""
-        due = next_due(self.catalog)
-        if due is None:
+    def _wait(self, until: datetime | None) -> bool:
+        """Sleep until ``until`` or a kick; False when there is nothing worth waiting for."""
+        if until is None:
             return False
-        wait = (due - utcnow()).total_seconds()
+        wait = (until - utcnow()).total_seconds()
         if wait > self.limits.max_idle:
             return False
         if wait > 0:

@@ -1,0 +1,323 @@
+"""The outbox and its shipper: configuration, delivery, dead/slow/failing backends, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import governance.openlineage as ol
+from governance.catalog import AuditEvent, Catalog, OutboxEvent, utcnow
+from governance.errors import ConfigError
+from governance.openlineage._outbox import backoff, emitter, ship_round
+from tests.test_openlineage_support import (
+    LineageServer,
+    free_port,
+    http_env,
+    isolated_openlineage_env,
+    make_run,
+    validate_event,
+)
+
+
+@pytest.fixture
+def no_ol_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    with isolated_openlineage_env(monkeypatch, home):
+        yield home
+
+
+def _rows(catalog: Catalog) -> list[OutboxEvent]:
+    with catalog.read() as session:
+        return list(session.exec(sa.select(OutboxEvent).order_by(OutboxEvent.id)).scalars())  # type: ignore[call-overload]
+
+
+def _ship_actions(catalog: Catalog) -> list[dict[str, Any]]:
+    with catalog.read() as session:
+        events = session.exec(sa.select(AuditEvent).where(AuditEvent.action == "openlineage.ship")  # type: ignore[call-overload]
+                              .order_by(AuditEvent.seq)).scalars()
+        return [json.loads(e.payload)["data"] for e in events]
+
+
+def _file_env(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(path))
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
+
+
+# ------------------------------------------------------------------------------------ configuration
+def test_no_configuration_keeps_events_and_prints_nothing(
+        no_ol_config: Path, sqlite_catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
+    make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+    assert ol.load_transport_config() is None
+    ol.kick_shipper(sqlite_catalog)
+    assert not ol.shipper_for(sqlite_catalog).running
+    report = ol.sync(sqlite_catalog)
+    assert (report.transport, report.sent, report.pending) == (None, 0, 2)
+    assert capsys.readouterr() == ("", "")
+    assert [r.sent_at for r in _rows(sqlite_catalog)] == [None, None]
+
+
+def test_disabled_wins_over_configuration(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                          sqlite_catalog: Catalog, tmp_path: Path) -> None:
+    _file_env(monkeypatch, tmp_path / "events.ndjson")
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    make_run(sqlite_catalog, enqueue=("START",))
+    ol.kick_shipper(sqlite_catalog)
+    assert ol.load_transport_config() is None
+    assert ol.sync(sqlite_catalog).pending == 1
+    assert not (tmp_path / "events.ndjson").exists()
+
+
+def test_configuration_sources(no_ol_config: Path, tmp_path: Path) -> None:
+    env = {"OPENLINEAGE__TRANSPORT__TYPE": "http", "OPENLINEAGE__TRANSPORT__URL": "http://env:5000",
+           "OPENLINEAGE__TRANSPORT__TIMEOUT": "2.5"}
+    config = ol.load_transport_config(env, cwd=tmp_path)
+    assert config is not None
+    assert config.transport == {"type": "http", "url": "http://env:5000", "timeout": 2.5}
+
+    legacy = ol.load_transport_config({"OPENLINEAGE_URL": "http://marquez:5000", "OPENLINEAGE_API_KEY": "k"},
+                                      cwd=tmp_path)
+    assert legacy is not None and legacy.source == "OPENLINEAGE_URL"
+    assert legacy.transport["auth"] == {"type": "api_key", "apiKey": "k"}
+    assert legacy.transport["endpoint"] == "api/v1/lineage"
+
+    (tmp_path / "openlineage.yml").write_text(textwrap.dedent("""\
+        transport:
+          type: composite
+          continue_on_failure: true
+          transports:
+            - type: file
+              log_file_path: events.ndjson
+              append: true
+            - type: console
+        """))
+    from_file = ol.load_transport_config({}, cwd=tmp_path)
+    assert from_file is not None and from_file.source == str(tmp_path / "openlineage.yml")
+    assert from_file.transport["type"] == "composite"
+    from openlineage.client.transport.composite import CompositeTransport
+
+    from governance.openlineage._config import make_transport
+    assert isinstance(make_transport(from_file), CompositeTransport)
+
+    explicit = tmp_path / "other.yml"
+    explicit.write_text("transport:\n  type: kafka\n  topicName: lineage\n  config: {bootstrap.servers: 'k:9092'}\n")
+    kafka = ol.load_transport_config({"OPENLINEAGE_CONFIG": str(explicit)}, cwd=tmp_path)
+    assert kafka is not None and kafka.transport["type"] == "kafka"
+
+    assert ol.load_transport_config({"OPENLINEAGE_DISABLED": "true", **env}, cwd=tmp_path) is None
+
+
+def test_configuration_errors_name_the_source(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="OPENLINEAGE_CONFIG: no such file"):
+        ol.load_transport_config({"OPENLINEAGE_CONFIG": str(tmp_path / "missing.yml")}, cwd=tmp_path)
+    bad = tmp_path / "openlineage.yml"
+    bad.write_text("transport:\n  url: http://x\n")
+    with pytest.raises(ConfigError, match=r"openlineage.yml: OpenLineage `transport` needs a `type`"):
+        ol.load_transport_config({}, cwd=tmp_path)
+
+
+# ----------------------------------------------------------------------------------------- delivery
+def test_file_transport_ships_in_the_background_on_every_backend(
+        no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, catalog: Catalog, tmp_path: Path) -> None:
+    target = tmp_path / "events.ndjson"
+    _file_env(monkeypatch, target)
+    made = make_run(catalog, enqueue=("START", "COMPLETE"))
+    ol.kick_shipper(catalog)
+    shipper = ol.shipper_for(catalog)
+    assert shipper.join(30)
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [(e["eventType"], e["run"]["runId"]) for e in lines] == [("START", made.run_uuid),
+                                                                   ("COMPLETE", made.run_uuid)]
+    for event in lines:
+        validate_event(event)
+    assert all(r.sent_at is not None and r.attempts == 1 for r in _rows(catalog))
+    (audit,) = _ship_actions(catalog)
+    assert audit["sent"] == 2 and audit["failed"] == 0 and audit["transport"] == "file"
+
+
+def test_http_backend_receives_valid_events(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                            sqlite_catalog: Catalog) -> None:
+    with LineageServer() as server:
+        http_env(monkeypatch, server.url)
+        make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+        ol.kick_shipper(sqlite_catalog)
+        assert ol.shipper_for(sqlite_catalog).join(30)
+    assert [e["eventType"] for e in server.received] == ["START", "COMPLETE"]
+    for event in server.received:
+        validate_event(event)
+    assert ol.pending_count(sqlite_catalog) == 0
+
+
+def _recover(catalog: Catalog, monkeypatch: pytest.MonkeyPatch, expected: int) -> LineageServer:
+    """A healthy backend appears; ``sync`` delivers everything that waited, nothing lost."""
+    with LineageServer() as server:
+        http_env(monkeypatch, server.url)
+        report = ol.sync(catalog)
+    assert (report.sent, report.failed, report.pending) == (expected, 0, 0)
+    return server
+
+
+def test_backend_returning_500_loses_nothing(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                             sqlite_catalog: Catalog) -> None:
+    with LineageServer() as server:
+        server.mode = "error"
+        http_env(monkeypatch, server.url)
+        made = make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+        shipper = ol.shipper_for(sqlite_catalog)
+        shipper.limits = ol.ShipperLimits(max_failures=1)
+        ol.kick_shipper(sqlite_catalog)
+        assert shipper.join(60)
+        assert server.requests >= 1
+    rows = _rows(sqlite_catalog)
+    assert all(r.sent_at is None for r in rows)
+    first = rows[0]
+    assert first.attempts >= 1 and first.last_error is not None and "500" in first.last_error
+    assert rows[1].attempts == 0  # stopped at the first failure: COMPLETE never overtakes START
+    assert _ship_actions(sqlite_catalog)[0]["failed"] == 1
+    received = _recover(sqlite_catalog, monkeypatch, expected=2).received
+    assert [(e["eventType"], e["run"]["runId"]) for e in received] == [("START", made.run_uuid),
+                                                                       ("COMPLETE", made.run_uuid)]
+
+
+def test_hanging_backend_does_not_block_the_step(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 sqlite_catalog: Catalog) -> None:
+    with LineageServer() as server:
+        server.mode = "hang"
+        http_env(monkeypatch, server.url, timeout=0.5)
+        make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+        ol.shipper_for(sqlite_catalog).limits = ol.ShipperLimits(max_failures=1)
+        ol.kick_shipper(sqlite_catalog)  # returns while the backend still holds the request
+        assert server.entered.wait(30)
+        assert not server.release.is_set()
+        made = make_run(sqlite_catalog, job_name="credit.eval", enqueue=("START", "COMPLETE"))
+        ol.kick_shipper(sqlite_catalog)
+        assert ol.shipper_for(sqlite_catalog).join(60)
+        server.release.set()
+    rows = _rows(sqlite_catalog)
+    assert len(rows) == 4 and all(r.sent_at is None for r in rows)
+    assert "Timeout" in (rows[0].last_error or "")
+    received = _recover(sqlite_catalog, monkeypatch, expected=4).received
+    assert received[-1]["run"]["runId"] == made.run_uuid
+
+
+def test_absent_backend_loses_nothing(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                      sqlite_catalog: Catalog) -> None:
+    http_env(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+    ol.shipper_for(sqlite_catalog).limits = ol.ShipperLimits(max_failures=2)
+    ol.kick_shipper(sqlite_catalog)
+    assert ol.shipper_for(sqlite_catalog).join(60)
+    report = ol.sync(sqlite_catalog)
+    assert (report.sent, report.failed, report.pending) == (0, 1, 2)
+    assert "Connection" in report.errors[0]
+    _recover(sqlite_catalog, monkeypatch, expected=2)
+
+
+def test_backoff_is_exponential_and_capped(sqlite_catalog: Catalog) -> None:
+    assert [backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert backoff(40) == 300.0
+    make_run(sqlite_catalog, enqueue=("START",))
+    calls: list[str] = []
+
+    def failing(doc: dict[str, Any]) -> None:
+        calls.append(doc["eventType"])
+        raise ConnectionError("backend down")
+
+    before = utcnow()
+    first = ship_round(sqlite_catalog, failing, actor="t", transport_type="test")
+    assert (first.sent, first.failed, first.error) == (0, 1, "ConnectionError: backend down")
+    assert first.next_due is not None and first.next_due >= before + timedelta(seconds=0.5)
+    # not due yet: the backoff keeps the next round from retrying immediately, and says until when
+    second = ship_round(sqlite_catalog, failing, actor="t", transport_type="test")
+    assert (second.sent, second.failed, second.error) == (0, 0, None)
+    (row,) = _rows(sqlite_catalog)
+    retry_at = row.next_attempt_at.replace(tzinfo=before.tzinfo) if row.next_attempt_at.tzinfo is None else \
+        row.next_attempt_at
+    assert second.next_due == retry_at >= before + timedelta(seconds=0.5)
+    assert calls == ["START"] and row.attempts == 1 and row.last_error == "ConnectionError: backend down"
+
+
+def test_one_shipper_thread_per_catalog(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                        sqlite_catalog: Catalog, tmp_path: Path) -> None:
+    _file_env(monkeypatch, tmp_path / "events.ndjson")
+    make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+    threads_before = {t.ident for t in threading.enumerate()}
+    for _ in range(20):
+        ol.kick_shipper(sqlite_catalog)
+    shippers = [t for t in threading.enumerate()
+                if t.name == "governance-openlineage-shipper" and t.ident not in threads_before]
+    assert len(shippers) <= 1
+    assert ol.shipper_for(sqlite_catalog) is ol.shipper_for(sqlite_catalog)
+    assert ol.shipper_for(sqlite_catalog).join(30)
+    assert len((tmp_path / "events.ndjson").read_text().splitlines()) == 2
+
+
+def test_emitter_hands_client_events_to_the_transport(sqlite_catalog: Catalog) -> None:
+    from openlineage.client.event_v2 import RunEvent
+
+    seen: list[Any] = []
+
+    class Recorder:
+        def emit(self, event: Any) -> None:
+            seen.append(event)
+
+    make_run(sqlite_catalog, enqueue=("COMPLETE",))
+    result = ship_round(sqlite_catalog, emitter(Recorder()), actor="t", transport_type="recorder")
+    assert (result.sent, result.failed, result.error, result.next_due) == (1, 0, None, None)
+    assert isinstance(seen[0], RunEvent) and seen[0].eventType.value == "COMPLETE"
+
+
+# ------------------------------------------------------------------------------------------ SIGKILL
+_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+from governance.catalog import Catalog
+from tests.test_openlineage_support import make_run
+import governance.openlineage as ol
+
+catalog = Catalog({url!r})
+made = make_run(catalog, enqueue=("START", "COMPLETE"))
+ol.kick_shipper(catalog)
+print(made.run_uuid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigkill_after_the_step_keeps_the_event_for_the_next_run(
+        no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    root = str(Path(__file__).resolve().parents[1])
+    with LineageServer() as server:
+        server.mode = "hang"  # the child's shipper is mid-delivery when it dies
+        http_env(monkeypatch, server.url, timeout=30)
+        with subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root, url=url)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env=dict(os.environ)) as child:
+            try:
+                assert child.stdout is not None
+                run_uuid = child.stdout.readline().strip()
+                assert server.entered.wait(30), "the child's shipper never reached the backend"
+            finally:
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(30)
+        assert child.returncode == -signal.SIGKILL
+        assert len(run_uuid) == 36
+    catalog = Catalog(url)
+    try:
+        assert [r.sent_at for r in _rows(catalog)] == [None, None]
+        received = _recover(catalog, monkeypatch, expected=2).received
+        assert [e["run"]["runId"] for e in received] == [run_uuid, run_uuid]
+    finally:
+        catalog.dispose()
