@@ -1,0 +1,259 @@
+"""Ingest of other producers' RunEvents (Airflow, Spark, dbt shapes), the link-up, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+import governance.openlineage as ol
+from governance.catalog import (
+    AuditEvent,
+    Catalog,
+    ColumnLineage,
+    Dataset,
+    DatasetField,
+    DatasetVersion,
+    IngestedEvent,
+    Job,
+    Run,
+    RunIO,
+)
+from governance.cli import main
+from tests.test_openlineage_support import make_run, require_spec, validate_event
+
+AIRFLOW = "https://github.com/apache/airflow/tree/providers-openlineage/1.8.0"
+SPARK = "https://github.com/OpenLineage/OpenLineage/tree/1.20.0/integration/spark"
+DBT = "https://github.com/OpenLineage/OpenLineage/tree/1.20.0/integration/dbt"
+WAREHOUSE = "postgres://warehouse:5432"
+
+
+def _facet(name: str, body: dict[str, Any], version: str = "1-0-1") -> dict[str, Any]:
+    return {"_producer": AIRFLOW, "_schemaURL": f"https://openlineage.io/spec/facets/{version}/{name}.json",
+            **body}
+
+
+def _event(producer: str, event_type: str, run_id: str, time: str, job: tuple[str, str], *,
+           inputs: list[dict[str, Any]] | None = None, outputs: list[dict[str, Any]] | None = None,
+           run_facets: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"eventType": event_type, "eventTime": time, "producer": producer,
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "run": {"runId": run_id, "facets": run_facets or {}},
+            "job": {"namespace": job[0], "name": job[1], "facets": {}},
+            "inputs": inputs or [], "outputs": outputs or []}
+
+
+def _customers(version: str | None = "v42") -> dict[str, Any]:
+    facets: dict[str, Any] = {"schema": _facet("SchemaDatasetFacet", {"fields": [
+        {"name": "id", "type": "INTEGER"}, {"name": "income", "type": "NUMERIC"},
+        {"name": "address", "type": "STRUCT", "fields": [{"name": "zip", "type": "VARCHAR"}]}]}, "1-2-0")}
+    if version is not None:
+        facets["version"] = _facet("DatasetVersionDatasetFacet", {"datasetVersion": version})
+    return {"namespace": WAREHOUSE, "name": "analytics.public.customers", "facets": facets}
+
+
+@pytest.fixture
+def events() -> dict[str, Any]:
+    airflow_run, spark_run, dbt_run = (str(uuid.uuid4()) for _ in range(3))
+    raw = {"namespace": "s3://landing", "name": "raw/customers.csv"}
+    airflow = [
+        _event(AIRFLOW, "START", airflow_run, "2024-05-01T10:00:00+00:00", ("airflow", "etl.load_customers"),
+               inputs=[raw]),
+        _event(AIRFLOW, "COMPLETE", airflow_run, "2024-05-01T10:05:00.123Z", ("airflow", "etl.load_customers"),
+               inputs=[raw], outputs=[{**_customers(), "outputFacets": {"outputStatistics": _facet(
+                   "OutputStatisticsOutputDatasetFacet", {"rowCount": 5000}, "1-0-2")}}]),
+    ]
+    spark = _event(SPARK, "COMPLETE", spark_run, "2024-05-01T11:00:00Z", ("spark", "customer_features"),
+                   inputs=[_customers()],
+                   outputs=[{"namespace": WAREHOUSE, "name": "analytics.public.customer_features", "facets": {
+                       "schema": _facet("SchemaDatasetFacet", {"fields": [{"name": "income_band", "type": "STRING"}]},
+                                        "1-2-0"),
+                       "columnLineage": _facet("ColumnLineageDatasetFacet", {"fields": {"income_band": {
+                           "inputFields": [{"namespace": WAREHOUSE, "name": "analytics.public.customers",
+                                            "field": "income", "transformations": [{"type": "DIRECT"}]}]}}},
+                           "1-2-0")}}])
+    dbt = _event(DBT, "FAIL", dbt_run, "2024-05-01T12:00:00Z", ("dbt", "analytics.customer_summary"),
+                 inputs=[_customers()], run_facets={"errorMessage": _facet("ErrorMessageRunFacet", {
+                     "message": "relation does not exist", "programmingLanguage": "sql"})})
+    return {"airflow": airflow, "spark": spark, "dbt": dbt, "runs": (airflow_run, spark_run, dbt_run)}
+
+
+def _write_ndjson(path: Path, docs: list[Any], invalid: dict[int, str] | None = None) -> Path:
+    lines = [json.dumps(d) for d in docs]
+    for index, text in sorted((invalid or {}).items()):
+        lines.insert(index, text)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_fixture_events_are_valid_openlineage(events: dict[str, Any]) -> None:
+    require_spec()
+    from tests.test_openlineage_support import _validator
+
+    for doc in [*events["airflow"], events["spark"], events["dbt"]]:
+        errors = list(_validator(ol.RUN_EVENT_SCHEMA_URL).iter_errors(doc))
+        assert not errors, errors[0].message
+
+
+def test_ingest_creates_jobs_runs_and_dataset_versions(catalog: Catalog, tmp_path: Path,
+                                                       events: dict[str, Any]) -> None:
+    path = _write_ndjson(tmp_path / "lineage.ndjson", [*events["airflow"], events["spark"], events["dbt"]])
+    report = ol.ingest_openlineage(catalog, path, "ingester")
+    assert (report.read, report.imported, report.duplicates, report.invalid) == (4, 4, 0, [])
+    airflow_run, spark_run, dbt_run = events["runs"]
+    with catalog.read() as s:
+        runs = {r.run_uuid: r for r in s.exec(select(Run))}
+        assert runs[airflow_run].status == "COMPLETED" and runs[airflow_run].producer == AIRFLOW
+        assert runs[airflow_run].ended_at is not None and runs[airflow_run].started_at < runs[airflow_run].ended_at
+        assert runs[dbt_run].status == "FAILED" and runs[dbt_run].error_message == "relation does not exist"
+        jobs = {(j.namespace, j.name) for j in s.exec(select(Job))}
+        assert {("airflow", "etl.load_customers"), ("spark", "customer_features"),
+                ("dbt", "analytics.customer_summary")} <= jobs
+        (customers,) = s.exec(select(Dataset).where(Dataset.name == "analytics.public.customers"))
+        (version,) = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == customers.id))
+        assert (version.content_hash, version.hash_algo, version.row_count) == ("v42", "openlineage", 5000)
+        assert version.produced_by_run_id == runs[airflow_run].id
+        fields = [f.name for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == version.id)
+                                         .order_by(DatasetField.position))]
+        assert fields == ["id", "income", "address", "address.zip"]
+        readers = {io.run_id for io in s.exec(select(RunIO).where(RunIO.artifact_id == version.id,
+                                                                   RunIO.direction == "input"))}
+        assert readers == {runs[spark_run].id, runs[dbt_run].id}
+        (edge,) = s.exec(select(ColumnLineage).where(ColumnLineage.run_id == runs[spark_run].id))
+        assert s.get(DatasetField, edge.input_field_id).name == "income"
+        assert s.get(DatasetField, edge.output_field_id).name == "income_band"
+        audits = list(s.exec(select(AuditEvent).where(AuditEvent.action == "openlineage.ingest")))
+        assert len(audits) == 4 and {a.actor for a in audits} == {"ingester"}
+
+
+def test_ingest_is_idempotent_and_start_then_complete_updates_the_run(
+        sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]) -> None:
+    start, complete = events["airflow"]
+    ol.ingest_openlineage(sqlite_catalog, _write_ndjson(tmp_path / "a.ndjson", [start]), "ingester")
+    with sqlite_catalog.read() as s:
+        (run,) = s.exec(select(Run))
+        assert (run.status, run.ended_at) == ("RUNNING", None)
+    both = _write_ndjson(tmp_path / "b.ndjson", [start, complete])
+    report = ol.ingest_openlineage(sqlite_catalog, both, "ingester")
+    assert (report.imported, report.duplicates) == (1, 1)
+    again = ol.ingest_openlineage(sqlite_catalog, both, "ingester")
+    assert (again.imported, again.duplicates) == (0, 2)
+    with sqlite_catalog.read() as s:
+        (run,) = s.exec(select(Run))
+        assert run.status == "COMPLETED" and run.ended_at is not None
+        assert len(list(s.exec(select(IngestedEvent)))) == 2
+        assert len(list(s.exec(select(DatasetVersion)))) == 2  # raw input + customers: no duplicates
+    late = ol.ingest_openlineage(sqlite_catalog, _write_ndjson(
+        tmp_path / "c.ndjson", [{**start, "eventTime": "2024-05-01T10:00:01Z"}]), "ingester")
+    assert late.imported == 1
+    with sqlite_catalog.read() as s:
+        assert s.exec(select(Run)).one().status == "COMPLETED"  # a late START does not reopen the run
+
+
+def test_invalid_lines_are_reported_with_their_line_number(sqlite_catalog: Catalog, tmp_path: Path,
+                                                          events: dict[str, Any]) -> None:
+    path = _write_ndjson(tmp_path / "mixed.ndjson", [*events["airflow"], events["spark"]], invalid={
+        1: "{not json", 3: json.dumps({"eventType": "START", "eventTime": "2024-01-01T00:00:00Z"}),
+        4: json.dumps({**events["spark"], "eventType": "FINISHED"})})
+    report = ol.ingest_openlineage(sqlite_catalog, path, "ingester")
+    assert report.imported == 3
+    assert [loc.rsplit(":", 1)[1] for loc, _ in report.invalid] == ["2", "4", "5"]
+    reasons = [why for _, why in report.invalid]
+    assert reasons[0].startswith("not valid JSON")
+    assert reasons[1] == "not a RunEvent (no `run`); DatasetEvent/JobEvent are not imported"
+    assert reasons[2].startswith("eventType: expected one of") and "FINISHED" in reasons[2]
+
+
+def test_directory_of_json_files(sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]) -> None:
+    folder = tmp_path / "events"
+    folder.mkdir()
+    for index, doc in enumerate([*events["airflow"], events["spark"]]):
+        (folder / f"{index:03}.json").write_text(json.dumps(doc, indent=2))
+    (folder / "notes.txt").write_text("ignored")
+    report = ol.ingest_openlineage(sqlite_catalog, folder, "ingester")
+    assert (report.read, report.imported, report.invalid) == (3, 3, [])
+
+
+def test_upstream_lineage_reaches_the_warehouse_table(sqlite_catalog: Catalog, tmp_path: Path,
+                                                      events: dict[str, Any]) -> None:
+    """An Airflow task writes a table; our training step reads it: one dataset, one version, linked."""
+    ol.ingest_openlineage(sqlite_catalog, _write_ndjson(tmp_path / "a.ndjson", events["airflow"]), "ingester")
+    made = make_run(sqlite_catalog, input_identity=(WAREHOUSE, "analytics.public.customers"), input_hash="v42")
+    with sqlite_catalog.read() as s:
+        assert len(list(s.exec(select(Dataset).where(Dataset.name == "analytics.public.customers")))) == 1
+        (edge,) = s.exec(select(RunIO).where(RunIO.run_id == made.run_id, RunIO.direction == "input"))
+        version = s.get(DatasetVersion, edge.artifact_id)
+        producer = s.get(Run, version.produced_by_run_id)
+        assert producer.run_uuid == events["runs"][0] and producer.producer == AIRFLOW
+        event = ol.build_run_event(s, made.run_id, "COMPLETE")
+    validate_event(event)
+    assert (event["inputs"][0]["namespace"], event["inputs"][0]["name"]) == (WAREHOUSE, "analytics.public.customers")
+
+
+def test_ingest_after_our_run_reuses_our_dataset_and_version(sqlite_catalog: Catalog, tmp_path: Path,
+                                                             events: dict[str, Any]) -> None:
+    made = make_run(sqlite_catalog, input_identity=(WAREHOUSE, "analytics.public.customers"), input_hash="v42")
+    ol.ingest_openlineage(sqlite_catalog, _write_ndjson(tmp_path / "a.ndjson", events["airflow"]), "ingester")
+    with sqlite_catalog.read() as s:
+        (dataset,) = s.exec(select(Dataset).where(Dataset.name == "analytics.public.customers"))
+        (version,) = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id))
+        assert version.id == made.ids["v_in"]
+        assert s.get(Run, version.produced_by_run_id).run_uuid == events["runs"][0]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_cli_ingest_exit_codes(gov_env: Path, events: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write_ndjson(gov_env / "good.ndjson", events["airflow"])
+    assert main(["ingest", "openlineage", str(good)]) == 0
+    out = capsys.readouterr()
+    assert "imported 2" in out.out and out.err == ""
+    bad = _write_ndjson(gov_env / "bad.ndjson", [events["spark"]], invalid={0: "[]"})
+    assert main(["ingest", "openlineage", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip() == f"gov: {bad}:1: expected a JSON object (an OpenLineage RunEvent)"
+    assert "imported 1" in out.out
+    assert main(["ingest", "openlineage", str(gov_env / "missing.ndjson")]) == 2
+    assert "missing.ndjson: no such file or directory" in capsys.readouterr().err
+
+
+def test_cli_sync_without_and_with_a_transport(gov_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HOME", str(gov_env))
+    from governance.catalog import open_catalog
+
+    make_run(open_catalog(), enqueue=("START", "COMPLETE"))
+    assert main(["sync"]) == 0
+    out = capsys.readouterr().out
+    assert "outbox: 2 event(s) pending; no OpenLineage transport configured" in out
+    (gov_env / "openlineage.yml").write_text(
+        f"transport:\n  type: file\n  log_file_path: {gov_env / 'events.ndjson'}\n  append: true\n")
+    assert main(["sync", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["transport"], doc["sent"], doc["failed"], doc["pending"]) == ("file", 2, 0, 0)
+    for line in (gov_env / "events.ndjson").read_text().splitlines():
+        validate_event(json.loads(line))
+
+
+def test_cli_as_a_real_subprocess(gov_env: Path, events: dict[str, Any]) -> None:
+    path = _write_ndjson(gov_env / "lineage.ndjson", [*events["airflow"], events["spark"]])
+    gov = [sys.executable, "-c", "from governance.cli import main; main()"]
+    ingest = subprocess.run([*gov, "ingest", "openlineage", str(path)], capture_output=True, text=True,
+                            cwd=gov_env, check=False, timeout=120)
+    assert ingest.returncode == 0, ingest.stderr
+    assert "imported 3" in ingest.stdout
+    sync = subprocess.run([*gov, "sync"], capture_output=True, text=True, cwd=gov_env, check=False,
+                          timeout=120, env={**_clean_env(), "HOME": str(gov_env)})
+    assert sync.returncode == 0, sync.stderr
+    assert "outbox: 0 event(s) pending" in sync.stdout
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("OPENLINEAGE")}
