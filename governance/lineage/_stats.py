@@ -111,8 +111,10 @@ def column_stats(s: Any) -> dict[str, Any]:
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return _categorical(s, nulls, dtype_str)
     if pd.api.types.is_datetime64_any_dtype(dtype):
-        ns = s.dropna().astype("datetime64[ns, UTC]" if getattr(dtype, "tz", None) else "datetime64[ns]")
-        values = ns.to_numpy().view(np.int64).astype(np.float64) / 1e9
+        present = s.dropna()
+        if getattr(dtype, "tz", None) is not None:
+            present = present.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = present.astype("datetime64[ns]").to_numpy().view(np.int64).astype(np.float64) / 1e9
         return _numeric(values, nulls, dtype_str, "epoch_seconds")
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -131,10 +133,13 @@ def table_stats(df: Any) -> dict[str, Any]:
         key = name if isinstance(name, str) else str(name)
         if key in columns:
             continue  # duplicate column names: the first one is described
+        s = df.iloc[:, i]
         try:
-            columns[key] = column_stats(df.iloc[:, i])
-        except TypeError:  # unhashable objects (lists, dicts) in an object column
-            s = df.iloc[:, i]
+            columns[key] = column_stats(s)
+        except TypeError:
+            if s.dtype != object:
+                raise
+            # unhashable objects (lists, dicts) in an object column: counts only
             columns[key] = {"kind": "categorical", "dtype": str(s.dtype), "count": int(s.notna().sum()),
                             "nulls": int(s.isna().sum()), "frequencies": {}, "other": int(s.notna().sum()),
                             "distinct": None}

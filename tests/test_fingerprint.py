@@ -1,0 +1,201 @@
+"""Fingerprints: every cell, dtype, column name and order counts; stable across processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from blake3 import blake3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from governance.errors import InputError
+from governance.lineage import Fingerprint, column_stats, fingerprint, table_stats
+
+ROWS = st.integers(min_value=1, max_value=30)
+
+
+def mixed_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "f": rng.normal(size=n),
+        "i": rng.integers(-5, 5, n),
+        "s": pd.Series(rng.choice(["a", "b", "é"], n), dtype="str"),
+        "c": pd.Categorical(rng.choice(["x", "y"], n), categories=["x", "y"]),
+        "t": pd.date_range("2024-03-30", periods=n, freq="h", tz="Europe/Paris"),
+        "n": pd.array(rng.integers(0, 3, n), dtype="Int64"),
+        "o": pd.Series([None, "u", 1.5] * (n // 3) + [None] * (n % 3), dtype=object),
+        "b": rng.integers(0, 2, n).astype(bool),
+    })
+
+
+FRAME_EXPR = "mixed_frame(23, 7)"
+
+
+@st.composite
+def frame_and_cell(draw: st.DrawFn) -> tuple[pd.DataFrame, int, int]:
+    n = draw(ROWS)
+    df = mixed_frame(n, draw(st.integers(0, 1000)))
+    return df, draw(st.integers(0, n - 1)), draw(st.integers(0, df.shape[1] - 1))
+
+
+def changed_cell(df: pd.DataFrame, row: int, column: int) -> pd.DataFrame:
+    out = df.copy()
+    name = out.columns[column]
+    value = out.iloc[row, column]
+    series = out[name]
+    if name == "f":
+        new = np.nan if not pd.isna(value) and value != 0 else 1.25
+    elif name == "i":
+        new = int(value) + 1
+    elif name == "s":
+        new = value + "!"
+    elif name == "c":
+        new = "y" if value == "x" else "x"
+    elif name == "t":
+        new = value + pd.Timedelta(microseconds=1)
+    elif name == "n":
+        new = pd.NA if not pd.isna(value) else 9
+    elif name == "o":
+        new = float("nan") if value is None else None
+    else:
+        new = not value
+    series = series.copy()
+    series.iloc[row] = new
+    out[name] = series
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame_and_cell())
+def test_any_single_cell_change_alters_the_fingerprint(case: tuple[pd.DataFrame, int, int]) -> None:
+    df, row, column = case
+    changed = changed_cell(df, row, column)
+    assert fingerprint(df).hash == fingerprint(df.copy()).hash
+    assert fingerprint(changed).hash != fingerprint(df).hash
+
+
+@settings(max_examples=60, deadline=None)
+@given(ROWS, st.integers(0, 1000), st.data())
+def test_column_name_order_and_dtype_changes_alter_it(n: int, seed: int, data: st.DataObject) -> None:
+    df = mixed_frame(n, seed)
+    base = fingerprint(df)
+    i = data.draw(st.integers(0, df.shape[1] - 1))
+    renamed = df.rename(columns={df.columns[i]: df.columns[i] + "_"})
+    assert fingerprint(renamed).hash != base.hash
+    assert fingerprint(renamed).schema_hash != base.schema_hash
+    j = data.draw(st.integers(0, df.shape[1] - 1).filter(lambda x: x != i))
+    order = list(df.columns)
+    order[i], order[j] = order[j], order[i]
+    assert fingerprint(df[order]).hash != base.hash
+    assert fingerprint(df.astype({"i": "int32"})).hash != base.hash
+    assert fingerprint(df.astype({"i": "float64"})).hash != base.hash
+    assert fingerprint(df.astype({"s": "object"})).hash != base.hash
+    assert fingerprint(df.astype({"n": "float64"})).hash != base.hash
+
+
+def test_values_that_look_alike_are_told_apart() -> None:
+    assert fingerprint(pd.DataFrame({"a": [1, 2]})).hash != fingerprint(pd.DataFrame({"a": [1.0, 2.0]})).hash
+    assert fingerprint(pd.DataFrame({0: [1]})).hash != fingerprint(pd.DataFrame({"0": [1]})).hash
+    none_ = pd.DataFrame({"o": pd.Series([None, "a"], dtype=object)})
+    nan_ = pd.DataFrame({"o": pd.Series([float("nan"), "a"], dtype=object)})
+    assert fingerprint(none_).hash != fingerprint(nan_).hash
+    utc = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=2, tz="UTC")})
+    assert fingerprint(utc).hash != fingerprint(utc.assign(t=utc["t"].dt.tz_convert("Europe/Paris"))).hash
+    cat = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b"])})
+    cat2 = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["b", "a"])})
+    assert fingerprint(cat).hash != fingerprint(cat2).hash
+    assert fingerprint(pd.DataFrame({"s": ["ab", "c"]})).hash != fingerprint(pd.DataFrame({"s": ["a", "bc"]})).hash
+
+
+def test_equal_content_in_different_memory_layouts_is_equal() -> None:
+    # a negative NaN (0/0 on x86) and numpy's NaN are the same missing value
+    neg_nan = np.array([np.copysign(np.nan, -1.0), 1.0])
+    assert np.signbit(neg_nan[0])
+    assert fingerprint(pd.DataFrame({"a": neg_nan})).hash == fingerprint(pd.DataFrame({"a": [np.nan, 1.0]})).hash
+    # the same strings with Arrow and Python storage, sliced or not
+    arrow = pd.Series(["x", None, "zz"], dtype="string[pyarrow]")
+    python = pd.Series(["x", None, "zz"], dtype="string[python]")
+    assert fingerprint(arrow.to_frame("s")).hash == fingerprint(python.to_frame("s")).hash  # storage is not content
+    big = pd.DataFrame({"s": pd.Series(["q", "x", None, "zz"], dtype="str")})
+    sliced = big.iloc[1:].reset_index(drop=True)
+    fresh = pd.DataFrame({"s": pd.Series(["x", None, "zz"], dtype="str")})
+    assert fingerprint(sliced).hash == fingerprint(fresh).hash
+    table = pa.table({"a": [1, 2, 3, 4]}).slice(1)
+    assert fingerprint(table).hash == fingerprint(pa.table({"a": [2, 3, 4]})).hash
+
+
+def test_fingerprint_fields() -> None:
+    df = mixed_frame(10)
+    fp = fingerprint(df)
+    assert isinstance(fp, Fingerprint)
+    assert fp.algo == "blake3" and fp.coverage == "full" and len(fp.hash) == 64
+    assert fp.row_count == 10 and fp.byte_size > 0 and fp.schema_hash is not None
+    assert [c.name for c in fp.columns] == list(df.columns)
+    assert fp.schema_hash == fingerprint(mixed_frame(10, seed=3)).schema_hash
+
+
+def test_stable_in_a_fresh_process() -> None:
+    here = fingerprint(eval(FRAME_EXPR)).hash  # noqa: S307 - a fixed expression shared with the child
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from test_fingerprint import mixed_frame;"
+        "from governance.lineage import fingerprint;"
+        f"print(fingerprint({FRAME_EXPR}).hash)"
+    )
+    child = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True,
+                           text=True, check=True, env={"PYTHONHASHSEED": "123", "PATH": ""})
+    assert child.stdout.strip() == here
+
+
+def test_numpy_arrow_and_series() -> None:
+    arr = np.arange(12.0).reshape(3, 4)
+    assert fingerprint(arr).hash == fingerprint(arr.copy(order="F")).hash
+    assert fingerprint(arr).hash != fingerprint(arr.reshape(4, 3)).hash
+    assert fingerprint(arr).hash != fingerprint(arr.astype(np.float32)).hash
+    s = pd.Series([1, 2], name="a")
+    assert fingerprint(s).hash == fingerprint(s.to_frame()).hash
+    t = pa.table({"a": pa.array([1, None, 3]), "s": pa.array(["x", None, "y"])})
+    assert fingerprint(t).hash != fingerprint(pa.table({"a": pa.array([1, 0, 3]), "s": t["s"]})).hash
+
+
+def test_files_and_directories(tmp_path: Path) -> None:
+    f = tmp_path / "d" / "a.csv"
+    f.parent.mkdir()
+    f.write_bytes(b"x,y\n1,2\n" * 1000)
+    fp = fingerprint(f)
+    assert fp.hash == blake3(f.read_bytes()).hexdigest() and fp.byte_size == f.stat().st_size
+    d1 = fingerprint(tmp_path / "d")
+    (tmp_path / "d" / "b.txt").write_text("more")
+    d2 = fingerprint(tmp_path / "d")
+    assert d1.hash != d2.hash and d2.row_count == 2
+    with pytest.raises(InputError, match="no such file"):
+        fingerprint(tmp_path / "missing")
+    with pytest.raises(InputError, match="no fingerprint for objects of type"):
+        fingerprint(object())
+
+
+def test_stats_format() -> None:
+    df = mixed_frame(40)
+    df.loc[3, "f"] = np.nan
+    stats = table_stats(df)
+    json.dumps(stats, allow_nan=False)
+    assert stats["format"] == "governance.stats/v1" and stats["row_count"] == 40
+    f = stats["columns"]["f"]
+    assert f["kind"] == "numeric" and f["count"] == 39 and f["nulls"] == 1
+    assert sum(f["bin_counts"]) == 39 and len(f["bin_edges"]) <= 11
+    assert f["bin_edges"] == sorted(f["bin_edges"]) and f["min"] == f["bin_edges"][0]
+    assert stats["columns"]["t"]["unit"] == "epoch_seconds"
+    s = stats["columns"]["s"]
+    assert s["kind"] == "categorical" and sum(s["frequencies"].values()) + s["other"] == s["count"] == 40
+    assert stats["columns"]["b"]["kind"] == "categorical"
+    assert stats["columns"]["n"]["kind"] == "numeric"
+    top = column_stats(pd.Series([str(i) for i in range(100)] + ["0"] * 5))
+    assert len(top["frequencies"]) == 20 and top["frequencies"]["0"] == 6 and top["other"] == 105 - sum(
+        top["frequencies"].values())
