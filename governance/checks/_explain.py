@@ -86,6 +86,7 @@ def global_importance(
     explainer: str = "auto",
     show_progress: bool | None = None,
     chunk: int = 250,
+    permutations: int = 5,
 ) -> dict[str, Any]:
     """Mean |SHAP| per feature on at most ``max_samples`` rows (seeded sample).
 
@@ -113,12 +114,13 @@ def global_importance(
 
         masker = shap.maskers.Independent(background)
         perm = shap.PermutationExplainer(fn, masker, seed=seed)
+        max_evals = 2 * (features.shape[1] + 1) * permutations
         parts = []
         with _progress(len(sample), show_progress) as progress:
             task = progress.add_task("shap", total=len(sample))
             for start in range(0, len(sample), chunk):
                 block = sample.iloc[start : start + chunk]
-                parts.append(perm(block, silent=True).values)
+                parts.append(perm(block, max_evals=max_evals, silent=True).values)
                 progress.advance(task, len(block))
         values = np.concatenate(parts, axis=0)
         name = "PermutationExplainer"
