@@ -35,24 +35,50 @@ WAREHOUSE = "postgres://warehouse:5432"
 
 
 def _facet(name: str, body: dict[str, Any], version: str = "1-0-1") -> dict[str, Any]:
-    return {"_producer": AIRFLOW, "_schemaURL": f"https://openlineage.io/spec/facets/{version}/{name}.json",
-            **body}
+    return {
+        "_producer": AIRFLOW,
+        "_schemaURL": f"https://openlineage.io/spec/facets/{version}/{name}.json",
+        **body,
+    }
 
 
-def _event(producer: str, event_type: str, run_id: str, time: str, job: tuple[str, str], *,
-           inputs: list[dict[str, Any]] | None = None, outputs: list[dict[str, Any]] | None = None,
-           run_facets: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"eventType": event_type, "eventTime": time, "producer": producer,
-            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-            "run": {"runId": run_id, "facets": run_facets or {}},
-            "job": {"namespace": job[0], "name": job[1], "facets": {}},
-            "inputs": inputs or [], "outputs": outputs or []}
+def _event(
+    producer: str,
+    event_type: str,
+    run_id: str,
+    time: str,
+    job: tuple[str, str],
+    *,
+    inputs: list[dict[str, Any]] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+    run_facets: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "eventType": event_type,
+        "eventTime": time,
+        "producer": producer,
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": run_id, "facets": run_facets or {}},
+        "job": {"namespace": job[0], "name": job[1], "facets": {}},
+        "inputs": inputs or [],
+        "outputs": outputs or [],
+    }
 
 
 def _customers(version: str | None = "v42") -> dict[str, Any]:
-    facets: dict[str, Any] = {"schema": _facet("SchemaDatasetFacet", {"fields": [
-        {"name": "id", "type": "INTEGER"}, {"name": "income", "type": "NUMERIC"},
-        {"name": "address", "type": "STRUCT", "fields": [{"name": "zip", "type": "VARCHAR"}]}]}, "1-2-0")}
+    facets: dict[str, Any] = {
+        "schema": _facet(
+            "SchemaDatasetFacet",
+            {
+                "fields": [
+                    {"name": "id", "type": "INTEGER"},
+                    {"name": "income", "type": "NUMERIC"},
+                    {"name": "address", "type": "STRUCT", "fields": [{"name": "zip", "type": "VARCHAR"}]},
+                ]
+            },
+            "1-2-0",
+        )
+    }
     if version is not None:
         facets["version"] = _facet("DatasetVersionDatasetFacet", {"datasetVersion": version})
     return {"namespace": WAREHOUSE, "name": "analytics.public.customers", "facets": facets}
@@ -63,24 +89,83 @@ def events() -> dict[str, Any]:
     airflow_run, spark_run, dbt_run = (str(uuid.uuid4()) for _ in range(3))
     raw = {"namespace": "s3://landing", "name": "raw/customers.csv"}
     airflow = [
-        _event(AIRFLOW, "START", airflow_run, "2024-05-01T10:00:00+00:00", ("airflow", "etl.load_customers"),
-               inputs=[raw]),
-        _event(AIRFLOW, "COMPLETE", airflow_run, "2024-05-01T10:05:00.123Z", ("airflow", "etl.load_customers"),
-               inputs=[raw], outputs=[{**_customers(), "outputFacets": {"outputStatistics": _facet(
-                   "OutputStatisticsOutputDatasetFacet", {"rowCount": 5000}, "1-0-2")}}]),
+        _event(
+            AIRFLOW,
+            "START",
+            airflow_run,
+            "2024-05-01T10:00:00+00:00",
+            ("airflow", "etl.load_customers"),
+            inputs=[raw],
+        ),
+        _event(
+            AIRFLOW,
+            "COMPLETE",
+            airflow_run,
+            "2024-05-01T10:05:00.123Z",
+            ("airflow", "etl.load_customers"),
+            inputs=[raw],
+            outputs=[
+                {
+                    **_customers(),
+                    "outputFacets": {
+                        "outputStatistics": _facet(
+                            "OutputStatisticsOutputDatasetFacet", {"rowCount": 5000}, "1-0-2"
+                        )
+                    },
+                }
+            ],
+        ),
     ]
-    spark = _event(SPARK, "COMPLETE", spark_run, "2024-05-01T11:00:00Z", ("spark", "customer_features"),
-                   inputs=[_customers()],
-                   outputs=[{"namespace": WAREHOUSE, "name": "analytics.public.customer_features", "facets": {
-                       "schema": _facet("SchemaDatasetFacet", {"fields": [{"name": "income_band", "type": "STRING"}]},
-                                        "1-2-0"),
-                       "columnLineage": _facet("ColumnLineageDatasetFacet", {"fields": {"income_band": {
-                           "inputFields": [{"namespace": WAREHOUSE, "name": "analytics.public.customers",
-                                            "field": "income", "transformations": [{"type": "DIRECT"}]}]}}},
-                           "1-2-0")}}])
-    dbt = _event(DBT, "FAIL", dbt_run, "2024-05-01T12:00:00Z", ("dbt", "analytics.customer_summary"),
-                 inputs=[_customers()], run_facets={"errorMessage": _facet("ErrorMessageRunFacet", {
-                     "message": "relation does not exist", "programmingLanguage": "sql"})})
+    spark = _event(
+        SPARK,
+        "COMPLETE",
+        spark_run,
+        "2024-05-01T11:00:00Z",
+        ("spark", "customer_features"),
+        inputs=[_customers()],
+        outputs=[
+            {
+                "namespace": WAREHOUSE,
+                "name": "analytics.public.customer_features",
+                "facets": {
+                    "schema": _facet(
+                        "SchemaDatasetFacet", {"fields": [{"name": "income_band", "type": "STRING"}]}, "1-2-0"
+                    ),
+                    "columnLineage": _facet(
+                        "ColumnLineageDatasetFacet",
+                        {
+                            "fields": {
+                                "income_band": {
+                                    "inputFields": [
+                                        {
+                                            "namespace": WAREHOUSE,
+                                            "name": "analytics.public.customers",
+                                            "field": "income",
+                                            "transformations": [{"type": "DIRECT"}],
+                                        }
+                                    ]
+                                }
+                            }
+                        },
+                        "1-2-0",
+                    ),
+                },
+            }
+        ],
+    )
+    dbt = _event(
+        DBT,
+        "FAIL",
+        dbt_run,
+        "2024-05-01T12:00:00Z",
+        ("dbt", "analytics.customer_summary"),
+        inputs=[_customers()],
+        run_facets={
+            "errorMessage": _facet(
+                "ErrorMessageRunFacet", {"message": "relation does not exist", "programmingLanguage": "sql"}
+            )
+        },
+    )
     return {"airflow": airflow, "spark": spark, "dbt": dbt, "runs": (airflow_run, spark_run, dbt_run)}
 
 
@@ -101,8 +186,9 @@ def test_fixture_events_are_valid_openlineage(events: dict[str, Any]) -> None:
         assert not errors, errors[0].message
 
 
-def test_ingest_creates_jobs_runs_and_dataset_versions(catalog: Catalog, tmp_path: Path,
-                                                       events: dict[str, Any]) -> None:
+def test_ingest_creates_jobs_runs_and_dataset_versions(
+    catalog: Catalog, tmp_path: Path, events: dict[str, Any]
+) -> None:
     path = _write_ndjson(tmp_path / "lineage.ndjson", [*events["airflow"], events["spark"], events["dbt"]])
     report = ol.ingest_openlineage(catalog, path, "ingester")
     assert (report.read, report.imported, report.duplicates, report.invalid) == (4, 4, 0, [])
@@ -110,20 +196,34 @@ def test_ingest_creates_jobs_runs_and_dataset_versions(catalog: Catalog, tmp_pat
     with catalog.read() as s:
         runs = {r.run_uuid: r for r in s.exec(select(Run))}
         assert runs[airflow_run].status == "COMPLETED" and runs[airflow_run].producer == AIRFLOW
-        assert runs[airflow_run].ended_at is not None and runs[airflow_run].started_at < runs[airflow_run].ended_at
+        assert (
+            runs[airflow_run].ended_at is not None
+            and runs[airflow_run].started_at < runs[airflow_run].ended_at
+        )
         assert runs[dbt_run].status == "FAILED" and runs[dbt_run].error_message == "relation does not exist"
         jobs = {(j.namespace, j.name) for j in s.exec(select(Job))}
-        assert {("airflow", "etl.load_customers"), ("spark", "customer_features"),
-                ("dbt", "analytics.customer_summary")} <= jobs
+        assert {
+            ("airflow", "etl.load_customers"),
+            ("spark", "customer_features"),
+            ("dbt", "analytics.customer_summary"),
+        } <= jobs
         (customers,) = s.exec(select(Dataset).where(Dataset.name == "analytics.public.customers"))
         (version,) = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == customers.id))
         assert (version.content_hash, version.hash_algo, version.row_count) == ("v42", "openlineage", 5000)
         assert version.produced_by_run_id == runs[airflow_run].id
-        fields = [f.name for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == version.id)
-                                         .order_by(DatasetField.position))]
+        fields = [
+            f.name
+            for f in s.exec(
+                select(DatasetField)
+                .where(DatasetField.dataset_version_id == version.id)
+                .order_by(DatasetField.position)
+            )
+        ]
         assert fields == ["id", "income", "address", "address.zip"]
-        readers = {io.run_id for io in s.exec(select(RunIO).where(RunIO.artifact_id == version.id,
-                                                                   RunIO.direction == "input"))}
+        readers = {
+            io.run_id
+            for io in s.exec(select(RunIO).where(RunIO.artifact_id == version.id, RunIO.direction == "input"))
+        }
         assert readers == {runs[spark_run].id, runs[dbt_run].id}
         (edge,) = s.exec(select(ColumnLineage).where(ColumnLineage.run_id == runs[spark_run].id))
         assert s.get(DatasetField, edge.input_field_id).name == "income"
@@ -133,7 +233,8 @@ def test_ingest_creates_jobs_runs_and_dataset_versions(catalog: Catalog, tmp_pat
 
 
 def test_ingest_is_idempotent_and_start_then_complete_updates_the_run(
-        sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]) -> None:
+    sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]
+) -> None:
     start, complete = events["airflow"]
     ol.ingest_openlineage(sqlite_catalog, _write_ndjson(tmp_path / "a.ndjson", [start]), "ingester")
     with sqlite_catalog.read() as s:
@@ -149,18 +250,28 @@ def test_ingest_is_idempotent_and_start_then_complete_updates_the_run(
         assert run.status == "COMPLETED" and run.ended_at is not None
         assert len(list(s.exec(select(IngestedEvent)))) == 2
         assert len(list(s.exec(select(DatasetVersion)))) == 2  # raw input + customers: no duplicates
-    late = ol.ingest_openlineage(sqlite_catalog, _write_ndjson(
-        tmp_path / "c.ndjson", [{**start, "eventTime": "2024-05-01T10:00:01Z"}]), "ingester")
+    late = ol.ingest_openlineage(
+        sqlite_catalog,
+        _write_ndjson(tmp_path / "c.ndjson", [{**start, "eventTime": "2024-05-01T10:00:01Z"}]),
+        "ingester",
+    )
     assert late.imported == 1
     with sqlite_catalog.read() as s:
         assert s.exec(select(Run)).one().status == "COMPLETED"  # a late START does not reopen the run
 
 
-def test_invalid_lines_are_reported_with_their_line_number(sqlite_catalog: Catalog, tmp_path: Path,
-                                                          events: dict[str, Any]) -> None:
-    path = _write_ndjson(tmp_path / "mixed.ndjson", [*events["airflow"], events["spark"]], invalid={
-        1: "{not json", 3: json.dumps({"eventType": "START", "eventTime": "2024-01-01T00:00:00Z"}),
-        4: json.dumps({**events["spark"], "eventType": "FINISHED"})})
+def test_invalid_lines_are_reported_with_their_line_number(
+    sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]
+) -> None:
+    path = _write_ndjson(
+        tmp_path / "mixed.ndjson",
+        [*events["airflow"], events["spark"]],
+        invalid={
+            1: "{not json",
+            3: json.dumps({"eventType": "START", "eventTime": "2024-01-01T00:00:00Z"}),
+            4: json.dumps({**events["spark"], "eventType": "FINISHED"}),
+        },
+    )
     report = ol.ingest_openlineage(sqlite_catalog, path, "ingester")
     assert report.imported == 3
     assert [loc.rsplit(":", 1)[1] for loc, _ in report.invalid] == ["2", "4", "5"]
@@ -180,11 +291,14 @@ def test_directory_of_json_files(sqlite_catalog: Catalog, tmp_path: Path, events
     assert (report.read, report.imported, report.invalid) == (3, 3, [])
 
 
-def test_upstream_lineage_reaches_the_warehouse_table(sqlite_catalog: Catalog, tmp_path: Path,
-                                                      events: dict[str, Any]) -> None:
+def test_upstream_lineage_reaches_the_warehouse_table(
+    sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]
+) -> None:
     """An Airflow task writes a table; our training step reads it: one dataset, one version, linked."""
     ol.ingest_openlineage(sqlite_catalog, _write_ndjson(tmp_path / "a.ndjson", events["airflow"]), "ingester")
-    made = make_run(sqlite_catalog, input_identity=(WAREHOUSE, "analytics.public.customers"), input_hash="v42")
+    made = make_run(
+        sqlite_catalog, input_identity=(WAREHOUSE, "analytics.public.customers"), input_hash="v42"
+    )
     with sqlite_catalog.read() as s:
         assert len(list(s.exec(select(Dataset).where(Dataset.name == "analytics.public.customers")))) == 1
         (edge,) = s.exec(select(RunIO).where(RunIO.run_id == made.run_id, RunIO.direction == "input"))
@@ -193,12 +307,18 @@ def test_upstream_lineage_reaches_the_warehouse_table(sqlite_catalog: Catalog, t
         assert producer.run_uuid == events["runs"][0] and producer.producer == AIRFLOW
         event = ol.build_run_event(s, made.run_id, "COMPLETE")
     validate_event(event)
-    assert (event["inputs"][0]["namespace"], event["inputs"][0]["name"]) == (WAREHOUSE, "analytics.public.customers")
+    assert (event["inputs"][0]["namespace"], event["inputs"][0]["name"]) == (
+        WAREHOUSE,
+        "analytics.public.customers",
+    )
 
 
-def test_ingest_after_our_run_reuses_our_dataset_and_version(sqlite_catalog: Catalog, tmp_path: Path,
-                                                             events: dict[str, Any]) -> None:
-    made = make_run(sqlite_catalog, input_identity=(WAREHOUSE, "analytics.public.customers"), input_hash="v42")
+def test_ingest_after_our_run_reuses_our_dataset_and_version(
+    sqlite_catalog: Catalog, tmp_path: Path, events: dict[str, Any]
+) -> None:
+    made = make_run(
+        sqlite_catalog, input_identity=(WAREHOUSE, "analytics.public.customers"), input_hash="v42"
+    )
     ol.ingest_openlineage(sqlite_catalog, _write_ndjson(tmp_path / "a.ndjson", events["airflow"]), "ingester")
     with sqlite_catalog.read() as s:
         (dataset,) = s.exec(select(Dataset).where(Dataset.name == "analytics.public.customers"))
@@ -208,7 +328,9 @@ def test_ingest_after_our_run_reuses_our_dataset_and_version(sqlite_catalog: Cat
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def test_cli_ingest_exit_codes(gov_env: Path, events: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ingest_exit_codes(
+    gov_env: Path, events: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     good = _write_ndjson(gov_env / "good.ndjson", events["airflow"])
     assert main(["ingest", "openlineage", str(good)]) == 0
     out = capsys.readouterr()
@@ -222,8 +344,9 @@ def test_cli_ingest_exit_codes(gov_env: Path, events: dict[str, Any], capsys: py
     assert "missing.ndjson: no such file or directory" in capsys.readouterr().err
 
 
-def test_cli_sync_without_and_with_a_transport(gov_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sync_without_and_with_a_transport(
+    gov_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("HOME", str(gov_env))
     from governance.catalog import open_catalog
 
@@ -232,7 +355,8 @@ def test_cli_sync_without_and_with_a_transport(gov_env: Path, monkeypatch: pytes
     out = capsys.readouterr().out
     assert "outbox: 2 event(s) pending; no OpenLineage transport configured" in out
     (gov_env / "openlineage.yml").write_text(
-        f"transport:\n  type: file\n  log_file_path: {gov_env / 'events.ndjson'}\n  append: true\n")
+        f"transport:\n  type: file\n  log_file_path: {gov_env / 'events.ndjson'}\n  append: true\n"
+    )
     assert main(["sync", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["transport"], doc["sent"], doc["failed"], doc["pending"]) == ("file", 2, 0, 0)
@@ -243,12 +367,25 @@ def test_cli_sync_without_and_with_a_transport(gov_env: Path, monkeypatch: pytes
 def test_cli_as_a_real_subprocess(gov_env: Path, events: dict[str, Any]) -> None:
     path = _write_ndjson(gov_env / "lineage.ndjson", [*events["airflow"], events["spark"]])
     gov = [sys.executable, "-c", "from governance.cli import main; main()"]
-    ingest = subprocess.run([*gov, "ingest", "openlineage", str(path)], capture_output=True, text=True,
-                            cwd=gov_env, check=False, timeout=120)
+    ingest = subprocess.run(
+        [*gov, "ingest", "openlineage", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=gov_env,
+        check=False,
+        timeout=120,
+    )
     assert ingest.returncode == 0, ingest.stderr
     assert "imported 3" in ingest.stdout
-    sync = subprocess.run([*gov, "sync"], capture_output=True, text=True, cwd=gov_env, check=False,
-                          timeout=120, env={**_clean_env(), "HOME": str(gov_env)})
+    sync = subprocess.run(
+        [*gov, "sync"],
+        capture_output=True,
+        text=True,
+        cwd=gov_env,
+        check=False,
+        timeout=120,
+        env={**_clean_env(), "HOME": str(gov_env)},
+    )
     assert sync.returncode == 0, sync.stderr
     assert "outbox: 0 event(s) pending" in sync.stdout
 

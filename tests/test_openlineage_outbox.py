@@ -45,8 +45,11 @@ def _rows(catalog: Catalog) -> list[OutboxEvent]:
 
 def _ship_actions(catalog: Catalog) -> list[dict[str, Any]]:
     with catalog.read() as session:
-        events = session.exec(sa.select(AuditEvent).where(AuditEvent.action == "openlineage.ship")  # type: ignore[call-overload]
-                              .order_by(AuditEvent.seq)).scalars()
+        events = session.exec(
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "openlineage.ship")  # type: ignore[call-overload]
+            .order_by(AuditEvent.seq)
+        ).scalars()
         return [json.loads(e.payload)["data"] for e in events]
 
 
@@ -58,7 +61,8 @@ def _file_env(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ configuration
 def test_no_configuration_keeps_events_and_prints_nothing(
-        no_ol_config: Path, sqlite_catalog: Catalog, capsys: pytest.CaptureFixture[str]) -> None:
+    no_ol_config: Path, sqlite_catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
     make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
     assert ol.load_transport_config() is None
     ol.kick_shipper(sqlite_catalog)
@@ -69,8 +73,9 @@ def test_no_configuration_keeps_events_and_prints_nothing(
     assert [r.sent_at for r in _rows(sqlite_catalog)] == [None, None]
 
 
-def test_disabled_wins_over_configuration(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
-                                          sqlite_catalog: Catalog, tmp_path: Path) -> None:
+def test_disabled_wins_over_configuration(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
     _file_env(monkeypatch, tmp_path / "events.ndjson")
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
     make_run(sqlite_catalog, enqueue=("START",))
@@ -81,19 +86,24 @@ def test_disabled_wins_over_configuration(no_ol_config: Path, monkeypatch: pytes
 
 
 def test_configuration_sources(no_ol_config: Path, tmp_path: Path) -> None:
-    env = {"OPENLINEAGE__TRANSPORT__TYPE": "http", "OPENLINEAGE__TRANSPORT__URL": "http://env:5000",
-           "OPENLINEAGE__TRANSPORT__TIMEOUT": "2.5"}
+    env = {
+        "OPENLINEAGE__TRANSPORT__TYPE": "http",
+        "OPENLINEAGE__TRANSPORT__URL": "http://env:5000",
+        "OPENLINEAGE__TRANSPORT__TIMEOUT": "2.5",
+    }
     config = ol.load_transport_config(env, cwd=tmp_path)
     assert config is not None
     assert config.transport == {"type": "http", "url": "http://env:5000", "timeout": 2.5}
 
-    legacy = ol.load_transport_config({"OPENLINEAGE_URL": "http://marquez:5000", "OPENLINEAGE_API_KEY": "k"},
-                                      cwd=tmp_path)
+    legacy = ol.load_transport_config(
+        {"OPENLINEAGE_URL": "http://marquez:5000", "OPENLINEAGE_API_KEY": "k"}, cwd=tmp_path
+    )
     assert legacy is not None and legacy.source == "OPENLINEAGE_URL"
     assert legacy.transport["auth"] == {"type": "api_key", "apiKey": "k"}
     assert legacy.transport["endpoint"] == "api/v1/lineage"
 
-    (tmp_path / "openlineage.yml").write_text(textwrap.dedent("""\
+    (tmp_path / "openlineage.yml").write_text(
+        textwrap.dedent("""\
         transport:
           type: composite
           continue_on_failure: true
@@ -102,17 +112,21 @@ def test_configuration_sources(no_ol_config: Path, tmp_path: Path) -> None:
               log_file_path: events.ndjson
               append: true
             - type: console
-        """))
+        """)
+    )
     from_file = ol.load_transport_config({}, cwd=tmp_path)
     assert from_file is not None and from_file.source == str(tmp_path / "openlineage.yml")
     assert from_file.transport["type"] == "composite"
     from openlineage.client.transport.composite import CompositeTransport
 
     from governance.openlineage._config import make_transport
+
     assert isinstance(make_transport(from_file), CompositeTransport)
 
     explicit = tmp_path / "other.yml"
-    explicit.write_text("transport:\n  type: kafka\n  topicName: lineage\n  config: {bootstrap.servers: 'k:9092'}\n")
+    explicit.write_text(
+        "transport:\n  type: kafka\n  topicName: lineage\n  config: {bootstrap.servers: 'k:9092'}\n"
+    )
     kafka = ol.load_transport_config({"OPENLINEAGE_CONFIG": str(explicit)}, cwd=tmp_path)
     assert kafka is not None and kafka.transport["type"] == "kafka"
 
@@ -130,7 +144,8 @@ def test_configuration_errors_name_the_source(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------- delivery
 def test_file_transport_ships_in_the_background_on_every_backend(
-        no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, catalog: Catalog, tmp_path: Path) -> None:
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, catalog: Catalog, tmp_path: Path
+) -> None:
     target = tmp_path / "events.ndjson"
     _file_env(monkeypatch, target)
     made = make_run(catalog, enqueue=("START", "COMPLETE"))
@@ -138,8 +153,10 @@ def test_file_transport_ships_in_the_background_on_every_backend(
     shipper = ol.shipper_for(catalog)
     assert shipper.join(30)
     lines = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [(e["eventType"], e["run"]["runId"]) for e in lines] == [("START", made.run_uuid),
-                                                                   ("COMPLETE", made.run_uuid)]
+    assert [(e["eventType"], e["run"]["runId"]) for e in lines] == [
+        ("START", made.run_uuid),
+        ("COMPLETE", made.run_uuid),
+    ]
     for event in lines:
         validate_event(event)
     assert all(r.sent_at is not None and r.attempts == 1 for r in _rows(catalog))
@@ -147,8 +164,9 @@ def test_file_transport_ships_in_the_background_on_every_backend(
     assert audit["sent"] == 2 and audit["failed"] == 0 and audit["transport"] == "file"
 
 
-def test_http_backend_receives_valid_events(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
-                                            sqlite_catalog: Catalog) -> None:
+def test_http_backend_receives_valid_events(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog
+) -> None:
     with LineageServer() as server:
         http_env(monkeypatch, server.url)
         make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
@@ -169,8 +187,9 @@ def _recover(catalog: Catalog, monkeypatch: pytest.MonkeyPatch, expected: int) -
     return server
 
 
-def test_backend_returning_500_loses_nothing(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
-                                             sqlite_catalog: Catalog) -> None:
+def test_backend_returning_500_loses_nothing(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog
+) -> None:
     with LineageServer() as server:
         server.mode = "error"
         http_env(monkeypatch, server.url)
@@ -187,12 +206,15 @@ def test_backend_returning_500_loses_nothing(no_ol_config: Path, monkeypatch: py
     assert rows[1].attempts == 0  # stopped at the first failure: COMPLETE never overtakes START
     assert _ship_actions(sqlite_catalog)[0]["failed"] == 1
     received = _recover(sqlite_catalog, monkeypatch, expected=2).received
-    assert [(e["eventType"], e["run"]["runId"]) for e in received] == [("START", made.run_uuid),
-                                                                       ("COMPLETE", made.run_uuid)]
+    assert [(e["eventType"], e["run"]["runId"]) for e in received] == [
+        ("START", made.run_uuid),
+        ("COMPLETE", made.run_uuid),
+    ]
 
 
-def test_hanging_backend_does_not_block_the_step(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 sqlite_catalog: Catalog) -> None:
+def test_hanging_backend_does_not_block_the_step(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog
+) -> None:
     with LineageServer() as server:
         server.mode = "hang"
         http_env(monkeypatch, server.url, timeout=0.5)
@@ -212,8 +234,9 @@ def test_hanging_backend_does_not_block_the_step(no_ol_config: Path, monkeypatch
     assert received[-1]["run"]["runId"] == made.run_uuid
 
 
-def test_absent_backend_loses_nothing(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
-                                      sqlite_catalog: Catalog) -> None:
+def test_absent_backend_loses_nothing(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog
+) -> None:
     http_env(monkeypatch, f"http://127.0.0.1:{free_port()}")
     make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
     ol.shipper_for(sqlite_catalog).limits = ol.ShipperLimits(max_failures=2)
@@ -243,21 +266,28 @@ def test_backoff_is_exponential_and_capped(sqlite_catalog: Catalog) -> None:
     second = ship_round(sqlite_catalog, failing, actor="t", transport_type="test")
     assert (second.sent, second.failed, second.error) == (0, 0, None)
     (row,) = _rows(sqlite_catalog)
-    retry_at = row.next_attempt_at.replace(tzinfo=before.tzinfo) if row.next_attempt_at.tzinfo is None else \
-        row.next_attempt_at
+    retry_at = (
+        row.next_attempt_at.replace(tzinfo=before.tzinfo)
+        if row.next_attempt_at.tzinfo is None
+        else row.next_attempt_at
+    )
     assert second.next_due == retry_at >= before + timedelta(seconds=0.5)
     assert calls == ["START"] and row.attempts == 1 and row.last_error == "ConnectionError: backend down"
 
 
-def test_one_shipper_thread_per_catalog(no_ol_config: Path, monkeypatch: pytest.MonkeyPatch,
-                                        sqlite_catalog: Catalog, tmp_path: Path) -> None:
+def test_one_shipper_thread_per_catalog(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
     _file_env(monkeypatch, tmp_path / "events.ndjson")
     make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
     threads_before = {t.ident for t in threading.enumerate()}
     for _ in range(20):
         ol.kick_shipper(sqlite_catalog)
-    shippers = [t for t in threading.enumerate()
-                if t.name == "governance-openlineage-shipper" and t.ident not in threads_before]
+    shippers = [
+        t
+        for t in threading.enumerate()
+        if t.name == "governance-openlineage-shipper" and t.ident not in threads_before
+    ]
     assert len(shippers) <= 1
     assert ol.shipper_for(sqlite_catalog) is ol.shipper_for(sqlite_catalog)
     assert ol.shipper_for(sqlite_catalog).join(30)
@@ -296,15 +326,20 @@ time.sleep(60)
 
 
 def test_sigkill_after_the_step_keeps_the_event_for_the_next_run(
-        no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
     root = str(Path(__file__).resolve().parents[1])
     with LineageServer() as server:
         server.mode = "hang"  # the child's shipper is mid-delivery when it dies
         http_env(monkeypatch, server.url, timeout=30)
-        with subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root, url=url)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              env=dict(os.environ)) as child:
+        with subprocess.Popen(
+            [sys.executable, "-c", _CHILD.format(root=root, url=url)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=dict(os.environ),
+        ) as child:
             try:
                 assert child.stdout is not None
                 run_uuid = child.stdout.readline().strip()

@@ -59,8 +59,11 @@ class Schemas:
 def schemas() -> Schemas:
     from referencing import Registry, Resource
 
-    files = [SPEC_DIR / "OpenLineage.json", *sorted((SPEC_DIR / "facets").glob("*.json")),
-             *sorted(CUSTOM_DIR.glob("*.json"))]
+    files = [
+        SPEC_DIR / "OpenLineage.json",
+        *sorted((SPEC_DIR / "facets").glob("*.json")),
+        *sorted(CUSTOM_DIR.glob("*.json")),
+    ]
     documents = {}
     for file in files:
         doc = json.loads(file.read_text(encoding="utf-8"))
@@ -127,10 +130,17 @@ class MadeRun:
     ids: dict[str, int] = field(default_factory=dict)
 
 
-def make_run(catalog: Catalog, *, status: str = "COMPLETED", error: bool = False, enqueue: tuple[str, ...] = (),
-             namespace: str = "default", job_name: str = "credit.train",
-             input_identity: tuple[str, str] = ("governance://default", "credit.train/features"),
-             input_hash: str = "xxh3_128:00ff") -> MadeRun:
+def make_run(
+    catalog: Catalog,
+    *,
+    status: str = "COMPLETED",
+    error: bool = False,
+    enqueue: tuple[str, ...] = (),
+    namespace: str = "default",
+    job_name: str = "credit.train",
+    input_identity: tuple[str, str] = ("governance://default", "credit.train/features"),
+    input_hash: str = "xxh3_128:00ff",
+) -> MadeRun:
     """A training run with a parent, one input frame (3 fields, one protected), one output frame with
     column lineage, and a model version; optionally enqueue events in the same transaction."""
     with audited(catalog, "tester") as tx:
@@ -142,9 +152,19 @@ def make_run(catalog: Catalog, *, status: str = "COMPLETED", error: bool = False
         parent = Run(run_uuid=str(uuid.uuid4()), job_id=pipeline.id)
         s.add(parent)
         s.flush()
-        run = Run(run_uuid=str(uuid.uuid4()), job_id=job.id, parent_run_id=parent.id, status=status,
-                  params={"C": 1.0, "penalty": "l2"}, code_hash="blake3:abc", git_commit="0123abcd",
-                  git_dirty=False, user="tester", host="ci-1", ended_at=utcnow())
+        run = Run(
+            run_uuid=str(uuid.uuid4()),
+            job_id=job.id,
+            parent_run_id=parent.id,
+            status=status,
+            params={"C": 1.0, "penalty": "l2"},
+            code_hash="blake3:abc",
+            git_commit="0123abcd",
+            git_dirty=False,
+            user="tester",
+            host="ci-1",
+            ended_at=utcnow(),
+        )
         if error:
             run.error_type, run.error_message = "ValueError", "labels contain NaN"
             run.error_traceback = "Traceback (most recent call last):\n  ...\nValueError: labels contain NaN"
@@ -161,49 +181,109 @@ def make_run(catalog: Catalog, *, status: str = "COMPLETED", error: bool = False
         v_in = s.exec(_version_query(features.id, input_hash)).first()
         if v_in is None:
             number = max((v.version for v in s.exec(_version_query(features.id, None))), default=0) + 1
-            v_in = DatasetVersion(dataset_id=features.id, version=number, content_hash=input_hash,
-                                  hash_algo="xxh3_128", row_count=1000)
-        v_out = DatasetVersion(dataset_id=scored.id, version=1, content_hash="xxh3_128:0a0b", hash_algo="xxh3_128",
-                               row_count=1000, byte_size=24000, produced_by_run_id=run.id)
+            v_in = DatasetVersion(
+                dataset_id=features.id,
+                version=number,
+                content_hash=input_hash,
+                hash_algo="xxh3_128",
+                row_count=1000,
+            )
+        v_out = DatasetVersion(
+            dataset_id=scored.id,
+            version=1,
+            content_hash="xxh3_128:0a0b",
+            hash_algo="xxh3_128",
+            row_count=1000,
+            byte_size=24000,
+            produced_by_run_id=run.id,
+        )
         s.add_all([v_in, v_out])
         s.flush()
         from sqlmodel import select
 
-        in_fields = list(s.exec(select(DatasetField).where(DatasetField.dataset_version_id == v_in.id)
-                                .order_by(DatasetField.position)))
+        in_fields = list(
+            s.exec(
+                select(DatasetField)
+                .where(DatasetField.dataset_version_id == v_in.id)
+                .order_by(DatasetField.position)
+            )
+        )
         if not in_fields:
-            in_fields = [DatasetField(dataset_version_id=v_in.id, name=n, dtype=t, position=i, tags=tags)
-                         for i, (n, t, tags) in enumerate([("income", "float64", ["feature"]),
-                                                           ("sex", "category", ["protected"]),
-                                                           ("approved", "int64", ["label"])])]
-        out_fields = [DatasetField(dataset_version_id=v_out.id, name=n, dtype=t, position=i)
-                      for i, (n, t) in enumerate([("income", "float64"), ("score", "float64")])]
+            in_fields = [
+                DatasetField(dataset_version_id=v_in.id, name=n, dtype=t, position=i, tags=tags)
+                for i, (n, t, tags) in enumerate(
+                    [
+                        ("income", "float64", ["feature"]),
+                        ("sex", "category", ["protected"]),
+                        ("approved", "int64", ["label"]),
+                    ]
+                )
+            ]
+        out_fields = [
+            DatasetField(dataset_version_id=v_out.id, name=n, dtype=t, position=i)
+            for i, (n, t) in enumerate([("income", "float64"), ("score", "float64")])
+        ]
         s.add_all([*in_fields, *out_fields])
         s.flush()
-        s.add_all([
-            ColumnLineage(run_id=run.id, output_field_id=out_fields[0].id, input_field_id=in_fields[0].id),
-            ColumnLineage(run_id=run.id, output_field_id=out_fields[1].id, input_field_id=in_fields[0].id,
-                          transformation="INDIRECT"),
-        ])
+        s.add_all(
+            [
+                ColumnLineage(
+                    run_id=run.id, output_field_id=out_fields[0].id, input_field_id=in_fields[0].id
+                ),
+                ColumnLineage(
+                    run_id=run.id,
+                    output_field_id=out_fields[1].id,
+                    input_field_id=in_fields[0].id,
+                    transformation="INDIRECT",
+                ),
+            ]
+        )
         model = Model(name=f"{job_name}-model")
         s.add(model)
         s.flush()
-        mv = ModelVersion(model_id=model.id, version=1, artifact_hash="blake3:feed", hash_algo="blake3",
-                          flavor="sklearn", artifact_uri="file:///models/1.pkl", training_run_id=run.id)
+        mv = ModelVersion(
+            model_id=model.id,
+            version=1,
+            artifact_hash="blake3:feed",
+            hash_algo="blake3",
+            flavor="sklearn",
+            artifact_uri="file:///models/1.pkl",
+            training_run_id=run.id,
+        )
         s.add(mv)
         s.flush()
-        s.add_all([
-            RunIO(run_id=run.id, artifact_kind="dataset", artifact_id=v_in.id, direction="input", role="features"),
-            RunIO(run_id=run.id, artifact_kind="dataset", artifact_id=v_out.id, direction="output", role="scored"),
-            RunIO(run_id=run.id, artifact_kind="model", artifact_id=mv.id, direction="output", role="return"),
-        ])
+        s.add_all(
+            [
+                RunIO(
+                    run_id=run.id,
+                    artifact_kind="dataset",
+                    artifact_id=v_in.id,
+                    direction="input",
+                    role="features",
+                ),
+                RunIO(
+                    run_id=run.id,
+                    artifact_kind="dataset",
+                    artifact_id=v_out.id,
+                    direction="output",
+                    role="scored",
+                ),
+                RunIO(
+                    run_id=run.id, artifact_kind="model", artifact_id=mv.id, direction="output", role="return"
+                ),
+            ]
+        )
         s.flush()
         tx.record("test.run", f"run:{run.run_uuid}", {})
         for event_type in enqueue:
             ol.enqueue_run_event(s, run.id, event_type)
         assert run.id is not None
-        return MadeRun(run.id, run.run_uuid, parent.run_uuid,
-                       {"v_in": v_in.id or 0, "v_out": v_out.id or 0, "features": features.id or 0})
+        return MadeRun(
+            run.id,
+            run.run_uuid,
+            parent.run_uuid,
+            {"v_in": v_in.id or 0, "v_out": v_out.id or 0, "features": features.id or 0},
+        )
 
 
 def _version_query(dataset_id: int | None, content_hash: str | None) -> Any:
@@ -278,8 +358,9 @@ def http_env(monkeypatch: pytest.MonkeyPatch, url: str, timeout: float = 0.5) ->
     monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "http")
     monkeypatch.setenv("OPENLINEAGE__TRANSPORT__URL", url)
     monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TIMEOUT", str(timeout))
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__RETRY", json.dumps({"total": 0, "connect": 0, "read": 0,
-                                                                       "status": 0}))
+    monkeypatch.setenv(
+        "OPENLINEAGE__TRANSPORT__RETRY", json.dumps({"total": 0, "connect": 0, "read": 0, "status": 0})
+    )
 
 
 @contextmanager

@@ -179,8 +179,17 @@ def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, acto
     return Round(len(sent_ids), 1, failure[2], retry if held_until is None else min(retry, held_until))
 
 
+#: transports that only serialise the event (``Serde.to_json`` accepts a dictionary): the stored
+#: document goes as is; every other transport (Kafka's partition key, composite...) gets the client's
+#: ``RunEvent`` object
+_SERIALISING = frozenset({"file", "http", "console", "noop"})
+
+
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
     """A function that hands one stored document to the client's ``transport``."""
+    if getattr(transport, "kind", None) in _SERIALISING and not getattr(getattr(transport, "config", None),
+                                                                          "debug_mode", False):
+        return cast(Callable[[dict[str, Any]], None], transport.emit)
 
     def emit(doc: dict[str, Any]) -> None:
         transport.emit(to_client_event(doc))
