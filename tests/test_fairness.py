@@ -28,7 +28,7 @@ RATE_FUNCS = {
     "fnr": functools.partial(flm.false_negative_rate, pos_label=1),
     "tnr": functools.partial(flm.true_negative_rate, pos_label=1),
     "accuracy": lambda t, p: float(np.mean(np.asarray(t) == np.asarray(p))),
-    "precision": lambda t, p: (float(np.sum((t == 1) & (p == 1)) / np.sum(p == 1)) if np.sum(p == 1) else 0.0),
+    "precision": lambda t, p: float(np.sum((t == 1) & (p == 1)) / np.sum(p == 1)) if np.sum(p == 1) else 0.0,
 }
 DISPARITY_FUNCS = {
     "demographic_parity_difference": flm.demographic_parity_difference,
@@ -40,7 +40,9 @@ DISPARITY_FUNCS = {
 }
 
 
-def _ours(y: np.ndarray, p: np.ndarray, sensitive: pd.DataFrame) -> tuple[dict[str, dict[str, float]], object]:
+def _ours(
+    y: np.ndarray, p: np.ndarray, sensitive: pd.DataFrame
+) -> tuple[dict[str, dict[str, float]], object]:
     gc = confusion_by_group(to_binary(y, None, "y"), to_binary(p, None, "p"), sensitive)
     r = rates(gc.counts)
     by_group = {label: {k: float(v[i]) for k, v in r.items()} for i, label in enumerate(gc.labels())}
@@ -54,8 +56,12 @@ def _label(cols: list[str], key: object) -> str:
 
 def _compare(y: np.ndarray, p: np.ndarray, sensitive: pd.DataFrame) -> None:
     by_group, gc = _ours(y, p, sensitive)
-    frame = flm.MetricFrame(metrics=RATE_FUNCS, y_true=y, y_pred=p,
-                            sensitive_features=sensitive if sensitive.shape[1] > 1 else sensitive.iloc[:, 0])
+    frame = flm.MetricFrame(
+        metrics=RATE_FUNCS,
+        y_true=y,
+        y_pred=p,
+        sensitive_features=sensitive if sensitive.shape[1] > 1 else sensitive.iloc[:, 0],
+    )
     cols = list(sensitive.columns)
     expected = {_label(cols, key): row for key, row in frame.by_group.iterrows()}
     assert set(expected) == set(by_group)
@@ -100,7 +106,9 @@ def test_group_dtypes(kind: str) -> None:
     if kind == "str":
         groups = np.array(["g0", "g1", "g2", "g3"])[raw]
     elif kind == "categorical":
-        groups = pd.Categorical(np.array(["lo", "mid", "hi", "top"])[raw], categories=["lo", "mid", "hi", "top"])
+        groups = pd.Categorical(
+            np.array(["lo", "mid", "hi", "top"])[raw], categories=["lo", "mid", "hi", "top"]
+        )
     elif kind == "int":
         groups = raw * 10
     else:
@@ -143,15 +151,16 @@ def test_float_nan_sensitive_and_non_binary_labels_are_explained() -> None:
     assert gc.labels() == ["age_band=1.0", "age_band=2.0", f"age_band={MISSING_GROUP}"]
     from governance.errors import EvaluationError
 
-    with pytest.raises(EvaluationError, match="not binary 0/1.*posLabel"):
+    with pytest.raises(EvaluationError, match=r"not binary 0/1.*posLabel"):
         to_binary(np.array(["yes", "no"]), None, "label column 'y'")
     assert to_binary(np.array(["yes", "no"]), "yes", "y").tolist() == [True, False]
 
 
 def _ctx(n: int = 4000, seed: int = 0, small: int = 0) -> CheckContext:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"y": rng.integers(0, 2, n), "sex": rng.choice(["F", "M"], n),
-                          "race": rng.choice(["a", "b"], n)})
+    frame = pd.DataFrame(
+        {"y": rng.integers(0, 2, n), "sex": rng.choice(["F", "M"], n), "race": rng.choice(["a", "b"], n)}
+    )
     frame["p"] = ((rng.random(n) < 0.5) | ((frame["sex"] == "M") & (rng.random(n) < 0.3))).astype(int)
     if small:
         frame.loc[: small - 1, "race"] = "tiny"
@@ -235,8 +244,12 @@ def test_stored_counts_give_the_same_measurement_as_the_raw_table() -> None:
     ctx = _ctx()
     frame = ctx.predictions
     assert frame is not None
-    stored = CheckContext(evidence={"confusion": confusion_evidence(frame, "y", "p", ["sex", "race"]),
-                                    "sensitive": ["sex", "race"]})
+    stored = CheckContext(
+        evidence={
+            "confusion": confusion_evidence(frame, "y", "p", ["sex", "race"]),
+            "sensitive": ["sex", "race"],
+        }
+    )
     assert "predictions" in stored.available()
     check = CheckRegistry(builtin_checks()).get("fairness.equalized_odds_difference")
     params = check.parse_params({})
