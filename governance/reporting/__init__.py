@@ -1,0 +1,17 @@
+"""Reports for auditors: the compliance model card and the audit trail as HTML, PDF, Markdown, JSON.
+
+Templates and styles live in the shipped ``reports/`` folder (Jinja2, autoescape on); a user may
+pass a directory that overrides any of them.  HTML is self-contained (inline CSS, charts as SVG
+``data:`` URIs, no script); PDFs are rendered by WeasyPrint through a fetcher that loads nothing but
+those embedded charts.  The same catalog gives the same bytes.
+"""
+
+from governance.reporting._api import (
+    AUDIT_FORMATS,
+    MODEL_CARD_FORMATS,
+    render_audit_report,
+    render_model_card,
+)
+from governance.reporting._json import EXTENSION_KEY
+
+__all__ = ["AUDIT_FORMATS", "EXTENSION_KEY", "MODEL_CARD_FORMATS", "render_audit_report", "render_model_card"]

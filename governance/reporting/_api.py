@@ -1,0 +1,128 @@
+"""``render_model_card`` and ``render_audit_report``: read the catalog, render, optionally write."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from governance.catalog import Catalog, Ref, open_catalog
+from governance.errors import InputError
+from governance.reporting._audit_context import build_audit_context
+from governance.reporting._html import AUDIT_TEMPLATE, MODEL_CARD_TEMPLATE, model_card_charts, render_html
+from governance.reporting._json import audit_json, model_card_json
+from governance.reporting._markdown import render_markdown
+from governance.reporting._model_card_context import build_model_card_context
+from governance.reporting._templates import ReportTemplates
+from governance.reporting._traceability import load_requirements
+
+__all__ = [
+    "AUDIT_FORMATS",
+    "AUDIT_PDF_MAX_EVENTS",
+    "MODEL_CARD_FORMATS",
+    "render_audit_report",
+    "render_model_card",
+]
+
+MODEL_CARD_FORMATS = ("html", "pdf", "md", "json")
+AUDIT_FORMATS = ("html", "pdf", "json")
+AUDIT_PDF_MAX_EVENTS = 500
+AUDIT_HTML_MAX_EVENTS = 5000
+TRACEABILITY_FILE = "traceability.yaml"
+
+
+def _check_format(value: str, allowed: tuple[str, ...]) -> str:
+    fmt = str(value).lower()
+    if fmt not in allowed:
+        raise InputError(f"--format: expected one of {', '.join(allowed)}, got {value!r}")
+    return fmt
+
+
+def _write(output: str | os.PathLike[str], content: bytes | str) -> None:
+    """Write atomically (a temporary file in the same directory, then a rename)."""
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise InputError(f"--output: directory {path.parent} does not exist")
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _pdf(html: str, assets: list[str]) -> bytes:
+    from governance.reporting._pdf import html_to_pdf  # noqa: PLC0415 - WeasyPrint loads only for PDFs
+
+    return html_to_pdf(html, assets)
+
+
+def render_model_card(
+    ref: str | Ref,
+    *,
+    format: str,
+    output: str | os.PathLike[str] | None = None,
+    catalog: Catalog | None = None,
+    template_dir: str | os.PathLike[str] | None = None,
+) -> bytes | str:
+    """Render the compliance model card of ``MODEL@VERSION`` as ``html``, ``pdf``, ``md`` or ``json``.
+
+    Returns the document (``bytes`` for PDF, ``str`` otherwise) and writes it to ``output`` when
+    given.  ``template_dir`` may override any file of the shipped ``reports/`` folder (templates,
+    ``report.css``, ``traceability.yaml``).
+    """
+    fmt = _check_format(format, MODEL_CARD_FORMATS)
+    templates = ReportTemplates(template_dir)
+    frameworks = load_requirements(templates.find(TRACEABILITY_FILE))
+    cat = catalog if catalog is not None else open_catalog()
+    with cat.read() as session:
+        context = build_model_card_context(session, ref, frameworks)
+    result: bytes | str
+    if fmt == "json":
+        result = model_card_json(context)
+    elif fmt == "md":
+        result = render_markdown(templates, context)
+    else:
+        charts = model_card_charts(context)
+        html = render_html(templates, MODEL_CARD_TEMPLATE, context, charts)
+        result = html if fmt == "html" else _pdf(html, list(charts.values()))
+    if output is not None:
+        _write(output, result)
+    return result
+
+
+def render_audit_report(
+    *,
+    model: str | None = None,
+    since: datetime | str | None = None,
+    format: str,
+    output: str | os.PathLike[str] | None = None,
+    catalog: Catalog | None = None,
+    max_events: int | None = None,
+) -> bytes | str:
+    """Render the audit trail (``html``, ``pdf`` or ``json``), optionally for one model and from a time.
+
+    HTML lists up to 5,000 events and PDF up to 500 (``max_events`` overrides), the most recent in
+    full and the older ones summarised by action, actor and day; JSON always lists every event.
+    """
+    fmt = _check_format(format, AUDIT_FORMATS)
+    if max_events is None and fmt != "json":
+        max_events = AUDIT_PDF_MAX_EVENTS if fmt == "pdf" else AUDIT_HTML_MAX_EVENTS
+    cat = catalog if catalog is not None else open_catalog()
+    context = build_audit_context(
+        cat, model=model, since=since, max_events=None if fmt == "json" else max_events
+    )
+    result: bytes | str
+    if fmt == "json":
+        result = audit_json(context)
+    else:
+        templates = ReportTemplates()
+        html = render_html(templates, AUDIT_TEMPLATE, context, {})
+        result = html if fmt == "html" else _pdf(html, [])
+    if output is not None:
+        _write(output, result)
+    return result

@@ -1,0 +1,184 @@
+"""Build the audit report context: events in order, the chain's verification, the last checkpoint.
+
+Verification always covers the whole chain (a filter by model or time only narrows what is listed).
+Long logs are listed in part: the most recent ``max_events`` events in full and the older ones
+summarised by action, actor and day, and the report says so; the JSON export lists every event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from governance.audit import GENESIS_HASH, VerifyReport, verify_events
+from governance.audit._chain import iter_chain
+from governance.catalog import AuditCheckpoint, AuditEvent, Catalog, resolve_model
+from governance.catalog._views import as_utc, iso
+from governance.errors import InputError
+from governance.reporting._format import parse_time
+from governance.reporting._model_card_context import audit_subject_filter
+
+__all__ = ["build_audit_context", "parse_since", "verify_chain"]
+
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+def parse_since(since: datetime | str | None) -> datetime | None:
+    """``--since``: an ISO-8601 date or time (UTC unless it says otherwise)."""
+    if since is None or isinstance(since, datetime):
+        return None if since is None else parse_time(since)
+    try:
+        return parse_time(since)
+    except ValueError as exc:
+        raise InputError(
+            f"--since: expected an ISO-8601 date or time such as 2026-01-31 or "
+            f"2026-01-31T12:00:00Z, got {since!r}"
+        ) from exc
+
+
+def verify_chain(catalog: Catalog) -> dict[str, Any]:
+    """Recompute the whole chain: the audit package's ``verify_audit`` when it exists, else
+    ``verify_events`` over the stored rows."""
+    report: VerifyReport
+    method = "verify_audit"
+    try:
+        from governance.audit import verify_audit  # type: ignore[attr-defined]  # noqa: PLC0415
+    except ImportError:
+        method = "verify_events"
+        with catalog.read() as session:
+            report = verify_events(iter_chain(session))
+    else:
+        report = verify_audit(catalog)
+    return {
+        "ok": bool(report.ok),
+        "count": int(report.count),
+        "head_seq": int(report.head.seq),
+        "head_hash": str(report.head.hash),
+        "first_bad_seq": report.first_bad_seq,
+        "reason": report.reason,
+        "method": method,
+    }
+
+
+def _checkpoint(session: Session, verification: dict[str, Any]) -> dict[str, Any] | None:
+    cp = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc())).first()
+    if cp is None:
+        return None
+    at = session.get(AuditEvent, cp.seq)
+    bad = verification["first_bad_seq"]
+    if at is None:
+        state, detail = (
+            "bad",
+            f"seq {cp.seq} is no longer in the log (truncated or restored from an older backup)",
+        )
+    elif at.hash != cp.hash:
+        state, detail = (
+            "bad",
+            f"the log's hash at seq {cp.seq} differs from the checkpoint (history rewritten)",
+        )
+    elif bad is not None and bad <= cp.seq:
+        state, detail = "bad", f"the chain breaks at seq {bad}, inside the checkpointed range"
+    else:
+        state, detail = "ok", f"the log extends the checkpoint at seq {cp.seq}"
+    return {
+        "seq": cp.seq,
+        "hash": cp.hash,
+        "algorithm": cp.algorithm,
+        "key_id": cp.key_id,
+        "created_at": iso(cp.created_at),
+        "state": state,
+        "detail": detail,
+        "signature": "not checked here (needs the public key: gov audit verify --checkpoint FILE)",
+    }
+
+
+def _event_doc(row: AuditEvent) -> dict[str, Any]:
+    try:
+        body = json.loads(bytes(row.payload))
+        data = body.get("data", {}) if isinstance(body, dict) else {}
+    except ValueError:
+        data = {"_unreadable_payload": True}
+    return {
+        "seq": row.seq,
+        "time": iso(row.time),
+        "actor": row.actor,
+        "action": row.action,
+        "subject": row.subject,
+        "data": data,
+        "hash": row.hash,
+        "prev_hash": row.prev_hash,
+    }
+
+
+def _brief(data: Any, limit: int = 140) -> str:
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
+    if text in ("{}", "null"):
+        return ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_audit_context(
+    catalog: Catalog, *, model: str | None, since: datetime | str | None, max_events: int | None
+) -> dict[str, Any]:
+    since_dt = parse_since(since)
+    if max_events is not None and max_events < 0:
+        raise InputError(f"max_events: expected a number >= 0, got {max_events}")
+    verification = verify_chain(catalog)
+    with catalog.read() as session:
+        stmt = select(AuditEvent)
+        if model is not None:
+            resolve_model(session, model)
+            stmt = stmt.where(audit_subject_filter(model))
+        if since_dt is not None:
+            stmt = stmt.where(col(AuditEvent.time) >= since_dt)
+        rows = session.exec(stmt.order_by(col(AuditEvent.seq))).all()
+        checkpoint = _checkpoint(session, verification)
+        head_time = session.exec(
+            select(AuditEvent.time).order_by(col(AuditEvent.seq).desc()).limit(1)
+        ).first()
+        total_chain = session.exec(select(sa.func.count()).select_from(AuditEvent)).one()
+    events = [_event_doc(r) for r in rows]
+    for e in events:
+        e["brief"] = _brief(e["data"])
+    shown = events if max_events is None or len(events) <= max_events else events[len(events) - max_events :]
+    older = events[: len(events) - len(shown)]
+    summary = None
+    if older:
+        summary = {
+            "count": len(older),
+            "first_seq": older[0]["seq"],
+            "last_seq": older[-1]["seq"],
+            "by_action": Counter(e["action"] for e in older).most_common(),
+            "by_actor": Counter(e["actor"] for e in older).most_common(),
+            "by_day": sorted(Counter(str(e["time"])[:10] for e in older).items()),
+        }
+    if rows:
+        as_of = iso(rows[-1].time)
+    elif head_time is not None:
+        as_of = iso(as_utc(head_time))
+    else:
+        as_of = _EPOCH
+    scope = "all events" if model is None else f"events about model {model}"
+    if since_dt is not None:
+        scope += f" since {iso(since_dt)}"
+    return {
+        "kind": "audit",
+        "title": "Audit trail" + (f": {model}" if model else ""),
+        "as_of": as_of,
+        "filters": {"model": model, "since": iso(since_dt)},
+        "scope": scope,
+        "verification": verification,
+        "checkpoint": checkpoint,
+        "chain_events": int(total_chain),
+        "genesis": GENESIS_HASH,
+        "total": len(events),
+        "events": events,
+        "shown": shown,
+        "summary": summary,
+        "max_events": max_events,
+    }

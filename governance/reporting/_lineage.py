@@ -1,0 +1,140 @@
+"""The upstream lineage of a model version, as nodes and edges for the report.
+
+Walks model version <- training run <- input dataset versions <- the runs that produced them <- their
+inputs, up to a bounded depth and size (a report shows the neighbourhood; ``gov lineage`` answers
+deep queries).  Evaluation datasets hang off the model version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from governance.catalog import Dataset, DatasetVersion, Job, ModelVersion, Run, RunIO
+
+__all__ = ["MAX_DEPTH", "MAX_NODES", "build_lineage"]
+
+MAX_DEPTH = 6
+MAX_NODES = 60
+
+
+def _short(value: str | None, n: int = 12) -> str | None:
+    if not value:
+        return None
+    head = value.split(":", 1)[-1]
+    return head[:n]
+
+
+class _Graph:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.edges: list[dict[str, Any]] = []
+        self.truncated = False
+
+    def full(self) -> bool:
+        if len(self.nodes) >= MAX_NODES:
+            self.truncated = True
+            return True
+        return False
+
+    def add_edge(self, source: str, target: str, label: str | None) -> None:
+        edge = {"source": source, "target": target, "label": label}
+        if edge not in self.edges:
+            self.edges.append(edge)
+
+    def dataset(self, dv_id: int) -> str | None:
+        key = f"dataset:{dv_id}"
+        if key in self.nodes:
+            return key
+        dv = self.s.get(DatasetVersion, dv_id)
+        ds = self.s.get(Dataset, dv.dataset_id) if dv is not None else None
+        if dv is None or ds is None or self.full():
+            return None
+        self.nodes[key] = {
+            "id": key,
+            "kind": "dataset",
+            "label": f"{ds.name}@{dv.version}",
+            "detail": _short(dv.content_hash),
+        }
+        return key
+
+    def run(self, run_id: int) -> str | None:
+        key = f"run:{run_id}"
+        if key in self.nodes:
+            return key
+        run = self.s.get(Run, run_id)
+        job = self.s.get(Job, run.job_id) if run is not None else None
+        if run is None or self.full():
+            return None
+        self.nodes[key] = {
+            "id": key,
+            "kind": "run",
+            "label": job.name if job else run.run_uuid[:8],
+            "detail": run.run_uuid[:8],
+        }
+        return key
+
+    def producer_of(self, dv_id: int) -> int | None:
+        dv = self.s.get(DatasetVersion, dv_id)
+        if dv is not None and dv.produced_by_run_id is not None:
+            return dv.produced_by_run_id
+        edge = self.s.exec(
+            select(RunIO.run_id)
+            .where(RunIO.artifact_kind == "dataset", RunIO.artifact_id == dv_id, RunIO.direction == "output")
+            .order_by(col(RunIO.id))
+        ).first()
+        return None if edge is None else int(edge)
+
+    def walk_run(self, run_id: int, run_key: str, depth: int) -> None:
+        if depth >= MAX_DEPTH:
+            self.truncated = True
+            return
+        inputs = self.s.exec(
+            select(RunIO)
+            .where(RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
+            .order_by(col(RunIO.id))
+        ).all()
+        for edge in inputs:
+            fresh = f"dataset:{edge.artifact_id}" not in self.nodes
+            ds_key = self.dataset(edge.artifact_id)
+            if ds_key is None:
+                continue
+            self.add_edge(ds_key, run_key, edge.role)
+            if not fresh:
+                continue
+            producer = self.producer_of(edge.artifact_id)
+            if producer is None:
+                continue
+            fresh_run = f"run:{producer}" not in self.nodes
+            prod_key = self.run(producer)
+            if prod_key is None:
+                continue
+            self.add_edge(prod_key, ds_key, None)
+            if fresh_run:
+                self.walk_run(producer, prod_key, depth + 1)
+
+
+def build_lineage(
+    session: Session, mv: ModelVersion, label: str, evaluation_dataset_ids: list[int]
+) -> dict[str, Any]:
+    """Nodes (``dataset``, ``run``, ``model``) and edges pointing downstream."""
+    g = _Graph(session)
+    model_key = f"model:{mv.id}"
+    g.nodes[model_key] = {
+        "id": model_key,
+        "kind": "model",
+        "label": label,
+        "detail": _short(mv.artifact_hash),
+    }
+    if mv.training_run_id is not None:
+        run_key = g.run(mv.training_run_id)
+        if run_key is not None:
+            g.add_edge(run_key, model_key, "trained")
+            g.walk_run(mv.training_run_id, run_key, 0)
+    for dv_id in evaluation_dataset_ids:
+        ds_key = g.dataset(dv_id)
+        if ds_key is not None:
+            g.add_edge(model_key, ds_key, "evaluated on")
+    return {"nodes": list(g.nodes.values()), "edges": g.edges, "truncated": g.truncated}
