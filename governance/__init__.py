@@ -24,7 +24,7 @@ from governance.errors import (
     PolicyViolation,
 )
 
-__version__ = "0.1.0"
+from governance._version import __version__
 
 _LAZY = {
     # capture
@@ -46,6 +46,7 @@ _LAZY = {
     "rollback": "governance.registry",
     "waive": "governance.registry",
     "approve": "governance.registry",
+    "document": "governance.registry",
     # audit
     "verify_audit": "governance.audit",
     # reports
@@ -96,5 +97,5 @@ if TYPE_CHECKING:  # pragma: no cover
         upstream,
     )
     from governance.policy import evaluate, load_pack
-    from governance.registry import approve, check, promote, register_model, rollback, waive
+    from governance.registry import approve, check, document, promote, register_model, rollback, waive
     from governance.reporting import render_audit_report, render_model_card

@@ -1,6 +1,6 @@
 """The SQL catalog: tables, engine and sessions, migrations, lineage queries."""
 
-from governance.catalog._engine import Catalog, clear_catalog_cache, open_catalog
+from governance.catalog._engine import Catalog, clear_catalog_cache, open_catalog, use_catalog
 from governance.catalog._models import (
     Approval,
     AuditCheckpoint,
@@ -61,5 +61,6 @@ __all__ = [
     "resolve_dataset_version",
     "resolve_model",
     "resolve_model_version",
+    "use_catalog",
     "utcnow",
 ]

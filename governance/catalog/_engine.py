@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from sqlmodel import Session
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
 
-__all__ = ["Catalog", "open_catalog"]
+__all__ = ["Catalog", "clear_catalog_cache", "open_catalog", "use_catalog"]
 
 _MIGRATE_LOCK_KEY = 0x676F76_6D6967  # "gov" "mig": advisory lock id for schema upgrades
 _IMMEDIATE = "governance_immediate"
@@ -220,11 +221,27 @@ class _CatalogCache:
 
 
 _CACHE = _CatalogCache()
+_ACTIVE: ContextVar[Catalog | None] = ContextVar("governance_active_catalog", default=None)
+
+
+@contextmanager
+def use_catalog(catalog: Catalog) -> Iterator[Catalog]:
+    """Make ``catalog`` the one :func:`open_catalog` returns in this context (thread or task) until
+    the block ends; explicit ``url=`` arguments still win."""
+    token = _ACTIVE.set(catalog)
+    try:
+        yield catalog
+    finally:
+        _ACTIVE.reset(token)
 
 
 def open_catalog(settings: Settings | None = None, *, url: str | None = None) -> Catalog:
-    """The catalog for ``url`` or the configured one, created and upgraded on first use."""
+    """The catalog for ``url``, else the one made active by :func:`use_catalog`, else the configured
+    one (``settings`` or :func:`~governance.config.load_settings`), created and upgraded on first use."""
     if url is None:
+        active = _ACTIVE.get()
+        if active is not None:
+            return active
         resolved = settings if settings is not None else load_settings()
         url, timeout = resolved.catalog_url, resolved.busy_timeout
     else:

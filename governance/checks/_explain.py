@@ -1,8 +1,11 @@
 """Explainability with shap: global importance (mean |SHAP|), protected-feature rank, proxy features.
 
 Explainer choice: ``TreeExplainer`` for tree models and ``LinearExplainer`` for linear models (exact and
-cheap); anything else gets ``PermutationExplainer`` on a capped, seeded sample with an independent
-masker.  ``KernelExplainer`` is never used by default.  Long computations show a rich progress bar on a
+cheap), also as the last step of a scikit-learn ``Pipeline`` whose earlier steps keep the feature names
+(scalers, imputers): the model is explained on the transformed features, which for a linear model
+gives exactly the pipeline's SHAP values per original feature.  Anything else gets
+``PermutationExplainer`` on a smaller capped, seeded sample (``DEFAULT_AGNOSTIC_CAP`` rows, two
+antithetic permutations) with an independent masker.  ``KernelExplainer`` is never used by default.  Long computations show a rich progress bar on a
 terminal.
 """
 
@@ -22,9 +25,10 @@ from governance.catalog import DatasetField, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 from governance.errors import EvaluationError, InputError
 
-__all__ = ["DEFAULT_SAMPLE_CAP", "explain_checks", "global_importance", "proxy_correlations"]
+__all__ = ["DEFAULT_AGNOSTIC_CAP", "DEFAULT_SAMPLE_CAP", "explain_checks", "global_importance", "proxy_correlations"]
 
 DEFAULT_SAMPLE_CAP = 2000
+DEFAULT_AGNOSTIC_CAP = 300
 _BACKGROUND = 100
 
 
@@ -41,6 +45,24 @@ def _kind(estimator: Any) -> str:
     if module.startswith("sklearn.linear_model") and hasattr(estimator, "coef_"):
         return "linear"
     return "agnostic"
+
+
+def _unwrap_pipeline(estimator: Any, features: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+    """For a Pipeline ending in a tree or linear model whose earlier steps keep the column names,
+    the final model and the transformed features; otherwise the inputs unchanged."""
+    steps = getattr(estimator, "steps", None)
+    if not steps or len(steps) < 2 or _kind(steps[-1][1]) == "agnostic":
+        return estimator, features
+    transformed: Any = features
+    for _name, step in steps[:-1]:
+        if step in (None, "passthrough"):
+            continue
+        names = getattr(step, "get_feature_names_out", None)
+        if names is None or list(names()) != [str(c) for c in features.columns]:
+            return estimator, features
+        transformed = step.transform(transformed)
+    frame = pd.DataFrame(np.asarray(transformed, dtype=np.float64), columns=features.columns, index=features.index)
+    return steps[-1][1], frame
 
 
 def _positive_output(values: Any) -> np.ndarray[Any, Any]:
@@ -86,9 +108,11 @@ def global_importance(
     explainer: str = "auto",
     show_progress: bool | None = None,
     chunk: int = 250,
-    permutations: int = 5,
+    permutations: int = 2,
+    agnostic_max_samples: int = DEFAULT_AGNOSTIC_CAP,
 ) -> dict[str, Any]:
-    """Mean |SHAP| per feature on at most ``max_samples`` rows (seeded sample).
+    """Mean |SHAP| per feature on at most ``max_samples`` rows (``agnostic_max_samples`` for the
+    permutation explainer), seeded.
 
     Returns ``{"importance": {feature: value}, "explainer": name, "sample_size": n}``.
     """
@@ -96,8 +120,11 @@ def global_importance(
 
     if features.shape[1] == 0 or len(features) == 0:
         raise InputError("global importance needs a non-empty feature frame")
-    sample = features.sample(n=max_samples, random_state=seed) if len(features) > max_samples else features
+    if explainer == "auto":
+        estimator, features = _unwrap_pipeline(estimator, features)
     kind = _kind(estimator) if explainer == "auto" else explainer
+    cap = max_samples if kind in ("tree", "linear") else min(max_samples, agnostic_max_samples)
+    sample = features.sample(n=cap, random_state=seed) if len(features) > cap else features
     background = shap.sample(features, min(_BACKGROUND, len(features)), random_state=seed)
     if kind == "tree":
         values = shap.TreeExplainer(estimator).shap_values(sample, check_additivity=False)

@@ -28,7 +28,7 @@ def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy
     else printed; the ``::error``/``::warning`` lines always go to stdout (that is where the runner
     reads them).  With ``--output`` and a machine format, a readable table still goes to stdout.
     """
-    from governance import __version__
+    from governance._version import __version__
     from governance.registry import render, render_github
 
     if fmt == "github":

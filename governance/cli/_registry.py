@@ -71,6 +71,23 @@ def register(app: typer.Typer) -> None:
                             catalog=st.catalog(), actor=st.actor)
         typer.echo(f"registered {name}@{mv.version}")
 
+    @app.command("document")
+    def document_cmd(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
+        card: str | None = typer.Option(None, "--card", help="Card fields: JSON object or @FILE."),
+        owner: str | None = typer.Option(None, "--owner"),
+        description: str | None = typer.Option(None, "--description"),
+        risk_tier: str | None = typer.Option(None, "--risk-tier", help="minimal, low, medium, high."),
+    ) -> None:
+        """Fill in a version's model card (intended use, limitations, ...) and the model's details."""
+        from governance.registry import document
+
+        st = state(ctx)
+        mv = document(ref, card=_json_option(card, "--card"), owner=owner, description=description,
+                      risk_tier=risk_tier, catalog=st.catalog(), actor=st.actor)
+        typer.echo(f"documented version {mv.version}: card fields {', '.join(sorted(mv.card)) or 'none'}")
+
     @app.command("promote")
     def promote_cmd(  # noqa: PLR0917 - typer declares options as parameters
         ctx: typer.Context,

@@ -2,6 +2,7 @@
 monitoring, and the CI output formats."""
 
 from governance.registry._approvals import ApprovalStatus, approve, list_approvals
+from governance.registry._document import CARD_FIELDS, document
 from governance.registry._gate import GateReport, check
 from governance.registry._monitor import MonitorReport, monitor
 from governance.registry._output import FORMATS, GithubOutput, render, render_github
@@ -11,6 +12,7 @@ from governance.registry._verdict import Outcome, classify, exit_code
 from governance.registry._waivers import list_waivers, revoke_waiver, waive
 
 __all__ = [
+    "CARD_FIELDS",
     "FORMATS",
     "ApprovalStatus",
     "GateReport",
@@ -21,6 +23,7 @@ __all__ = [
     "approve",
     "check",
     "classify",
+    "document",
     "exit_code",
     "history",
     "list_approvals",

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance import __version__
+from governance._version import __version__
 from governance.audit import audited
 from governance.catalog import Catalog, parse_ref
 from governance.errors import InputError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance import __version__
+from governance._version import __version__
 from governance.reporting._charts import drift_svg, group_metrics_svg, importance_svg
 from governance.reporting._fetcher import svg_data_uri
 from governance.reporting._lineage_graph import lineage_svg
