@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -33,10 +34,14 @@ def register(app: typer.Typer) -> None:
         url = st.catalog_url or f"sqlite:///{out / '.governance' / 'catalog.db'}"
         started = time.perf_counter()
         console.print(f"[bold]gov demo[/] -> {out}")
+        out.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(url)
+        previous = Path.cwd()
+        os.chdir(out)  # capture's home (artifacts, spool) is the demo directory's .governance
         try:
             story = run_demo(out, say=lambda line: console.print(f"  {line}", markup=False), catalog=catalog)
         finally:
+            os.chdir(previous)
             catalog.dispose()
         console.print(f"[bold]done in {time.perf_counter() - started:.1f} s[/]; artifacts:")
         for what, where in story.artifacts.items():

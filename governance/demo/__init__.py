@@ -18,7 +18,7 @@ from governance.errors import GovernanceError
 
 __all__ = ["load_example", "run_demo"]
 
-_MODULE = "governance_example_credit_scoring"
+_MODULE = "credit_scoring"
 
 
 def load_example() -> ModuleType:

@@ -352,13 +352,17 @@ def build_model_card_context(
         rows = _group_rows(data.get("by_group"))
         if rows:
             group_tables.append({"source": source, "checks": [], "rows": rows})
-        imp = _importance(data.get("importance"))
+        # ``governance.evaluate`` nests {"importance": {...}, "explainer", "sample_size"}; flat also accepted
+        shap_doc = data.get("importance")
+        nested = isinstance(shap_doc, dict) and isinstance(shap_doc.get("importance"), dict)
+        meta = shap_doc if nested and isinstance(shap_doc, dict) else data
+        imp = _importance(shap_doc["importance"] if nested and isinstance(shap_doc, dict) else shap_doc)
         if imp:
             explanations.append(
                 {
                     "source": source,
-                    "explainer": data.get("explainer"),
-                    "sample_size": data.get("sample_size"),
+                    "explainer": meta.get("explainer"),
+                    "sample_size": meta.get("sample_size"),
                     "importance": imp,
                 }
             )
