@@ -1,4 +1,12 @@
-"""Tamper-evident audit trail: the audited write API, the hash chain, checkpoints, verification."""
+"""Tamper-evident audit trail: the audited write API, the hash chain, checkpoints, verification.
+
+* :func:`audited` opens the one write path: changes and their :class:`AuditEvent` rows commit
+  together.  Appends serialise per chain (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped
+  advisory lock on PostgreSQL, ``UNIQUE(seq)`` as the backstop).
+* :func:`verify_audit` recomputes the chain in batches and names the first bad seq; with a signed
+  checkpoint (:func:`create_checkpoint`, Ed25519) it also catches truncation and restored backups.
+* :func:`harden_postgres` makes the audit tables append-only for an application role.
+"""
 
 from governance.audit._actor import resolve_actor
 from governance.audit._chain import (
@@ -7,9 +15,21 @@ from governance.audit._chain import (
     ChainHead,
     VerifyReport,
     canonical_json,
+    iter_chain,
     link_hash,
     verify_events,
 )
+from governance.audit._checkpoint import (
+    Checkpoint,
+    create_checkpoint,
+    generate_keypair,
+    load_private_key,
+    load_public_key,
+    read_checkpoint,
+)
+from governance.audit._harden import append_only_sql, harden_postgres
+from governance.audit._log import list_events
+from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
 
 __all__ = [
@@ -17,10 +37,21 @@ __all__ = [
     "GENESIS_HASH",
     "AuditedTransaction",
     "ChainHead",
+    "Checkpoint",
     "VerifyReport",
+    "append_only_sql",
     "audited",
     "canonical_json",
+    "create_checkpoint",
+    "generate_keypair",
+    "harden_postgres",
+    "iter_chain",
     "link_hash",
+    "list_events",
+    "load_private_key",
+    "load_public_key",
+    "read_checkpoint",
     "resolve_actor",
+    "verify_audit",
     "verify_events",
 ]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from governance.catalog import AuditEvent
 from governance.errors import InputError
@@ -34,13 +34,18 @@ __all__ = [
     "append_event",
     "canonical_json",
     "chain_head",
+    "format_time",
+    "hash_at",
+    "iter_chain",
     "link_hash",
+    "lock_chain",
     "verify_events",
 ]
 
 ALGORITHM = "sha256"
 GENESIS_HASH = "0" * 64
 _PREFIX = b"governance-audit-v1\n"
+_encode_string: Any = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C speedup; what dumps uses
 _ADVISORY_KEY = 0x676F76_617564  # "gov" "aud": one chain, one advisory lock
 
 
@@ -89,6 +94,9 @@ def link_hash(seq: int, prev_hash: str, payload: bytes, algorithm: str = ALGORIT
     return digest.hexdigest()
 
 
+_INSERT = sa.insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class ChainHead:
     seq: int
@@ -97,18 +105,17 @@ class ChainHead:
 
 def chain_head(session: Session) -> ChainHead:
     """The last link (seq 0 and the genesis hash for an empty log)."""
-    row = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(sa.desc(AuditEvent.seq)).limit(1)  # type: ignore[arg-type]
-    ).first()
+    row = session.connection().exec_driver_sql(
+        "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").first()
     return ChainHead(0, GENESIS_HASH) if row is None else ChainHead(int(row[0]), str(row[1]))
 
 
 def lock_chain(session: Session) -> None:
-    """Serialise appends: an advisory transaction lock on PostgreSQL; SQLite is already
-    serialised by the write session's ``BEGIN IMMEDIATE``."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+    """Serialise appends: an advisory transaction lock on PostgreSQL (released at commit or
+    rollback); SQLite is already serialised by the write session's ``BEGIN IMMEDIATE``."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_KEY:d})")
 
 
 def append_event(
@@ -121,76 +128,165 @@ def append_event(
     data: dict[str, Any],
     time: datetime,
 ) -> AuditEvent:
-    """Append one event after ``head`` inside the caller's (locked) transaction."""
+    """Append one event after ``head`` inside the caller's (locked) transaction.
+
+    The row is inserted at once with a Core ``INSERT`` (no unit-of-work round trip); the returned
+    :class:`AuditEvent` is a detached copy of what was written.
+    """
     body = {"action": action, "actor": actor, "data": data, "subject": subject, "time": format_time(time)}
     payload = canonical_json(body)
     seq = head.seq + 1
-    event = AuditEvent(
-        seq=seq, time=time, actor=actor, action=action, subject=subject, payload=payload,
-        prev_hash=head.hash, hash=link_hash(seq, head.hash, payload),
-    )
-    session.add(event)
+    event = AuditEvent(seq=seq, time=time, actor=actor, action=action, subject=subject, payload=payload,
+                       prev_hash=head.hash, hash=link_hash(seq, head.hash, payload))
+    session.connection().execute(_INSERT, {
+        "seq": seq, "time": time, "actor": actor, "action": action, "subject": subject,
+        "payload": payload, "prev_hash": event.prev_hash, "hash": event.hash})
     return event
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """Outcome of recomputing the chain.  ``first_bad_seq`` is None when the chain is intact."""
+    """Outcome of recomputing the chain (and, when given, of checking a signed checkpoint).
+
+    ``first_bad_seq`` names the first link that does not verify (None when the chain is intact);
+    ``checkpoint_ok`` is None when no checkpoint was checked.  ``ok`` is the overall verdict.
+    """
 
     count: int
     head: ChainHead
     first_bad_seq: int | None = None
     reason: str | None = None
+    checkpoint_seq: int | None = None
+    checkpoint_ok: bool | None = None
+    checkpoint_reason: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_seq is None
+        return self.first_bad_seq is None and self.checkpoint_ok is not False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary (the ``--format json`` document of ``gov audit verify``)."""
+        return {
+            "ok": self.ok,
+            "count": self.count,
+            "head": {"seq": self.head.seq, "hash": self.head.hash},
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+            "checkpoint": None if self.checkpoint_ok is None else {
+                "seq": self.checkpoint_seq, "ok": self.checkpoint_ok, "reason": self.checkpoint_reason},
+        }
 
 
-_Row = tuple[int, datetime, str, str, str, bytes, str, str]
+_Row = tuple[int, Any, str, str, str, bytes, str, str]
+
+
+def _time_matches(stored: Any, text: Any) -> bool:
+    """The ``time`` column against the hashed ``time`` text (SQLite hands back its stored string)."""
+    if not isinstance(text, str) or len(text) != 27:
+        return False
+    if isinstance(stored, str):  # raw SQLite storage, normally "YYYY-MM-DD HH:MM:SS.ffffff"
+        if stored == text[:10] + " " + text[11:26]:
+            return True
+        try:  # another ISO spelling of the same instant (e.g. written with an offset)
+            stored = datetime.fromisoformat(stored)
+        except ValueError:
+            return False
+    if isinstance(stored, datetime):
+        return format_time(stored) == text
+    return False
 
 
 def verify_events(rows: Iterable[_Row]) -> VerifyReport:
     """Recompute the chain over rows ``(seq, time, actor, action, subject, payload, prev_hash, hash)``
-    in ascending ``seq`` order and name the first bad seq."""
-    expected_seq, prev = 1, GENESIS_HASH
-    count = 0
-    for seq, _time, actor, action, subject, payload, prev_hash, stored_hash in rows:
-        payload = bytes(payload)
-        if seq != expected_seq:
-            # a deleted row shows as a gap; an inserted or swapped row as a seq out of place
-            bad = min(seq, expected_seq)
-            return VerifyReport(count, ChainHead(expected_seq - 1, prev), bad,
-                                f"expected seq {expected_seq}, found {seq} (row missing or out of order)")
+    in ascending ``seq`` order and name the first bad seq.
+
+    * a gap in ``seq`` (a deleted row) names the first missing seq;
+    * a row whose ``prev_hash`` is not the previous link names that row (moved, swapped, renumbered),
+      except when it points to the link *before* the previous one: then the previous row was inserted
+      into the chain and that row is named;
+    * a hash that does not match ``(seq, prev_hash, payload)`` names the row (edited payload or hash);
+    * ``time``/``actor``/``action``/``subject`` columns that differ from the hashed payload name the row.
+    """
+    sha256 = hashlib.sha256
+    enc = _encode_string
+    prefix = _PREFIX + ALGORITHM.encode() + b"\n"
+    expected, prev, before_prev = 1, GENESIS_HASH, ""
+
+    def broken(seq: int, reason: str) -> VerifyReport:
+        good = seq - 1
+        head = ChainHead(good, prev if good == expected - 1 else before_prev)
+        return VerifyReport(good, head, seq, reason)
+
+    for seq, time, actor, action, subject, payload, prev_hash, stored_hash in rows:
+        if seq != expected:
+            if seq > expected:
+                return broken(expected, f"seq {expected} is missing (next row is seq {seq}): row deleted")
+            return broken(seq, f"seq {seq} appears again after seq {expected - 1}: row inserted or moved")
         if prev_hash != prev:
-            return VerifyReport(count, ChainHead(seq - 1, prev), seq,
-                                "prev_hash does not match the previous link (row deleted, inserted or moved)")
-        if link_hash(seq, prev_hash, payload) != stored_hash:
-            return VerifyReport(count, ChainHead(seq - 1, prev), seq, "hash does not match the payload")
+            if before_prev and prev_hash == before_prev:
+                return broken(seq - 1, f"seq {seq} links to seq {seq - 2}: seq {seq - 1} was inserted")
+            return broken(seq, "prev_hash is not the previous link's hash: row deleted, inserted or moved")
+        body = payload if type(payload) is bytes else bytes(payload)
+        if sha256(prefix + f"{seq}\n{prev}\n".encode() + body).hexdigest() != stored_hash:
+            return broken(seq, "hash does not match (seq, prev_hash, payload): payload or hash edited")
+        # Fast path: the canonical payload starts with action and actor and ends with subject and
+        # time (sorted keys), so the columns can be checked without parsing the JSON.
+        if type(time) is str and len(time) == 26:
+            when = f"{time[:10]}T{time[11:]}Z"
+        elif isinstance(time, datetime):
+            when = format_time(time)
+        else:
+            when = ""
         try:
-            body = json.loads(payload)
-        except ValueError:
-            return VerifyReport(count, ChainHead(seq - 1, prev), seq, "payload is not JSON")
-        if (body.get("actor"), body.get("action"), body.get("subject")) != (actor, action, subject):
-            return VerifyReport(count, ChainHead(seq - 1, prev), seq,
-                                "actor/action/subject columns differ from the hashed payload")
-        prev = stored_hash
-        expected_seq += 1
-        count += 1
-    return VerifyReport(count, ChainHead(expected_seq - 1, prev))
+            fast = (body.startswith(f'{{"action":{enc(action)},"actor":{enc(actor)},"data":'.encode())
+                    and body.endswith(f',"subject":{enc(subject)},"time":"{when}"}}'.encode()))
+        except TypeError:
+            fast = False
+        if not fast and not _columns_match(body, time, actor, action, subject):
+            return broken(seq, "time/actor/action/subject columns differ from the hashed payload")
+        before_prev, prev = prev, stored_hash
+        expected += 1
+    return VerifyReport(expected - 1, ChainHead(expected - 1, prev))
 
 
-def iter_chain(session: Session, batch: int = 10_000) -> Iterator[_Row]:
-    """Stream the log in seq order, in batches (keyset pagination; memory stays flat)."""
-    last = 0
-    columns = (AuditEvent.seq, AuditEvent.time, AuditEvent.actor, AuditEvent.action, AuditEvent.subject,
-               AuditEvent.payload, AuditEvent.prev_hash, AuditEvent.hash)
-    while True:
-        rows = session.execute(
-            sa.select(*columns).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)  # type: ignore[arg-type,operator]
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield tuple(row)  # type: ignore[misc]
-        last = int(rows[-1][0])
+def _columns_match(payload: bytes, time: Any, actor: Any, action: Any, subject: Any) -> bool:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return False
+    return (isinstance(body, dict) and body.get("actor") == actor and body.get("action") == action
+            and body.get("subject") == subject and _time_matches(time, body.get("time")))
+
+
+_SELECT = "SELECT seq, time, actor, action, subject, payload, prev_hash, hash FROM audit_event"
+
+
+def iter_chain(session: Session, batch: int = 20_000) -> Iterator[_Row]:
+    """Stream the log in seq order in batches (keyset pagination; memory stays flat).
+
+    Rows come straight from the driver cursor as plain tuples (no ORM or type processing): on SQLite
+    ``time`` is the stored text, on PostgreSQL a datetime; :func:`verify_events` accepts both.
+    """
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"{_SELECT} WHERE seq > {mark} ORDER BY seq LIMIT {int(batch)}"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        last = 0
+        while True:
+            cursor.execute(sql, (last,))
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+    finally:
+        cursor.close()
+
+
+def hash_at(session: Session, seq: int) -> str | None:
+    """The stored hash of link ``seq`` (None when there is no such row)."""
+    row = session.execute(sa.select(col(AuditEvent.hash)).where(col(AuditEvent.seq) == seq)).first()
+    return None if row is None else str(row[0])

@@ -1,0 +1,127 @@
+"""``gov audit verify|checkpoint|keygen|log|harden``.
+
+Exit codes: ``verify`` exits 0 when the chain (and the checkpoint, if given) verifies, 1 when it
+does not; a corrupt checkpoint, a wrong key or an empty log is bad input (2, one line).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from governance.cli._context import check_format, emit_json, state
+from governance.errors import AuditIntegrityError, InputError
+
+__all__ = ["register"]
+
+_FORMATS = ("text", "json")
+
+
+def register(app: typer.Typer) -> None:
+    audit = typer.Typer(help="Tamper-evident audit trail: verify, checkpoints, keys, log.",
+                        no_args_is_help=True)
+
+    @audit.command("verify")
+    def verify(
+        ctx: typer.Context,
+        checkpoint: Path | None = typer.Option(None, "--checkpoint", metavar="FILE",
+                                               help="A signed checkpoint the log must still contain."),
+        pubkey: Path | None = typer.Option(None, "--pubkey", metavar="FILE",
+                                           help="The Ed25519 public key that signed the checkpoint."),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """Recompute the hash chain; name the first bad seq; check a signed checkpoint."""
+        from governance.audit import verify_audit
+
+        check_format(fmt, _FORMATS)
+        catalog = state(ctx).catalog()
+        report = verify_audit(catalog, checkpoint=checkpoint, pubkey=pubkey)
+        if report.count == 0 and report.first_bad_seq is None and report.checkpoint_ok is None:
+            raise InputError(f"audit log of {catalog.display_url} is empty: nothing to verify "
+                             "(is --catalog / GOVERNANCE_CATALOG_URL the right catalog?)")
+        if fmt == "json":
+            emit_json(report.as_dict())
+        else:
+            if report.first_bad_seq is None:
+                typer.echo(f"audit chain intact: {report.count} events, head seq {report.head.seq} "
+                           f"hash {report.head.hash[:16]}")
+            else:
+                typer.echo(f"audit chain BROKEN at seq {report.first_bad_seq}: {report.reason} "
+                           f"({report.count} events verify before it)")
+            if report.checkpoint_ok is not None:
+                verdict = "ok" if report.checkpoint_ok else "FAILED"
+                typer.echo(f"checkpoint seq {report.checkpoint_seq}: {verdict}: {report.checkpoint_reason}")
+        if not report.ok:
+            if report.first_bad_seq is not None:
+                raise AuditIntegrityError(
+                    f"audit chain broken at seq {report.first_bad_seq}: {report.reason}")
+            raise AuditIntegrityError(f"checkpoint check failed: {report.checkpoint_reason}")
+
+    @audit.command("checkpoint")
+    def checkpoint(
+        ctx: typer.Context,
+        output: Path = typer.Option(..., "--output", metavar="FILE", help="Where to write the checkpoint."),
+        key: Path = typer.Option(..., "--key", metavar="KEYFILE",
+                                 help="Ed25519 private key (PEM) from `gov audit keygen`."),
+    ) -> None:
+        """Sign the current head of the chain and write it to FILE (keep it outside the catalog)."""
+        from governance.audit import create_checkpoint, load_private_key, resolve_actor
+
+        st = state(ctx)
+        private = load_private_key(key)
+        cp = create_checkpoint(st.catalog(), private, output, resolve_actor(st.actor, st.settings))
+        typer.echo(f"checkpoint written: {output} (seq {cp.seq}, hash {cp.hash[:16]}, key {cp.key_id})")
+
+    @audit.command("keygen")
+    def keygen(
+        output_dir: Path = typer.Option(..., "--output-dir", metavar="DIR",
+                                        help="Directory for audit-signing.key (0600) and audit-signing.pub."),
+    ) -> None:
+        """Make an Ed25519 key pair for signing checkpoints."""
+        from governance.audit import generate_keypair, load_public_key
+        from governance.audit._checkpoint import key_id
+
+        private_path, public_path = generate_keypair(output_dir)
+        typer.echo(f"private key: {private_path} (mode 0600; keep it secret, e.g. a CI secret)")
+        typer.echo(f"public key:  {public_path} (key id {key_id(load_public_key(public_path))})")
+
+    @audit.command("log")
+    def log(
+        ctx: typer.Context,
+        model: str | None = typer.Option(None, "--model", metavar="NAME",
+                                         help="Only events about this model."),
+        since: str | None = typer.Option(None, "--since", metavar="T", help="ISO date or time (UTC)."),
+        limit: int = typer.Option(50, "--limit", metavar="N", help="At most N events (the latest)."),
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """List audit events, oldest first."""
+        from governance.audit import list_events
+        from governance.audit._log import parse_since
+
+        check_format(fmt, _FORMATS)
+        since_time = parse_since(since) if since is not None else None
+        with state(ctx).catalog().read() as session:
+            rows = list_events(session, model=model, since=since_time, limit=limit)
+        if fmt == "json":
+            emit_json(rows)
+            return
+        if not rows:
+            typer.echo("no audit events")
+        for row in rows:
+            typer.echo(f"{row['seq']:>6}  {row['time']}  {row['actor']}  {row['action']}  {row['subject']}")
+
+    @audit.command("harden")
+    def harden(
+        ctx: typer.Context,
+        role: str = typer.Option(..., "--role", metavar="ROLE", help="The application's PostgreSQL role."),
+    ) -> None:
+        """PostgreSQL: make audit tables append-only for ROLE (trigger + REVOKE UPDATE/DELETE/TRUNCATE)."""
+        from governance.audit import harden_postgres, resolve_actor
+
+        st = state(ctx)
+        catalog = st.catalog()
+        harden_postgres(catalog, role, resolve_actor(st.actor, st.settings))
+        typer.echo(f"audit tables of {catalog.display_url} are append-only for role {role}")
+
+    app.add_typer(audit, name="audit")

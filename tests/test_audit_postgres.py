@@ -1,0 +1,116 @@
+"""PostgreSQL: ``gov audit harden`` makes the audit tables append-only for the application role."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from governance.audit import append_only_sql, audited, harden_postgres, verify_audit
+from governance.catalog import Catalog, Model, clear_catalog_cache
+from governance.cli import main
+from governance.errors import InputError
+
+pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_sql_matches_the_integration_script() -> None:
+    assert (ROOT / "integrations" / "postgres" / "audit_append_only.sql").read_text() == append_only_sql()
+
+
+@pytest.fixture
+def app_role(fresh_pg_url: str) -> Iterator[tuple[str, str]]:
+    """A login role with ordinary DML rights on the fresh catalog (not owner, not superuser)."""
+    Catalog(fresh_pg_url).dispose()  # migrate as the owner
+    role = f"govapp_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(fresh_pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        conn.exec_driver_sql("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public "
+                             f'TO "{role}"')
+        conn.exec_driver_sql(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    app_url = make_url(fresh_pg_url).set(username=role).render_as_string(hide_password=False)
+    yield role, app_url
+    clear_catalog_cache()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+        conn.exec_driver_sql(f'DROP ROLE "{role}"')
+    admin.dispose()
+
+
+def _try(url: str, statement: str) -> str | None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    except sa.exc.DBAPIError as exc:
+        return str(exc.orig)
+    finally:
+        engine.dispose()
+    return None
+
+
+def test_harden_blocks_update_delete_truncate_and_keeps_appends(
+        app_role: tuple[str, str], fresh_pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    role, app_url = app_role
+    app = Catalog(app_url)
+    try:
+        for i in range(3):
+            with audited(app, "app") as tx:
+                tx.session.add(Model(name=f"m{i}"))
+                tx.session.flush()
+                tx.record("model.create", f"model:m{i}")
+        # before hardening the application role could rewrite history
+        assert _try(app_url, "UPDATE audit_event SET actor = 'x' WHERE seq = 1") is None
+        assert not verify_audit(app).ok
+        assert _try(app_url, "UPDATE audit_event SET actor = 'app' WHERE seq = 1") is None
+        assert verify_audit(app).ok
+
+        assert main(["--catalog", fresh_pg_url, "--actor", "dba", "audit", "harden", "--role", role]) == 0
+        assert f"append-only for role {role}" in capsys.readouterr().out
+        assert main(["--catalog", fresh_pg_url, "audit", "harden", "--role", role]) == 0  # idempotent
+
+        for statement in ("UPDATE audit_event SET actor = 'x' WHERE seq = 1",
+                          "DELETE FROM audit_event WHERE seq = 2",
+                          "TRUNCATE audit_event", "UPDATE audit_checkpoint SET seq = 0"):
+            error = _try(app_url, statement)
+            assert error is not None and "permission denied" in error, (statement, error)
+        # the trigger stops the owner too
+        error = _try(fresh_pg_url, "DELETE FROM audit_event WHERE seq = 2")
+        assert error is not None and "append-only: DELETE on audit_event" in error
+        error = _try(fresh_pg_url, "TRUNCATE audit_event")
+        assert error is not None and "append-only: TRUNCATE on audit_event" in error
+
+        # other tables and appends still work for the application
+        with audited(app, "app") as tx:
+            model = tx.session.get(Model, 1)
+            assert model is not None
+            model.description = "updated"
+            tx.record("model.update", "model:m0")
+        report = verify_audit(app)
+        assert report.ok
+        assert report.count == 6  # 3 creates, 2 harden events, 1 update
+    finally:
+        app.dispose()
+
+
+def test_harden_refuses_bad_roles(app_role: tuple[str, str], fresh_pg_url: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = Catalog(fresh_pg_url)
+    try:
+        with pytest.raises(InputError, match="no PostgreSQL role named nobody_here"):
+            harden_postgres(catalog, "nobody_here", "dba")
+        with pytest.raises(InputError, match="is a superuser"):
+            harden_postgres(catalog, "postgres", "dba")
+        assert verify_audit(catalog).count == 0  # nothing was recorded for the failed attempts
+    finally:
+        catalog.dispose()
+    assert main(["--catalog", fresh_pg_url, "audit", "harden", "--role", "nobody_here"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gov: error: gov audit harden --role nobody_here: no PostgreSQL role named")
+    assert len(err.splitlines()) == 1
