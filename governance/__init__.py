@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from governance._version import __version__
 from governance.errors import (
     AuditIntegrityError,
     CatalogError,
@@ -23,8 +24,6 @@ from governance.errors import (
     NotFoundError,
     PolicyViolation,
 )
-
-from governance._version import __version__
 
 _LAZY = {
     # capture
@@ -61,13 +60,34 @@ __all__ = [
     "AuditIntegrityError",
     "CatalogError",
     "ConfigError",
+    "Dataset",
     "EvaluationError",
     "GovernanceError",
     "InputError",
     "NotFoundError",
     "PolicyViolation",
     "__version__",
-    *sorted(_LAZY),
+    "approve",
+    "capture_adapter",
+    "check",
+    "diff_versions",
+    "document",
+    "downstream",
+    "evaluate",
+    "fingerprint",
+    "load_pack",
+    "load_settings",
+    "open_catalog",
+    "promote",
+    "register_model",
+    "render_audit_report",
+    "render_model_card",
+    "rollback",
+    "step",
+    "tag",
+    "upstream",
+    "verify_audit",
+    "waive",
 ]
 
 
@@ -82,7 +102,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - names for type checkers; loaded lazily at run time
     from governance.audit import verify_audit
     from governance.catalog import open_catalog
     from governance.config import load_settings

@@ -26,7 +26,13 @@ from governance.catalog import (
     resolve_model_version,
 )
 from governance.catalog._engine import _script_head
-from governance.catalog._views import describe_model_version, describe_run, list_datasets, list_models, list_runs
+from governance.catalog._views import (
+    describe_model_version,
+    describe_run,
+    list_datasets,
+    list_models,
+    list_runs,
+)
 from governance.errors import InputError, NotFoundError
 
 
@@ -72,7 +78,8 @@ def _seed(catalog: Catalog) -> dict[str, int]:
         s.add_all([
             RunIO(run_id=run_f.id, artifact_kind="dataset", artifact_id=raw_v1.id, direction="input", role="raw"),
             RunIO(run_id=run_f.id, artifact_kind="dataset", artifact_id=feats_v1.id, direction="output", role="return"),
-            RunIO(run_id=run_t.id, artifact_kind="dataset", artifact_id=feats_v1.id, direction="input", role="features"),
+            RunIO(run_id=run_t.id, artifact_kind="dataset", artifact_id=feats_v1.id, direction="input",
+                  role="features"),
             RunIO(run_id=run_t.id, artifact_kind="model", artifact_id=mv1.id, direction="output", role="return"),
             ModelAlias(model_id=model.id, alias="production", model_version_id=mv1.id),
         ])
@@ -95,7 +102,8 @@ def test_round_trip_preserves_types(catalog: Catalog) -> None:
         assert f_run.params == {"k": 3, "xs": [1.5, None]}
         started = f_run.started_at if f_run.started_at.tzinfo else f_run.started_at.replace(tzinfo=UTC)
         assert started == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
-        dv = s.exec(select(DatasetVersion).where(DatasetVersion.version == 1, DatasetVersion.produced_by_run_id.is_not(None))).one()  # type: ignore[union-attr]
+        dv = s.exec(select(DatasetVersion).where(
+            DatasetVersion.version == 1, DatasetVersion.produced_by_run_id.is_not(None))).one()  # type: ignore[union-attr]
         assert dv.stats == {"columns": {"age": {"kind": "numeric"}}}
 
 

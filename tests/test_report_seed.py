@@ -70,7 +70,7 @@ class Seeded:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _dataset(  # noqa: PLR0917 - a local helper called positionally a few times
+def _dataset(
     tx: Any,
     namespace: str,
     name: str,

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 import governance as gov
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import LABEL, PROTECTED, make_credit_data  # noqa: E402
+from data import LABEL, PROTECTED, make_credit_data
 
 MODEL = "credit-scorer"
 POLICY = "baseline"

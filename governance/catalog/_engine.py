@@ -130,9 +130,8 @@ class Catalog:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write session: ``BEGIN IMMEDIATE`` on SQLite; commits on success, rolls back on error."""
-        with self._errors(), Session(self._write_engine, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        with self._errors(), Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            yield session
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -171,12 +170,11 @@ class Catalog:
         config = Config()
         config.set_main_option("script_location", str(_migrations_dir()))
         try:
-            with self._write_engine.connect() as conn:
-                with conn.begin():
-                    if self.backend == "postgresql":
-                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
-                    config.attributes["connection"] = conn
-                    command.upgrade(config, revision)
+            with self._write_engine.connect() as conn, conn.begin():
+                if self.backend == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
         except OperationalError as exc:
             raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
 

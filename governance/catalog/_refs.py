@@ -87,7 +87,7 @@ def resolve_model_version(session: Session, ref: Ref | str) -> tuple[Model, Mode
             hint = f"; aliases: {', '.join(sorted(names))}" if names else "; it has no aliases yet"
             raise NotFoundError(f"model {ref.name!r} has no alias {ref.alias!r}{hint}")
         mv = session.get(ModelVersion, alias.model_version_id)
-        assert mv is not None  # noqa: S101 - guaranteed by the foreign key
+        assert mv is not None
         return model, mv
     mv = session.exec(stmt.order_by(col(ModelVersion.version).desc())).first()
     if mv is None:

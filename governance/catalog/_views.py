@@ -90,7 +90,7 @@ def describe_run(session: Session, run_id: str) -> dict[str, Any]:
         raise NotFoundError(f"run id prefix {run_id!r} is ambiguous; give more characters")
     run = matches[0]
     job = session.get(Job, run.job_id)
-    assert job is not None  # noqa: S101 - foreign key
+    assert job is not None
     doc = _run_row(run, job)
     parent = session.get(Run, run.parent_run_id) if run.parent_run_id else None
     doc.update(
@@ -150,7 +150,7 @@ def list_models(session: Session, limit: int = 100) -> list[dict[str, Any]]:
             .where(ModelAlias.model_id == model.id).order_by(col(ModelAlias.alias))
         ).all()
         out.append({"name": model.name, "owner": model.owner, "risk_tier": model.risk_tier,
-                    "latest_version": v, "aliases": {a: ver for a, ver in aliases}})
+                    "latest_version": v, "aliases": dict(aliases)})
     return out
 
 

@@ -5,8 +5,8 @@ cheap), also as the last step of a scikit-learn ``Pipeline`` whose earlier steps
 (scalers, imputers): the model is explained on the transformed features, which for a linear model
 gives exactly the pipeline's SHAP values per original feature.  Anything else gets
 ``PermutationExplainer`` on a smaller capped, seeded sample (``DEFAULT_AGNOSTIC_CAP`` rows, two
-antithetic permutations) with an independent masker.  ``KernelExplainer`` is never used by default.  Long computations show a rich progress bar on a
-terminal.
+antithetic permutations) with an independent masker.  ``KernelExplainer`` is never used by default.
+Long computations show a rich progress bar on a terminal.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def _positive_output(values: Any) -> np.ndarray[Any, Any]:
 
 
 def _progress(total: int, show: bool | None) -> Any:
-    from rich.console import Console  # noqa: PLC0415 - only when progress is shown
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     enabled = sys.stderr.isatty() if show is None else show
     return Progress(
@@ -94,7 +94,7 @@ def _import_shap() -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        import shap  # noqa: PLC0415 - heavy (numba); imported when importance is computed
+        import shap
 
     return shap
 

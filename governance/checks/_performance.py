@@ -33,7 +33,7 @@ def compute_metrics(
     y_true: Any, y_pred: Any, score: Any, metrics: Sequence[str], *, pos_label: Any = None
 ) -> dict[str, float | None]:
     """Metrics with sklearn's definitions; a metric undefined on this data (one class for AUC) is None."""
-    from sklearn import metrics as skm  # noqa: PLC0415 - heavy; only for score metrics
+    from sklearn import metrics as skm
 
     out: dict[str, float | None] = {}
     wanted = set(metrics)

@@ -92,9 +92,10 @@ def _run(args: list[str], verbose: bool) -> int:
         return int(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - a gate fails closed on the unexpected too
         # click's (or typer's vendored click's) usage errors know how to show themselves
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            return int(exc.exit_code)
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         if verbose:
             traceback.print_exc()
         print(f"gov: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",

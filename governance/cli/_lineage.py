@@ -47,8 +47,10 @@ def _text(graph: Any) -> str:
 
 def _diff_text(doc: dict[str, Any]) -> str:
     a, b = doc["a"], doc["b"]
-    out = [f"{a['model']}@{a['version']} -> {b['model']}@{b['version']}: "
-           + ("changed" if doc["changed"] else "no differences")]
+    out = [
+        f"{a['model']}@{a['version']} -> {b['model']}@{b['version']}: "
+        + ("changed" if doc["changed"] else "no differences")
+    ]
     for item in doc["data"]:
         if item["change"] != "same":
             da, db = item["a"], item["b"]
@@ -121,9 +123,11 @@ def register(app: typer.Typer) -> None:
     def verify_data(
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="DATASET@VERSION"),
-        path: Path | None = typer.Argument(None, metavar="[PATH]",
-                                           help="File, directory or table file (Parquet/Feather/CSV) to "
-                                                "re-hash; default: the version's uri."),
+        path: Path | None = typer.Argument(
+            None,
+            metavar="[PATH]",
+            help="File, directory or table file (Parquet/Feather/CSV) to re-hash; default: the version's uri.",
+        ),
     ) -> None:
         """Re-hash data and say whether it matches the recorded fingerprint (exit 0) or not (exit 1)."""
         from governance.catalog import resolve_dataset_version

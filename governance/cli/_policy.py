@@ -55,7 +55,7 @@ def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy
 
 def register(app: typer.Typer) -> None:
     @app.command("check")
-    def check_cmd(  # noqa: PLR0917 - typer declares options as parameters
+    def check_cmd(
         ctx: typer.Context,
         ref: str | None = typer.Argument(None, metavar="[MODEL@VERSION]",
                                          help="Model version (number or alias) to check."),

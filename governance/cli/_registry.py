@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
     waivers = typer.Typer(help="Waivers: time-boxed, approved exceptions to one check.", no_args_is_help=True)
 
     @app.command("register")
-    def register_cmd(  # noqa: PLR0917 - typer declares options as parameters
+    def register_cmd(
         ctx: typer.Context,
         name: str = typer.Argument(..., metavar="MODEL"),
         artifact: Path | None = typer.Option(None, "--artifact", help="Artifact file (SHA-256)."),
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"documented version {mv.version}: card fields {', '.join(sorted(mv.card)) or 'none'}")
 
     @app.command("promote")
-    def promote_cmd(  # noqa: PLR0917 - typer declares options as parameters
+    def promote_cmd(
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
         to: str = typer.Option(..., "--to", help="Stage or alias to move (production, staging, ...)."),
@@ -192,7 +192,7 @@ def register(app: typer.Typer) -> None:
                    + (f" as {row.role}" if row.role else ""))
 
     @app.command("waive")
-    def waive_cmd(  # noqa: PLR0917 - typer declares options as parameters
+    def waive_cmd(
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL[@VERSION]",
                                   help="Version (or alias, pinned now); MODEL alone waives every version. "
@@ -258,7 +258,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"waiver {revoked.id} revoked")
 
     @app.command("monitor")
-    def monitor_cmd(  # noqa: PLR0917 - typer declares options as parameters
+    def monitor_cmd(
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL@STAGE"),
         data: Path = typer.Option(..., "--data", help="Production data (CSV/Parquet)."),

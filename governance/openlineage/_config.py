@@ -142,7 +142,7 @@ def load_transport_config(env: Mapping[str, str] | None = None,
 
 def make_transport(config: TransportConfig) -> Any:
     """Build the client's transport for ``config`` (imports openlineage-python on first use)."""
-    from openlineage.client.transport import get_default_factory  # noqa: PLC0415 - heavy, only when shipping
+    from openlineage.client.transport import get_default_factory
 
     try:
         return get_default_factory().create(json.loads(json.dumps(config.transport)))

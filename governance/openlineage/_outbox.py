@@ -77,7 +77,7 @@ def to_client_event(doc: dict[str, Any]) -> Any:
     debug file names) then work as with the client's own events; ``Serde.to_json`` of the result
     gives back ``doc``.
     """
-    from openlineage.client import event_v2  # noqa: PLC0415 - heavy, only in the shipper
+    from openlineage.client import event_v2
 
     def datasets(kind: Any, items: list[dict[str, Any]], extra: str) -> list[Any]:
         return [kind(namespace=d["namespace"], name=d["name"], facets=d.get("facets"),

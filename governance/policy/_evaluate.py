@@ -66,7 +66,7 @@ class EvidenceRecord:
 def _fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
     """The data's fingerprint: ``governance.lineage.fingerprint`` when available, else a fallback."""
     try:
-        from governance.lineage import fingerprint  # type: ignore[attr-defined]  # noqa: PLC0415
+        from governance.lineage import fingerprint  # type: ignore[attr-defined]
 
         fp = fingerprint(frame)
         return {
@@ -88,7 +88,7 @@ def _fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _is_regressor(model: Any) -> bool:
-    from sklearn.base import is_regressor  # noqa: PLC0415 - heavy optional import
+    from sklearn.base import is_regressor
 
     return bool(is_regressor(model))
 

@@ -141,7 +141,7 @@ def missing_evidence(document: dict[str, Any], subject: Subject) -> str | None:
 
 def load_policy(policy: str | Path | PolicyPack) -> tuple[PolicyPack, Path | None]:
     """The pack and the file it came from (for SARIF locations and annotations)."""
-    from governance.policy import PolicyPack, load_pack  # noqa: PLC0415 - keeps `import governance` light
+    from governance.policy import PolicyPack, load_pack
 
     pack = policy if isinstance(policy, PolicyPack) else load_pack(str(policy))
     source = None
@@ -168,7 +168,7 @@ def resolve_subject(catalog: Catalog, ref: str | None, predictions: PredictionsS
 
 def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
              features: Path | None = None) -> CheckContext:
-    from governance.policy import context_for_model_version  # noqa: PLC0415
+    from governance.policy import context_for_model_version
 
     spec = subject.predictions
     data_ctx = None if spec is None else _predictions_context(spec)
@@ -200,8 +200,8 @@ def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
     The baseline is the stored one or the training run's input dataset statistics; without one the
     drift checks are NOT_RUN and the gate fails closed.
     """
-    from governance.checks._data import load_baseline  # noqa: PLC0415 - not exported by checks yet
-    from governance.policy import read_table  # noqa: PLC0415
+    from governance.checks._data import load_baseline
+    from governance.policy import read_table
 
     evidence: dict[str, Any] = {}
     with contextlib.suppress(EvaluationError):  # no baseline: drift is NOT_RUN, the gate fails closed
@@ -221,7 +221,7 @@ def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
 
 
 def _waiver_infos(catalog: Catalog, subject: Subject) -> list[Any]:
-    from governance.policy import WaiverInfo  # noqa: PLC0415
+    from governance.policy import WaiverInfo
 
     if subject.model_id is None:
         return []
@@ -239,7 +239,7 @@ def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, no
                      monitoring: bool = False, features: Path | None = None
                      ) -> tuple[EvaluationResult, dict[str, Any]]:
     """Run the pack against the subject's evidence with its waivers; the result and its document."""
-    from governance.policy import run_pack  # noqa: PLC0415
+    from governance.policy import run_pack
 
     ctx = _context(catalog, subject, monitoring=monitoring, features=features)
     result = run_pack(pack, ctx, waivers=_waiver_infos(catalog, subject), now=now)
@@ -252,7 +252,7 @@ def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, no
 def store(tx: AuditedTransaction, result: EvaluationResult, subject: Subject, purpose: str,
           inputs: dict[str, Any] | None = None) -> int:
     """Store an evaluation (and its audit event) in ``tx``; its id."""
-    from governance.policy import store_evaluation  # noqa: PLC0415
+    from governance.policy import store_evaluation
 
     payload = {"subject": subject.as_dict(), **(inputs or {})}
     if subject.predictions is not None:
@@ -297,7 +297,7 @@ def check(
 
 def _data_only(pack: PolicyPack, spec: PredictionsSpec, now: datetime | None
                ) -> tuple[EvaluationResult, dict[str, Any]]:
-    from governance.policy import run_pack  # noqa: PLC0415
+    from governance.policy import run_pack
 
     result = run_pack(pack, _predictions_context(spec), now=now)
     document = result.to_document()
@@ -307,7 +307,7 @@ def _data_only(pack: PolicyPack, spec: PredictionsSpec, now: datetime | None
 
 
 def _predictions_context(spec: PredictionsSpec) -> CheckContext:
-    from governance.policy import context_for_predictions  # noqa: PLC0415
+    from governance.policy import context_for_predictions
 
     return context_for_predictions(spec.path, label=spec.label, prediction=spec.prediction, score=spec.score,
                                    sensitive=list(spec.sensitive))

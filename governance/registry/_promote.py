@@ -221,7 +221,7 @@ def _label(session: Session, version_id: int | None) -> str:
 
 
 def _gate_reason(document: dict[str, Any], code: int) -> str:
-    from governance.registry._verdict import Outcome, classify, result_message  # noqa: PLC0415
+    from governance.registry._verdict import Outcome, classify, result_message
 
     wanted = Outcome.ERROR if code == EXIT_ERROR else Outcome.FAILURE
     bad = [r for r in document.get("results", []) if classify(r) is wanted]

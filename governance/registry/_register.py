@@ -59,7 +59,7 @@ def register_model(
         if not path.is_file():
             raise InputError(f"artifact_path: no such file {path}")
         artifact_hash, hash_algo, artifact_uri = _hash_file(path), "sha256", path.resolve().as_uri()
-    from governance.lineage import record_model_version  # noqa: PLC0415 - capture pulls in its adapters
+    from governance.lineage import record_model_version
 
     cat = resolve_catalog(catalog)
     who = resolve_who(actor)

@@ -56,7 +56,7 @@ def _write(output: str | os.PathLike[str], content: bytes | str) -> None:
 
 
 def _pdf(html: str, assets: list[str]) -> bytes:
-    from governance.reporting._pdf import html_to_pdf  # noqa: PLC0415 - WeasyPrint loads only for PDFs
+    from governance.reporting._pdf import html_to_pdf
 
     return html_to_pdf(html, assets)
 

@@ -47,7 +47,7 @@ def verify_chain(catalog: Catalog) -> dict[str, Any]:
     report: VerifyReport
     method = "verify_audit"
     try:
-        from governance.audit import verify_audit  # type: ignore[attr-defined]  # noqa: PLC0415
+        from governance.audit import verify_audit  # type: ignore[attr-defined]
     except ImportError:
         method = "verify_events"
         with catalog.read() as session:

@@ -20,7 +20,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 __all__ = ["EmbeddedAssetFetcher", "RefusedURL", "svg_data_uri"]
 
 
-class RefusedURL(ValueError):  # noqa: N818 - reads as what happened, like httpx names
+class RefusedURL(ValueError):
     """A URL that is not one of the report's embedded assets."""
 
 
