@@ -49,10 +49,14 @@ def cat(catalog: Catalog, gov_env: Path) -> Any:
 
 def frame(n: int = 50, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "income": rng.normal(50, 10, n), "debt": rng.integers(0, 20, n), "sex": rng.choice(["f", "m"], n),
-        "y": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, n),
+            "debt": rng.integers(0, 20, n),
+            "sex": rng.choice(["f", "m"], n),
+            "y": rng.integers(0, 2, n),
+        }
+    )
 
 
 def runs(catalog: Catalog) -> list[tuple[Run, Job]]:
@@ -91,6 +95,7 @@ def test_decorator_validates_when_applied() -> None:
     with pytest.raises(InputError, match="model"):
         gov.step(kind="training", model="a@b")
     with pytest.raises(InputError, match="generator"):
+
         @gov.step(kind="feature")
         def gen() -> Any:
             yield 1
@@ -158,8 +163,9 @@ def test_same_content_reuses_the_version_and_new_content_bumps_it(cat: Catalog) 
     ident(b)
     with cat.read() as s:
         out = s.exec(select(Dataset).where(col(Dataset.name).endswith("ident.output"))).one()
-        versions = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == out.id)
-                          .order_by(col(DatasetVersion.version))).all()
+        versions = s.exec(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == out.id).order_by(col(DatasetVersion.version))
+        ).all()
         assert [v.version for v in versions] == [1, 2]
         assert versions[0].content_hash != versions[1].content_hash
         creates = s.exec(select(AuditEvent).where(AuditEvent.action == "dataset_version.create")).all()
@@ -172,13 +178,13 @@ def test_output_of_one_step_is_the_input_version_of_the_next(cat: Catalog) -> No
         return raw.assign(ratio=raw["income"] / (raw["debt"] + 1))
 
     @gov.step(kind="training", model="scorer")
-    def train(data: pd.DataFrame, C: float = 0.5) -> LogisticRegression:
+    def train(data: pd.DataFrame, C: float = 0.5) -> LogisticRegression:  # noqa: N803 - sklearn spelling
         return LogisticRegression(C=C).fit(data[["income", "debt", "ratio"]], data["y"])
 
     model = train(features(frame()))
     feat_run, train_run = run_of(cat, "features"), run_of(cat, "train")
-    (_, produced, _), = [e for e in io_of(cat, feat_run) if e[0].direction == "output"]
-    (_, consumed, _), = [e for e in io_of(cat, train_run) if e[0].direction == "input"]
+    ((_, produced, _),) = [e for e in io_of(cat, feat_run) if e[0].direction == "output"]
+    ((_, consumed, _),) = [e for e in io_of(cat, train_run) if e[0].direction == "input"]
     assert produced is not None and consumed is not None and produced.id == consumed.id
     with cat.read() as s:
         mv = s.exec(select(ModelVersion)).one()
@@ -186,10 +192,15 @@ def test_output_of_one_step_is_the_input_version_of_the_next(cat: Catalog) -> No
         assert m is not None and m.name == "scorer" and mv.version == 1
         assert mv.training_run_id == train_run.id and mv.flavor == "sklearn"
         assert mv.params["C"] == 0.5 and mv.features == ["income", "debt", "ratio"]
-        assert [e.action for e in s.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("model"))).all()] \
-            == ["model.create", "model_version.create"]
+        assert [
+            e.action for e in s.exec(select(AuditEvent).where(col(AuditEvent.action).startswith("model"))).all()
+        ] == ["model.create", "model_version.create"]
         model_edge = s.exec(select(RunIO).where(RunIO.artifact_kind == "model")).one()
-        assert (model_edge.run_id, model_edge.direction, model_edge.artifact_id) == (train_run.id, "output", mv.id)
+        assert (model_edge.run_id, model_edge.direction, model_edge.artifact_id) == (
+            train_run.id,
+            "output",
+            mv.id,
+        )
     loaded = load_model_artifact(mv)
     x = frame()[["income", "debt"]].assign(ratio=1.0)
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))  # type: ignore[attr-defined]
@@ -220,7 +231,7 @@ def test_tags_passthrough_and_proxy_columns(cat: Catalog) -> None:
     assert raw.attrs["governance_tags"] == {"sex": ["protected"], "y": ["label"]}
     build(raw)
     run = run_of(cat, "build")
-    (_, out_dv, _), = [e for e in io_of(cat, run) if e[0].direction == "output"]
+    ((_, out_dv, _),) = [e for e in io_of(cat, run) if e[0].direction == "output"]
     with cat.read() as s:
         fields = {f.name: f for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == out_dv.id))}
         assert fields["sex"].tags == ["protected"]
@@ -234,8 +245,13 @@ def test_tags_passthrough_and_proxy_columns(cat: Catalog) -> None:
             assert out_f is not None and in_f is not None
             by_out.setdefault(out_f.name, set()).add((in_f.name, edge.transformation))
     # unchanged columns are detected as passthrough; the derived one has its declared inputs
-    assert by_out == {"income": {("income", "DIRECT")}, "debt": {("debt", "DIRECT")}, "sex": {("sex", "DIRECT")},
-                      "y": {("y", "DIRECT")}, "income_per_sex": {("income", "DIRECT"), ("sex", "DIRECT")}}
+    assert by_out == {
+        "income": {("income", "DIRECT")},
+        "debt": {("debt", "DIRECT")},
+        "sex": {("sex", "DIRECT")},
+        "y": {("y", "DIRECT")},
+        "income_per_sex": {("income", "DIRECT"), ("sex", "DIRECT")},
+    }
 
 
 def test_tag_refuses_unknown_columns() -> None:
@@ -259,10 +275,15 @@ def test_failing_step_records_failed_and_reraises_the_same_exception(cat: Catalo
     assert run.error_traceback is not None and "raise boom" in run.error_traceback
     assert [e.direction for e, _, _ in io_of(cat, run)] == ["input"]
     with cat.read() as s:
-        assert [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject == f"run:{run.run_uuid}"))] \
-            == ["run.fail"]
-        assert [o.event_type for o in s.exec(select(OutboxEvent).where(OutboxEvent.run_uuid == run.run_uuid)
-                                             .order_by(col(OutboxEvent.id)))] == ["START", "FAIL"]
+        assert [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject == f"run:{run.run_uuid}"))] == [
+            "run.fail"
+        ]
+        assert [
+            o.event_type
+            for o in s.exec(
+                select(OutboxEvent).where(OutboxEvent.run_uuid == run.run_uuid).order_by(col(OutboxEvent.id))
+            )
+        ] == ["START", "FAIL"]
 
 
 def test_every_run_has_start_and_complete_events_in_the_outbox(cat: Catalog) -> None:
@@ -273,8 +294,12 @@ def test_every_run_has_start_and_complete_events_in_the_outbox(cat: Catalog) -> 
     predict(np.arange(10.0))
     run = run_of(cat, "predict")
     with cat.read() as s:
-        types = [o.event_type for o in s.exec(select(OutboxEvent).where(OutboxEvent.run_uuid == run.run_uuid)
-                                              .order_by(col(OutboxEvent.id)))]
+        types = [
+            o.event_type
+            for o in s.exec(
+                select(OutboxEvent).where(OutboxEvent.run_uuid == run.run_uuid).order_by(col(OutboxEvent.id))
+            )
+        ]
     assert types == ["START", "COMPLETE"]
 
 
@@ -301,11 +326,19 @@ def test_nested_steps_record_their_parent(cat: Catalog) -> None:
     assert seen == [parent.run_uuid, parent.run_uuid]
     assert parent.status == "COMPLETED"
     with cat.read() as s:  # the parent row was written RUNNING by its first child, then completed
-        actions = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject == f"run:{parent.run_uuid}")
-                                           .order_by(col(AuditEvent.seq)))]
+        actions = [
+            e.action
+            for e in s.exec(
+                select(AuditEvent).where(AuditEvent.subject == f"run:{parent.run_uuid}").order_by(col(AuditEvent.seq))
+            )
+        ]
         assert actions == ["run.start", "run.complete"]
-        assert [o.event_type for o in s.exec(select(OutboxEvent).where(OutboxEvent.run_uuid == parent.run_uuid)
-                                             .order_by(col(OutboxEvent.id)))] == ["START", "COMPLETE"]
+        assert [
+            o.event_type
+            for o in s.exec(
+                select(OutboxEvent).where(OutboxEvent.run_uuid == parent.run_uuid).order_by(col(OutboxEvent.id))
+            )
+        ] == ["START", "COMPLETE"]
 
 
 def test_threads_keep_separate_run_contexts(cat: Catalog) -> None:

@@ -39,8 +39,9 @@ def make_step() -> object:
     return build
 
 
-def test_unreachable_postgres_spools_and_warns_once(gov_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture, catalog: Catalog) -> None:
+def test_unreachable_postgres_spools_and_warns_once(
+    gov_env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, catalog: Catalog
+) -> None:
     monkeypatch.setenv("GOVERNANCE_CATALOG_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     build = make_step()
     raw = pd.DataFrame({"a": [1, 2, 3]})
@@ -103,8 +104,9 @@ def test_broken_catalog_file_spools(gov_env: Path, monkeypatch: pytest.MonkeyPat
     assert [d["params"] for d in spool_lines(gov_env)] == [{"k": 5}]
 
 
-def test_failed_run_is_spooled_with_its_error(gov_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                              sqlite_catalog: Catalog) -> None:
+def test_failed_run_is_spooled_with_its_error(
+    gov_env: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog
+) -> None:
     monkeypatch.setenv("GOVERNANCE_CATALOG_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     err = KeyError("k")
 
@@ -131,8 +133,9 @@ def test_disabled_capture_records_nothing(gov_env: Path, monkeypatch: pytest.Mon
     assert not (gov_env / ".governance").exists()
 
 
-def test_gov_sync_replays_the_spool(gov_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_gov_sync_replays_the_spool(
+    gov_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("GOVERNANCE_CATALOG_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     make_step()(pd.DataFrame({"a": [1]}))  # type: ignore[operator]
     assert len(spool_lines(gov_env)) == 1

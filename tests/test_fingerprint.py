@@ -23,16 +23,18 @@ ROWS = st.integers(min_value=1, max_value=30)
 
 def mixed_frame(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "f": rng.normal(size=n),
-        "i": rng.integers(-5, 5, n),
-        "s": pd.Series(rng.choice(["a", "b", "é"], n), dtype="str"),
-        "c": pd.Categorical(rng.choice(["x", "y"], n), categories=["x", "y"]),
-        "t": pd.date_range("2024-03-30", periods=n, freq="h", tz="Europe/Paris"),
-        "n": pd.array(rng.integers(0, 3, n), dtype="Int64"),
-        "o": pd.Series([None, "u", 1.5] * (n // 3) + [None] * (n % 3), dtype=object),
-        "b": rng.integers(0, 2, n).astype(bool),
-    })
+    return pd.DataFrame(
+        {
+            "f": rng.normal(size=n),
+            "i": rng.integers(-5, 5, n),
+            "s": pd.Series(rng.choice(["a", "b", "é"], n), dtype="str"),
+            "c": pd.Categorical(rng.choice(["x", "y"], n), categories=["x", "y"]),
+            "t": pd.date_range("2024-03-30", periods=n, freq="h", tz="Europe/Paris"),
+            "n": pd.array(rng.integers(0, 3, n), dtype="Int64"),
+            "o": pd.Series([None, "u", 1.5] * (n // 3) + [None] * (n % 3), dtype=object),
+            "b": rng.integers(0, 2, n).astype(bool),
+        }
+    )
 
 
 FRAME_EXPR = "mixed_frame(23, 7)"
@@ -142,15 +144,20 @@ def test_fingerprint_fields() -> None:
 
 
 def test_stable_in_a_fresh_process() -> None:
-    here = fingerprint(eval(FRAME_EXPR)).hash  # noqa: S307 - a fixed expression shared with the child
+    here = fingerprint(eval(FRAME_EXPR)).hash
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from test_fingerprint import mixed_frame;"
         "from governance.lineage import fingerprint;"
         f"print(fingerprint({FRAME_EXPR}).hash)"
     )
-    child = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True,
-                           text=True, check=True, env={"PYTHONHASHSEED": "123", "PATH": ""})
+    child = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    )
     assert child.stdout.strip() == here
 
 
@@ -197,5 +204,8 @@ def test_stats_format() -> None:
     assert stats["columns"]["b"]["kind"] == "categorical"
     assert stats["columns"]["n"]["kind"] == "numeric"
     top = column_stats(pd.Series([str(i) for i in range(100)] + ["0"] * 5))
-    assert len(top["frequencies"]) == 20 and top["frequencies"]["0"] == 6 and top["other"] == 105 - sum(
-        top["frequencies"].values())
+    assert (
+        len(top["frequencies"]) == 20
+        and top["frequencies"]["0"] == 6
+        and top["other"] == 105 - sum(top["frequencies"].values())
+    )

@@ -31,14 +31,15 @@ def build_chain(catalog: Catalog, stages: int = 6, fan: int = 3) -> None:
     Also a cycle (a run reading its own output) to prove walks terminate.
     """
     with catalog.engine.begin() as conn:
-        conn.execute(sa.insert(Job), [{"id": 1, "namespace": "ns", "name": "job", "kind": "other",
-                                       "created_at": T0}])
-        conn.execute(sa.insert(Dataset), [{"id": 1, "namespace": "ns", "name": "d", "kind": "table", "tags": [],
-                                           "created_at": T0}])
+        conn.execute(sa.insert(Job), [{"id": 1, "namespace": "ns", "name": "job", "kind": "other", "created_at": T0}])
+        conn.execute(
+            sa.insert(Dataset),
+            [{"id": 1, "namespace": "ns", "name": "d", "kind": "table", "tags": [], "created_at": T0}],
+        )
         dvs, runs, edges = [], [], []
         dv_id = run_id = 0
         previous: list[int] = []
-        for i in range(fan):
+        for _ in range(fan):
             dv_id += 1
             dvs.append(dv_id)
             previous.append(dv_id)
@@ -60,19 +61,66 @@ def build_chain(catalog: Catalog, stages: int = 6, fan: int = 3) -> None:
             edges.append((run_id, "dataset", src, "input", T0 + timedelta(hours=stages)))
         edges.append((run_id, "model", 1, "output", T0 + timedelta(hours=stages)))
         edges.append((run_id, "dataset", previous[0], "output", T0 + timedelta(hours=stages)))  # a cycle
-        conn.execute(sa.insert(DatasetVersion), [
-            {"id": d, "dataset_id": 1, "version": d, "content_hash": f"h{d}", "coverage": "full", "created_at": T0}
-            for d in dvs])
-        conn.execute(sa.insert(Run), [
-            {"id": r, "run_uuid": f"00000000-0000-7000-8000-{r:012d}", "job_id": 1, "status": "COMPLETED",
-             "started_at": t, "params": {}, "environment": {}} for r, t in runs])
+        conn.execute(
+            sa.insert(DatasetVersion),
+            [
+                {
+                    "id": d,
+                    "dataset_id": 1,
+                    "version": d,
+                    "content_hash": f"h{d}",
+                    "coverage": "full",
+                    "created_at": T0,
+                }
+                for d in dvs
+            ],
+        )
+        conn.execute(
+            sa.insert(Run),
+            [
+                {
+                    "id": r,
+                    "run_uuid": f"00000000-0000-7000-8000-{r:012d}",
+                    "job_id": 1,
+                    "status": "COMPLETED",
+                    "started_at": t,
+                    "params": {},
+                    "environment": {},
+                }
+                for r, t in runs
+            ],
+        )
         conn.execute(sa.insert(Model), [{"id": 1, "name": "m", "tags": [], "created_at": T0}])
-        conn.execute(sa.insert(ModelVersion), [{"id": 1, "model_id": 1, "version": 1, "params": {}, "metrics": {},
-                                                "card": {}, "features": [], "training_run_id": run_id,
-                                                "created_at": T0}])
-        conn.execute(sa.insert(RunIO), [
-            {"run_id": r, "artifact_kind": k, "artifact_id": a, "direction": d, "role": f"{d}{a}", "created_at": t}
-            for r, k, a, d, t in edges])
+        conn.execute(
+            sa.insert(ModelVersion),
+            [
+                {
+                    "id": 1,
+                    "model_id": 1,
+                    "version": 1,
+                    "params": {},
+                    "metrics": {},
+                    "card": {},
+                    "features": [],
+                    "training_run_id": run_id,
+                    "created_at": T0,
+                }
+            ],
+        )
+        conn.execute(
+            sa.insert(RunIO),
+            [
+                {
+                    "run_id": r,
+                    "artifact_kind": k,
+                    "artifact_id": a,
+                    "direction": d,
+                    "role": f"{d}{a}",
+                    "created_at": t,
+                }
+                for r, k, a, d, t in edges
+            ],
+        )
 
 
 def queries(catalog: Catalog) -> dict[str, Any]:
@@ -93,8 +141,10 @@ def test_walks_bounded_unbounded_as_of_and_cycles(catalog: Catalog) -> None:
     up1 = result["up1"]
     assert {n["kind"] for n in up1["nodes"]} == {"model", "run", "dataset"}
     assert max(n["depth"] for n in up1["nodes"]) == 1
-    runs_by_depth = [sorted(n["id"] for n in result["upNone"]["nodes"] if n["kind"] == "run" and n["depth"] == d)
-                     for d in range(1, 9)]
+    runs_by_depth = [
+        sorted(n["id"] for n in result["upNone"]["nodes"] if n["kind"] == "run" and n["depth"] == d)
+        for d in range(1, 9)
+    ]
     assert runs_by_depth[0] == [19] and [len(r) for r in runs_by_depth[1:7]] == [3] * 6
     all_datasets = {n["id"] for n in result["upNone"]["nodes"] if n["kind"] == "dataset"}
     assert all_datasets == set(range(1, 22))
@@ -133,7 +183,7 @@ def trained(gov_env: Path) -> Path:
         return df.assign(xz=df["x"] * df["z"])
 
     @gov.step(kind="training", name="demo.train", model="demo-model")
-    def train(df: pd.DataFrame, C: float = 1.0) -> LogisticRegression:
+    def train(df: pd.DataFrame, C: float = 1.0) -> LogisticRegression:  # noqa: N803 - sklearn spelling
         return LogisticRegression(C=C).fit(df[["x", "z", "xz"]], df["y"])
 
     @gov.step(kind="inference", name="demo.score")
@@ -216,7 +266,12 @@ def test_cli_verify_data(trained: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_cli_as_a_real_subprocess(trained: Path) -> None:
     gov_exe = shutil.which("gov")
     argv = [gov_exe] if gov_exe else [sys.executable, "-m", "governance.cli"]
-    done = subprocess.run([*argv, "lineage", "demo-model@2", "--format", "json"],
-                          capture_output=True, text=True, cwd=trained, check=False)
+    done = subprocess.run(
+        [*argv, "lineage", "demo-model@2", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=trained,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["nodes"][0]["label"] == "demo-model@2"

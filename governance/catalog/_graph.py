@@ -24,7 +24,16 @@ from sqlmodel import Session, col, select
 from governance.catalog._models import Dataset, DatasetVersion, Job, Model, ModelVersion, Run, RunIO
 from governance.errors import InputError
 
-__all__ = ["Edge", "LineageGraph", "Node", "VersionDiff", "diff_versions", "downstream", "parse_as_of", "upstream"]
+__all__ = [
+    "Edge",
+    "LineageGraph",
+    "Node",
+    "VersionDiff",
+    "diff_versions",
+    "downstream",
+    "parse_as_of",
+    "upstream",
+]
 
 ARTIFACT_KINDS = ("dataset", "model")
 _CHUNK = 500
@@ -40,8 +49,14 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "kind": self.kind, "id": self.id, "depth": self.depth, "label": self.label,
-                **self.attrs}
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "id": self.id,
+            "depth": self.depth,
+            "label": self.label,
+            **self.attrs,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,8 +80,12 @@ class LineageGraph:
         return next((n for n in self.nodes if n.key == key), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"root": self.root, "direction": self.direction, "nodes": [n.to_json() for n in self.nodes],
-                "edges": [e.to_json() for e in self.edges]}
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "nodes": [n.to_json() for n in self.nodes],
+            "edges": [e.to_json() for e in self.edges],
+        }
 
 
 def parse_as_of(value: datetime | date | str | None) -> datetime | None:
@@ -93,11 +112,13 @@ def _check(kind: str, depth: int | None) -> None:
 
 def _hops(kind: str, artifact_id: int, depth: int | None, as_of: datetime | None, upstream: bool) -> sa.Select[Any]:
     """One statement: the recursive walk, then every hop (artifact, run, next artifact) it took."""
-    io = RunIO.__table__
+    io: sa.Table = RunIO.__table__  # type: ignore[attr-defined]
     here_dir, next_dir = ("output", "input") if upstream else ("input", "output")
     kind_type = io.c.artifact_kind.type
-    seed_cols = [sa.cast(sa.literal(kind), kind_type).label("kind"),
-                 sa.cast(sa.literal(artifact_id), sa.Integer).label("aid")]
+    seed_cols = [
+        sa.cast(sa.literal(kind), kind_type).label("kind"),
+        sa.cast(sa.literal(artifact_id), sa.Integer).label("aid"),
+    ]
     if depth is not None:
         seed_cols.append(sa.cast(sa.literal(0), sa.Integer).label("depth"))
     walk = sa.select(*seed_cols).cte("walk", recursive=True)
@@ -138,7 +159,7 @@ def _hops(kind: str, artifact_id: int, depth: int | None, as_of: datetime | None
 
 def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
     for i in range(0, len(ids), _CHUNK):
-        yield list(ids[i:i + _CHUNK])
+        yield list(ids[i : i + _CHUNK])
 
 
 def _describe(session: Session, keys: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -148,39 +169,77 @@ def _describe(session: Session, keys: set[str]) -> dict[str, tuple[str, dict[str
         by_kind[kind].append(int(ident))
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for ids in _chunks(sorted(by_kind["dataset"])):
-        rows = session.exec(
-            select(DatasetVersion.id, DatasetVersion.version, DatasetVersion.content_hash, Dataset.namespace,
-                   Dataset.name, DatasetVersion.row_count)
-            .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id).where(col(DatasetVersion.id).in_(ids))
+        rows = session.execute(
+            sa.select(
+                col(DatasetVersion.id),
+                col(DatasetVersion.version),
+                col(DatasetVersion.content_hash),
+                col(Dataset.namespace),
+                col(Dataset.name),
+                col(DatasetVersion.row_count),
+            )
+            .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
+            .where(col(DatasetVersion.id).in_(ids))
         ).all()
         for ident, version, digest, namespace, name, rows_n in rows:
-            out[f"dataset:{ident}"] = (f"{name}@{version}", {"namespace": namespace, "name": name,
-                                                             "version": version, "content_hash": digest,
-                                                             "row_count": rows_n})
+            out[f"dataset:{ident}"] = (
+                f"{name}@{version}",
+                {
+                    "namespace": namespace,
+                    "name": name,
+                    "version": version,
+                    "content_hash": digest,
+                    "row_count": rows_n,
+                },
+            )
     for ids in _chunks(sorted(by_kind["model"])):
         mrows = session.exec(
             select(ModelVersion.id, ModelVersion.version, ModelVersion.artifact_hash, Model.name)
-            .join(Model, col(Model.id) == ModelVersion.model_id).where(col(ModelVersion.id).in_(ids))
+            .join(Model, col(Model.id) == ModelVersion.model_id)
+            .where(col(ModelVersion.id).in_(ids))
         ).all()
-        for ident, version, digest, name in mrows:
-            out[f"model:{ident}"] = (f"{name}@{version}", {"name": name, "version": version,
-                                                           "artifact_hash": digest})
+        for m_ident, m_version, m_digest, m_name in mrows:
+            out[f"model:{m_ident}"] = (
+                f"{m_name}@{m_version}",
+                {"name": m_name, "version": m_version, "artifact_hash": m_digest},
+            )
     for ids in _chunks(sorted(by_kind["run"])):
-        rrows = session.exec(
-            select(Run.id, Run.run_uuid, Run.status, Run.started_at, Job.name, Job.kind, Run.code_hash)
-            .join(Job, col(Job.id) == Run.job_id).where(col(Run.id).in_(ids))
+        rrows = session.execute(
+            sa.select(
+                col(Run.id),
+                col(Run.run_uuid),
+                col(Run.status),
+                col(Run.started_at),
+                col(Job.name),
+                col(Job.kind),
+                col(Run.code_hash),
+            )
+            .join(Job, col(Job.id) == Run.job_id)
+            .where(col(Run.id).in_(ids))
         ).all()
         for ident, run_uuid, status, started, job, kind, code_hash in rrows:
-            started_at = None if started is None else (
-                started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)).isoformat()
-            out[f"run:{ident}"] = (f"{job} [{run_uuid[:13]}]", {"run_uuid": run_uuid, "job": job, "job_kind": kind,
-                                                                "status": status, "started_at": started_at,
-                                                                "code_hash": code_hash})
+            started_at = (
+                None
+                if started is None
+                else (started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)).isoformat()
+            )
+            out[f"run:{ident}"] = (
+                f"{job} [{run_uuid[:13]}]",
+                {
+                    "run_uuid": run_uuid,
+                    "job": job,
+                    "job_kind": kind,
+                    "status": status,
+                    "started_at": started_at,
+                    "code_hash": code_hash,
+                },
+            )
     return out
 
 
-def _walk(session: Session, kind: str, artifact_id: int, depth: int | None, as_of: datetime | None,
-          upstream: bool) -> LineageGraph:
+def _walk(
+    session: Session, kind: str, artifact_id: int, *, depth: int | None, as_of: datetime | None, upstream: bool
+) -> LineageGraph:
     _check(kind, depth)
     root = f"{kind}:{artifact_id}"
     rows = session.execute(_hops(kind, artifact_id, depth, as_of, upstream)).all()
@@ -213,20 +272,26 @@ def _walk(session: Session, kind: str, artifact_id: int, depth: int | None, as_o
         label, attrs = info.get(key, (key, {}))
         nodes.append(Node(key, kind_, int(ident), d, label, attrs))
     nodes.sort(key=lambda n: (n.depth, n.kind, n.id))
-    return LineageGraph(root, "upstream" if upstream else "downstream", nodes,
-                        sorted(edges, key=lambda e: (e.source, e.target, e.role or "")))
+    return LineageGraph(
+        root,
+        "upstream" if upstream else "downstream",
+        nodes,
+        sorted(edges, key=lambda e: (e.source, e.target, e.role or "")),
+    )
 
 
-def upstream(session: Session, kind: str, artifact_id: int, depth: int | None = None,
-             as_of: datetime | None = None) -> LineageGraph:
+def upstream(
+    session: Session, kind: str, artifact_id: int, depth: int | None = None, as_of: datetime | None = None
+) -> LineageGraph:
     """What ``kind:artifact_id`` was made from, ``depth`` runs up (None: all the way)."""
-    return _walk(session, kind, artifact_id, depth, as_of, upstream=True)
+    return _walk(session, kind, artifact_id, depth=depth, as_of=as_of, upstream=True)
 
 
-def downstream(session: Session, kind: str, artifact_id: int, depth: int | None = None,
-               as_of: datetime | None = None) -> LineageGraph:
+def downstream(
+    session: Session, kind: str, artifact_id: int, depth: int | None = None, as_of: datetime | None = None
+) -> LineageGraph:
     """What was made from ``kind:artifact_id``, ``depth`` runs down (None: all the way)."""
-    return _walk(session, kind, artifact_id, depth, as_of, upstream=False)
+    return _walk(session, kind, artifact_id, depth=depth, as_of=as_of, upstream=False)
 
 
 # ------------------------------------------------------------------------------------------- diff
@@ -244,12 +309,25 @@ class VersionDiff:
 
     @property
     def changed(self) -> bool:
-        return (any(d["change"] != "same" for d in self.data) or any(c["changed"] for c in self.code.values())
-                or bool(self.params) or bool(self.run_params) or bool(self.artifact["changed"]))
+        return (
+            any(d["change"] != "same" for d in self.data)
+            or any(c["changed"] for c in self.code.values())
+            or bool(self.params)
+            or bool(self.run_params)
+            or bool(self.artifact["changed"])
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "changed": self.changed, "data": self.data, "code": self.code,
-                "params": self.params, "run_params": self.run_params, "artifact": self.artifact}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "changed": self.changed,
+            "data": self.data,
+            "code": self.code,
+            "params": self.params,
+            "run_params": self.run_params,
+            "artifact": self.artifact,
+        }
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -276,24 +354,45 @@ _MISSING = object()
 def _training_inputs(session: Session, run_id: int | None) -> dict[str, dict[str, Any]]:
     if run_id is None:
         return {}
-    rows = session.exec(
-        select(RunIO.role, DatasetVersion.id, DatasetVersion.version, DatasetVersion.content_hash, Dataset.namespace,
-               Dataset.name)
+    rows = session.execute(
+        sa.select(
+            col(RunIO.role),
+            col(DatasetVersion.id),
+            col(DatasetVersion.version),
+            col(DatasetVersion.content_hash),
+            col(Dataset.namespace),
+            col(Dataset.name),
+        )
         .join(DatasetVersion, col(DatasetVersion.id) == RunIO.artifact_id)
         .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
-        .where(RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
+        .where(
+            col(RunIO.run_id) == run_id,
+            col(RunIO.direction) == "input",
+            col(RunIO.artifact_kind) == "dataset",
+        )
         .order_by(col(RunIO.id))
     ).all()
-    return {str(role or f"{ns}/{name}"): {"namespace": ns, "name": name, "version": version, "content_hash": digest,
-                                          "dataset_version_id": ident}
-            for role, ident, version, digest, ns, name in rows}
+    return {
+        str(role or f"{ns}/{name}"): {
+            "namespace": ns,
+            "name": name,
+            "version": version,
+            "content_hash": digest,
+            "dataset_version_id": ident,
+        }
+        for role, ident, version, digest, ns, name in rows
+    }
 
 
 def _side(session: Session, mv: ModelVersion) -> tuple[dict[str, Any], Run | None]:
     model = session.get(Model, mv.model_id)
     run = session.get(Run, mv.training_run_id) if mv.training_run_id else None
-    return {"model": model.name if model else None, "version": mv.version,
-            "artifact_hash": mv.artifact_hash, "training_run": run.run_uuid if run else None}, run
+    return {
+        "model": model.name if model else None,
+        "version": mv.version,
+        "artifact_hash": mv.artifact_hash,
+        "training_run": run.run_uuid if run else None,
+    }, run
 
 
 def diff_versions(session: Session, mv_a: ModelVersion, mv_b: ModelVersion) -> VersionDiff:
@@ -320,7 +419,15 @@ def diff_versions(session: Session, mv_a: ModelVersion, mv_b: ModelVersion) -> V
         vb = getattr(run_b, attr) if run_b else None
         code[attr] = {"a": va, "b": vb, "changed": va != vb}
     return VersionDiff(
-        a=side_a, b=side_b, data=data, code=code, params=_param_diff(mv_a.params or {}, mv_b.params or {}),
+        a=side_a,
+        b=side_b,
+        data=data,
+        code=code,
+        params=_param_diff(mv_a.params or {}, mv_b.params or {}),
         run_params=_param_diff(run_a.params if run_a else {}, run_b.params if run_b else {}),
-        artifact={"a": mv_a.artifact_hash, "b": mv_b.artifact_hash, "changed": mv_a.artifact_hash != mv_b.artifact_hash},
+        artifact={
+            "a": mv_a.artifact_hash,
+            "b": mv_b.artifact_hash,
+            "changed": mv_a.artifact_hash != mv_b.artifact_hash,
+        },
     )

@@ -14,7 +14,13 @@ Public API (also reachable as ``governance.step``, ``governance.Dataset``, ...):
 * :func:`replay_spool` - write spooled runs to the catalog (``gov sync``).
 """
 
-from governance.lineage._adapters import CaptureRole, DatasetCapture, ModelCapture, capture_adapter, table_capture
+from governance.lineage._adapters import (
+    CaptureRole,
+    DatasetCapture,
+    ModelCapture,
+    capture_adapter,
+    table_capture,
+)
 from governance.lineage._artifacts import load_model_artifact
 from governance.lineage._dataset import Dataset
 from governance.lineage._fingerprint import ColumnDigest, Fingerprint, fingerprint

@@ -93,7 +93,7 @@ class DatasetCapture:
     def ensure_stats(self) -> dict[str, Any] | None:
         """Compute the column statistics now (they are computed lazily: only new versions need them)."""
         if self.stats is None and self._stats_source is not None:
-            from governance.lineage._stats import table_stats  # noqa: PLC0415 - pandas-only path
+            from governance.lineage._stats import table_stats
 
             self.stats = table_stats(self._stats_source)
         self._stats_source = None
@@ -174,20 +174,35 @@ def _qualname(value: object) -> str:
 
 # ------------------------------------------------------------------------------------- builders
 def _fp_fields(fp: Fingerprint) -> dict[str, Any]:
-    return {"content_hash": fp.hash, "hash_algo": fp.algo, "coverage": fp.coverage,
-            "schema_hash": fp.schema_hash, "row_count": fp.row_count, "byte_size": fp.byte_size}
+    return {
+        "content_hash": fp.hash,
+        "hash_algo": fp.algo,
+        "coverage": fp.coverage,
+        "schema_hash": fp.schema_hash,
+        "row_count": fp.row_count,
+        "byte_size": fp.byte_size,
+    }
 
 
 def table_capture(df: Any, role: CaptureRole, *, kind: str = "table", tags_source: Any = None) -> DatasetCapture:
     """A :class:`DatasetCapture` of a pandas DataFrame (fingerprint, fields with tags, lazy stats)."""
     fp = fingerprint(df)
     tags = merge_tag_maps(frame_tags(df if tags_source is None else tags_source), role.tags)
-    fields = [{"name": c.name, "dtype": c.dtype, "position": i, "hash": c.hash, "tags": list(tags.get(c.name, ()))}
-              for i, c in enumerate(fp.columns)]
+    fields = [
+        {"name": c.name, "dtype": c.dtype, "position": i, "hash": c.hash, "tags": list(tags.get(c.name, ()))}
+        for i, c in enumerate(fp.columns)
+    ]
     return DatasetCapture(
-        role=role.name, direction=role.direction, namespace=role.namespace, name=role.dataset_name, kind=kind,
-        uri=None, fields=fields, reuse_any=role.direction == "input",
-        _stats_source=df if role.capture_stats else None, **_fp_fields(fp),
+        role=role.name,
+        direction=role.direction,
+        namespace=role.namespace,
+        name=role.dataset_name,
+        kind=kind,
+        uri=None,
+        fields=fields,
+        reuse_any=role.direction == "input",
+        _stats_source=df if role.capture_stats else None,
+        **_fp_fields(fp),
     )
 
 
@@ -196,15 +211,22 @@ def array_capture(arr: np.ndarray[Any, Any], role: CaptureRole) -> DatasetCaptur
     fp = fingerprint(arr)
     source = None
     if role.capture_stats and arr.ndim in (1, 2) and arr.dtype.kind in "biuf":
-        import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415
+        import pandas as pd  # type: ignore[import-untyped]
 
         source = pd.DataFrame(arr.reshape(len(arr), -1), copy=False)
         source.columns = [str(c) for c in source.columns]
     shape = "x".join(str(d) for d in arr.shape)
     fields = [{"name": "value", "dtype": f"{arr.dtype.str}[{shape}]", "position": 0, "hash": fp.hash, "tags": []}]
     return DatasetCapture(
-        role=role.name, direction=role.direction, namespace=role.namespace, name=role.dataset_name,
-        kind="array", uri=None, fields=fields, reuse_any=role.direction == "input", _stats_source=source,
+        role=role.name,
+        direction=role.direction,
+        namespace=role.namespace,
+        name=role.dataset_name,
+        kind="array",
+        uri=None,
+        fields=fields,
+        reuse_any=role.direction == "input",
+        _stats_source=source,
         **_fp_fields(fp),
     )
 
@@ -214,14 +236,28 @@ def path_capture(ds: Dataset, role: CaptureRole) -> DatasetCapture:
     local = ds.local_path
     if local is None or not local.exists():
         return DatasetCapture(
-            role=role.name, direction=role.direction, namespace=ds.namespace, name=ds.name, kind="reference",
-            uri=ds.uri, content_hash=None, hash_algo=None, coverage="none", schema_hash=None, row_count=None,
+            role=role.name,
+            direction=role.direction,
+            namespace=ds.namespace,
+            name=ds.name,
+            kind="reference",
+            uri=ds.uri,
+            content_hash=None,
+            hash_algo=None,
+            coverage="none",
+            schema_hash=None,
+            row_count=None,
             byte_size=None,
         )
     fp = fingerprint(local)
     return DatasetCapture(
-        role=role.name, direction=role.direction, namespace=ds.namespace, name=ds.name,
-        kind="directory" if local.is_dir() else "file", uri=ds.uri, **_fp_fields(fp),
+        role=role.name,
+        direction=role.direction,
+        namespace=ds.namespace,
+        name=ds.name,
+        kind="directory" if local.is_dir() else "file",
+        uri=ds.uri,
+        **_fp_fields(fp),
     )
 
 
@@ -251,32 +287,46 @@ def _(obj: Path, role: CaptureRole) -> DatasetCapture:
 
 
 def _register_pandas() -> None:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     def _frame(obj: Any, role: CaptureRole) -> DatasetCapture:
         return table_capture(obj, role)
 
     def _series(obj: Any, role: CaptureRole) -> DatasetCapture:
-        return table_capture(obj.to_frame(name=role.name if obj.name is None else obj.name), role,
-                             tags_source=obj)
+        return table_capture(obj.to_frame(name=role.name if obj.name is None else obj.name), role, tags_source=obj)
 
     capture_adapter.register(pd.DataFrame, _frame)
     capture_adapter.register(pd.Series, _series)
 
 
 def _register_pyarrow() -> None:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     def _table(obj: Any, role: CaptureRole) -> DatasetCapture:
         fp = fingerprint(obj)
         tags = dict(role.tags)
-        fields = [{"name": c.name, "dtype": c.dtype, "position": i, "hash": c.hash, "tags": list(tags.get(c.name, ()))}
-                  for i, c in enumerate(fp.columns)]
+        fields = [
+            {
+                "name": c.name,
+                "dtype": c.dtype,
+                "position": i,
+                "hash": c.hash,
+                "tags": list(tags.get(c.name, ())),
+            }
+            for i, c in enumerate(fp.columns)
+        ]
         source = obj.to_pandas() if role.capture_stats else None
         return DatasetCapture(
-            role=role.name, direction=role.direction, namespace=role.namespace, name=role.dataset_name,
-            kind="table", uri=None, fields=fields, reuse_any=role.direction == "input",
-            _stats_source=source, **_fp_fields(fp),
+            role=role.name,
+            direction=role.direction,
+            namespace=role.namespace,
+            name=role.dataset_name,
+            kind="table",
+            uri=None,
+            fields=fields,
+            reuse_any=role.direction == "input",
+            _stats_source=source,
+            **_fp_fields(fp),
         )
 
     capture_adapter.register(pa.Table, _table)
@@ -284,9 +334,9 @@ def _register_pyarrow() -> None:
 
 
 def _register_sklearn() -> None:
-    from sklearn.base import BaseEstimator  # noqa: PLC0415
+    from sklearn.base import BaseEstimator
 
-    from governance.lineage._artifacts import estimator_capture  # noqa: PLC0415
+    from governance.lineage._artifacts import estimator_capture
 
     capture_adapter.register(BaseEstimator, estimator_capture)
 

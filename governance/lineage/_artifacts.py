@@ -26,7 +26,7 @@ ALGO = "blake3"
 
 
 def _dump(estimator: Any) -> bytes:
-    import joblib  # noqa: PLC0415 - ships with scikit-learn
+    import joblib
 
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
@@ -45,7 +45,7 @@ def save_estimator(estimator: Any, home: Path) -> tuple[str, str]:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            os.replace(tmp, path)
+            Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -62,17 +62,22 @@ def estimator_params(estimator: Any) -> dict[str, Any]:
 
 def estimator_capture(estimator: Any, role: CaptureRole) -> ModelCapture:
     """A scikit-learn estimator or pipeline as a model artifact (saved, hashed, described)."""
-    from governance.lineage._settings import SettingsCache  # noqa: PLC0415
+    from governance.lineage._settings import SettingsCache
 
     home = role.home if role.home is not None else SettingsCache().get().home
     digest, uri = save_estimator(estimator, home)
     names = getattr(estimator, "feature_names_in_", None)
     klass = type(estimator)
     return ModelCapture(
-        role=role.name, direction=role.direction,
+        role=role.name,
+        direction=role.direction,
         model_name=role.model if role.model else (role.job if role.direction == "output" else None),
-        artifact_hash=digest, hash_algo=ALGO, artifact_uri=uri, flavor="sklearn",
-        params=estimator_params(estimator), features=[str(n) for n in names] if names is not None else [],
+        artifact_hash=digest,
+        hash_algo=ALGO,
+        artifact_uri=uri,
+        flavor="sklearn",
+        params=estimator_params(estimator),
+        features=[str(n) for n in names] if names is not None else [],
         class_name=f"{klass.__module__}.{klass.__qualname__}",
     )
 
@@ -97,6 +102,6 @@ def load_model_artifact(mv: ModelVersion) -> object:
             f"model artifact {path}: hash mismatch (catalog {mv.artifact_hash[:16]}…, file {actual[:16]}…); "
             "refusing to load it"
         )
-    import joblib  # noqa: PLC0415
+    import joblib
 
     return joblib.load(io.BytesIO(data))

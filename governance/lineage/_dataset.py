@@ -19,7 +19,7 @@ __all__ = ["Dataset", "file_dataset_name"]
 
 def file_dataset_name(path: Path) -> tuple[str, str]:
     """OpenLineage naming of a local file or directory: ``("file", absolute path)``."""
-    return "file", str(Path(os.path.abspath(path)))
+    return "file", str(Path(os.path.abspath(path)))  # noqa: PTH100 - normalises "..", keeps symlinks
 
 
 @dataclass(frozen=True, init=False)
@@ -30,8 +30,7 @@ class Dataset:
     name: str
     namespace: str
 
-    def __init__(self, uri: str | os.PathLike[str], name: str | None = None,
-                 namespace: str | None = None) -> None:
+    def __init__(self, uri: str | os.PathLike[str], name: str | None = None, namespace: str | None = None) -> None:
         text = os.fspath(uri)
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"Dataset: uri must be a non-empty path or URI, got {uri!r}")

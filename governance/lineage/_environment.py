@@ -23,8 +23,19 @@ from typing import Any
 
 __all__ = ["CodeInfo", "CodeInfoCache", "EnvironmentCache", "GitInfo"]
 
-KEY_PACKAGES = ("ml-governance", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "fairlearn",
-                "shap", "xgboost", "lightgbm", "torch")
+KEY_PACKAGES = (
+    "ml-governance",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "scipy",
+    "fairlearn",
+    "shap",
+    "xgboost",
+    "lightgbm",
+    "torch",
+)
 GIT_TIMEOUT = 2.0
 
 
@@ -96,7 +107,9 @@ def _source_hash(func: Callable[..., Any]) -> tuple[str, str | None]:
     except (OSError, TypeError):
         code = getattr(target, "__code__", None)
         text = code.co_code if code is not None else repr(target).encode()
-    return "sha256:" + hashlib.sha256(text).hexdigest(), (os.path.abspath(source_file) if source_file else None)
+    return "sha256:" + hashlib.sha256(text).hexdigest(), (
+        os.path.abspath(source_file) if source_file else None  # noqa: PTH100 - no symlink resolution
+    )
 
 
 def _repo_root(path: Path) -> Path | None:
@@ -109,7 +122,11 @@ def _repo_root(path: Path) -> Path | None:
 def _git(root: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False,
+            ["git", "-C", str(root), *args],  # noqa: S607 - git from PATH, like any git tool
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -141,15 +141,15 @@ def _numpy_parts(arr: np.ndarray[Any, Any]) -> list[Any]:
 
 
 def _object_parts(values: np.ndarray[Any, Any]) -> list[Any]:
-    import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415 - optional heavy import
-    import pyarrow as pa  # noqa: PLC0415
+    import pandas as pd  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     values = values.reshape(-1)
     inferred = pd.api.types.infer_dtype(values, skipna=True)
     null = pd.isna(values)
     parts: list[Any] = [inferred.encode()]
     if null.any():
-        none = np.equal(values, None)
+        none = np.frompyfunc(_is_none, 1, 1)(values)
         parts.append(np.packbits(null))
         parts.append(np.packbits(none.astype(bool)))
     if inferred in {"string", "bytes", "boolean", "integer", "floating", "empty", "decimal"}:
@@ -157,7 +157,11 @@ def _object_parts(values: np.ndarray[Any, Any]) -> list[Any]:
             return parts + _arrow_parts(pa.array(values, from_pandas=True))[1]
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             pass
-    return parts + [_repr_bytes(values)]
+    return [*parts, _repr_bytes(values)]
+
+
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 def _repr_bytes(values: Iterable[Any]) -> bytes:
@@ -173,8 +177,8 @@ def _repr_bytes(values: Iterable[Any]) -> bytes:
 # ------------------------------------------------------------------------------------ arrow parts
 def _arrow_parts(arr: Any) -> tuple[str, list[Any]]:
     """(type string, canonical parts) of a pyarrow Array or ChunkedArray."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
@@ -183,8 +187,14 @@ def _arrow_parts(arr: Any) -> tuple[str, list[Any]]:
     n = len(arr)
     nulls = arr.null_count
     validity = np.packbits(arr.is_valid().to_numpy(zero_copy_only=False)) if nulls else b""
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ) \
-            or pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ):
+    if (
+        pa.types.is_string(typ)
+        or pa.types.is_large_string(typ)
+        or pa.types.is_string_view(typ)
+        or pa.types.is_binary(typ)
+        or pa.types.is_large_binary(typ)
+        or pa.types.is_binary_view(typ)
+    ):
         textual = pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
         target = pa.large_string() if textual else pa.large_binary()
         if nulls:
@@ -206,15 +216,15 @@ def _arrow_parts(arr: Any) -> tuple[str, list[Any]]:
     width = getattr(typ, "bit_width", 0) if pa.types.is_primitive(typ) or pa.types.is_decimal(typ) else 0
     if width and width % 8 == 0:
         size = width // 8
-        data = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=n * size, offset=arr.offset * size)
+        raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=n * size, offset=arr.offset * size)
         if nulls:
-            data = data.copy().reshape(n, size)
-            data[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
-            data = data.reshape(-1)
+            raw = raw.copy().reshape(n, size)
+            raw[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+            raw = raw.reshape(-1)
         if pa.types.is_floating(typ) and n:
-            floats = _canonical_nan(data.view(f"<f{size}"))
-            data = floats.view(np.uint8)
-        return type_str, [validity, data]
+            floats = _canonical_nan(raw.view(f"<f{size}"))
+            raw = floats.view(np.uint8)
+        return type_str, [validity, raw]
     if pa.types.is_null(typ):
         return type_str, [n.to_bytes(8, "little")]
     return type_str, [validity, _repr_bytes(arr.to_pylist())]
@@ -230,7 +240,7 @@ def _digest_parts(parts: list[Any]) -> bytes:
 # ----------------------------------------------------------------------------------- pandas parts
 def _series_parts(s: Any) -> tuple[str, list[Any]]:
     """(dtype string, canonical parts) of a pandas Series."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     dtype = s.dtype
     dtype_str = str(dtype)
@@ -239,17 +249,22 @@ def _series_parts(s: Any) -> tuple[str, list[Any]]:
     if isinstance(dtype, pd.CategoricalDtype):
         cat_dtype, cat_parts = _series_parts(pd.Series(dtype.categories))
         codes = s.cat.codes.to_numpy()
-        return (f"category<{cat_dtype}, ordered={bool(dtype.ordered)}>",
-                [_digest_parts(cat_parts), *_numpy_parts(codes)])
+        return (
+            f"category<{cat_dtype}, ordered={bool(dtype.ordered)}>",
+            [_digest_parts(cat_parts), *_numpy_parts(codes)],
+        )
     if isinstance(dtype, pd.DatetimeTZDtype):
         return dtype_str, [_le(np.asarray(s.array.asi8))]
-    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(dtype, "numpy_dtype") and \
-            type(s.array).__name__ in {"IntegerArray", "FloatingArray", "BooleanArray"}:
+    if (
+        isinstance(dtype, pd.api.extensions.ExtensionDtype)
+        and hasattr(dtype, "numpy_dtype")
+        and type(s.array).__name__ in {"IntegerArray", "FloatingArray", "BooleanArray"}
+    ):
         mask = s.isna().to_numpy()
         values = s.to_numpy(dtype=dtype.numpy_dtype, na_value=dtype.numpy_dtype.type(0))
         return dtype_str, [np.packbits(mask) if mask.any() else b"", *_numpy_parts(values)]
     try:
-        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow as pa
 
         arrow = pa.array(s.array, from_pandas=True)
     except (ImportError, TypeError, ValueError, NotImplementedError):
@@ -274,8 +289,9 @@ def _column_digest(name: object, dtype_str: str, parts: list[Any], nbytes: list[
 def _table_fingerprint(columns: list[tuple[object, str, list[Any]]], row_count: int) -> Fingerprint:
     nbytes: list[int] = []
     digests = tuple(_column_digest(name, dtype, parts, nbytes) for name, dtype, parts in columns)
-    schema = json.dumps([[_name_key(name), dtype] for name, dtype, _ in columns],
-                        ensure_ascii=False, separators=(",", ":"))
+    schema = json.dumps(
+        [[_name_key(name), dtype] for name, dtype, _ in columns], ensure_ascii=False, separators=(",", ":")
+    )
     schema_hash = blake3(_VERSION + b" schema\n" + schema.encode("utf-8", "surrogatepass")).hexdigest()
     h = _Hasher(b"table")
     h.part(row_count.to_bytes(8, "little"))
@@ -351,14 +367,14 @@ def _path_fingerprint(path: Path) -> Fingerprint:
 
 # -------------------------------------------------------------------------------------- dispatch
 def _register_pandas() -> None:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     fingerprint.register(pd.DataFrame, _frame_fingerprint)
     fingerprint.register(pd.Series, _series_fingerprint)
 
 
 def _register_pyarrow() -> None:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     fingerprint.register(pa.Table, _arrow_table_fingerprint)
     fingerprint.register(pa.RecordBatch, _arrow_table_fingerprint)
@@ -404,4 +420,3 @@ def _(obj: Dataset) -> Fingerprint:
     if local is None:
         raise InputError(f"fingerprint: {obj.uri} is not a local path; only local files can be hashed")
     return _path_fingerprint(local)
-

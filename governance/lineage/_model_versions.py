@@ -53,7 +53,7 @@ def record_model_version(
         raise InputError(f"model name: expected a non-empty name without '@', got {model_name!r}")
     if estimator is not None:
         if home is None:
-            from governance.lineage._settings import SettingsCache  # noqa: PLC0415
+            from governance.lineage._settings import SettingsCache
 
             home = SettingsCache().get().home
         digest, uri = save_estimator(estimator, home)
@@ -70,15 +70,31 @@ def record_model_version(
     latest = session.exec(select(sa.func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)).first()
     version = int(latest or 0) + 1
     mv = ModelVersion(
-        model_id=int(model.id or 0), version=version, artifact_hash=artifact_hash,
-        hash_algo=hash_algo or (ALGO if artifact_hash else None), artifact_uri=artifact_uri, flavor=flavor,
-        params=params or {}, metrics=metrics or {}, card=card or {}, features=list(features or []),
-        training_run_id=training_run_id, created_at=tx.time,
+        model_id=int(model.id or 0),
+        version=version,
+        artifact_hash=artifact_hash,
+        hash_algo=hash_algo or (ALGO if artifact_hash else None),
+        artifact_uri=artifact_uri,
+        flavor=flavor,
+        params=params or {},
+        metrics=metrics or {},
+        card=card or {},
+        features=list(features or []),
+        training_run_id=training_run_id,
+        created_at=tx.time,
     )
     session.add(mv)
     session.flush()
-    tx.record("model_version.create", f"model:{model_name}@{version}", {
-        "model": model_name, "version": version, "artifact_hash": artifact_hash, "hash_algo": mv.hash_algo,
-        "flavor": flavor, "training_run_id": training_run_id,
-    })
+    tx.record(
+        "model_version.create",
+        f"model:{model_name}@{version}",
+        {
+            "model": model_name,
+            "version": version,
+            "artifact_hash": artifact_hash,
+            "hash_algo": mv.hash_algo,
+            "flavor": flavor,
+            "training_run_id": training_run_id,
+        },
+    )
     return mv

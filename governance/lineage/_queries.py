@@ -17,13 +17,14 @@ __all__ = ["diff_versions", "downstream", "upstream"]
 def _catalog(catalog: Catalog | None) -> Catalog:
     if catalog is not None:
         return catalog
-    from governance.lineage._settings import SettingsCache  # noqa: PLC0415
+    from governance.lineage._settings import SettingsCache
 
     return open_catalog(SettingsCache().get())
 
 
-def _walk(fn: Any, ref: str | ModelVersion, depth: int | None, as_of: datetime | str | None,
-          catalog: Catalog | None) -> LineageGraph:
+def _walk(
+    fn: Any, ref: str | ModelVersion, depth: int | None, as_of: datetime | str | None, catalog: Catalog | None
+) -> LineageGraph:
     with _catalog(catalog).read() as session:
         if isinstance(ref, ModelVersion):
             mv = ref
@@ -32,14 +33,24 @@ def _walk(fn: Any, ref: str | ModelVersion, depth: int | None, as_of: datetime |
         return fn(session, "model", int(mv.id or 0), depth=depth, as_of=parse_as_of(as_of))  # type: ignore[no-any-return]
 
 
-def upstream(ref: str | ModelVersion, *, depth: int | None = None, as_of: datetime | str | None = None,
-             catalog: Catalog | None = None) -> LineageGraph:
+def upstream(
+    ref: str | ModelVersion,
+    *,
+    depth: int | None = None,
+    as_of: datetime | str | None = None,
+    catalog: Catalog | None = None,
+) -> LineageGraph:
     """Everything ``MODEL@VERSION`` was built from: training runs, their inputs, and so on up."""
     return _walk(_upstream, ref, depth, as_of, catalog)
 
 
-def downstream(ref: str | ModelVersion, *, depth: int | None = None, as_of: datetime | str | None = None,
-               catalog: Catalog | None = None) -> LineageGraph:
+def downstream(
+    ref: str | ModelVersion,
+    *,
+    depth: int | None = None,
+    as_of: datetime | str | None = None,
+    catalog: Catalog | None = None,
+) -> LineageGraph:
     """Everything built from ``MODEL@VERSION``: runs that consumed it, their outputs, and so on down."""
     return _walk(_downstream, ref, depth, as_of, catalog)
 

@@ -69,13 +69,19 @@ class RunFrame:
         return chain
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_uuid": self.run_uuid, "job": self.job, "namespace": self.namespace, "kind": self.kind,
-                "started_at": _iso(self.started_at), "source_file": self.source_file}
+        return {
+            "run_uuid": self.run_uuid,
+            "job": self.job,
+            "namespace": self.namespace,
+            "kind": self.kind,
+            "started_at": _iso(self.started_at),
+            "source_file": self.source_file,
+        }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunFrame:
         started = _parse(doc["started_at"])
-        assert started is not None  # noqa: S101 - written by to_json
+        assert started is not None
         return cls(doc["run_uuid"], doc["job"], doc["namespace"], doc["kind"], started, doc.get("source_file"))
 
 
@@ -109,29 +115,56 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": "governance.run/v1", "run_uuid": self.run_uuid, "job": self.job,
-            "namespace": self.namespace, "kind": self.kind, "status": self.status,
-            "started_at": _iso(self.started_at), "ended_at": _iso(self.ended_at) if self.ended_at else None,
-            "actor": self.actor, "params": self.params, "environment": self.environment, "user": self.user,
-            "host": self.host, "code_hash": self.code_hash, "source_file": self.source_file,
-            "git_commit": self.git_commit, "git_dirty": self.git_dirty, "error_type": self.error_type,
-            "error_message": self.error_message, "error_traceback": self.error_traceback,
+            "format": "governance.run/v1",
+            "run_uuid": self.run_uuid,
+            "job": self.job,
+            "namespace": self.namespace,
+            "kind": self.kind,
+            "status": self.status,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at) if self.ended_at else None,
+            "actor": self.actor,
+            "params": self.params,
+            "environment": self.environment,
+            "user": self.user,
+            "host": self.host,
+            "code_hash": self.code_hash,
+            "source_file": self.source_file,
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "error_traceback": self.error_traceback,
             "ancestors": [a.to_json() for a in self.ancestors],
-            "datasets": [d.to_json() for d in self.datasets], "models": [m.to_json() for m in self.models],
+            "datasets": [d.to_json() for d in self.datasets],
+            "models": [m.to_json() for m in self.models],
             "derived": [list(d) for d in self.derived],
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunRecord:
         started = _parse(doc["started_at"])
-        assert started is not None  # noqa: S101 - written by to_json
+        assert started is not None
         return cls(
-            run_uuid=doc["run_uuid"], job=doc["job"], namespace=doc["namespace"], kind=doc["kind"],
-            status=doc["status"], started_at=started, ended_at=_parse(doc.get("ended_at")), actor=doc["actor"],
-            params=doc.get("params") or {}, environment=doc.get("environment") or {}, user=doc.get("user"),
-            host=doc.get("host"), code_hash=doc.get("code_hash"), source_file=doc.get("source_file"),
-            git_commit=doc.get("git_commit"), git_dirty=doc.get("git_dirty"), error_type=doc.get("error_type"),
-            error_message=doc.get("error_message"), error_traceback=doc.get("error_traceback"),
+            run_uuid=doc["run_uuid"],
+            job=doc["job"],
+            namespace=doc["namespace"],
+            kind=doc["kind"],
+            status=doc["status"],
+            started_at=started,
+            ended_at=_parse(doc.get("ended_at")),
+            actor=doc["actor"],
+            params=doc.get("params") or {},
+            environment=doc.get("environment") or {},
+            user=doc.get("user"),
+            host=doc.get("host"),
+            code_hash=doc.get("code_hash"),
+            source_file=doc.get("source_file"),
+            git_commit=doc.get("git_commit"),
+            git_dirty=doc.get("git_dirty"),
+            error_type=doc.get("error_type"),
+            error_message=doc.get("error_message"),
+            error_traceback=doc.get("error_traceback"),
             ancestors=[RunFrame.from_json(a) for a in doc.get("ancestors") or []],
             datasets=[DatasetCapture.from_json(d) for d in doc.get("datasets") or []],
             models=[ModelCapture.from_json(m) for m in doc.get("models") or []],
@@ -141,7 +174,7 @@ class RunRecord:
 
 # ------------------------------------------------------------------------------------------ write
 def _events() -> tuple[Any, Any]:
-    from governance.openlineage import enqueue_run_event, kick_shipper  # noqa: PLC0415 - built concurrently
+    from governance.openlineage import enqueue_run_event, kick_shipper
 
     return enqueue_run_event, kick_shipper
 
@@ -166,12 +199,21 @@ def _ensure_ancestors(tx: AuditedTransaction, ancestors: list[RunFrame], enqueue
         run = _run_by_uuid(tx.session, frame.run_uuid)
         if run is None:
             job = _job(tx.session, frame.namespace, frame.job, frame.kind, frame.source_file)
-            run = Run(run_uuid=frame.run_uuid, job_id=int(job.id or 0), parent_run_id=parent_id, status="RUNNING",
-                      started_at=frame.started_at, source_file=frame.source_file)
+            run = Run(
+                run_uuid=frame.run_uuid,
+                job_id=int(job.id or 0),
+                parent_run_id=parent_id,
+                status="RUNNING",
+                started_at=frame.started_at,
+                source_file=frame.source_file,
+            )
             tx.session.add(run)
             tx.session.flush()
-            tx.record("run.start", f"run:{frame.run_uuid}", {"run_uuid": frame.run_uuid, "job": frame.job,
-                                                              "namespace": frame.namespace})
+            tx.record(
+                "run.start",
+                f"run:{frame.run_uuid}",
+                {"run_uuid": frame.run_uuid, "job": frame.job, "namespace": frame.namespace},
+            )
             enqueue(tx.session, int(run.id or 0), "START")
         parent_id = run.id
     return parent_id
@@ -183,7 +225,8 @@ def _find_reusable(session: Session, cap: DatasetCapture) -> DatasetVersion | No
     return session.exec(
         select(DatasetVersion)
         .where(DatasetVersion.content_hash == cap.content_hash, DatasetVersion.hash_algo == cap.hash_algo)
-        .order_by(produced_last, col(DatasetVersion.id).desc()).limit(1)
+        .order_by(produced_last, col(DatasetVersion.id).desc())
+        .limit(1)
     ).first()
 
 
@@ -215,9 +258,7 @@ def _dataset_version(tx: AuditedTransaction, cap: DatasetCapture, run_id: int, r
             fields = _fields_of(session, int(found.id or 0))
             _merge_tags(fields, cap)
             return _Resolved(found, fields, cap)
-    dataset = session.exec(
-        select(Dataset).where(Dataset.namespace == cap.namespace, Dataset.name == cap.name)
-    ).first()
+    dataset = session.exec(select(Dataset).where(Dataset.namespace == cap.namespace, Dataset.name == cap.name)).first()
     if dataset is None:
         dataset = Dataset(namespace=cap.namespace, name=cap.name, kind=cap.kind, uri=cap.uri, created_at=tx.time)
         session.add(dataset)
@@ -232,27 +273,53 @@ def _dataset_version(tx: AuditedTransaction, cap: DatasetCapture, run_id: int, r
         fields = _fields_of(session, int(dv.id or 0))
         _merge_tags(fields, cap)
         return _Resolved(dv, fields, cap)
-    latest = session.exec(select(sa.func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id)).first()
+    latest = session.exec(
+        select(sa.func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id)
+    ).first()
     dv = DatasetVersion(
-        dataset_id=int(dataset.id or 0), version=int(latest or 0) + 1, content_hash=cap.content_hash,
-        hash_algo=cap.hash_algo, coverage=cap.coverage, schema_hash=cap.schema_hash,
+        dataset_id=int(dataset.id or 0),
+        version=int(latest or 0) + 1,
+        content_hash=cap.content_hash,
+        hash_algo=cap.hash_algo,
+        coverage=cap.coverage,
+        schema_hash=cap.schema_hash,
         schema_fields=[{"name": f["name"], "dtype": f["dtype"], "hash": f.get("hash")} for f in cap.fields] or None,
-        row_count=cap.row_count, byte_size=cap.byte_size, stats=cap.ensure_stats(), uri=cap.uri,
-        produced_by_run_id=run_id if cap.direction == "output" else None, created_at=tx.time,
+        row_count=cap.row_count,
+        byte_size=cap.byte_size,
+        stats=cap.ensure_stats(),
+        uri=cap.uri,
+        produced_by_run_id=run_id if cap.direction == "output" else None,
+        created_at=tx.time,
     )
     session.add(dv)
     session.flush()
-    new_fields = [DatasetField(dataset_version_id=int(dv.id or 0), name=f["name"], dtype=f.get("dtype"),
-                               position=int(f.get("position", i)), tags=list(f.get("tags") or []))
-                  for i, f in enumerate(cap.fields)]
+    new_fields = [
+        DatasetField(
+            dataset_version_id=int(dv.id or 0),
+            name=f["name"],
+            dtype=f.get("dtype"),
+            position=int(f.get("position", i)),
+            tags=list(f.get("tags") or []),
+        )
+        for i, f in enumerate(cap.fields)
+    ]
     unique: dict[str, DatasetField] = {}
     for f in new_fields:
         unique.setdefault(f.name, f)
     session.add_all(unique.values())
-    tx.record("dataset_version.create", f"dataset:{cap.namespace}/{cap.name}@{dv.version}", {
-        "namespace": cap.namespace, "name": cap.name, "version": dv.version, "content_hash": cap.content_hash,
-        "hash_algo": cap.hash_algo, "row_count": cap.row_count, "run_uuid": run_uuid,
-    })
+    tx.record(
+        "dataset_version.create",
+        f"dataset:{cap.namespace}/{cap.name}@{dv.version}",
+        {
+            "namespace": cap.namespace,
+            "name": cap.name,
+            "version": dv.version,
+            "content_hash": cap.content_hash,
+            "hash_algo": cap.hash_algo,
+            "row_count": cap.row_count,
+            "run_uuid": run_uuid,
+        },
+    )
     return _Resolved(dv, unique, cap)
 
 
@@ -267,14 +334,25 @@ def _model_version(tx: AuditedTransaction, cap: ModelCapture, run: Run, job: str
         return found
     name = cap.model_name or f"{job}.{cap.role}"
     return record_model_version(
-        tx, name, artifact_hash=cap.artifact_hash, hash_algo=cap.hash_algo, artifact_uri=cap.artifact_uri,
-        flavor=cap.flavor, params=cap.params, features=cap.features,
+        tx,
+        name,
+        artifact_hash=cap.artifact_hash,
+        hash_algo=cap.hash_algo,
+        artifact_uri=cap.artifact_uri,
+        flavor=cap.flavor,
+        params=cap.params,
+        features=cap.features,
         training_run_id=run.id if cap.direction == "output" else None,
     )
 
 
-def _column_lineage(session: Session, run_id: int, inputs: list[_Resolved], outputs: list[_Resolved],
-                    derived: list[tuple[str, str, str]]) -> None:
+def _column_lineage(
+    session: Session,
+    run_id: int,
+    inputs: list[_Resolved],
+    outputs: list[_Resolved],
+    derived: list[tuple[str, str, str]],
+) -> None:
     by_name: dict[str, list[tuple[DatasetField, str | None]]] = {}
     for res in inputs:
         hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
@@ -304,10 +382,13 @@ def _column_lineage(session: Session, run_id: int, inputs: list[_Resolved], outp
             if tags != list(out_field.tags):
                 out_field.tags = tags
     if edges:
-        session.execute(sa.insert(ColumnLineage), [
-            {"run_id": run_id, "output_field_id": o, "input_field_id": i, "transformation": t}
-            for (o, i), t in sorted(edges.items())
-        ])
+        session.execute(
+            sa.insert(ColumnLineage),
+            [
+                {"run_id": run_id, "output_field_id": o, "input_field_id": i, "transformation": t}
+                for (o, i), t in sorted(edges.items())
+            ],
+        )
 
 
 def write_run(catalog: Catalog, record: RunRecord) -> bool:
@@ -319,26 +400,51 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
         if existing is not None and existing.status in FINAL:
             return False
         action = "run.complete" if record.status == "COMPLETED" else "run.fail"
-        tx.record(action, f"run:{record.run_uuid}", {
-            "run_uuid": record.run_uuid, "job": record.job, "namespace": record.namespace, "kind": record.kind,
-            "status": record.status, "code_hash": record.code_hash, "git_commit": record.git_commit,
-            "error_type": record.error_type,
-            "inputs": [f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "input"],
-            "outputs": [f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets
-                        if d.direction == "output"],
-        })
+        tx.record(
+            action,
+            f"run:{record.run_uuid}",
+            {
+                "run_uuid": record.run_uuid,
+                "job": record.job,
+                "namespace": record.namespace,
+                "kind": record.kind,
+                "status": record.status,
+                "code_hash": record.code_hash,
+                "git_commit": record.git_commit,
+                "error_type": record.error_type,
+                "inputs": [
+                    f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "input"
+                ],
+                "outputs": [
+                    f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "output"
+                ],
+            },
+        )
         job = _job(session, record.namespace, record.job, record.kind, record.source_file)
         parent_id = _ensure_ancestors(tx, record.ancestors, enqueue)
-        values = dict(
-            status=record.status, ended_at=record.ended_at, params=record.params,
-            environment=record.environment, user=record.user, host=record.host, code_hash=record.code_hash,
-            source_file=record.source_file, git_commit=record.git_commit, git_dirty=record.git_dirty,
-            error_type=record.error_type, error_message=record.error_message,
-            error_traceback=record.error_traceback,
-        )
+        values: dict[str, Any] = {
+            "status": record.status,
+            "ended_at": record.ended_at,
+            "params": record.params,
+            "environment": record.environment,
+            "user": record.user,
+            "host": record.host,
+            "code_hash": record.code_hash,
+            "source_file": record.source_file,
+            "git_commit": record.git_commit,
+            "git_dirty": record.git_dirty,
+            "error_type": record.error_type,
+            "error_message": record.error_message,
+            "error_traceback": record.error_traceback,
+        }
         if existing is None:
-            run = Run(run_uuid=record.run_uuid, job_id=int(job.id or 0), parent_run_id=parent_id,
-                      started_at=record.started_at, **values)
+            run = Run(
+                run_uuid=record.run_uuid,
+                job_id=int(job.id or 0),
+                parent_run_id=parent_id,
+                started_at=record.started_at,
+                **values,
+            )
             session.add(run)
         else:
             run = existing
@@ -352,13 +458,29 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
             if cap.direction == "input":
                 res = _dataset_version(tx, cap, run_id, record.run_uuid)
                 inputs.append(res)
-                edges.append({"run_id": run_id, "artifact_kind": "dataset", "artifact_id": res.dv.id,
-                              "direction": "input", "role": cap.role, "created_at": tx.time})
+                edges.append(
+                    {
+                        "run_id": run_id,
+                        "artifact_kind": "dataset",
+                        "artifact_id": res.dv.id,
+                        "direction": "input",
+                        "role": cap.role,
+                        "created_at": tx.time,
+                    }
+                )
         for mcap in record.models:
             if mcap.direction == "input":
                 mv = _model_version(tx, mcap, run, record.job)
-                edges.append({"run_id": run_id, "artifact_kind": "model", "artifact_id": mv.id,
-                              "direction": "input", "role": mcap.role, "created_at": tx.time})
+                edges.append(
+                    {
+                        "run_id": run_id,
+                        "artifact_kind": "model",
+                        "artifact_id": mv.id,
+                        "direction": "input",
+                        "role": mcap.role,
+                        "created_at": tx.time,
+                    }
+                )
         if edges:
             session.execute(sa.insert(RunIO), edges)
         if existing is None:
@@ -369,13 +491,29 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
             if cap.direction == "output":
                 res = _dataset_version(tx, cap, run_id, record.run_uuid)
                 outputs.append(res)
-                edges.append({"run_id": run_id, "artifact_kind": "dataset", "artifact_id": res.dv.id,
-                              "direction": "output", "role": cap.role, "created_at": tx.time})
+                edges.append(
+                    {
+                        "run_id": run_id,
+                        "artifact_kind": "dataset",
+                        "artifact_id": res.dv.id,
+                        "direction": "output",
+                        "role": cap.role,
+                        "created_at": tx.time,
+                    }
+                )
         for mcap in record.models:
             if mcap.direction == "output":
                 mv = _model_version(tx, mcap, run, record.job)
-                edges.append({"run_id": run_id, "artifact_kind": "model", "artifact_id": mv.id,
-                              "direction": "output", "role": mcap.role, "created_at": tx.time})
+                edges.append(
+                    {
+                        "run_id": run_id,
+                        "artifact_kind": "model",
+                        "artifact_id": mv.id,
+                        "direction": "output",
+                        "role": mcap.role,
+                        "created_at": tx.time,
+                    }
+                )
         if edges:
             session.execute(sa.insert(RunIO), edges)
         session.flush()
@@ -384,4 +522,3 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
         enqueue(session, run_id, "COMPLETE" if record.status == "COMPLETED" else "FAIL")
     kick(catalog)
     return True
-

@@ -63,7 +63,10 @@ class CatalogHealth:
         if first:
             _LOG.warning(
                 "governance: lineage catalog %s is unavailable (%s); runs are written to the spool %s "
-                "(replay with `gov sync`)", display, _first_line(exc), spool,
+                "(replay with `gov sync`)",
+                display,
+                _first_line(exc),
+                spool,
             )
 
     def mark_up(self, url: str, display: str) -> None:
@@ -120,8 +123,12 @@ class Runtime:
         try:
             spool_write(settings.spool_dir, record)
         except OSError as exc:
-            _LOG.error("governance: could not write run %s to the spool %s: %s", record.run_uuid,
-                       settings.spool_dir, _first_line(exc))
+            _LOG.error(
+                "governance: could not write run %s to the spool %s: %s",
+                record.run_uuid,
+                settings.spool_dir,
+                _first_line(exc),
+            )
             return "lost"
         return "spool"
 

@@ -16,8 +16,13 @@ __all__ = ["SettingsCache", "env_disabled"]
 
 _TRUE = frozenset({"1", "true", "yes", "on", "TRUE", "True", "YES", "ON"})
 _KEYS = (
-    "GOVERNANCE_CONFIG", "GOVERNANCE_CATALOG_URL", "GOVERNANCE_HOME", "GOVERNANCE_NAMESPACE",
-    "GOVERNANCE_ACTOR", "GOVERNANCE_BUSY_TIMEOUT", "GOVERNANCE_DISABLED",
+    "GOVERNANCE_CONFIG",
+    "GOVERNANCE_CATALOG_URL",
+    "GOVERNANCE_HOME",
+    "GOVERNANCE_NAMESPACE",
+    "GOVERNANCE_ACTOR",
+    "GOVERNANCE_BUSY_TIMEOUT",
+    "GOVERNANCE_DISABLED",
 )
 
 
@@ -37,7 +42,7 @@ class SettingsCache:
 
     def get(self) -> Settings:
         getenv = os.environ.get
-        key = (os.getcwd(), *(getenv(k) for k in _KEYS))
+        key = (os.getcwd(), *(getenv(k) for k in _KEYS))  # noqa: PTH109 - hot path, a str key
         settings = self._settings
         if settings is not None and key == self._key:
             return settings

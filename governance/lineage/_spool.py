@@ -80,7 +80,7 @@ def replay_spool(catalog: Catalog, *, spool_dir: Path | None = None) -> int:
     ``*.bad`` files and logged.
     """
     if spool_dir is None:
-        from governance.lineage._settings import SettingsCache  # noqa: PLC0415
+        from governance.lineage._settings import SettingsCache
 
         spool_dir = SettingsCache().get().spool_dir
     written = 0
@@ -90,7 +90,7 @@ def replay_spool(catalog: Catalog, *, spool_dir: Path | None = None) -> int:
         else:
             work = path.with_name(f"{path.name}{_REPLAYING}{uuid.uuid4().hex[:8]}")
             try:
-                os.replace(path, work)
+                path.replace(work)
             except FileNotFoundError:
                 continue
         with work.open("r+", encoding="utf-8") as handle, _locked(handle):

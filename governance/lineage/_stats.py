@@ -73,8 +73,14 @@ def _numeric(values: np.ndarray[Any, Any], nulls: int, dtype: str, unit: str | N
             edges = np.array([lo, hi])
         else:
             counts, _ = np.histogram(finite, bins=edges)
-        doc.update(bin_edges=[float(e) for e in edges], bin_counts=[int(c) for c in counts],
-                   mean=_num(float(finite.mean())), std=_num(float(finite.std())), min=lo, max=hi)
+        doc.update(
+            bin_edges=[float(e) for e in edges],
+            bin_counts=[int(c) for c in counts],
+            mean=_num(float(finite.mean())),
+            std=_num(float(finite.std())),
+            min=lo,
+            max=hi,
+        )
     if inf:
         doc["inf"] = inf
     if unit:
@@ -95,14 +101,20 @@ def _categorical(s: Any, nulls: int, dtype: str) -> dict[str, Any]:
         key = _key(value)
         frequencies[key] = frequencies.get(key, 0) + int(n)
     count = int(counts.sum())
-    return {"kind": "categorical", "dtype": dtype, "count": count, "nulls": nulls,
-            "frequencies": frequencies, "other": count - sum(frequencies.values()),
-            "distinct": len(counts)}
+    return {
+        "kind": "categorical",
+        "dtype": dtype,
+        "count": count,
+        "nulls": nulls,
+        "frequencies": frequencies,
+        "other": count - sum(frequencies.values()),
+        "distinct": len(counts),
+    }
 
 
 def column_stats(s: Any) -> dict[str, Any]:
     """Statistics of one pandas Series in the format described in the module docstring."""
-    import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415 - optional heavy import
+    import pandas as pd  # type: ignore[import-untyped]
 
     dtype = s.dtype
     dtype_str = str(dtype)
@@ -140,8 +152,18 @@ def table_stats(df: Any) -> dict[str, Any]:
             if s.dtype != object:
                 raise
             # unhashable objects (lists, dicts) in an object column: counts only
-            columns[key] = {"kind": "categorical", "dtype": str(s.dtype), "count": int(s.notna().sum()),
-                            "nulls": int(s.isna().sum()), "frequencies": {}, "other": int(s.notna().sum()),
-                            "distinct": None}
-    return {"format": STATS_FORMAT, "row_count": int(df.shape[0]), "truncated": width > MAX_COLUMNS,
-            "columns": columns}
+            columns[key] = {
+                "kind": "categorical",
+                "dtype": str(s.dtype),
+                "count": int(s.notna().sum()),
+                "nulls": int(s.isna().sum()),
+                "frequencies": {},
+                "other": int(s.notna().sum()),
+                "distinct": None,
+            }
+    return {
+        "format": STATS_FORMAT,
+        "row_count": int(df.shape[0]),
+        "truncated": width > MAX_COLUMNS,
+        "columns": columns,
+    }

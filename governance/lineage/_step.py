@@ -70,8 +70,10 @@ def _validate_derived(derived: object) -> tuple[tuple[str, str, str], ...]:
     if derived is None:
         return ()
     if not isinstance(derived, Mapping):
-        raise InputError("step(derived=...): expected a mapping of output column -> input columns, "
-                         f"e.g. {{'ratio': ['income', 'debt']}}, got {type(derived).__name__}")
+        raise InputError(
+            "step(derived=...): expected a mapping of output column -> input columns, "
+            f"e.g. {{'ratio': ['income', 'debt']}}, got {type(derived).__name__}"
+        )
     out: list[tuple[str, str, str]] = []
     for target, sources in derived.items():
         if not isinstance(target, str):
@@ -80,22 +82,26 @@ def _validate_derived(derived: object) -> tuple[tuple[str, str, str], ...]:
         if isinstance(sources, Mapping):
             unknown = set(sources) - set(_TRANSFORMATIONS)
             if unknown:
-                raise InputError(f"step(derived={{{target!r}: ...}}): unknown key {sorted(unknown)[0]!r}; "
-                                 "expected 'direct' and/or 'indirect'")
+                raise InputError(
+                    f"step(derived={{{target!r}: ...}}): unknown key {sorted(unknown)[0]!r}; "
+                    "expected 'direct' and/or 'indirect'"
+                )
             groups = dict(sources)
         else:
             groups = {"direct": sources}
         for key, cols in groups.items():
             items = [cols] if isinstance(cols, str) else cols
             if not isinstance(items, list | tuple) or not items or not all(isinstance(c, str) for c in items):
-                raise InputError(f"step(derived={{{target!r}: ...}}): expected a non-empty list of input "
-                                 f"column names, got {cols!r}")
+                raise InputError(
+                    f"step(derived={{{target!r}: ...}}): expected a non-empty list of input column names, got {cols!r}"
+                )
             out.extend((target, c, _TRANSFORMATIONS[key]) for c in items)
     return tuple(out)
 
 
-def _make_spec(kind: object, name: object, model: object, tags: object, derived: object,
-               capture_stats: object) -> StepSpec:
+def _make_spec(
+    *, kind: object, name: object, model: object, tags: object, derived: object, capture_stats: object
+) -> StepSpec:
     if kind not in KINDS:
         raise InputError(f"step(kind=...): expected one of {', '.join(KINDS)}, got {kind!r}")
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -105,23 +111,40 @@ def _make_spec(kind: object, name: object, model: object, tags: object, derived:
     if not isinstance(capture_stats, bool):
         raise InputError(f"step(capture_stats=...): expected True or False, got {capture_stats!r}")
     return StepSpec(
-        kind=str(kind), name=name, model=model,
+        kind=str(kind),
+        name=name,
+        model=model,
         tags=normalise_tag_spec(tags, "step(tags=...)"),  # type: ignore[arg-type]
-        derived=_validate_derived(derived), capture_stats=capture_stats,
+        derived=_validate_derived(derived),
+        capture_stats=capture_stats,
     )
 
 
 @overload
 def step(func: F, /) -> F: ...
 @overload
-def step(*, kind: str = "other", name: str | None = None, model: str | None = None,
-         tags: Mapping[str, str | list[str]] | None = None,
-         derived: Mapping[str, Any] | None = None, capture_stats: bool = True) -> Callable[[F], F]: ...
+def step(
+    *,
+    kind: str = "other",
+    name: str | None = None,
+    model: str | None = None,
+    tags: Mapping[str, str | list[str]] | None = None,
+    derived: Mapping[str, Any] | None = None,
+    capture_stats: bool = True,
+) -> Callable[[F], F]: ...
 
 
-def step(func: Any = None, /, *, kind: str = "other", name: str | None = None, model: str | None = None,
-         tags: Mapping[str, str | list[str]] | None = None, derived: Mapping[str, Any] | None = None,
-         capture_stats: bool = True) -> Any:
+def step(
+    func: Any = None,
+    /,
+    *,
+    kind: str = "other",
+    name: str | None = None,
+    model: str | None = None,
+    tags: Mapping[str, str | list[str]] | None = None,
+    derived: Mapping[str, Any] | None = None,
+    capture_stats: bool = True,
+) -> Any:
     """Record each call of the decorated function as a run (see the module docstring).
 
     ``kind``: feature | training | evaluation | inference | other.  ``name``: the job name (default
@@ -130,7 +153,7 @@ def step(func: Any = None, /, *, kind: str = "other", name: str | None = None, m
     ``derived``: ``{"out_col": ["in_col", ...]}`` (DIRECT) or ``{"out_col": {"direct": [...],
     "indirect": [...]}}`` declares column lineage.  ``capture_stats``: compute column statistics.
     """
-    spec = _make_spec(kind, name, model, tags, derived, capture_stats)
+    spec = _make_spec(kind=kind, name=name, model=model, tags=tags, derived=derived, capture_stats=capture_stats)
     if func is not None:
         return _decorate(func, spec)
     return lambda f: _decorate(f, spec)
@@ -140,8 +163,10 @@ def _decorate(func: Any, spec: StepSpec) -> Any:
     if not callable(func):
         raise InputError(f"step: expected a function to decorate, got {type(func).__name__} {func!r:.80}")
     if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-        raise InputError(f"step: {getattr(func, '__qualname__', func)!r} is a generator function; "
-                         "decorate a function that returns its result instead")
+        raise InputError(
+            f"step: {getattr(func, '__qualname__', func)!r} is a generator function; "
+            "decorate a function that returns its result instead"
+        )
     job = spec.name or f"{getattr(func, '__module__', None) or 'main'}.{getattr(func, '__qualname__', repr(func))}"
     try:
         signature: inspect.Signature | None = inspect.signature(func)
@@ -149,6 +174,7 @@ def _decorate(func: Any, spec: StepSpec) -> Any:
         signature = None
     caller = _Caller(func, spec, job, signature)
     if inspect.iscoroutinefunction(func):
+
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             if env_disabled():
@@ -172,6 +198,7 @@ def _decorate(func: Any, spec: StepSpec) -> Any:
 
         wrapper: Any = async_wrapper
     else:
+
         @functools.wraps(func)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             if env_disabled():
@@ -219,12 +246,28 @@ class _Caller:
         self._skip_first = bool(signature and next(iter(signature.parameters), None) in ("self", "cls"))
 
     def _role(self, rt: Runtime, settings: Settings, name: str, direction: str) -> CaptureRole:
-        return CaptureRole(job=self.job, name=name, direction=direction, namespace=settings.namespace,
-                           model=self.spec.model, tags=self.spec.tags, capture_stats=self.spec.capture_stats,
-                           home=settings.home)
+        return CaptureRole(
+            job=self.job,
+            name=name,
+            direction=direction,
+            namespace=settings.namespace,
+            model=self.spec.model,
+            tags=self.spec.tags,
+            capture_stats=self.spec.capture_stats,
+            home=settings.home,
+        )
 
-    def _capture(self, rt: Runtime, settings: Settings, call: _Call, name: str, value: Any, direction: str,
-                 params: dict[str, Any] | None) -> None:
+    def _capture(
+        self,
+        rt: Runtime,
+        settings: Settings,
+        call: _Call,
+        name: str,
+        value: Any,
+        *,
+        direction: str,
+        params: dict[str, Any] | None,
+    ) -> None:
         try:
             captured = capture_adapter(value, self._role(rt, settings, name, direction))
         except Exception as exc:  # noqa: BLE001 - a failing adapter must not fail the step; logged
@@ -263,11 +306,10 @@ class _Caller:
                 return None
             parent = _CURRENT.get()
             code = rt.code.for_function(self.func)
-            frame = RunFrame(uuid7(), self.job, settings.namespace, self.spec.kind, utcnow(),
-                             code.source_file, parent)
+            frame = RunFrame(uuid7(), self.job, settings.namespace, self.spec.kind, utcnow(), code.source_file, parent)
             call = _Call(settings, frame, {}, [], [])
             for name, value in self._arguments(args, kwargs):
-                self._capture(rt, settings, call, name, value, "input", call.params)
+                self._capture(rt, settings, call, name, value, direction="input", params=call.params)
         except TypeError:
             return None  # the call does not match the signature: let the function raise its own error
         except Exception as exc:  # noqa: BLE001 - capture must never fail the step; logged
@@ -283,32 +325,47 @@ class _Caller:
             if error is None and result is not None:
                 if isinstance(result, tuple):
                     for i, item in enumerate(result):
-                        self._capture(rt, settings, call, f"output.{i}", item, "output", None)
+                        self._capture(rt, settings, call, f"output.{i}", item, direction="output", params=None)
                 elif isinstance(result, dict) and all(isinstance(k, str) for k in result):
                     for key, item in result.items():
-                        self._capture(rt, settings, call, f"output.{key}", item, "output", None)
+                        self._capture(rt, settings, call, f"output.{key}", item, direction="output", params=None)
                 else:
-                    self._capture(rt, settings, call, "output", result, "output", None)
+                    self._capture(rt, settings, call, "output", result, direction="output", params=None)
             code = rt.code.for_function(self.func)
             status, error_type, message, trace = "COMPLETED", None, None, None
             if error is not None:
                 status = "FAILED" if isinstance(error, Exception) else "ABORTED"
                 klass = type(error)
-                error_type = klass.__qualname__ if klass.__module__ == "builtins" else \
-                    f"{klass.__module__}.{klass.__qualname__}"
+                error_type = (
+                    klass.__qualname__ if klass.__module__ == "builtins" else f"{klass.__module__}.{klass.__qualname__}"
+                )
                 message = str(error)[:_MAX_ERROR]
                 trace = "".join(traceback.format_exception(error))[-_MAX_TRACEBACK:]
             frame = call.frame
             record = RunRecord(
-                run_uuid=frame.run_uuid, job=self.job, namespace=frame.namespace, kind=self.spec.kind,
-                status=status, started_at=frame.started_at, ended_at=ended,
-                actor=resolve_actor(None, settings), params=call.params,
-                environment=rt.environment.environment(), user=rt.environment.user(),
-                host=rt.environment.host(), code_hash=code.code_hash, source_file=code.source_file,
-                git_commit=code.git.commit, git_dirty=code.git.dirty, error_type=error_type,
-                error_message=message, error_traceback=trace,
+                run_uuid=frame.run_uuid,
+                job=self.job,
+                namespace=frame.namespace,
+                kind=self.spec.kind,
+                status=status,
+                started_at=frame.started_at,
+                ended_at=ended,
+                actor=resolve_actor(None, settings),
+                params=call.params,
+                environment=rt.environment.environment(),
+                user=rt.environment.user(),
+                host=rt.environment.host(),
+                code_hash=code.code_hash,
+                source_file=code.source_file,
+                git_commit=code.git.commit,
+                git_dirty=code.git.dirty,
+                error_type=error_type,
+                error_message=message,
+                error_traceback=trace,
                 ancestors=frame.parent.ancestors() if frame.parent else [],
-                datasets=call.datasets, models=call.models, derived=list(self.spec.derived),
+                datasets=call.datasets,
+                models=call.models,
+                derived=list(self.spec.derived),
             )
             rt.record(record, settings)
         except Exception as exc:  # noqa: BLE001 - capture must never fail the step; logged

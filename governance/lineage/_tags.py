@@ -52,8 +52,10 @@ def normalise_tag_spec(spec: Mapping[str, str | Iterable[str]] | None, what: str
     if spec is None:
         return {}
     if not isinstance(spec, Mapping):
-        raise InputError(f"{what}: expected a mapping of tag -> column names, e.g. "
-                         f"{{'protected': ['sex']}}, got {type(spec).__name__}")
+        raise InputError(
+            f"{what}: expected a mapping of tag -> column names, e.g. "
+            f"{{'protected': ['sex']}}, got {type(spec).__name__}"
+        )
     out: dict[str, list[str]] = {}
     for name, cols in spec.items():
         if name not in TAGS:
@@ -74,9 +76,15 @@ def merge_tag_maps(*maps: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     return out
 
 
-def tag(df: T, *, protected: str | Iterable[str] | None = None, pii: str | Iterable[str] | None = None,
-        label: str | Iterable[str] | None = None, prediction: str | Iterable[str] | None = None,
-        feature: str | Iterable[str] | None = None) -> T:
+def tag(
+    df: T,
+    *,
+    protected: str | Iterable[str] | None = None,
+    pii: str | Iterable[str] | None = None,
+    label: str | Iterable[str] | None = None,
+    prediction: str | Iterable[str] | None = None,
+    feature: str | Iterable[str] | None = None,
+) -> T:
     """Tag columns of a pandas DataFrame in place (no copy) and return the same frame.
 
     Raises :class:`~governance.errors.InputError` when a named column is not in the frame.

@@ -12,8 +12,13 @@ from governance.lineage._fingerprint import ALGO, Fingerprint, fingerprint
 
 __all__ = ["VerifyResult", "verify_dataset"]
 
-_READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".feather": "read_feather",
-            ".arrow": "read_feather", ".csv": "read_csv"}
+_READERS = {
+    ".parquet": "read_parquet",
+    ".pq": "read_parquet",
+    ".feather": "read_feather",
+    ".arrow": "read_feather",
+    ".csv": "read_csv",
+}
 
 
 @dataclass(frozen=True)
@@ -25,14 +30,16 @@ class VerifyResult:
 
 
 def _read_table(path: Path) -> Any:
-    import pandas as pd  # type: ignore[import-untyped]  # noqa: PLC0415
+    import pandas as pd  # type: ignore[import-untyped]
 
     reader = _READERS.get(path.suffix.lower())
     if reader is None and path.is_dir():
         reader = "read_parquet"
     if reader is None:
-        raise InputError(f"verify-data: {path}: cannot read a table from a {path.suffix or 'suffix-less'} file; "
-                         "use Parquet, Feather or CSV")
+        raise InputError(
+            f"verify-data: {path}: cannot read a table from a {path.suffix or 'suffix-less'} file; "
+            "use Parquet, Feather or CSV"
+        )
     try:
         return getattr(pd, reader)(path)
     except (OSError, ValueError) as exc:
@@ -62,6 +69,9 @@ def verify_dataset(dataset: Dataset, dv: DatasetVersion, path: Path | None) -> V
         detail = " (the schema differs: column names, order or dtypes)"
     elif fp.row_count is not None and dv.row_count is not None and fp.row_count != dv.row_count:
         detail = f" ({fp.row_count} rows, recorded {dv.row_count})"
-    return VerifyResult(False, dv.content_hash, fp.hash,
-                        f"mismatch: {path} is not {label}: {ALGO} {fp.hash[:16]}… != recorded "
-                        f"{dv.content_hash[:16]}…{detail}")
+    return VerifyResult(
+        False,
+        dv.content_hash,
+        fp.hash,
+        f"mismatch: {path} is not {label}: {ALGO} {fp.hash[:16]}… != recorded {dv.content_hash[:16]}…{detail}",
+    )
