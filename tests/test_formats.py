@@ -241,3 +241,76 @@ def test_unknown_format_is_an_input_error() -> None:
 
     with pytest.raises(InputError, match="--format: expected one of text, json, junit, sarif, github"):
         render(_doc(), "xml")
+
+
+OPTIONAL_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: optional, version: 1.0.0}
+checks:
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.5}
+  - id: drift.psi
+    uses: drift.psi
+    assert: {lte: 0.2}
+    required: false
+"""
+
+
+def _engine_document(pack_text: str) -> dict[str, Any]:
+    """A document from the real engine: accuracy runs, drift has no baseline (NOT_RUN)."""
+    import pandas as pd
+
+    from governance.checks import CheckRegistry, builtin_checks
+    from governance.policy import context_for_frame, parse_pack, run_pack
+
+    registry = CheckRegistry(builtin_checks())
+    pack = parse_pack(pack_text, "optional.yaml", registry=registry)
+    frame = pd.DataFrame({"y": [0, 1, 1, 0, 1, 0], "y_hat": [0, 1, 1, 0, 0, 0]})
+    result = run_pack(pack, context_for_frame(frame, label="y", prediction="y_hat"), registry=registry)
+    return result.to_document()
+
+
+def test_a_non_required_not_run_check_is_skipped_in_every_format(tmp_path: Path) -> None:
+    junitparser = pytest.importorskip("junitparser")
+    doc = _engine_document(OPTIONAL_PACK)
+    results = {r["id"]: r for r in doc["results"]}
+    assert results["drift.psi"]["status"] == "NOT_RUN" and results["drift.psi"]["required"] is False
+    assert results["perf.accuracy"]["required"] is True
+    assert doc["status"] == "PASS" and exit_code(doc) == 0 and exit_code(doc, fail_on_warn=True) == 0
+    assert classify(results["drift.psi"]) is Outcome.SKIPPED
+
+    suite = next(iter(junitparser.JUnitXml.fromstring(render_junit(doc))))
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (2, 0, 0, 1)
+    skipped = next(c for c in suite if c.name == "drift.psi").result
+    assert [type(r).__name__ for r in skipped] == ["Skipped"]
+    assert skipped[0].message == "skipped (not required): missing required input(s): baseline"
+
+    sarif = json.loads(render_sarif(doc))
+    assert not list(_sarif_validator().iter_errors(sarif))
+    levels = {r["ruleId"]: r["level"] for r in sarif["runs"][0]["results"]}
+    assert levels == {"perf.accuracy": "none", "drift.psi": "note"}
+
+    gh = render_github(doc)
+    assert gh.annotations.startswith("::notice title=gov policy drift.psi NOT_RUN::skipped (not required)")
+    assert gh.summary.startswith("## ✅ Policy gate passed")
+    assert "| `drift.psi` | SKIPPED |" in gh.summary
+    text = render_text(doc, width=200)
+    assert "skipped (not required): missing required input(s): baseline" in text
+    assert "gate PASSED" in text
+
+    # the same check, required: an ERROR in every format and the gate fails closed
+    required = _engine_document(OPTIONAL_PACK.replace("    required: false\n", ""))
+    drift = required["results"][1]
+    assert drift["required"] is True and classify(drift) is Outcome.ERROR
+    assert required["status"] == "ERROR" and exit_code(required) == 3
+    suite = next(iter(junitparser.JUnitXml.fromstring(render_junit(required))))
+    assert (suite.failures, suite.errors, suite.skipped) == (0, 1, 0)
+    assert render_github(required).annotations.startswith("::error ")
+
+
+def test_documents_without_the_required_field_count_as_required() -> None:
+    legacy = {k: v for k, v in _engine_document(OPTIONAL_PACK)["results"][1].items() if k != "required"}
+    assert classify(legacy) is Outcome.ERROR
+    assert classify({**legacy, "required": False, "status": "ERROR"}) is Outcome.WARNING

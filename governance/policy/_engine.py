@@ -146,6 +146,7 @@ class CheckOutcome:
             "uses": self.uses,
             "status": self.status.value,
             "severity": self.severity,
+            "required": self.required,
             "value": _finite(self.value),
             "assert": self.assertion,
             "by_group": self.by_group,

@@ -47,7 +47,7 @@ TOOL_URI = "https://github.com/ml-governance/ml-governance"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SYMBOL = {
-    Outcome.PASS: "PASS", Outcome.WAIVED: "WAIVED", Outcome.WARNING: "WARN",
+    Outcome.PASS: "PASS", Outcome.WAIVED: "WAIVED", Outcome.SKIPPED: "SKIPPED", Outcome.WARNING: "WARN",
     Outcome.FAILURE: "FAIL", Outcome.ERROR: "ERROR",
 }
 
@@ -136,7 +136,8 @@ def render_junit(document: Mapping[str, Any]) -> str:
     """JUnit XML: one ``testcase`` per check; failures, errors and skips mapped from statuses.
 
     Blocking ``FAIL`` -> ``<failure>``; could-not-evaluate statuses -> ``<error>``; ``WAIVED`` ->
-    ``<skipped>`` naming the waiver; warnings pass with the warning in ``system-out``.  Metric value,
+    ``<skipped>`` naming the waiver; ``NOT_RUN`` of a non-required check -> ``<skipped>`` naming what
+    was missing; warnings pass with the warning in ``system-out``.  Metric value,
     assertion, status and per-group values go in the testcase ``<properties>``.
     """
     policy = document.get("policy") or {}
@@ -173,7 +174,7 @@ def render_junit(document: Mapping[str, Any]) -> str:
         elif outcome is Outcome.ERROR:
             counts["errors"] += 1
             ET.SubElement(case, "error", message=message, type=status).text = message
-        elif outcome is Outcome.WAIVED:
+        elif outcome in (Outcome.WAIVED, Outcome.SKIPPED):
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", message=message)
         elif outcome is Outcome.WARNING:
@@ -222,6 +223,7 @@ def _sarif_level(outcome: Outcome) -> tuple[str, str]:
         Outcome.ERROR: ("fail", "error"),
         Outcome.WARNING: ("fail", "warning"),
         Outcome.WAIVED: ("fail", "note"),
+        Outcome.SKIPPED: ("fail", "note"),
         Outcome.PASS: ("pass", "none"),
     }[outcome]
 
@@ -334,7 +336,7 @@ def render_github(document: Mapping[str, Any], *, policy_path: Path | None = Non
     for result in _results(document):
         outcome = classify(result)
         command = {Outcome.FAILURE: "error", Outcome.ERROR: "error", Outcome.WARNING: "warning",
-                   Outcome.WAIVED: "notice"}.get(outcome)
+                   Outcome.WAIVED: "notice", Outcome.SKIPPED: "notice"}.get(outcome)
         if command is None:
             continue
         check_id = str(result.get("id", "?"))

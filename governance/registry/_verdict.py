@@ -10,7 +10,9 @@ agree on one reading independent of engine internals.  The exit code follows the
 * ``WARN`` -> 0, or 1 with ``--fail-on-warn``; ``PASS`` -> 0.
 
 Per check, :func:`classify` says how to show a result: *failure*, *error* (``ERROR``/``NOT_RUN`` of a
-required check), *warning*, *waived* or *pass*.
+required check), *warning* (also ``ERROR`` of a check with ``required: false``), *skipped* (``NOT_RUN``
+of a check with ``required: false``: it does not gate), *waived* or *pass*.  A result without the
+``required`` field (documents written before it existed) counts as required.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Outcome(StrEnum):
 
     PASS = "pass"  # noqa: S105 - an outcome name, not a password
     WAIVED = "waived"
+    SKIPPED = "skipped"
     WARNING = "warning"
     FAILURE = "failure"
     ERROR = "error"
@@ -69,7 +72,9 @@ def classify(result: Mapping[str, Any]) -> Outcome:
         return Outcome.FAILURE if blocking else Outcome.WARNING
     if status == "WARN":
         return Outcome.WARNING
-    if status in {"ERROR", "NOT_RUN"} and result.get("required") is False:
+    if status == "NOT_RUN" and result.get("required") is False:
+        return Outcome.SKIPPED
+    if status == "ERROR" and result.get("required") is False:
         return Outcome.WARNING
     return Outcome.ERROR  # ERROR, NOT_RUN and anything unknown
 
@@ -116,9 +121,12 @@ def assertion_text(assertion: Any) -> str:
 def result_message(result: Mapping[str, Any]) -> str:
     """One line saying what happened to a check (the engine's message when it gave one)."""
     message = result.get("message")
+    status = str(result.get("status", "")).upper()
+    if classify(result) is Outcome.SKIPPED:
+        why = str(message).splitlines()[0] if message else "not run"
+        return f"skipped (not required): {why}"
     if message:
         return str(message).splitlines()[0]
-    status = str(result.get("status", "")).upper()
     if status == "PASS":
         return f"{value_text(result.get('value'))} satisfies {assertion_text(result.get('assert'))}"
     if status in {"FAIL", "WARN"}:
