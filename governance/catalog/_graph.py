@@ -110,8 +110,8 @@ def _check(kind: str, depth: int | None) -> None:
         raise InputError(f"--depth: expected a non-negative integer, got {depth!r}")
 
 
-def _hops(kind: str, artifact_id: int, depth: int | None, as_of: datetime | None, upstream: bool) -> sa.Select[Any]:
-    """One statement: the recursive walk, then every hop (artifact, run, next artifact) it took."""
+def _reach(kind: str, artifact_id: int, depth: int | None, as_of: datetime | None, upstream: bool) -> sa.Select[Any]:
+    """The recursive walk: every artifact reachable within ``depth`` runs (with its smallest depth)."""
     io: sa.Table = RunIO.__table__  # type: ignore[attr-defined]
     here_dir, next_dir = ("output", "input") if upstream else ("input", "output")
     kind_type = io.c.artifact_kind.type
@@ -138,23 +138,40 @@ def _hops(kind: str, artifact_id: int, depth: int | None, as_of: datetime | None
     if as_of is not None:
         step = step.where(n.c.created_at <= as_of)
     walk = walk.union(step)
-    w2 = walk.alias("w2")
-    o2 = io.alias("o2")
-    n2 = io.alias("n2")
-    on_here2 = sa.and_(o2.c.artifact_kind == w2.c.kind, o2.c.artifact_id == w2.c.aid, o2.c.direction == here_dir)
-    on_next2 = sa.and_(n2.c.run_id == o2.c.run_id, n2.c.direction == next_dir)
+    if depth is None:
+        return sa.select(walk.c.kind, walk.c.aid, sa.literal(0).label("depth"))
+    return sa.select(walk.c.kind, walk.c.aid, sa.func.min(walk.c.depth)).group_by(walk.c.kind, walk.c.aid)
+
+
+def _hop_rows(session: Session, frontier: dict[str, list[int]], as_of: datetime | None, upstream: bool) -> list[Any]:
+    """Every hop (artifact, run, next artifact) out of the frontier: index lookups by IN lists."""
+    io: sa.Table = RunIO.__table__  # type: ignore[attr-defined]
+    here_dir, next_dir = ("output", "input") if upstream else ("input", "output")
+    o = io.alias("o")
+    n = io.alias("n")
+    on_next = sa.and_(n.c.run_id == o.c.run_id, n.c.direction == next_dir)
     if as_of is not None:
-        on_next2 = sa.and_(on_next2, n2.c.created_at <= as_of)
-    hops = (
-        sa.select(w2.c.kind, w2.c.aid, o2.c.run_id, o2.c.role, n2.c.artifact_kind, n2.c.artifact_id, n2.c.role)
-        .distinct()
-        .select_from(w2.join(o2, on_here2).outerjoin(n2, on_next2))
-    )
-    if as_of is not None:
-        hops = hops.where(o2.c.created_at <= as_of)
-    if depth is not None:
-        hops = hops.where(w2.c.depth < depth)
-    return hops
+        on_next = sa.and_(on_next, n.c.created_at <= as_of)
+    rows: list[Any] = []
+    for kind, ids in sorted(frontier.items()):
+        for chunk in _chunks(sorted(ids)):
+            stmt = (
+                sa.select(
+                    o.c.artifact_kind,
+                    o.c.artifact_id,
+                    o.c.run_id,
+                    o.c.role,
+                    n.c.artifact_kind,
+                    n.c.artifact_id,
+                    n.c.role,
+                )
+                .select_from(o.outerjoin(n, on_next))
+                .where(o.c.artifact_kind == kind, o.c.artifact_id.in_(chunk), o.c.direction == here_dir)
+            )
+            if as_of is not None:
+                stmt = stmt.where(o.c.created_at <= as_of)
+            rows.extend(session.execute(stmt).all())
+    return rows
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
@@ -242,7 +259,12 @@ def _walk(
 ) -> LineageGraph:
     _check(kind, depth)
     root = f"{kind}:{artifact_id}"
-    rows = session.execute(_hops(kind, artifact_id, depth, as_of, upstream)).all()
+    reached = session.execute(_reach(kind, artifact_id, depth, as_of, upstream)).all()
+    frontier: dict[str, list[int]] = {}
+    for r_kind, r_id, r_depth in reached:
+        if depth is None or r_depth < depth:
+            frontier.setdefault(str(r_kind), []).append(int(r_id))
+    rows = _hop_rows(session, frontier, as_of, upstream)
     edges: set[Edge] = set()
     adjacency: dict[str, set[str]] = {}
     for here_kind, here_id, run_id, here_role, next_kind, next_id, next_role in rows:
