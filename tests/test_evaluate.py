@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sqlmodel import col, select
@@ -247,10 +248,15 @@ def test_explainer_choice_and_protected_rank() -> None:
     tree = global_importance(forest, with_sex[cols], max_samples=300)
     assert tree["explainer"] == "TreeExplainer" and tree["sample_size"] == 300
     assert next(iter(tree["importance"])) == "sex_code"
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(with_sex[cols], y)
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(with_sex[cols], y)
+    exact = global_importance(linear, with_sex[cols], max_samples=60, seed=3)
+    assert exact["explainer"] == "LinearExplainer" and exact["sample_size"] == 60  # through the scaler
+    assert next(iter(exact["importance"])) == "sex_code"
+    mlp = MLPClassifier((8,), max_iter=2000, random_state=0)
+    pipe = make_pipeline(StandardScaler(), mlp).fit(with_sex[cols], y)  # no exact explainer applies
     agnostic = global_importance(pipe, with_sex[cols], max_samples=60, seed=3)
     assert agnostic["explainer"] == "PermutationExplainer" and agnostic["sample_size"] == 60
-    assert next(iter(agnostic["importance"])) == "sex_code"
+    assert "sex_code" in list(agnostic["importance"])[:2]
     assert agnostic == global_importance(pipe, with_sex[cols], max_samples=60, seed=3)  # seeded
     pack = parse_pack("""
 apiVersion: governance/v1

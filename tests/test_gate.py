@@ -308,3 +308,101 @@ def test_gov_check_as_a_real_subprocess(env: dict[str, Path], gov_env: Path) -> 
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["status"] == "FAIL"
+
+
+PROMOTE_DRIFT_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: drift-gate, version: 1.0.0}
+checks:
+  - id: drift.psi
+    uses: drift.psi
+    assert: {lte: 0.2}
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.7}
+"""
+
+
+def _applicants(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50 + shift, 10, n)
+    age = rng.integers(18, 80, n).astype(float)
+    return pd.DataFrame({"income": income, "age": age, "y": (income + rng.normal(0, 3, n) > 50).astype(int)})
+
+
+@pytest.fixture
+def captured(gov_env: Path) -> dict[str, Path]:
+    """A model ``scorer`` trained through ``@governance.step``: its training run recorded the training
+    dataset version with column statistics (the drift baseline), nothing else."""
+    from sklearn.linear_model import LogisticRegression
+
+    import governance
+
+    @governance.step(kind="training", model="scorer")
+    def train(data: pd.DataFrame) -> LogisticRegression:
+        return LogisticRegression().fit(data[["income", "age"]], data["y"])
+
+    model = train(_applicants(2000, seed=1))
+    with _catalog().read() as session:
+        from sqlmodel import select
+
+        from governance.catalog import ModelVersion
+
+        assert [mv.training_run_id is not None for mv in session.exec(select(ModelVersion)).all()] == [True]
+    files: dict[str, Path] = {"pack": gov_env / "drift-gate.yaml", "drift_pack": gov_env / "drift.yaml"}
+    files["pack"].write_text(PROMOTE_DRIFT_PACK, encoding="utf-8")
+    files["drift_pack"].write_text(DRIFT_PACK, encoding="utf-8")
+    for name, frame in (("same", _applicants(2000, seed=2)), ("shifted", _applicants(2000, seed=3, shift=15))):
+        frame.drop(columns="y").to_csv(gov_env / f"{name}.csv", index=False)
+        scored = frame.assign(y_hat=model.predict(frame[["income", "age"]]))
+        scored.to_csv(gov_env / f"{name}-scored.csv", index=False)
+        files[name], files[f"{name}-scored"] = gov_env / f"{name}.csv", gov_env / f"{name}-scored.csv"
+    return files
+
+
+def test_context_resolves_the_baseline_from_the_training_dataset(captured: dict[str, Path]) -> None:
+    from governance.catalog import DatasetVersion
+    from governance.policy import context_for_model_version
+
+    ctx = context_for_model_version(_catalog(), "scorer@1")
+    assert ctx.evidence == {}  # nothing evaluated: the baseline comes from the training run alone
+    assert ctx.baseline is not None and {"income", "age"} <= set(ctx.baseline["columns"])
+    assert "baseline" in ctx.available()
+    ids = ctx.sources["baseline_dataset_version_ids"]
+    with _catalog().read() as session:
+        dv = session.get(DatasetVersion, ids[0])
+        assert dv is not None and dv.stats["columns"]["income"] == ctx.baseline["columns"]["income"]
+
+
+def test_monitor_fails_on_drift_against_the_captured_training_baseline(captured: dict[str, Path],
+                                                                       capsys: Any) -> None:
+    promote = ["promote", "scorer@1", "--to", "production", "--policy", str(captured["pack"]),
+               "--predictions", str(captured["same-scored"]), "--label", "y", "--prediction", "y_hat",
+               "--format", "json"]
+    assert main(promote) == 0, capsys.readouterr()
+    doc = json.loads(capsys.readouterr().out)
+    drift = {r["id"]: r for r in doc["results"]}["drift.psi"]
+    assert drift["status"] == "PASS" and set(drift["by_group"]) >= {"income", "age"}
+
+    monitor = ["monitor", "scorer@production", "--policy", str(captured["drift_pack"]), "--format", "json"]
+    assert main([*monitor, "--data", str(captured["same"])]) == 0
+    same = json.loads(capsys.readouterr().out)["results"][0]
+    assert same["status"] == "PASS" and same["value"] < 0.1
+
+    assert main([*monitor, "--data", str(captured["shifted"])]) == 1
+    shifted = json.loads(capsys.readouterr().out)["results"][0]
+    assert shifted["status"] == "FAIL" and shifted["value"] > 0.2
+    assert shifted["by_group"]["income"]["psi"] > 0.2 > shifted["by_group"]["age"]["psi"]
+    assert "on income" in shifted["message"]
+
+
+def test_gov_check_measures_drift_on_a_predictions_table_for_a_registered_version(
+        captured: dict[str, Path], capsys: Any) -> None:
+    args = ["check", "scorer@1", "--policy", str(captured["pack"]), "--label", "y", "--prediction", "y_hat",
+            "--format", "json", "--predictions"]
+    assert main([*args, str(captured["same-scored"])]) == 0
+    capsys.readouterr()
+    assert main([*args, str(captured["shifted-scored"])]) == 1
+    results = {r["id"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert results["drift.psi"]["status"] == "FAIL" and "income" in results["drift.psi"]["message"]

@@ -187,6 +187,7 @@ def test_assertions_severities_and_overall_status(registry: CheckRegistry) -> No
         "uses",
         "status",
         "severity",
+        "required",
         "value",
         "assert",
         "by_group",

@@ -25,6 +25,7 @@ from governance.checks._confusion import (
     rates,
     summarise,
 )
+from governance.checks._data import baseline_stats, drift_statistics, load_baseline, quality_summary, training_baseline
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -38,9 +39,14 @@ __all__ = [
     "GroupCounts",
     "Measurement",
     "NoParams",
+    "baseline_stats",
     "bootstrap_ci",
     "builtin_checks",
     "confusion_by_group",
+    "drift_statistics",
+    "load_baseline",
+    "quality_summary",
     "rates",
     "summarise",
+    "training_baseline",
 ]

@@ -168,7 +168,9 @@ class CheckContext:
     mode.  ``evidence``: the stored evidence document (see :func:`governance.policy.evaluate`).
     ``predictions``: a frame with the ``label``, ``prediction``, optional ``score`` and ``sensitive``
     columns.  ``features``: the evaluation feature frame (explainability, data quality, drift).
-    ``catalog``: a factory of read-only sessions.
+    ``catalog``: a factory of read-only sessions.  ``baseline``: the training baseline (column
+    statistics of the training dataset versions, see :func:`governance.checks.training_baseline`),
+    resolved when the context is built; drift and schema checks compare with it.
     """
 
     model: dict[str, Any] = field(default_factory=dict)
@@ -183,6 +185,7 @@ class CheckContext:
     catalog: SessionFactory | None = None
     subject: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None
 
     def available(self) -> frozenset[str]:
         """The input names this context can provide (see the module docstring)."""
@@ -200,11 +203,7 @@ class CheckContext:
             have.add("estimator")
         if ev.get("importance") or (self.estimator is not None and self.features is not None):
             have.add("importance")
-        if (
-            ev.get("baseline")
-            or ev.get("drift")
-            or (self.catalog is not None and self.model.get("training_run_id") is not None)
-        ):
+        if self.baseline or ev.get("baseline") or (self.features is None and ev.get("drift")):
             have.add("baseline")
         if self.catalog is not None:
             have.add("catalog")

@@ -15,7 +15,7 @@ categorical columns (reported as null).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,17 @@ from governance.catalog import DatasetVersion, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 from governance.errors import EvaluationError
 
-__all__ = ["baseline_stats", "data_checks", "drift_statistics", "load_baseline", "quality_summary"]
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlmodel import Session
+
+__all__ = [
+    "baseline_stats",
+    "data_checks",
+    "drift_statistics",
+    "load_baseline",
+    "quality_summary",
+    "training_baseline",
+]
 
 _EPS = 1e-4
 
@@ -150,8 +160,38 @@ def quality_summary(frame: pd.DataFrame, baseline: Mapping[str, Any] | None) -> 
     return {"columns": columns, "schema": schema}
 
 
+def training_baseline(session: Session, training_run_id: int | None) -> tuple[dict[str, Any] | None, list[int]]:
+    """The drift/schema baseline of a training run: its input dataset versions' column statistics.
+
+    Returns the merged baseline (``{"columns": {...}}``, the first input that describes a column wins)
+    and the ids of the dataset versions it came from; ``(None, [])`` when the run is unknown or none of
+    its input datasets has statistics.  No raw training data is read.
+    """
+    if training_run_id is None:
+        return None, []
+    merged: dict[str, Any] = {"columns": {}}
+    ids: list[int] = []
+    edges = session.exec(
+        select(RunIO)
+        .where(RunIO.run_id == training_run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
+        .order_by(col(RunIO.id))
+    ).all()
+    for edge in edges:
+        dv = session.get(DatasetVersion, edge.artifact_id)
+        columns = (dv.stats or {}).get("columns") if dv is not None else None
+        if dv is None or not columns or dv.id in ids:
+            continue
+        ids.append(int(dv.id or 0))
+        for name, spec in columns.items():
+            merged["columns"].setdefault(name, spec)
+    return (merged if merged["columns"] else None), ids
+
+
 def load_baseline(ctx: CheckContext) -> dict[str, Any]:
-    """The training baseline: from the evidence, else the training run's input dataset versions."""
+    """The training baseline of a context: resolved with it, stored in the evidence, or read from the
+    training run's input dataset versions; :class:`EvaluationError` when there is none."""
+    if ctx.baseline:
+        return dict(ctx.baseline)
     stored = ctx.evidence.get("baseline")
     if stored:
         return dict(stored)
@@ -160,19 +200,9 @@ def load_baseline(ctx: CheckContext) -> dict[str, Any]:
         raise EvaluationError(
             "no training baseline: the model version has no training run with input data stats"
         )
-    merged: dict[str, Any] = {"columns": {}}
     with ctx.session() as session:
-        edges = session.exec(
-            select(RunIO)
-            .where(RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
-            .order_by(col(RunIO.id))
-        ).all()
-        for edge in edges:
-            dv = session.get(DatasetVersion, edge.artifact_id)
-            if dv is not None and dv.stats:
-                for name, spec in (dv.stats.get("columns") or {}).items():
-                    merged["columns"].setdefault(name, spec)
-    if not merged["columns"]:
+        merged, _ = training_baseline(session, run_id)
+    if merged is None:
         raise EvaluationError(f"training run {run_id} has no input dataset version with column statistics")
     return merged
 

@@ -23,20 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
-from governance.catalog import (
-    Catalog,
-    DatasetVersion,
-    Evidence,
-    Ref,
-    RunIO,
-    open_catalog,
-    resolve_dataset_version,
-)
-from governance.checks import CheckContext, CheckRegistry
-from governance.checks._data import drift_statistics, quality_summary
+from governance.catalog import Catalog, Evidence, Ref, open_catalog, resolve_dataset_version
+from governance.checks import CheckContext, CheckRegistry, drift_statistics, quality_summary
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.checks._fairness import confusion_evidence
 from governance.checks._performance import metrics_evidence
@@ -111,28 +101,6 @@ def _feature_names(
     return names
 
 
-def _baseline(catalog: Catalog, training_run_id: int | None) -> tuple[dict[str, Any] | None, list[int]]:
-    if training_run_id is None:
-        return None, []
-    merged: dict[str, Any] = {"columns": {}}
-    ids: list[int] = []
-    with catalog.read() as session:
-        edges = session.exec(
-            select(RunIO)
-            .where(
-                RunIO.run_id == training_run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset"
-            )
-            .order_by(col(RunIO.id))
-        ).all()
-        for edge in edges:
-            dv = session.get(DatasetVersion, edge.artifact_id)
-            if dv is not None and dv.stats:
-                ids.append(int(dv.id or 0))
-                for name, spec in (dv.stats.get("columns") or {}).items():
-                    merged["columns"].setdefault(name, spec)
-    return (merged if merged["columns"] else None), ids
-
-
 def evaluate(
     model: Any,
     data: pd.DataFrame,
@@ -191,11 +159,8 @@ def evaluate(
     model_ctx: CheckContext | None = None
     if model_ref is not None and cat is not None:
         model_ctx = context_for_model_version(cat, model_ref)
-    baseline, baseline_ids = (
-        _baseline(cat, model_ctx.model.get("training_run_id"))
-        if cat is not None and model_ctx is not None
-        else (None, [])
-    )
+    baseline = model_ctx.baseline if model_ctx is not None else None
+    baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
 
     doc: dict[str, Any] = {
         "schema": 1,
@@ -241,6 +206,7 @@ def evaluate(
             features=frame_x,
             estimator=model,
             evidence=doc,
+            baseline=baseline,
             model=model_ctx.model if model_ctx else {},
             catalog=cat.read if (cat is not None and model_ctx is not None) else None,
             subject=model_ctx.subject if model_ctx else {"predictions": "in-memory data"},

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlmodel import col, select
 
 from governance.catalog import Catalog, Evidence, Ref, resolve_model_version
-from governance.checks import CheckContext
+from governance.checks import CheckContext, training_baseline
 from governance.errors import InputError, NotFoundError
 
 __all__ = ["context_for_frame", "context_for_model_version", "context_for_predictions", "read_table"]
@@ -87,7 +87,12 @@ def merge_evidence(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
-    """A context from the stored evidence of exactly that version (newest first); recomputes nothing."""
+    """A context from the stored evidence of exactly that version (newest first); recomputes nothing.
+
+    The training baseline (drift, schema) is resolved here from the version's training run: the column
+    statistics of the run's input dataset versions (``ModelVersion.training_run_id`` -> ``RunIO`` input
+    edges -> ``DatasetVersion.stats``); ``sources["baseline_dataset_version_ids"]`` names them.
+    """
     with catalog.read() as session:
         model, mv = resolve_model_version(session, ref)
         rows = session.exec(
@@ -106,11 +111,14 @@ def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
             "training_run_id": mv.training_run_id,
             "artifact_hash": mv.artifact_hash,
         }
+        baseline, baseline_ids = training_baseline(session, mv.training_run_id)
         sources = {
             "evidence_ids": [r.id for r in rows],
             "dataset_version_ids": sorted({r.dataset_version_id for r in rows if r.dataset_version_id}),
+            "baseline_dataset_version_ids": baseline_ids,
         }
     return CheckContext(
+        baseline=baseline,
         model=info,
         evidence=evidence,
         sensitive=tuple(evidence.get("sensitive") or ()),

@@ -6,7 +6,6 @@ The same evaluation backs :func:`governance.registry.promote` and :func:`governa
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from governance.audit import AuditedTransaction, audited
 from governance.catalog import Catalog, Model, ModelVersion, parse_ref, resolve_model_version
 from governance.catalog._views import as_utc
-from governance.errors import EvaluationError, InputError
+from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who
 from governance.registry._verdict import exit_code
 from governance.registry._waivers import waivers_for
@@ -182,30 +181,48 @@ def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
     if data_ctx is None:
         return ctx
     evidence = {k: v for k, v in ctx.evidence.items() if k not in _MEASURED_ON_PREDICTIONS}
+    table_features = _table_features(data_ctx, ctx.baseline)
+    if table_features is not None:  # the table carries feature columns: drift/quality are measured on it
+        evidence = {k: v for k, v in evidence.items() if k not in _MEASURED_ON_FEATURES}
     return dataclasses.replace(
         ctx, evidence=evidence, predictions=data_ctx.predictions, label=data_ctx.label,
         prediction=data_ctx.prediction, score=data_ctx.score, sensitive=data_ctx.sensitive,
-        features=data_ctx.features if data_ctx.features is not None else ctx.features,
+        features=table_features if table_features is not None else ctx.features,
         sources={**ctx.sources, **data_ctx.sources},
     )
 
 
 _MEASURED_ON_PREDICTIONS = ("confusion", "score_metrics", "metrics", "label", "prediction", "score")
+_MEASURED_ON_FEATURES = ("drift", "data_quality")
+
+
+def _table_features(data_ctx: CheckContext, baseline: dict[str, Any] | None) -> Any:
+    """The predictions table without its label/prediction/score columns, when it has a column the
+    training baseline describes (else None: the table holds no features to compare)."""
+    frame = data_ctx.predictions
+    if frame is None or not baseline:
+        return None
+    own = {c for c in (data_ctx.label, data_ctx.prediction, data_ctx.score) if c}
+    rest = [c for c in frame.columns if c not in own]
+    known = set(baseline.get("columns") or {})
+    if not any(str(c) in known for c in rest):
+        return None
+    return frame.loc[:, rest]
 
 
 def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
                         features: Path | None) -> CheckContext:
     """Production data replaces everything evaluation measured; only the training baseline stays.
 
-    The baseline is the stored one or the training run's input dataset statistics; without one the
-    drift checks are NOT_RUN and the gate fails closed.
+    The baseline is the one :func:`governance.policy.context_for_model_version` resolved from the
+    training run's input dataset statistics; without one the drift checks are NOT_RUN and the gate
+    fails closed.
     """
-    from governance.checks._data import load_baseline
     from governance.policy import read_table
 
     evidence: dict[str, Any] = {}
-    with contextlib.suppress(EvaluationError):  # no baseline: drift is NOT_RUN, the gate fails closed
-        evidence["baseline"] = load_baseline(ctx)
+    stored = ctx.evidence.get("baseline")
+    ctx = dataclasses.replace(ctx, baseline=ctx.baseline or (dict(stored) if stored else None))
     if data_ctx is None:
         frame = read_table(features) if features is not None else None
         return dataclasses.replace(ctx, evidence=evidence, features=frame, sensitive=())
