@@ -232,7 +232,7 @@ def test_drift_lineage_docs_and_champion_fail_when_they_should(sqlite_catalog: C
     assert by_id["psi"].status is Status.FAIL and by_id["psi"].by_group["income"]["psi"] > 0.2
     assert by_id["ks"].status is Status.FAIL
     assert by_id["lineage"].status is Status.FAIL and "code_hash" in by_id["lineage"].message
-    assert by_id["docs"].status is Status.FAIL and "limitations (placeholder)" in by_id["docs"].message
+    assert by_id["docs"].status is Status.FAIL and "placeholder card fields: limitations" in by_id["docs"].message
     assert by_id["champ"].status is Status.FAIL
     champ = by_id["champ"].measurement
     assert champ is not None and champ.evidence["champion_version"] == 1

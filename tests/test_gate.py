@@ -406,3 +406,20 @@ def test_gov_check_measures_drift_on_a_predictions_table_for_a_registered_versio
     assert main([*args, str(captured["shifted-scored"])]) == 1
     results = {r["id"]: r for r in json.loads(capsys.readouterr().out)["results"]}
     assert results["drift.psi"]["status"] == "FAIL" and "income" in results["drift.psi"]["message"]
+
+
+def test_a_refusal_keeps_the_assertion_and_the_checks_own_message(env: dict[str, Path], capsys: Any) -> None:
+    register_model("credit", card={"description": "scores credit", "ethical_considerations": "reviewed"})
+    expected = "0.5 is not >= 1.0: missing card fields: intended_use, limitations"
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"]), "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["results"][0]["message"] == expected
+    assert main(["promote", "credit@1", "--to", "production", "--policy", str(env["docs_pack"])]) == 1
+    err = capsys.readouterr().err
+    assert f"blocked by policy: docs.card FAIL: {expected}" in err
+
+    from governance.registry import document
+
+    document("credit@1", card={"intended_use": "loan triage", "limitations": "TBD"})
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"]), "--format", "json"]) == 1
+    message = json.loads(capsys.readouterr().out)["results"][0]["message"]
+    assert message == "0.75 is not >= 1.0: placeholder card fields: limitations"

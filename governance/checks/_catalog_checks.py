@@ -129,16 +129,21 @@ class DocumentationCompleteness(Check):
         if "description" not in card and ctx.model.get("description") is not None:
             card["description"] = ctx.model["description"]
         items: dict[str, dict[str, float | int | None]] = {}
-        missing: list[str] = []
+        absent: list[str] = []
+        placeholder: list[str] = []
         for name in params.required:
             present = name in card and not is_placeholder(card[name])
             items[name] = {"present": int(present)}
             if not present:
-                missing.append(f"{name} ({'placeholder' if name in card else 'absent'})")
+                (placeholder if name in card else absent).append(name)
+        missing = [*(f"{n} (absent)" for n in absent), *(f"{n} (placeholder)" for n in placeholder)]
         value = (len(params.required) - len(missing)) / len(params.required) if params.required else 1.0
-        message = (
-            f"incomplete card fields: {', '.join(missing)}" if missing else "all required card fields present"
-        )
+        parts = []
+        if absent:
+            parts.append(f"missing card fields: {', '.join(absent)}")
+        if placeholder:
+            parts.append(f"placeholder card fields: {', '.join(placeholder)}")
+        message = "; ".join(parts) or "all required card fields present"
         return Measurement(value=value, by_group=items, message=message, evidence={"missing": missing})
 
 
