@@ -254,3 +254,57 @@ def test_stored_counts_give_the_same_measurement_as_the_raw_table() -> None:
     check = CheckRegistry(builtin_checks()).get("fairness.equalized_odds_difference")
     params = check.parse_params({})
     assert check.compute(stored, params).value == pytest.approx(check.compute(ctx, params).value, abs=TOL)
+
+
+@pytest.mark.parametrize("metric", ["selection_rate", "tpr", "fpr", "fnr", "tnr", "accuracy", "precision"])
+@pytest.mark.parametrize("aggregate", ["difference", "ratio", "min", "max"])
+def test_group_rate_agrees_with_metric_frame(metric: str, aggregate: str) -> None:
+    ctx = _ctx()
+    frame = ctx.predictions
+    assert frame is not None
+    check = CheckRegistry(builtin_checks()).get("fairness.group_rate")
+    m = check.compute(ctx, check.parse_params({"metric": metric, "aggregate": aggregate}))
+
+    def reference(sf: pd.Series | pd.DataFrame) -> float:
+        mf = flm.MetricFrame(metrics={metric: RATE_FUNCS[metric]}, y_true=frame.y, y_pred=frame.p,
+                             sensitive_features=sf)
+        if aggregate == "difference":
+            return float(mf.difference()[metric])
+        if aggregate == "ratio":
+            return float(mf.ratio()[metric])
+        return float((mf.group_min() if aggregate == "min" else mf.group_max())[metric])
+
+    per_grouping = [reference(frame.sex), reference(frame.race), reference(frame[["sex", "race"]])]
+    worst = min(per_grouping) if aggregate in ("ratio", "min") else max(per_grouping)
+    assert m.value == pytest.approx(worst, abs=TOL)
+    # every group's rate is reported and matches the MetricFrame's value for that group
+    by_sex = flm.MetricFrame(metrics={metric: RATE_FUNCS[metric]}, y_true=frame.y, y_pred=frame.p,
+                             sensitive_features=frame.sex).by_group[metric]
+    for group, value in by_sex.items():
+        assert m.by_group[f"sex={group}"][metric] == pytest.approx(float(value), abs=TOL)
+
+
+def test_group_rate_in_a_pack_asserts_and_needs_a_known_metric() -> None:
+    pack = """
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: t, version: "1"}
+checks:
+  - id: fpr_gap
+    uses: fairness.group_rate
+    with: {metric: fpr, aggregate: difference, sensitive: [sex], intersectional: false}
+    assert: {lte: 0.001}
+"""
+    ctx = _ctx()
+    frame = ctx.predictions
+    assert frame is not None
+    expected = flm.MetricFrame(metrics={"fpr": RATE_FUNCS["fpr"]}, y_true=frame.y, y_pred=frame.p,
+                               sensitive_features=frame.sex).difference()["fpr"]
+    outcome = run_pack(parse_pack(pack), ctx).results[0]
+    assert outcome.value == pytest.approx(float(expected), abs=TOL)
+    assert outcome.status is (Status.PASS if expected <= 0.001 else Status.FAIL)
+    assert set(outcome.by_group) == {"sex=F", "sex=M"}
+    from governance.errors import InputError
+
+    with pytest.raises(InputError, match=r"line 8: checks\[0\]\.with\.metric: expected .*; got 'fpr_rate'"):
+        parse_pack(pack.replace("metric: fpr,", "metric: fpr_rate,"))

@@ -30,7 +30,7 @@ Register it through the entry-point group ``governance.checks``; the entry point
 Inputs a check may require (``requires``), as :meth:`CheckContext.available` reports them:
 
 * ``predictions``: labels and predicted labels (a predictions frame, or stored per-group confusion
-  counts and metrics in the evidence);
+  counts or metrics in the evidence; a regressor's evidence has metrics only);
 * ``scores``: predicted scores/probabilities (a score column, or stored score-based metrics);
 * ``features``: the evaluation feature frame;
 * ``data``: the evaluation feature frame or its stored summaries (null rates, correlations);
@@ -191,7 +191,8 @@ class CheckContext:
         """The input names this context can provide (see the module docstring)."""
         have: set[str] = set()
         ev = self.evidence
-        if (self.predictions is not None and self.label and self.prediction) or ev.get("confusion"):
+        framed = self.predictions is not None and self.label and self.prediction
+        if framed or ev.get("confusion") or ev.get("metrics"):
             have.add("predictions")
         if (self.predictions is not None and self.score) or ev.get("score_metrics"):
             have.add("scores")
