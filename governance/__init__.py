@@ -46,6 +46,7 @@ _LAZY = {
     "waive": "governance.registry",
     "approve": "governance.registry",
     "document": "governance.registry",
+    "version_of": "governance.registry",
     # audit
     "verify_audit": "governance.audit",
     # reports
@@ -87,6 +88,7 @@ __all__ = [
     "tag",
     "upstream",
     "verify_audit",
+    "version_of",
     "waive",
 ]
 
@@ -117,5 +119,5 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers; loaded lazily a
         upstream,
     )
     from governance.policy import evaluate, load_pack
-    from governance.registry import approve, check, document, promote, register_model, rollback, waive
+    from governance.registry import approve, check, document, promote, register_model, rollback, version_of, waive
     from governance.reporting import render_audit_report, render_model_card

@@ -48,7 +48,7 @@ def make_credit_data(n: int = 6000, seed: int = 7) -> pd.DataFrame:
     )
     repaid = (score > 0).astype(np.int64)
     # the historical bias: a share of women who repaid were recorded as defaults
-    flipped = (sex == "female") & (repaid == 1) & (rng.random(n) < 0.38)
+    flipped = (sex == "female") & (repaid == 1) & (rng.random(n) < 0.25)
     repaid[flipped] = 0
     frame = pd.DataFrame({
         "applicant_id": np.arange(1, n + 1, dtype=np.int64),

@@ -21,7 +21,7 @@ from governance.lineage._adapters import (
     capture_adapter,
     table_capture,
 )
-from governance.lineage._artifacts import load_model_artifact
+from governance.lineage._artifacts import artifact_digest, load_model_artifact
 from governance.lineage._dataset import Dataset
 from governance.lineage._fingerprint import ColumnDigest, Fingerprint, fingerprint
 from governance.lineage._model_versions import record_model_version
@@ -45,6 +45,7 @@ __all__ = [
     "ModelCapture",
     "RunRecord",
     "StepSpec",
+    "artifact_digest",
     "capture_adapter",
     "capture_to",
     "column_stats",

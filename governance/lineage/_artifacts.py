@@ -20,7 +20,7 @@ from governance.catalog import ModelVersion
 from governance.errors import InputError, NotFoundError
 from governance.lineage._adapters import CaptureRole, ModelCapture, json_safe
 
-__all__ = ["estimator_capture", "load_model_artifact", "save_estimator"]
+__all__ = ["artifact_digest", "estimator_capture", "load_model_artifact", "save_estimator"]
 
 ALGO = "blake3"
 
@@ -31,6 +31,11 @@ def _dump(estimator: Any) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
     return buffer.getvalue()
+
+
+def artifact_digest(estimator: Any) -> str:
+    """The artifact hash capture records for ``estimator`` (BLAKE3 of its joblib bytes)."""
+    return blake3(_dump(estimator)).hexdigest()
 
 
 def save_estimator(estimator: Any, home: Path) -> tuple[str, str]:

@@ -4,6 +4,7 @@ monitoring, and the CI output formats."""
 from governance.registry._approvals import ApprovalStatus, approve, list_approvals
 from governance.registry._document import CARD_FIELDS, document
 from governance.registry._gate import GateReport, check
+from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
 from governance.registry._output import FORMATS, GithubOutput, render, render_github
 from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
@@ -36,5 +37,6 @@ __all__ = [
     "revoke_waiver",
     "rollback",
     "stage_version",
+    "version_of",
     "waive",
 ]
