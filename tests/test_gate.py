@@ -391,7 +391,12 @@ def test_monitor_fails_on_drift_against_the_captured_training_baseline(captured:
     assert same["status"] == "PASS" and same["value"] < 0.1
 
     assert main([*monitor, "--data", str(captured["shifted"])]) == 1
-    shifted = json.loads(capsys.readouterr().out)["results"][0]
+    out = json.loads(capsys.readouterr().out)
+    shifted = out["results"][0]
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(captured["shifted"].read_bytes()).hexdigest()
+    assert _evaluation_inputs(out["evaluation_id"])["data_fingerprint"] == digest
     assert shifted["status"] == "FAIL" and shifted["value"] > 0.2
     assert shifted["by_group"]["income"]["psi"] > 0.2 > shifted["by_group"]["age"]["psi"]
     assert "on income" in shifted["message"]
@@ -423,3 +428,39 @@ def test_a_refusal_keeps_the_assertion_and_the_checks_own_message(env: dict[str,
     assert main(["check", "credit@1", "--policy", str(env["docs_pack"]), "--format", "json"]) == 1
     message = json.loads(capsys.readouterr().out)["results"][0]["message"]
     assert message == "0.75 is not >= 1.0: placeholder card fields: limitations"
+
+
+def _evaluation_inputs(evaluation_id: int) -> dict[str, Any]:
+    from governance.catalog import PolicyEvaluation
+
+    with _catalog().read() as session:
+        row = session.get(PolicyEvaluation, evaluation_id)
+        assert row is not None
+        return dict(row.inputs)
+
+
+def test_promote_on_a_predictions_table_stores_its_content_hash(env: dict[str, Path], gov_env: Path,
+                                                               capsys: Any) -> None:
+    import hashlib
+
+    from governance.audit import list_events
+
+    register_model("credit", card=CARD)
+    copy = gov_env / "copy.csv"
+    copy.write_bytes(env["fair"].read_bytes())
+    expected = "sha256:" + hashlib.sha256(env["fair"].read_bytes()).hexdigest()
+    evaluations = []
+    for table in (env["fair"], copy, env["biased"]):
+        main(["promote", "credit@1", "--to", "production", *_data_args(env["data_pack"], table),
+              "--format", "json"])
+        evaluations.append(json.loads(capsys.readouterr().out)["evaluation_id"])
+    fair, same_bytes, biased = (_evaluation_inputs(e) for e in evaluations)
+    assert fair["predictions_fingerprint"] == expected == same_bytes["predictions_fingerprint"]
+    assert fair["sources"]["predictions_fingerprint"]["rows"] == 400
+    assert fair["predictions"] == str(env["fair"]) and same_bytes["predictions"] == str(copy)
+    assert biased["predictions_fingerprint"] != expected
+    assert biased["predictions_fingerprint"] == "sha256:" + hashlib.sha256(env["biased"].read_bytes()).hexdigest()
+    with _catalog().read() as session:
+        events = [e for e in list_events(session, model="credit") if e["action"] == "policy.evaluate"]
+    assert [e["data"]["predictions_fingerprint"] for e in events] == [
+        fair["predictions_fingerprint"], same_bytes["predictions_fingerprint"], biased["predictions_fingerprint"]]

@@ -20,6 +20,7 @@ from governance.policy._inputs import (
     context_for_model_version,
     context_for_predictions,
     read_table,
+    read_table_with_fingerprint,
 )
 from governance.policy._loader import list_packs, load_pack, pack_digest, parse_pack
 from governance.policy._schema import AppliesTo, Approvals, Assertion, CheckSpec, Metadata, PolicyPack
@@ -49,6 +50,7 @@ __all__ = [
     "pack_digest",
     "parse_pack",
     "read_table",
+    "read_table_with_fingerprint",
     "run_pack",
     "store_evaluation",
 ]

@@ -159,7 +159,8 @@ class CheckOutcome:
 
 @dataclass
 class EvaluationResult:
-    """A pack evaluated against one subject."""
+    """A pack evaluated against one subject; ``sources`` says what data it read (the context's
+    sources: evidence ids, dataset versions, the predictions file's fingerprint)."""
 
     status: Status
     results: list[CheckOutcome]
@@ -169,6 +170,7 @@ class EvaluationResult:
     subject: dict[str, Any] = field(default_factory=dict)
     evaluated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     approvals: dict[str, Any] | None = None
+    sources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -347,4 +349,5 @@ def run_pack(
         subject=dict(ctx.subject),
         evaluated_at=when,
         approvals=pack.approvals.model_dump() if pack.approvals else None,
+        sources=dict(ctx.sources),
     )

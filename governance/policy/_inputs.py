@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,25 +15,50 @@ from governance.catalog import Catalog, Evidence, Ref, resolve_model_version
 from governance.checks import CheckContext, training_baseline
 from governance.errors import InputError, NotFoundError
 
-__all__ = ["context_for_frame", "context_for_model_version", "context_for_predictions", "read_table"]
+__all__ = [
+    "context_for_frame",
+    "context_for_model_version",
+    "context_for_predictions",
+    "read_table",
+    "read_table_with_fingerprint",
+]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A CSV or Parquet file as a frame (by extension; ``.csv``, ``.tsv``, ``.parquet``, ``.pq``)."""
+    return read_table_with_fingerprint(path)[0]
+
+
+def read_table_with_fingerprint(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The frame and the fingerprint of exactly the bytes it was parsed from.
+
+    The fingerprint is ``{"content_hash": "sha256:<hex>", "hash_algo": "sha256", "bytes": n,
+    "rows": n}``: the file is read once, hashed and parsed from the same bytes, so the audit record
+    names precisely the data that was evaluated.
+    """
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"predictions file {p}: no such file")
     suffix = p.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
+        raise InputError(
+            f"predictions file {p}: expected a .csv, .tsv or .parquet file, got {suffix or 'no extension'!r}"
+        )
     try:
+        raw = p.read_bytes()
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+            frame = pd.read_parquet(io.BytesIO(raw))
+        else:
+            frame = pd.read_csv(io.BytesIO(raw), sep="\t" if suffix == ".tsv" else ",")
     except (OSError, ValueError) as exc:
         raise InputError(f"predictions file {p}: cannot read it: {exc}") from exc
-    raise InputError(
-        f"predictions file {p}: expected a .csv, .tsv or .parquet file, got {suffix or 'no extension'!r}"
-    )
+    fingerprint = {
+        "content_hash": "sha256:" + hashlib.sha256(raw).hexdigest(),
+        "hash_algo": "sha256",
+        "bytes": len(raw),
+        "rows": len(frame),
+    }
+    return frame, fingerprint
 
 
 def context_for_frame(
@@ -68,12 +95,17 @@ def context_for_frame(
 def context_for_predictions(
     path: str | Path, *, label: str, prediction: str, score: str | None = None, sensitive: Sequence[str] = ()
 ) -> CheckContext:
-    """Data-only mode: a CSV or Parquet table with label, prediction, score and sensitive columns."""
-    frame = read_table(path)
+    """Data-only mode: a CSV or Parquet table with label, prediction, score and sensitive columns.
+
+    ``sources["predictions_fingerprint"]`` is the content hash of the file's bytes (see
+    :func:`read_table_with_fingerprint`); stored evaluations keep it in their inputs.
+    """
+    frame, fingerprint = read_table_with_fingerprint(path)
     ctx = context_for_frame(
         frame, label=label, prediction=prediction, score=score, sensitive=sensitive, source=str(path)
     )
     ctx.subject = {"predictions": str(path)}
+    ctx.sources["predictions_fingerprint"] = fingerprint
     return ctx
 
 

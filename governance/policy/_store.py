@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -32,7 +33,7 @@ def store_evaluation(
         purpose=purpose,
         status=result.status.value,
         actor=tx.actor,
-        inputs=dict(inputs or {}),
+        inputs=_inputs(result, inputs),
         created_at=tx.time,
     )
     tx.session.add(evaluation)
@@ -75,9 +76,30 @@ def store_evaluation(
             "status": result.status.value,
             "purpose": purpose,
             "results": {r.id: r.status.value for r in result.results},
+            **_fingerprint(result),
         },
     )
     return evaluation
+
+
+def _inputs(result: EvaluationResult, inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """The caller's inputs plus what the engine read (``sources``), JSON-safe."""
+    out = dict(inputs or {})
+    if result.sources:
+        out.setdefault("sources", json.loads(json.dumps(result.sources, default=str)))
+    fingerprint = _fingerprint(result)
+    out.update({k: v for k, v in fingerprint.items() if k not in out})
+    return out
+
+
+def _fingerprint(result: EvaluationResult) -> dict[str, Any]:
+    """The content hashes of the files the evaluation read (a predictions table, monitoring data)."""
+    out: dict[str, Any] = {}
+    for key in ("predictions_fingerprint", "data_fingerprint"):
+        fp = result.sources.get(key)
+        if isinstance(fp, dict) and fp.get("content_hash"):
+            out[key] = fp["content_hash"]
+    return out
 
 
 def load_measurements(session: Session, evaluation_id: int) -> dict[str, Measurement]:

@@ -218,14 +218,17 @@ def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
     training run's input dataset statistics; without one the drift checks are NOT_RUN and the gate
     fails closed.
     """
-    from governance.policy import read_table
+    from governance.policy import read_table_with_fingerprint
 
     evidence: dict[str, Any] = {}
     stored = ctx.evidence.get("baseline")
     ctx = dataclasses.replace(ctx, baseline=ctx.baseline or (dict(stored) if stored else None))
     if data_ctx is None:
-        frame = read_table(features) if features is not None else None
-        return dataclasses.replace(ctx, evidence=evidence, features=frame, sensitive=())
+        if features is None:
+            return dataclasses.replace(ctx, evidence=evidence, features=None, sensitive=())
+        frame, fingerprint = read_table_with_fingerprint(features)
+        return dataclasses.replace(ctx, evidence=evidence, features=frame, sensitive=(),
+                                   sources={**ctx.sources, "data": str(features), "data_fingerprint": fingerprint})
     frame = data_ctx.predictions
     if frame is not None:
         own = {c for c in (data_ctx.label, data_ctx.prediction, data_ctx.score) if c}
