@@ -464,3 +464,41 @@ def test_promote_on_a_predictions_table_stores_its_content_hash(env: dict[str, P
         events = [e for e in list_events(session, model="credit") if e["action"] == "policy.evaluate"]
     assert [e["data"]["predictions_fingerprint"] for e in events] == [
         fair["predictions_fingerprint"], same_bytes["predictions_fingerprint"], biased["predictions_fingerprint"]]
+
+
+TIERED_PACK = DOCS_PACK.replace("checks:\n", "appliesTo: {riskTier: [high, medium]}\nchecks:\n")
+
+
+def test_a_pack_for_other_risk_tiers_is_refused_unless_forced(env: dict[str, Path], gov_env: Path,
+                                                              capsys: Any) -> None:
+    from governance.catalog import PolicyEvaluation
+
+    pack = gov_env / "tiered.yaml"
+    pack.write_text(TIERED_PACK, encoding="utf-8")
+    register_model("credit", card=CARD, risk_tier="low")
+    for command in (["check", "credit@1"], ["promote", "credit@1", "--to", "production"]):
+        assert main([*command, "--policy", str(pack)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("gov: error: policy pack docs 1.0.0 applies to risk tiers high, medium, but credit is "
+                       "risk tier low; use a pack for that tier or pass --force")
+    with _catalog().read() as session:
+        from sqlmodel import select
+
+        assert session.exec(select(PolicyEvaluation)).all() == []  # refused before evaluating
+    assert stage_version(_catalog(), "credit", "production") is None
+
+    assert main(["check", "credit@1", "--policy", str(pack), "--force", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "PASS"
+    assert _evaluation_inputs(doc["evaluation_id"])["applies_to_override"] == {
+        "risk_tier": "low", "pack_tiers": ["high", "medium"]}
+    assert main(["promote", "credit@1", "--to", "production", "--policy", str(pack), "--force"]) == 0
+    assert stage_version(_catalog(), "credit", "production") == 1
+    capsys.readouterr()
+
+    # in scope: a model of a listed tier, a model with no tier, a pack without appliesTo
+    register_model("scorer", card=CARD, risk_tier="high")
+    register_model("untiered", card=CARD)
+    assert main(["check", "scorer@1", "--policy", str(pack)]) == 0
+    assert main(["check", "untiered@1", "--policy", str(pack)]) == 0
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"])]) == 0

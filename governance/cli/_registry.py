@@ -105,6 +105,8 @@ def register(app: typer.Typer) -> None:
             help="Move only if the stage points at this version (default: as at start)."),
         fmt: str = typer.Option("text", "--format", help="text, json, junit, sarif or github."),
         output: Path | None = typer.Option(None, "--output", "-o"),
+        force: bool = typer.Option(False, "--force",
+                                   help="Gate even if the pack's appliesTo.riskTier leaves out the model's."),
     ) -> int:
         """Gate MODEL@VERSION with a policy pack and, if it passes (and is signed off), move the stage.
 
@@ -127,7 +129,7 @@ def register(app: typer.Typer) -> None:
         report = promote(ref, to=to, policy=policy, predictions=predictions, label=label,
                          prediction=prediction, score=score, sensitive=sensitive_columns(sensitive),
                          reason=reason, if_current=expect,
-                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False)
+                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False, force=force)
         write_report(report.output_document(), fmt, output, report.policy_path)
         decision = report.decision or {}
         if decision.get("action") != "promote":
@@ -273,6 +275,8 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text, json, junit, sarif or github."),
         output: Path | None = typer.Option(None, "--output", "-o"),
         fail_on_warn: bool = typer.Option(False, "--fail-on-warn"),
+        force: bool = typer.Option(False, "--force",
+                                   help="Monitor even if the pack's appliesTo.riskTier leaves out the model's."),
     ) -> int:
         """Re-run drift and performance checks on production data for the version a stage points at."""
         from governance.registry import monitor
@@ -281,7 +285,8 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         report = monitor(ref, data=data, policy=policy, label=label, prediction=prediction, score=score,
                          sensitive=sensitive_columns(sensitive), notify=notify,
-                         rollback_on_fail=rollback_on_fail, catalog=st.catalog(), actor=st.actor)
+                         rollback_on_fail=rollback_on_fail, catalog=st.catalog(), actor=st.actor,
+                         force=force)
         document = report.gate.output_document()
         document["monitor"] = {"stage": report.stage, "notified": report.notified,
                                "rolled_back": report.rolled_back}

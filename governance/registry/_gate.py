@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from governance.checks import CheckContext
     from governance.policy import EvaluationResult, PolicyPack
 
-__all__ = ["GateReport", "Subject", "check", "evaluate_subject", "load_policy", "store"]
+__all__ = ["GateReport", "Subject", "check", "evaluate_subject", "load_policy", "pack_applicability", "store"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Subject:
     model_id: int | None = None
     model_version_id: int | None = None
     predictions: PredictionsSpec | None = None
+    risk_tier: str | None = None
 
     @property
     def label(self) -> str:
@@ -162,7 +163,25 @@ def resolve_subject(catalog: Catalog, ref: str | None, predictions: PredictionsS
         return Subject(predictions=predictions)
     with catalog.read() as session:
         model, mv = resolve_model_version(session, parse_ref(ref))
-    return Subject(model.name, mv.version, model.id, mv.id, predictions)
+    return Subject(model.name, mv.version, model.id, mv.id, predictions, model.risk_tier)
+
+
+def pack_applicability(pack: PolicyPack, subject: Subject, *, force: bool = False) -> dict[str, Any]:
+    """Refuse a pack whose ``appliesTo.riskTier`` leaves out the model's risk tier, unless ``force``.
+
+    A pack without ``appliesTo.riskTier`` applies to every model; a model without a risk tier, or a
+    predictions table alone, cannot be out of scope.  Returns what to record with the evaluation when
+    ``force`` overrode a mismatch (``{}`` otherwise).
+    """
+    tiers = list(pack.applies_to.risk_tier)
+    if not tiers or subject.model is None or subject.risk_tier is None or subject.risk_tier in tiers:
+        return {}
+    if not force:
+        raise InputError(
+            f"policy pack {pack.name} {pack.version} applies to risk tiers {', '.join(tiers)}, but "
+            f"{subject.model} is risk tier {subject.risk_tier}; use a pack for that tier or pass --force"
+        )
+    return {"applies_to_override": {"risk_tier": subject.risk_tier, "pack_tiers": tiers}}
 
 
 def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
@@ -294,11 +313,14 @@ def check(
     catalog: Catalog | None = None,
     actor: str | None = None,
     now: datetime | None = None,
+    force: bool = False,
 ) -> GateReport:
     """Evaluate ``policy`` against ``MODEL@VERSION`` and/or a predictions table, without promoting.
 
     A model version's evaluation is stored and audited (purpose ``check``); a predictions table alone
     is evaluated in memory.  Never raises on a failing policy: read :meth:`GateReport.exit_code`.
+    A pack whose ``appliesTo.riskTier`` leaves out the model's risk tier is an :class:`InputError`
+    unless ``force`` (then the override is stored with the evaluation).
     """
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
     if ref is None and spec is None:
@@ -309,9 +331,10 @@ def check(
         return GateReport(document, Subject(predictions=spec), source, result=result)
     cat = resolve_catalog(catalog)
     subject = resolve_subject(cat, ref, spec)
+    override = pack_applicability(pack, subject, force=force)
     result, document = evaluate_subject(cat, subject, pack, now=now)
     with audited(cat, resolve_who(actor)) as tx:
-        evaluation_id = store(tx, result, subject, "check")
+        evaluation_id = store(tx, result, subject, "check", override)
     return GateReport(document, subject, source, evaluation_id, result=result)
 
 

@@ -22,6 +22,7 @@ from governance.registry._gate import (
     GateReport,
     evaluate_subject,
     load_policy,
+    pack_applicability,
     predictions_spec,
     resolve_subject,
     store,
@@ -78,6 +79,7 @@ def monitor(
     actor: str | None = None,
     now: datetime | None = None,
     timeout: float = 5.0,
+    force: bool = False,
 ) -> MonitorReport:
     """Evaluate ``policy`` on production ``data`` for the version ``MODEL@STAGE`` points at.
 
@@ -99,10 +101,12 @@ def monitor(
     pack, source = load_policy(policy)
     cat = resolve_catalog(catalog)
     subject = resolve_subject(cat, ref, spec)
+    override = pack_applicability(pack, subject, force=force)
     result, document = evaluate_subject(cat, subject, pack, now=now, monitoring=True,
                                         features=None if spec is not None else Path(data))
     with audited(cat, who) as tx:
-        evaluation_id = store(tx, result, subject, "monitor", {"stage": parsed.alias, "data": str(data)})
+        evaluation_id = store(tx, result, subject, "monitor",
+                              {"stage": parsed.alias, "data": str(data), **override})
     gate = GateReport(document, subject, source, evaluation_id, result=result)
     report = MonitorReport(gate, parsed.alias)
     code = gate.exit_code()

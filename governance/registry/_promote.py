@@ -38,6 +38,7 @@ from governance.registry._gate import (
     evaluate_subject,
     load_policy,
     missing_evidence,
+    pack_applicability,
     predictions_spec,
     resolve_subject,
     store,
@@ -137,6 +138,7 @@ def promote(
     actor: str | None = None,
     now: datetime | None = None,
     raise_on_refusal: bool = True,
+    force: bool = False,
 ) -> GateReport:
     """Gate ``MODEL@VERSION`` with ``policy`` and, if it passes and is signed off, move ``to`` to it.
 
@@ -145,7 +147,9 @@ def promote(
     decision (promote, refused or conflict) are stored and audited either way.  With
     ``raise_on_refusal`` a refusal raises :class:`PolicyViolation` (blocked, missing approvals),
     :class:`PromotionConflict` (the stage moved meanwhile) or :class:`EvaluationError` (a check could
-    not be evaluated) after it was recorded; otherwise read ``report.decision``.
+    not be evaluated) after it was recorded; otherwise read ``report.decision``.  A pack whose
+    ``appliesTo.riskTier`` leaves out the model's risk tier is refused (:class:`InputError`, nothing
+    recorded) unless ``force``.
     """
     stage = validate_stage(to)
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
@@ -153,6 +157,7 @@ def promote(
     pack, source = load_policy(policy)
     cat = resolve_catalog(catalog)
     subject = resolve_subject(cat, ref, spec)
+    override = pack_applicability(pack, subject, force=force)
     model_id = int(subject.model_id or 0)
     with cat.read() as session:
         if if_current is OBSERVE:
@@ -170,7 +175,7 @@ def promote(
     gate_code = exit_code(document)
     required, roles = approval_requirement(pack)
     with audited(cat, who) as tx:
-        evaluation_id = store(tx, result, subject, "promote", {"stage": stage})
+        evaluation_id = store(tx, result, subject, "promote", {"stage": stage, **override})
         model = _lock_model(tx.session, model_id)
         current = _current(tx.session, model_id, stage)
         current_id = None if current is None else current.model_version_id
