@@ -86,7 +86,7 @@ def test_digest_ignores_layout_and_comments_but_not_content(registry: CheckRegis
         ),
         (
             "  - id: a\n    uses: fairness.demographic_parity_ratio\n    with:\n      minGroupSize: lots\n",
-            "policies/p.yaml line 8: checks[0].with.minGroupSize: Input should be a valid integer",
+            "policies/p.yaml line 8: checks[0].with.minGroupSize: expected a valid integer",
         ),
         (
             "  - {id: a, uses: performance.accuracy}\n  - {id: a, uses: performance.f1}\n",
@@ -99,7 +99,7 @@ def test_digest_ignores_layout_and_comments_but_not_content(registry: CheckRegis
         ),
         (
             "  - id: a\n    uses: performance.accuracy\n    assert: {gte: high}\n",
-            "policies/p.yaml line 7: checks[0].assert.gte: Input should be a valid number",
+            "policies/p.yaml line 7: checks[0].assert.gte: expected a valid number",
         ),
         (
             "  - id: a\n    uses: performance.accuracy\n    severity: fatal\n",
@@ -136,14 +136,20 @@ def test_empty_and_malformed_packs(registry: CheckRegistry) -> None:
 
 def test_yaml_syntax_error_names_the_line(registry: CheckRegistry) -> None:
     msg = _error(HEAD + "  - id: a\n    uses: [performance.f1\n", registry)
-    assert msg.startswith("policies/p.yaml line ") and "YAML syntax error" in msg
+    assert msg == (
+        "policies/p.yaml line 7, column 1: checks[0].uses: YAML syntax error: expected ',' or ']', but got "
+        "'<stream end>' (while parsing a flow sequence at line 6, column 11)"
+    )
+    msg = _error(HEAD + "  - {id: a, uses: performance.f1}\n  - id: b\n    with:\n      sensitive: [sex\n"
+                 "    assert: {gte: 1}\n", registry)
+    assert msg.startswith("policies/p.yaml line 9, column 11: checks[1].with.sensitive: YAML syntax error: ")
 
 
 def test_python_tags_are_refused(registry: CheckRegistry, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     text = HEAD + f"  - id: !!python/object/apply:os.system ['touch {marker}']\n    uses: performance.f1\n"
     msg = _error(text, registry)
-    assert msg.startswith("policies/p.yaml line 5: the tag") and "python/object/apply:os.system" in msg
+    assert msg.startswith("policies/p.yaml line 5: checks[0].id: the tag !!python/object/apply:os.system ")
     assert "no !!python tags" in msg
     assert not marker.exists()
 
@@ -344,3 +350,40 @@ def test_third_party_check_from_an_entry_point(tmp_path: Path, monkeypatch: pyte
     assert result.results[0].value == 600.0
     with pytest.raises(InputError, match=r"unknown parameter for acme\.row_count"):
         parse_pack(HEAD + "  - {id: rows, uses: acme.row_count, with: {max: 3}}\n", registry=registry)
+
+
+CLI_CASES = {
+    "unknown-check": ("  - id: a\n    uses: performance.acuracy\n",
+                      "line 6: checks[0].uses: unknown check 'performance.acuracy'; did you mean "
+                      "'performance.accuracy'?"),
+    "unknown-parameter": ("  - id: a\n    uses: performance.accuracy\n    with: {colour: red}\n",
+                          "line 7: checks[0].with.colour: unknown parameter for performance.accuracy"),
+    "wrong-type": ("  - id: a\n    uses: performance.accuracy\n    assert: {gte: high}\n",
+                   "line 7: checks[0].assert.gte: expected a valid number"),
+    "duplicate-id": ("  - {id: a, uses: performance.accuracy}\n  - {id: a, uses: performance.f1}\n",
+                     "line 6: checks[1].id: duplicate check id 'a' (first at checks[0])"),
+    "empty-pack": ("", "line 4: checks: the pack has no checks"),
+    "yaml-syntax": ("  - id: a\n    uses: [performance.f1\n", "line 7, column 1: checks[0].uses: YAML syntax error"),
+    "python-tag": ("  - id: a\n    uses: performance.f1\n    with: !!python/object/apply:os.system ['true']\n",
+                   "line 7: checks[0].with: the tag !!python/object/apply:os.system is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_cli_refuses_a_bad_pack_with_one_line_naming_file_line_and_field(
+    case: str, gov_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from governance.cli import main
+
+    body, expected = CLI_CASES[case]
+    pack = gov_env / f"{case}.yaml"
+    pack.write_text(HEAD + body, encoding="utf-8")
+    table = gov_env / "preds.csv"
+    table.write_text("y,p\n1,1\n0,0\n", encoding="utf-8")
+    code = main(["check", "--policy", str(pack), "--predictions", str(table), "--label", "y", "--prediction", "p"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"gov: error: {pack} {expected}"), lines[0]

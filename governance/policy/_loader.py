@@ -6,8 +6,10 @@ node tree so that a pydantic error location can be mapped back to a line.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,31 +85,106 @@ def _pydantic_message(err: Any) -> str:
     if kind == "literal_error":
         return msg.replace("Input should be", "expected") + f"; got {got!r}"
     shown = "" if isinstance(got, dict | list) else f"; got {got!r}"
-    return msg.removeprefix("Value error, ") + shown
+    return msg.removeprefix("Value error, ").replace("Input should be", "expected") + shown
+
+
+_YAML_TAG = "tag:yaml.org,2002:"
+
+
+def _tagged(node: yaml.Node | None, prefix: Loc = ()) -> tuple[Loc, yaml.Node] | None:
+    """The first node (depth first) with an explicit tag the safe loader refuses, and its path."""
+    if node is None:
+        return None
+    tag = str(node.tag or "")
+    if "python" in tag or not (tag.startswith(_YAML_TAG) or not tag.startswith("!")):
+        return prefix, node
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            found = _tagged(key_node, prefix) or _tagged(value_node, (*prefix, key_node.value))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _tagged(item, (*prefix, i))
+            if found:
+                return found
+    return None
+
+
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
 
 
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise InputError(_syntax_message(source, exc, text)) from exc
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: YAML error: {str(exc).splitlines()[0]}") from exc
+    lines = _line_index(node)
+    try:
         data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.constructor.ConstructorError as exc:
+        found = _tagged(node)
+        if found is not None:
+            loc, tagged = found
+            tag = _shown_tag(str(tagged.tag))
+            raise InputError(
+                f"{_where(source, tagged.start_mark.line + 1)}: {_field(loc)}: the tag {tag} is not allowed; "
+                "policy packs are plain YAML (safe loader only: no !!python tags)"
+            ) from exc
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
-        problem = str(exc.problem or "")
-        if "python" in problem:
-            tag = problem.split("tag", 1)[-1].strip(" '") or "!!python"
-            raise InputError(
-                f"{_where(source, line)}: the tag {tag} is not allowed; policy packs are plain YAML "
-                "(safe loader only: no !!python tags)"
-            ) from exc
-        raise InputError(f"{_where(source, line)}: {problem}") from exc
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise InputError(f"{_where(source, line)}: YAML syntax error: {exc.problem or exc.context}") from exc
+        raise InputError(f"{_where(source, line)}: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: YAML error: {exc}") from exc
-    return data, _line_index(node)
+        raise InputError(f"{source}: YAML error: {str(exc).splitlines()[0]}") from exc
+    return data, lines
+
+
+_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?:(?P<key>[A-Za-z_][\w.\-]*)\s*:(?:\s|$))?")
+
+
+def _field_at_line(text: str, line: int) -> str:
+    """The field a line of (possibly broken) YAML belongs to, from indentation alone: used when the
+    document does not parse, so there is no node tree to ask."""
+    stack: list[tuple[int, str | int]] = []
+    counters: dict[tuple[str | int, ...], int] = {}
+    for raw in text.splitlines()[:line]:
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        m = _KEY_LINE.match(raw)
+        if m is None:  # pragma: no cover - the pattern matches any line
+            continue
+        indent = len(m.group("indent"))
+        if m.group("dash"):
+            while stack and (stack[-1][0] > indent or (stack[-1][0] == indent and isinstance(stack[-1][1], int))):
+                stack.pop()
+            parent = tuple(part for _, part in stack)
+            counters[parent] = counters.get(parent, -1) + 1
+            stack.append((indent, counters[parent]))
+            indent += len(m.group("dash"))
+        elif m.group("key"):
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+        if m.group("key"):
+            stack.append((indent, m.group("key")))
+    return _field([part for _, part in stack])
+
+
+def _syntax_message(source: str, exc: yaml.MarkedYAMLError, text: str) -> str:
+    """``FILE line N, column C: FIELD: YAML syntax error: <problem> (<context> at line M)``: the line
+    where the problem was found, the field being written, and where the broken construct started."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    where = f"{_where(source, line)}, column {mark.column + 1}" if mark else source
+    problem = str(exc.problem or "invalid YAML")
+    context = exc.context_mark
+    if exc.context and context is not None and context is not mark:
+        problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+    start = context if context is not None else mark
+    field = _field_at_line(text, start.line + 1) if start is not None else "(document)"
+    return f"{where}: {field}: YAML syntax error: {problem}"
 
 
 def parse_pack(text: str, source: str = "<string>", *, registry: CheckRegistry | None = None) -> PolicyPack:
@@ -115,7 +192,8 @@ def parse_pack(text: str, source: str = "<string>", *, registry: CheckRegistry |
     data, lines = _load_yaml(text, source)
     if data is None or (isinstance(data, dict) and not data):
         raise InputError(
-            f"{source}: the policy pack is empty; expected apiVersion, kind, metadata and checks"
+            f"{_where(source, 1)}: (document): the policy pack is empty; expected apiVersion, kind, "
+            "metadata and checks"
         )
     if not isinstance(data, dict):
         raise InputError(
@@ -147,9 +225,11 @@ def parse_pack(text: str, source: str = "<string>", *, registry: CheckRegistry |
             )
         seen[spec.id] = i
         if spec.uses not in reg:
+            close = difflib.get_close_matches(spec.uses, reg.ids(), n=1, cutoff=0.85)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise InputError(
                 f"{_where(source, lines.get(('checks', i, 'uses')))}: checks[{i}].uses: unknown check "
-                f"{spec.uses!r}; known checks: {', '.join(reg.ids())}"
+                f"{spec.uses!r}; {hint}known checks: {', '.join(reg.ids())}"
             )
         try:
             reg.get(spec.uses).parse_params(spec.with_)
