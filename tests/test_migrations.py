@@ -39,26 +39,47 @@ def _history() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
-def test_old_catalog_upgrades_without_data_loss(tmp_path: Path) -> None:
+def _upgrade_keeps_data(url: str) -> None:
     """A catalog made by the first migration, with data in it, upgrades to head keeping its rows."""
     revisions = _history()
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    assert len(revisions) >= 2, "the upgrade path needs at least two migrations to test"
     old = Catalog(url, upgrade=False)
     old.upgrade(revisions[0])
     assert old.current_revision() == revisions[0]
     with old.engine.begin() as conn:
         conn.execute(sa.text(
-            "INSERT INTO model (name, owner, tags, created_at) VALUES ('legacy', 'ops', '[]', '2025-01-01 00:00:00')"))
+            "INSERT INTO model (name, owner, tags, created_at) "
+            "VALUES ('legacy', 'ops', '[]', '2025-01-01 00:00:00')"))
         conn.execute(sa.text(
             "INSERT INTO model_version (model_id, version, params, metrics, card, features, created_at) "
             "VALUES (1, 1, '{\"C\": 2}', '{}', '{}', '[]', '2025-01-01 00:00:00')"))
     old.dispose()
+    old = Catalog(url, upgrade=False)
+    from governance.audit import audited
+
+    with audited(old, "legacy-writer") as tx:  # the audit chain written under the old schema
+        tx.record("model.create", "model:legacy", {"note": "before the upgrade"})
+    old.dispose()
+
     new = Catalog(url)  # automatic upgrade on first use
     assert new.current_revision() == _script_head()
     with new.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT name, owner FROM model")).all() == [("legacy", "ops")]
         assert conn.execute(sa.text("SELECT params FROM model_version")).scalar_one() in ('{"C": 2}', {"C": 2})
+    from governance.audit import verify_audit
+
+    report = verify_audit(new)
+    assert (report.ok, report.count) == (True, 1)
     new.dispose()
+
+
+def test_old_sqlite_catalog_upgrades_without_data_loss(tmp_path: Path) -> None:
+    _upgrade_keeps_data(f"sqlite:///{tmp_path / 'old.db'}")
+
+
+@pytest.mark.postgres
+def test_old_postgres_catalog_upgrades_without_data_loss(fresh_pg_url: str) -> None:
+    _upgrade_keeps_data(fresh_pg_url)
 
 
 def _open_and_write(url: str, who: str) -> str:

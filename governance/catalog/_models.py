@@ -344,7 +344,7 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    time: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    time: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # audit log/report --since
     actor: str
     action: str = Field(max_length=64, index=True)
     subject: str = Field(index=True)
