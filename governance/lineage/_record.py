@@ -11,10 +11,12 @@ is what makes spool replay safe to repeat.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -33,9 +35,10 @@ from governance.catalog import (
 )
 from governance.lineage._adapters import DatasetCapture, ModelCapture
 from governance.lineage._model_versions import get_or_create_model, record_model_version
+from governance.lineage._sql import Statement, insert_statement, update_statement
 from governance.lineage._tags import PASSTHROUGH_TAGS, PROXY_PREFIX, PROXY_TAGS
 
-__all__ = ["RunFrame", "RunRecord", "write_run"]
+__all__ = ["ID_CACHE", "IdCache", "RunFrame", "RunRecord", "write_run"]
 
 FINAL = ("COMPLETED", "FAILED", "ABORTED")
 
@@ -179,106 +182,263 @@ def _events() -> tuple[Any, Any]:
     return enqueue_run_event, kick_shipper
 
 
-def _job(session: Session, namespace: str, name: str, kind: str, source_file: str | None) -> Job:
-    job = session.exec(select(Job).where(Job.namespace == namespace, Job.name == name)).first()
-    if job is None:
-        job = Job(namespace=namespace, name=name, kind=kind, source_file=source_file)
-        session.add(job)
-        session.flush()
-    return job
+def _table(model: Any) -> sa.Table:
+    return cast(sa.Table, sa.inspect(model).local_table)
 
 
-def _run_by_uuid(session: Session, run_uuid: str) -> Run | None:
-    return session.exec(select(Run).where(Run.run_uuid == run_uuid)).first()
+_r, _j, _d, _dv, _f, _io, _cl = (
+    _table(m) for m in (Run, Job, Dataset, DatasetVersion, DatasetField, RunIO, ColumnLineage)
+)
+_RUN_VALUES = (
+    "status", "ended_at", "params", "environment", "user", "host", "code_hash", "source_file", "git_commit",
+    "git_dirty", "error_type", "error_message", "error_traceback",
+)  # fmt: skip
+
+_RUN_BY_UUID = Statement(sa.select(_r.c.id, _r.c.status).where(_r.c.run_uuid == sa.bindparam("run_uuid")))
+_INSERT_RUN = insert_statement(
+    _r, ("run_uuid", "job_id", "parent_run_id", "started_at", *_RUN_VALUES), returning_id=True
+)
+_UPDATE_RUN = update_statement(_r, _RUN_VALUES)
+_JOB_ID = Statement(
+    sa.select(_j.c.id).where(_j.c.namespace == sa.bindparam("namespace"), _j.c.name == sa.bindparam("name"))
+)
+_INSERT_JOB = insert_statement(_j, ("namespace", "name", "kind", "source_file", "created_at"), returning_id=True)
+_DATASET_ID = Statement(
+    sa.select(_d.c.id).where(_d.c.namespace == sa.bindparam("namespace"), _d.c.name == sa.bindparam("name"))
+)
+_INSERT_DATASET = insert_statement(_d, ("namespace", "name", "kind", "uri", "tags", "created_at"), returning_id=True)
+_REUSABLE = Statement(  # an input whose content is already in the catalog (e.g. another step's output)
+    sa.select(_dv.c.id, _dv.c.version)
+    .where(_dv.c.content_hash == sa.bindparam("content_hash"), _dv.c.hash_algo == sa.bindparam("hash_algo"))
+    .order_by(sa.case((_dv.c.produced_by_run_id.is_(None), 1), else_=0), _dv.c.id.desc())
+    .limit(1)
+)
+_VERSION_BY_HASH = Statement(
+    sa.select(_dv.c.id, _dv.c.version)
+    .where(
+        _dv.c.dataset_id == sa.bindparam("dataset_id"),
+        _dv.c.content_hash == sa.bindparam("content_hash"),
+        _dv.c.hash_algo == sa.bindparam("hash_algo"),
+    )
+    .order_by(_dv.c.version.desc())
+    .limit(1)
+)
+_VERSION_WITHOUT_HASH = Statement(
+    sa.select(_dv.c.id, _dv.c.version)
+    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.content_hash.is_(None))
+    .order_by(_dv.c.version.desc())
+    .limit(1)
+)
+_LATEST_VERSION = Statement(sa.select(sa.func.max(_dv.c.version)).where(_dv.c.dataset_id == sa.bindparam("dataset_id")))
+_INSERT_VERSION = insert_statement(
+    _dv,
+    (
+        "dataset_id", "version", "content_hash", "hash_algo", "coverage", "schema_hash", "schema_fields",
+        "row_count", "byte_size", "stats", "uri", "produced_by_run_id", "created_at",
+    ),
+    returning_id=True,
+)  # fmt: skip
+_INSERT_FIELD = insert_statement(_f, ("dataset_version_id", "name", "dtype", "position", "tags"))
+_FIELDS_OF_RUN = Statement(
+    sa.select(_f.c.id, _f.c.dataset_version_id, _f.c.name, _f.c.tags)
+    .where(
+        _f.c.dataset_version_id.in_(
+            sa.select(_io.c.artifact_id)
+            .where(_io.c.run_id == sa.bindparam("run_id"), _io.c.artifact_kind == sa.literal_column("'dataset'"))
+            .scalar_subquery()
+        )
+    )
+    .order_by(_f.c.id)
+)
+_UPDATE_FIELD_TAGS = update_statement(_f, ("tags",))
+_INSERT_RUN_IO = insert_statement(_io, ("run_id", "artifact_kind", "artifact_id", "direction", "role", "created_at"))
+_INSERT_COLUMN_LINEAGE = insert_statement(_cl, ("run_id", "output_field_id", "input_field_id", "transformation"))
+
+_MAX_CACHED = 50_000
 
 
-def _ensure_ancestors(tx: AuditedTransaction, ancestors: list[RunFrame], enqueue: Any) -> int | None:
+class _CatalogIds:
+    """Ids of rows that never change once committed: jobs and datasets by name, dataset versions by
+    (dataset, content).  Entries are added only after the transaction that read or wrote them commits."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = weakref.ref(catalog)
+        self.jobs: dict[tuple[str, str], int] = {}
+        self.datasets: dict[tuple[str, str], int] = {}
+        self.versions: dict[tuple[int, str, str], tuple[int, int]] = {}
+
+    def merge(self, pending: _CatalogIds) -> None:
+        if len(self.versions) + len(pending.versions) > _MAX_CACHED:
+            self.versions.clear()
+        if len(self.datasets) + len(self.jobs) > _MAX_CACHED:
+            self.datasets.clear()
+            self.jobs.clear()
+        self.jobs.update(pending.jobs)
+        self.datasets.update(pending.datasets)
+        self.versions.update(pending.versions)
+
+
+class IdCache:
+    """Per-process cache of immutable catalog ids, for the one catalog written last (a write to a
+    different catalog object starts a new cache)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: _CatalogIds | None = None
+
+    def for_catalog(self, catalog: Catalog) -> _CatalogIds:
+        current = self._current
+        if current is None or current.catalog() is not catalog:
+            with self._lock:
+                current = self._current
+                if current is None or current.catalog() is not catalog:
+                    current = self._current = _CatalogIds(catalog)
+        return current
+
+    def commit(self, catalog: Catalog, pending: _CatalogIds) -> None:
+        with self._lock:
+            current = self._current
+            if current is not None and current.catalog() is catalog:
+                current.merge(pending)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._current = None
+
+
+ID_CACHE = IdCache()
+
+
+class _Writer:
+    """One run's write: the session, the committed id cache and the ids learnt in this transaction."""
+
+    def __init__(self, tx: AuditedTransaction, known: _CatalogIds, pending: _CatalogIds) -> None:
+        self.tx = tx
+        self.session = tx.session
+        self.known = known
+        self.pending = pending
+
+    def job_id(self, namespace: str, name: str, kind: str, source_file: str | None) -> int:
+        key = (namespace, name)
+        found = self.known.jobs.get(key) or self.pending.jobs.get(key)
+        if found is not None:
+            return found
+        row = _JOB_ID.first(self.session, namespace=namespace, name=name)
+        if row is None:
+            row = _INSERT_JOB.first(
+                self.session,
+                namespace=namespace,
+                name=name,
+                kind=kind,
+                source_file=source_file,
+                created_at=self.tx.time,
+            )
+        assert row is not None
+        self.pending.jobs[key] = int(row[0])
+        return int(row[0])
+
+    def dataset_id(self, cap: DatasetCapture) -> int:
+        key = (cap.namespace, cap.name)
+        found = self.known.datasets.get(key) or self.pending.datasets.get(key)
+        if found is not None:
+            return found
+        row = _DATASET_ID.first(self.session, namespace=cap.namespace, name=cap.name)
+        if row is None:
+            row = _INSERT_DATASET.first(
+                self.session,
+                namespace=cap.namespace,
+                name=cap.name,
+                kind=cap.kind,
+                uri=cap.uri,
+                tags=[],
+                created_at=self.tx.time,
+            )
+        assert row is not None
+        self.pending.datasets[key] = int(row[0])
+        return int(row[0])
+
+    def run_by_uuid(self, run_uuid: str) -> tuple[int, str] | None:
+        row = _RUN_BY_UUID.first(self.session, run_uuid=run_uuid)
+        return None if row is None else (int(row[0]), str(row[1]))
+
+
+def _ensure_ancestors(w: _Writer, ancestors: list[RunFrame], enqueue: Any) -> int | None:
     """Run ids of the enclosing runs, inserting RUNNING rows for those not written yet."""
     parent_id: int | None = None
     for frame in reversed(ancestors):  # outermost first
-        run = _run_by_uuid(tx.session, frame.run_uuid)
-        if run is None:
-            job = _job(tx.session, frame.namespace, frame.job, frame.kind, frame.source_file)
-            run = Run(
+        found = w.run_by_uuid(frame.run_uuid)
+        if found is None:
+            job_id = w.job_id(frame.namespace, frame.job, frame.kind, frame.source_file)
+            ancestor: dict[str, Any] = {
+                **dict.fromkeys(_RUN_VALUES),
+                "status": "RUNNING",
+                "params": {},
+                "environment": {},
+                "source_file": frame.source_file,
+            }
+            row = _INSERT_RUN.first(
+                w.session,
                 run_uuid=frame.run_uuid,
-                job_id=int(job.id or 0),
+                job_id=job_id,
                 parent_run_id=parent_id,
-                status="RUNNING",
                 started_at=frame.started_at,
-                source_file=frame.source_file,
+                **ancestor,
             )
-            tx.session.add(run)
-            tx.session.flush()
-            tx.record(
+            assert row is not None
+            run_id = int(row[0])
+            w.tx.record(
                 "run.start",
                 f"run:{frame.run_uuid}",
                 {"run_uuid": frame.run_uuid, "job": frame.job, "namespace": frame.namespace},
             )
-            enqueue(tx.session, int(run.id or 0), "START")
-        parent_id = run.id
+            enqueue(w.session, run_id, "START")
+        else:
+            run_id = found[0]
+        parent_id = run_id
     return parent_id
-
-
-def _find_reusable(session: Session, cap: DatasetCapture) -> DatasetVersion | None:
-    """An input whose content is already in the catalog (e.g. another step's output) reuses that version."""
-    produced_last = sa.case((col(DatasetVersion.produced_by_run_id).is_(None), 1), else_=0)
-    return session.exec(
-        select(DatasetVersion)
-        .where(DatasetVersion.content_hash == cap.content_hash, DatasetVersion.hash_algo == cap.hash_algo)
-        .order_by(produced_last, col(DatasetVersion.id).desc())
-        .limit(1)
-    ).first()
 
 
 @dataclass
 class _Resolved:
-    dv: DatasetVersion
-    fields: dict[str, DatasetField]
+    dv_id: int
     cap: DatasetCapture
+    fields: dict[str, _Field] = field(default_factory=dict)
 
 
-def _fields_of(session: Session, dv_id: int) -> dict[str, DatasetField]:
-    rows = session.exec(select(DatasetField).where(DatasetField.dataset_version_id == dv_id)).all()
-    return {f.name: f for f in rows}
+@dataclass
+class _Field:
+    id: int
+    tags: list[str]
+    stored: list[str]
 
 
-def _merge_tags(fields: dict[str, DatasetField], cap: DatasetCapture) -> None:
-    for item in cap.fields:
-        wanted = item.get("tags") or []
-        existing = fields.get(item["name"])
-        if existing is not None and any(t not in existing.tags for t in wanted):
-            existing.tags = [*existing.tags, *(t for t in wanted if t not in existing.tags)]
-
-
-def _dataset_version(tx: AuditedTransaction, cap: DatasetCapture, run_id: int, run_uuid: str) -> _Resolved:
-    session = tx.session
+def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str) -> _Resolved:
+    session = w.session
     if cap.reuse_any and cap.content_hash:
-        found = _find_reusable(session, cap)
-        if found is not None:
-            fields = _fields_of(session, int(found.id or 0))
-            _merge_tags(fields, cap)
-            return _Resolved(found, fields, cap)
-    dataset = session.exec(select(Dataset).where(Dataset.namespace == cap.namespace, Dataset.name == cap.name)).first()
-    if dataset is None:
-        dataset = Dataset(namespace=cap.namespace, name=cap.name, kind=cap.kind, uri=cap.uri, created_at=tx.time)
-        session.add(dataset)
-        session.flush()
-    stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-    if cap.content_hash:
-        stmt = stmt.where(DatasetVersion.content_hash == cap.content_hash, DatasetVersion.hash_algo == cap.hash_algo)
+        row = _REUSABLE.first(session, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
+        if row is not None:
+            return _Resolved(int(row[0]), cap)
+    dataset_id = w.dataset_id(cap)
+    key = (dataset_id, cap.content_hash, cap.hash_algo or "") if cap.content_hash else None
+    if key is not None:
+        cached = w.known.versions.get(key) or w.pending.versions.get(key)
+        if cached is not None:
+            return _Resolved(cached[0], cap)
+        row = _VERSION_BY_HASH.first(
+            session, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo
+        )
     else:
-        stmt = stmt.where(col(DatasetVersion.content_hash).is_(None))
-    dv = session.exec(stmt.order_by(col(DatasetVersion.version).desc()).limit(1)).first()
-    if dv is not None:
-        fields = _fields_of(session, int(dv.id or 0))
-        _merge_tags(fields, cap)
-        return _Resolved(dv, fields, cap)
-    latest = session.exec(
-        select(sa.func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id)
-    ).first()
-    dv = DatasetVersion(
-        dataset_id=int(dataset.id or 0),
-        version=int(latest or 0) + 1,
+        row = _VERSION_WITHOUT_HASH.first(session, dataset_id=dataset_id)
+    if row is not None:
+        if key is not None:
+            w.pending.versions[key] = (int(row[0]), int(row[1]))
+        return _Resolved(int(row[0]), cap)
+    latest = _LATEST_VERSION.first(session, dataset_id=dataset_id)
+    version = int((latest[0] if latest else None) or 0) + 1
+    inserted = _INSERT_VERSION.first(
+        session,
+        dataset_id=dataset_id,
+        version=version,
         content_hash=cap.content_hash,
         hash_algo=cap.hash_algo,
         coverage=cap.coverage,
@@ -289,41 +449,177 @@ def _dataset_version(tx: AuditedTransaction, cap: DatasetCapture, run_id: int, r
         stats=cap.ensure_stats(),
         uri=cap.uri,
         produced_by_run_id=run_id if cap.direction == "output" else None,
-        created_at=tx.time,
+        created_at=w.tx.time,
     )
-    session.add(dv)
-    session.flush()
-    new_fields = [
-        DatasetField(
-            dataset_version_id=int(dv.id or 0),
-            name=f["name"],
-            dtype=f.get("dtype"),
-            position=int(f.get("position", i)),
-            tags=list(f.get("tags") or []),
+    assert inserted is not None
+    dv_id = int(inserted[0])
+    unique: dict[str, dict[str, Any]] = {}
+    for i, f in enumerate(cap.fields):
+        unique.setdefault(
+            f["name"],
+            {
+                "dataset_version_id": dv_id,
+                "name": f["name"],
+                "dtype": f.get("dtype"),
+                "position": int(f.get("position", i)),
+                "tags": list(f.get("tags") or []),
+            },
         )
-        for i, f in enumerate(cap.fields)
-    ]
-    unique: dict[str, DatasetField] = {}
-    for f in new_fields:
-        unique.setdefault(f.name, f)
-    session.add_all(unique.values())
-    tx.record(
+    _INSERT_FIELD.executemany(session, list(unique.values()))
+    if key is not None:
+        w.pending.versions[key] = (dv_id, version)
+    w.tx.record(
         "dataset_version.create",
-        f"dataset:{cap.namespace}/{cap.name}@{dv.version}",
+        f"dataset:{cap.namespace}/{cap.name}@{version}",
         {
             "namespace": cap.namespace,
             "name": cap.name,
-            "version": dv.version,
+            "version": version,
             "content_hash": cap.content_hash,
             "hash_algo": cap.hash_algo,
             "row_count": cap.row_count,
             "run_uuid": run_uuid,
         },
     )
-    return _Resolved(dv, unique, cap)
+    return _Resolved(dv_id, cap)
 
 
-def _model_version(tx: AuditedTransaction, cap: ModelCapture, run: Run, job: str) -> ModelVersion:
+def _load_fields(session: Session, run_id: int, resolved: list[_Resolved]) -> None:
+    """The fields of every dataset version of the run (one query), with the capture's tags merged in."""
+    if not any(res.cap.fields for res in resolved):
+        return
+    by_version: dict[int, dict[str, _Field]] = {}
+    for field_id, dv_id, name, tags in _FIELDS_OF_RUN.all(session, run_id=run_id):
+        stored = list(tags or [])
+        by_version.setdefault(int(dv_id), {})[name] = _Field(int(field_id), list(stored), stored)
+    for res in resolved:
+        res.fields = by_version.get(res.dv_id, {})
+        for item in res.cap.fields:
+            existing = res.fields.get(item["name"])
+            if existing is not None:
+                existing.tags += [t for t in item.get("tags") or () if t not in existing.tags]
+
+
+def _column_lineage(
+    run_id: int, inputs: list[_Resolved], outputs: list[_Resolved], derived: list[tuple[str, str, str]]
+) -> list[dict[str, Any]]:
+    by_name: dict[str, list[tuple[_Field, str | None]]] = {}
+    for res in inputs:
+        hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
+        for name, fld in res.fields.items():
+            by_name.setdefault(name, []).append((fld, hashes.get(name)))
+    if not by_name:
+        return []
+    edges: dict[tuple[int, int], str] = {}
+    for res in outputs:
+        hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
+        for name, out_field in res.fields.items():
+            tags = list(out_field.tags)
+            for in_field, in_hash in by_name.get(name, ()):
+                if in_hash is not None and in_hash == hashes.get(name):
+                    edges[(out_field.id, in_field.id)] = "DIRECT"
+                    tags += [t for t in in_field.tags if t in PASSTHROUGH_TAGS and t not in tags]
+            for out_col, in_col, transformation in derived:
+                if out_col != name:
+                    continue
+                for in_field, _ in by_name.get(in_col, ()):
+                    edges.setdefault((out_field.id, in_field.id), transformation)
+                    for t in PROXY_TAGS:
+                        proxy = PROXY_PREFIX + t
+                        if (t in in_field.tags or proxy in in_field.tags) and proxy not in tags:
+                            tags.append(proxy)
+            out_field.tags = tags
+    return [
+        {"run_id": run_id, "output_field_id": o, "input_field_id": i, "transformation": t}
+        for (o, i), t in sorted(edges.items())
+    ]
+
+
+def _audit_summary(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_uuid": record.run_uuid,
+        "job": record.job,
+        "namespace": record.namespace,
+        "kind": record.kind,
+        "status": record.status,
+        "code_hash": record.code_hash,
+        "git_commit": record.git_commit,
+        "error_type": record.error_type,
+        "inputs": [f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "input"],
+        "outputs": [f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "output"],
+    }
+
+
+def write_run(catalog: Catalog, record: RunRecord) -> bool:
+    """Write one finished run; False when a run with this uuid is already stored as finished."""
+    enqueue, kick = _events()
+    known = ID_CACHE.for_catalog(catalog)
+    pending = _CatalogIds(catalog)
+    with audited(catalog, record.actor) as tx:
+        w = _Writer(tx, known, pending)
+        session = tx.session
+        existing = w.run_by_uuid(record.run_uuid)
+        if existing is not None and existing[1] in FINAL:
+            return False
+        action = "run.complete" if record.status == "COMPLETED" else "run.fail"
+        tx.record(action, f"run:{record.run_uuid}", _audit_summary(record))
+        job_id = w.job_id(record.namespace, record.job, record.kind, record.source_file)
+        parent_id = _ensure_ancestors(w, record.ancestors, enqueue)
+        values = {name: getattr(record, name) for name in _RUN_VALUES}
+        if existing is None:
+            row = _INSERT_RUN.first(
+                session,
+                run_uuid=record.run_uuid,
+                job_id=job_id,
+                parent_run_id=parent_id,
+                started_at=record.started_at,
+                **values,
+            )
+            assert row is not None
+            run_id = int(row[0])
+        else:
+            run_id = existing[0]
+            _UPDATE_RUN.execute(session, row_id=run_id, **values)
+        edges: list[dict[str, Any]] = []
+        inputs: list[_Resolved] = []
+        outputs: list[_Resolved] = []
+        for direction, resolved in (("input", inputs), ("output", outputs)):
+            for cap in record.datasets:
+                if cap.direction == direction:
+                    res = _dataset_version(w, cap, run_id, record.run_uuid)
+                    resolved.append(res)
+                    edges.append(_edge(run_id, "dataset", res.dv_id, direction, cap.role, tx.time))
+            for mcap in record.models:
+                if mcap.direction == direction:
+                    mv = _model_version(tx, mcap, run_id, record.job)
+                    edges.append(_edge(run_id, "model", int(mv.id or 0), direction, mcap.role, tx.time))
+        _INSERT_RUN_IO.executemany(session, edges)
+        if existing is None:
+            enqueue(session, run_id, "START")
+        _load_fields(session, run_id, [*inputs, *outputs])
+        _INSERT_COLUMN_LINEAGE.executemany(session, _column_lineage(run_id, inputs, outputs, record.derived))
+        changed = {
+            fld.id: fld.tags for res in (*inputs, *outputs) for fld in res.fields.values() if fld.tags != fld.stored
+        }
+        _UPDATE_FIELD_TAGS.executemany(session, [{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
+        enqueue(session, run_id, "COMPLETE" if record.status == "COMPLETED" else "FAIL")
+    ID_CACHE.commit(catalog, pending)
+    kick(catalog)
+    return True
+
+
+def _edge(run_id: int, kind: str, artifact_id: int, direction: str, role: str, when: datetime) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "artifact_kind": kind,
+        "artifact_id": artifact_id,
+        "direction": direction,
+        "role": role,
+        "created_at": when,
+    }
+
+
+def _model_version(tx: AuditedTransaction, cap: ModelCapture, run_id: int, job: str) -> ModelVersion:
     session = tx.session
     stmt = select(ModelVersion).where(ModelVersion.artifact_hash == cap.artifact_hash)
     if cap.model_name:
@@ -342,183 +638,5 @@ def _model_version(tx: AuditedTransaction, cap: ModelCapture, run: Run, job: str
         flavor=cap.flavor,
         params=cap.params,
         features=cap.features,
-        training_run_id=run.id if cap.direction == "output" else None,
+        training_run_id=run_id if cap.direction == "output" else None,
     )
-
-
-def _column_lineage(
-    session: Session,
-    run_id: int,
-    inputs: list[_Resolved],
-    outputs: list[_Resolved],
-    derived: list[tuple[str, str, str]],
-) -> None:
-    by_name: dict[str, list[tuple[DatasetField, str | None]]] = {}
-    for res in inputs:
-        hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
-        for name, fld in res.fields.items():
-            by_name.setdefault(name, []).append((fld, hashes.get(name)))
-    if not by_name:
-        return
-    edges: dict[tuple[int, int], str] = {}
-    for res in outputs:
-        hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
-        for name, out_field in res.fields.items():
-            tags = list(out_field.tags)
-            for in_field, in_hash in by_name.get(name, ()):
-                if in_hash is not None and in_hash == hashes.get(name):
-                    edges[(int(out_field.id or 0), int(in_field.id or 0))] = "DIRECT"
-                    tags += [t for t in in_field.tags if t in PASSTHROUGH_TAGS and t not in tags]
-            for out_col, in_col, transformation in derived:
-                if out_col != name:
-                    continue
-                for in_field, _ in by_name.get(in_col, ()):
-                    key = (int(out_field.id or 0), int(in_field.id or 0))
-                    edges.setdefault(key, transformation)
-                    for t in PROXY_TAGS:
-                        proxy = PROXY_PREFIX + t
-                        if (t in in_field.tags or proxy in in_field.tags) and proxy not in tags:
-                            tags.append(proxy)
-            if tags != list(out_field.tags):
-                out_field.tags = tags
-    if edges:
-        session.execute(
-            sa.insert(ColumnLineage),
-            [
-                {"run_id": run_id, "output_field_id": o, "input_field_id": i, "transformation": t}
-                for (o, i), t in sorted(edges.items())
-            ],
-        )
-
-
-def write_run(catalog: Catalog, record: RunRecord) -> bool:
-    """Write one finished run; False when a run with this uuid is already stored as finished."""
-    enqueue, kick = _events()
-    with audited(catalog, record.actor) as tx:
-        session = tx.session
-        existing = _run_by_uuid(session, record.run_uuid)
-        if existing is not None and existing.status in FINAL:
-            return False
-        action = "run.complete" if record.status == "COMPLETED" else "run.fail"
-        tx.record(
-            action,
-            f"run:{record.run_uuid}",
-            {
-                "run_uuid": record.run_uuid,
-                "job": record.job,
-                "namespace": record.namespace,
-                "kind": record.kind,
-                "status": record.status,
-                "code_hash": record.code_hash,
-                "git_commit": record.git_commit,
-                "error_type": record.error_type,
-                "inputs": [
-                    f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "input"
-                ],
-                "outputs": [
-                    f"{d.namespace}/{d.name}:{d.content_hash}" for d in record.datasets if d.direction == "output"
-                ],
-            },
-        )
-        job = _job(session, record.namespace, record.job, record.kind, record.source_file)
-        parent_id = _ensure_ancestors(tx, record.ancestors, enqueue)
-        values: dict[str, Any] = {
-            "status": record.status,
-            "ended_at": record.ended_at,
-            "params": record.params,
-            "environment": record.environment,
-            "user": record.user,
-            "host": record.host,
-            "code_hash": record.code_hash,
-            "source_file": record.source_file,
-            "git_commit": record.git_commit,
-            "git_dirty": record.git_dirty,
-            "error_type": record.error_type,
-            "error_message": record.error_message,
-            "error_traceback": record.error_traceback,
-        }
-        if existing is None:
-            run = Run(
-                run_uuid=record.run_uuid,
-                job_id=int(job.id or 0),
-                parent_run_id=parent_id,
-                started_at=record.started_at,
-                **values,
-            )
-            session.add(run)
-        else:
-            run = existing
-            for key, value in values.items():
-                setattr(run, key, value)
-        session.flush()
-        run_id = int(run.id or 0)
-        edges: list[dict[str, Any]] = []
-        inputs: list[_Resolved] = []
-        for cap in record.datasets:
-            if cap.direction == "input":
-                res = _dataset_version(tx, cap, run_id, record.run_uuid)
-                inputs.append(res)
-                edges.append(
-                    {
-                        "run_id": run_id,
-                        "artifact_kind": "dataset",
-                        "artifact_id": res.dv.id,
-                        "direction": "input",
-                        "role": cap.role,
-                        "created_at": tx.time,
-                    }
-                )
-        for mcap in record.models:
-            if mcap.direction == "input":
-                mv = _model_version(tx, mcap, run, record.job)
-                edges.append(
-                    {
-                        "run_id": run_id,
-                        "artifact_kind": "model",
-                        "artifact_id": mv.id,
-                        "direction": "input",
-                        "role": mcap.role,
-                        "created_at": tx.time,
-                    }
-                )
-        if edges:
-            session.execute(sa.insert(RunIO), edges)
-        if existing is None:
-            enqueue(session, run_id, "START")
-        edges = []
-        outputs: list[_Resolved] = []
-        for cap in record.datasets:
-            if cap.direction == "output":
-                res = _dataset_version(tx, cap, run_id, record.run_uuid)
-                outputs.append(res)
-                edges.append(
-                    {
-                        "run_id": run_id,
-                        "artifact_kind": "dataset",
-                        "artifact_id": res.dv.id,
-                        "direction": "output",
-                        "role": cap.role,
-                        "created_at": tx.time,
-                    }
-                )
-        for mcap in record.models:
-            if mcap.direction == "output":
-                mv = _model_version(tx, mcap, run, record.job)
-                edges.append(
-                    {
-                        "run_id": run_id,
-                        "artifact_kind": "model",
-                        "artifact_id": mv.id,
-                        "direction": "output",
-                        "role": mcap.role,
-                        "created_at": tx.time,
-                    }
-                )
-        if edges:
-            session.execute(sa.insert(RunIO), edges)
-        session.flush()
-        _column_lineage(session, run_id, inputs, outputs, record.derived)
-        session.flush()
-        enqueue(session, run_id, "COMPLETE" if record.status == "COMPLETED" else "FAIL")
-    kick(catalog)
-    return True
