@@ -15,7 +15,6 @@ is gone::
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
-from governance.catalog import Catalog, Evidence, Ref, open_catalog, resolve_dataset_version
+from governance.catalog import Catalog, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
 from governance.checks import CheckContext, CheckRegistry, drift_statistics, quality_summary
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.checks._fairness import confusion_evidence
@@ -54,27 +54,17 @@ class EvidenceRecord:
 
 
 def _fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
-    """The data's fingerprint: ``governance.lineage.fingerprint`` when available, else a fallback."""
-    try:
-        from governance.lineage import fingerprint  # type: ignore[attr-defined]
+    """The evaluation data's full-content fingerprint (the same one capture records)."""
+    from governance.lineage import fingerprint
 
-        fp = fingerprint(frame)
-        return {
-            "content_hash": fp.hash,
-            "hash_algo": fp.algo,
-            "coverage": fp.coverage,
-            "schema_hash": fp.schema_hash,
-            "rows": fp.row_count,
-        }
-    except ImportError:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-        return {
-            "content_hash": digest.hexdigest(),
-            "hash_algo": "pandas-hash+blake2b-128",
-            "rows": len(frame),
-        }
+    fp = fingerprint(frame)
+    return {
+        "content_hash": fp.hash,
+        "hash_algo": fp.algo,
+        "coverage": fp.coverage,
+        "schema_hash": fp.schema_hash,
+        "rows": fp.row_count,
+    }
 
 
 def _is_regressor(model: Any) -> bool:
@@ -219,8 +209,18 @@ def evaluate(
     mv_id = model_ctx.model["model_version_id"]
     with audited(cat, who) as tx:
         dv_id = None
+        dv = None
         if dataset_ref is not None:
             _, dv = resolve_dataset_version(tx.session, dataset_ref)
+        elif doc["data_fingerprint"].get("content_hash"):
+            # the same bytes captured by a step (e.g. the evaluation step's input) are that dataset version
+            dv = tx.session.exec(
+                select(DatasetVersion)
+                .where(DatasetVersion.content_hash == doc["data_fingerprint"]["content_hash"],
+                       DatasetVersion.hash_algo == doc["data_fingerprint"].get("hash_algo"))
+                .order_by(col(DatasetVersion.id).desc())
+            ).first()
+        if dv is not None:
             dv_id = dv.id
             if dv.content_hash:
                 doc["dataset"] = {"id": dv.id, "version": dv.version, "content_hash": dv.content_hash}

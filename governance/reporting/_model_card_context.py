@@ -322,6 +322,7 @@ def build_model_card_context(
     group_tables: list[dict[str, Any]] = []
     explanations: list[dict[str, Any]] = []
     drift: list[dict[str, Any]] = []
+    evidence_metrics: list[dict[str, Any]] = []
     for ev in evidence_rows:
         b.stamp(ev.created_at)
         data = ev.data if isinstance(ev.data, dict) else {}
@@ -366,9 +367,16 @@ def build_model_card_context(
                     "importance": imp,
                 }
             )
+        overall = (data.get("metrics") or {}).get("overall") if isinstance(data.get("metrics"), dict) else None
+        if isinstance(overall, dict):  # rows are oldest first: the newest evidence's metrics win
+            evidence_metrics = [{"name": str(k), "value": v, "source": source}
+                                for k, v in sorted(overall.items()) if _numeric(v)]
         drows = _drift_rows(data.get("drift"))
         if drows:
             drift.append({"source": source, "rows": drows})
+
+    if evidence_metrics:
+        b.found("metrics", f"metrics computed by {evidence_metrics[0]['source']}")
 
     # policy evaluations: the latest per policy in detail, all in the history
     evaluations = session.exec(
@@ -543,7 +551,8 @@ def build_model_card_context(
             "features": list(mv.features or []),
             "params": {str(k): _plain(v) for k, v in sorted((mv.params or {}).items())},
         },
-        "metrics": [{"name": str(k), "value": v} for k, v in sorted((mv.metrics or {}).items())],
+        "metrics": [{"name": str(k), "value": v, "source": "model version"}
+                    for k, v in sorted((mv.metrics or {}).items())] + evidence_metrics,
         "card": card_fields,
         "card_other": other_fields,
         "training_run": run_doc,
