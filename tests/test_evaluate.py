@@ -270,3 +270,32 @@ checks:
     assert result.results[0].status is Status.FAIL
     assert result.results[0].by_group["sex_code"]["rank"] == 1
     assert "sex_code" in result.results[0].message
+
+
+def test_evidence_links_to_the_captured_dataset_version_with_the_same_content(sqlite_catalog: Catalog) -> None:
+    import governance as gov
+    from governance.lineage import capture_to
+
+    train, test = _data(400, 1), _data(300, 2)
+
+    @gov.step(kind="training", model="linked")
+    def fit(frame: pd.DataFrame) -> LogisticRegression:
+        return LogisticRegression(max_iter=500).fit(frame[FEATURES], frame["y"])
+
+    @gov.step(kind="evaluation")
+    def holdout(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
+    with capture_to(sqlite_catalog):
+        model = fit(train)
+        held = holdout(test)
+    ref = gov.version_of(model, model="linked", catalog=sqlite_catalog)
+    record = evaluate(model, held, label="y", sensitive=["sex"], model_ref=ref, features=FEATURES,
+                      catalog=sqlite_catalog, actor="tester")
+    with sqlite_catalog.read() as s:
+        captured = s.exec(select(DatasetVersion).where(col(DatasetVersion.id) == record.dataset_version_id)).one()
+        assert captured.row_count == 300
+        assert captured.content_hash == record.data["data_fingerprint"]["content_hash"]
+    other = evaluate(model, _data(300, 3), label="y", sensitive=["sex"], model_ref=ref, features=FEATURES,
+                     catalog=sqlite_catalog, actor="tester")
+    assert other.dataset_version_id is None  # never captured: no link is invented
