@@ -209,3 +209,45 @@ def test_stats_format() -> None:
         and top["frequencies"]["0"] == 6
         and top["other"] == 105 - sum(top["frequencies"].values())
     )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True, width=64),
+            st.integers(-3, 3).map(float),  # ties, so quantile edges collapse
+        ),
+        min_size=1,
+        max_size=400,
+    )
+)
+def test_numeric_bins_are_numpy_quantiles_and_histogram(values: list[float]) -> None:
+    """The single-sort fast path gives exactly ``np.quantile`` edges and ``np.histogram`` counts."""
+    s = pd.Series(values, dtype="float64")
+    doc = column_stats(s)
+    present = s.to_numpy()[~np.isnan(s.to_numpy())]
+    finite = present[np.isfinite(present)]
+    assert doc["count"] == present.size and doc["nulls"] == len(values) - present.size
+    assert doc.get("inf", 0) == present.size - finite.size
+    if finite.size == 0:
+        assert doc["bin_edges"] == [] and doc["bin_counts"] == []
+        return
+    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, 11)))
+    edges[0], edges[-1] = finite.min(), finite.max()
+    if edges.size == 1:
+        assert doc["bin_edges"] == [finite.min(), finite.max()] and doc["bin_counts"] == [finite.size]
+    else:
+        counts, _ = np.histogram(finite, bins=edges)
+        assert doc["bin_edges"] == edges.tolist()
+        assert doc["bin_counts"] == counts.tolist()
+    assert doc["min"] == finite.min() and doc["max"] == finite.max()
+
+
+def test_string_frequencies_most_frequent_first_ties_in_order_of_appearance() -> None:
+    s = pd.Series(["b", None, "a", "c", "a", "b", "d", None], dtype="str")
+    doc = column_stats(s)
+    assert doc["nulls"] == 2 and doc["count"] == 6 and doc["distinct"] == 4
+    assert list(doc["frequencies"].items()) == [("b", 2), ("a", 2), ("c", 1), ("d", 1)]
+    objects = column_stats(s.astype(object))  # the generic path agrees
+    assert objects["frequencies"] == doc["frequencies"] and objects["count"] == 6

@@ -274,14 +274,24 @@ def _series_parts(s: Any) -> tuple[str, list[Any]]:
 
 
 def _column_digest(name: object, dtype_str: str, parts: list[Any], nbytes: list[int]) -> ColumnDigest:
-    big = sum(memoryview(p).nbytes for p in parts) >= _PARALLEL_THRESHOLD
-    h = _big_hasher() if big else blake3()
-    total = 0
-    for chunk in (_name_key(name).encode("utf-8", "surrogatepass"), dtype_str.encode(), *parts):
-        view = memoryview(chunk).cast("B") if not isinstance(chunk, bytes) else memoryview(chunk)
-        h.update(view.nbytes.to_bytes(8, "little"))
-        h.update(view)
-        total += view.nbytes
+    views = [
+        memoryview(chunk) if isinstance(chunk, bytes) else memoryview(chunk).cast("B")
+        for chunk in (_name_key(name).encode("utf-8", "surrogatepass"), dtype_str.encode(), *parts)
+    ]
+    total = sum(v.nbytes for v in views)
+    h = _big_hasher() if total >= _PARALLEL_THRESHOLD else blake3()
+    # the digest is over the stream "len(part) part ...": small parts are joined into one update
+    small = bytearray()
+    for view in views:
+        small += view.nbytes.to_bytes(8, "little")
+        if view.nbytes <= 4096:
+            small += view
+        else:
+            h.update(small)
+            small.clear()
+            h.update(view)
+    if small:
+        h.update(small)
     nbytes.append(total)
     return ColumnDigest(_display_name(name), dtype_str, h.hexdigest())
 
@@ -303,9 +313,9 @@ def _table_fingerprint(columns: list[tuple[object, str, list[Any]]], row_count: 
 
 def _frame_fingerprint(df: Any) -> Fingerprint:
     columns = []
-    for i in range(df.shape[1]):
-        dtype, parts = _series_parts(df.iloc[:, i])
-        columns.append((df.columns[i], dtype, parts))
+    for name, series in df.items():  # by position (duplicate names included); cheaper than .iloc
+        dtype, parts = _series_parts(series)
+        columns.append((name, dtype, parts))
     return _table_fingerprint(columns, int(df.shape[0]))
 
 

@@ -21,7 +21,8 @@ Stored in ``DatasetVersion.stats``.  The format is a contract (the drift check r
           "kind": "categorical",
           "dtype": "str",
           "count": 1000, "nulls": 0,
-          "frequencies": {"<str(value)>": n, ...},   # the TOP_K most frequent values
+          "frequencies": {"<str(value)>": n, ...},   # the TOP_K most frequent values (most frequent
+                                                     # first; for strings, ties in order of appearance)
           "other": 12,                   # non-null values outside the top-k
           "distinct": 27                 # distinct non-null values
         }
@@ -55,29 +56,58 @@ def _num(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+_QUANTILES = np.linspace(0.0, 1.0, BINS + 1)
+
+
+def _quantiles(ordered: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``np.quantile(ordered, _QUANTILES)`` (method "linear") of an already sorted array, with the same
+    index and interpolation arithmetic as numpy, so the edges are bit-identical without re-partitioning."""
+    n = ordered.size
+    virtual = (n - 1) * _QUANTILES
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = -1
+    following[above] = -1
+    lo_index = previous.astype(np.intp)
+    hi_index = following.astype(np.intp)
+    gamma = virtual - lo_index
+    lo, hi = ordered[lo_index], ordered[hi_index]
+    diff = hi - lo
+    out = lo + diff * gamma
+    np.subtract(hi, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return np.asarray(out, dtype=np.float64)
+
+
 def _numeric(values: np.ndarray[Any, Any], nulls: int, dtype: str, unit: str | None) -> dict[str, Any]:
     finite_mask = np.isfinite(values)
-    inf = int(values.size - int(finite_mask.sum()))
+    inf = int(values.size - int(np.count_nonzero(finite_mask)))
     finite = values if inf == 0 else values[finite_mask]
     doc: dict[str, Any] = {"kind": "numeric", "dtype": dtype, "count": int(values.size), "nulls": nulls}
     if finite.size == 0:
         doc.update(bin_edges=[], bin_counts=[], mean=None, std=None, min=None, max=None)
     else:
+        # one sort serves the quantile edges, min/max and the bin counts (np.histogram's own
+        # searchsorted rule: [e_i, e_i+1) and a closed last bin)
+        ordered = np.sort(finite)
         step = max(1, finite.size // SAMPLE)
-        sample = finite[::step]
-        edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, BINS + 1)))
-        lo, hi = float(finite.min()), float(finite.max())
+        sample = ordered if step == 1 else np.sort(finite[::step])
+        edges = np.unique(_quantiles(sample))
+        lo, hi = float(ordered[0]), float(ordered[-1])
         edges[0], edges[-1] = lo, hi
         if edges.size == 1:
             counts = np.array([finite.size])
             edges = np.array([lo, hi])
         else:
-            counts, _ = np.histogram(finite, bins=edges)
+            index = np.searchsorted(ordered, edges[:-1], side="left")
+            counts = np.diff(np.append(index, ordered.size))
+        with np.errstate(over="ignore", invalid="ignore"):  # |x| near float max: an infinite moment -> null
+            mean, std = float(finite.mean()), float(finite.std())
         doc.update(
-            bin_edges=[float(e) for e in edges],
-            bin_counts=[int(c) for c in counts],
-            mean=_num(float(finite.mean())),
-            std=_num(float(finite.std())),
+            bin_edges=edges.tolist(),
+            bin_counts=counts.tolist(),
+            mean=_num(mean),
+            std=_num(std),
             min=lo,
             max=hi,
         )
@@ -93,14 +123,41 @@ def _key(value: object) -> str:
     return text if len(text) <= _MAX_KEY else text[: _MAX_KEY - 1] + "…"
 
 
+def _string_frequencies(s: Any) -> tuple[list[Any], list[int]] | None:
+    """Values and counts of a pandas string column, most frequent first (ties in order of first
+    appearance), through Arrow; None when the column cannot be read as Arrow strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(s.array, from_pandas=True)
+    except (TypeError, ValueError, NotImplementedError, pa.ArrowException):
+        return None
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type)):
+        return None
+    if arr.null_count:
+        arr = arr.drop_null()
+    counted = pc.value_counts(arr)
+    values = counted.field("values").to_pylist()
+    counts = counted.field("counts").to_numpy()
+    order = np.argsort(-counts, kind="stable")
+    return [values[i] for i in order.tolist()], counts[order].tolist()
+
+
 def _categorical(s: Any, nulls: int, dtype: str) -> dict[str, Any]:
-    counts = s.value_counts(dropna=True, sort=True)
-    top = counts.iloc[:TOP_K]
+    import pandas as pd
+
+    fast = _string_frequencies(s) if isinstance(s.dtype, pd.StringDtype) else None
+    if fast is not None:
+        values, counts = fast
+    else:
+        series = s.value_counts(dropna=True, sort=True)
+        values, counts = series.index.tolist(), series.to_numpy().tolist()
     frequencies: dict[str, int] = {}
-    for value, n in zip(top.index.tolist(), top.to_numpy().tolist(), strict=True):
+    for value, n in zip(values[:TOP_K], counts[:TOP_K], strict=True):
         key = _key(value)
         frequencies[key] = frequencies.get(key, 0) + int(n)
-    count = int(counts.sum())
+    count = int(sum(counts))
     return {
         "kind": "categorical",
         "dtype": dtype,
@@ -118,6 +175,14 @@ def column_stats(s: Any) -> dict[str, Any]:
 
     dtype = s.dtype
     dtype_str = str(dtype)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # plain numpy numbers: straight from the buffer
+        raw = s.to_numpy()
+        if dtype.kind == "f":
+            null_mask = np.isnan(raw)
+            nulls = int(np.count_nonzero(null_mask))
+            values = raw.astype(np.float64, copy=False)
+            return _numeric(values[~null_mask] if nulls else values, nulls, dtype_str, None)
+        return _numeric(raw.astype(np.float64), 0, dtype_str, None)
     null_mask = s.isna().to_numpy()
     nulls = int(null_mask.sum())
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
@@ -140,12 +205,12 @@ def table_stats(df: Any) -> dict[str, Any]:
     """Statistics of every column of a pandas DataFrame (at most ``MAX_COLUMNS``)."""
     columns: dict[str, Any] = {}
     width = int(df.shape[1])
-    for i in range(min(width, MAX_COLUMNS)):
-        name = df.columns[i]
+    for i, (name, s) in enumerate(df.items()):
+        if i >= MAX_COLUMNS:
+            break
         key = name if isinstance(name, str) else str(name)
         if key in columns:
             continue  # duplicate column names: the first one is described
-        s = df.iloc[:, i]
         try:
             columns[key] = column_stats(s)
         except TypeError:
