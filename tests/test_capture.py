@@ -422,3 +422,73 @@ def test_governance_dataset_reference(cat: Catalog) -> None:
     ((_, dv, ds),) = io_of(cat, run)
     assert ds is not None and (ds.namespace, ds.name, ds.kind) == ("s3://bucket", "raw/2024/", "reference")
     assert dv is not None and dv.content_hash is None and dv.coverage == "none"
+
+
+# ---------------------------------------------------------------------------------- id cache
+def _job_of_runs(catalog: Catalog) -> dict[str, str]:
+    """run uuid -> name of the job its job_id points to (a dangling id would raise or be missing)."""
+    with catalog.read() as s:
+        return {r.run_uuid: j.name for r, j in s.exec(select(Run, Job).join(Job, col(Job.id) == Run.job_id)).all()}
+
+
+def test_cached_ids_follow_the_catalog_written_to(cat: Catalog, tmp_path: Path) -> None:
+    """Job and dataset ids learnt on one catalog are never used on another one."""
+
+    def make(name: str) -> Any:
+        return gov.step(kind="feature", name=name)(lambda df: df)
+
+    make("a1")(frame())
+    make("a2")(frame(seed=1))
+    other = Catalog(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        with capture_to(other):
+            make("x")(frame(seed=2))  # job id 1, dataset ids 1-2 in the other catalog
+        make("x")(frame(seed=2))  # back on the first catalog: new rows, not the other catalog's ids
+        assert sorted(_job_of_runs(other).values()) == ["x"]
+    finally:
+        other.dispose()
+    assert sorted(_job_of_runs(cat).values()) == ["a1", "a2", "x"]
+    with cat.read() as s:
+        names = {d.id: d.name for d in s.exec(select(Dataset)).all()}
+        edges = s.exec(select(RunIO, DatasetVersion).join(DatasetVersion, col(DatasetVersion.id) == RunIO.artifact_id))
+        assert {names[dv.dataset_id] for _, dv in edges.all()} >= {"x.output"}
+
+
+def test_ids_of_a_rolled_back_write_are_not_cached(cat: Catalog) -> None:
+    """A write that fails after inserting its job and datasets rolls back; the next write of the same
+    job and dataset must insert them again (PostgreSQL never reuses the rolled-back ids)."""
+    from governance.lineage import RunRecord, uuid7, write_run
+    from governance.lineage._record import ID_CACHE
+
+    def record(tags: list[Any]) -> RunRecord:
+        role = CaptureRole(job="rollback.job", name="df", direction="input", namespace="test")
+        cap = table_capture(frame(), role)
+        cap.fields[0]["tags"] = tags
+        now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+        return RunRecord(
+            run_uuid=uuid7(),
+            job="rollback.job",
+            namespace="test",
+            kind="other",
+            status="COMPLETED",
+            started_at=now,
+            ended_at=now,
+            actor="tester",
+            datasets=[cap],
+        )
+
+    ID_CACHE.clear()
+    with pytest.raises(TypeError):
+        write_run(cat, record([object()]))  # the field's tags cannot be stored as JSON: rollback
+    with cat.read() as s:
+        assert s.exec(select(Job).where(Job.name == "rollback.job")).first() is None
+    good = record(["pii"])
+    assert write_run(cat, good)
+    assert _job_of_runs(cat) == {good.run_uuid: "rollback.job"}
+    with cat.read() as s:
+        ((_edge, dv),) = s.exec(
+            select(RunIO, DatasetVersion).join(DatasetVersion, col(DatasetVersion.id) == RunIO.artifact_id)
+        ).all()
+        assert s.get(Dataset, dv.dataset_id) is not None
+        fields = s.exec(select(DatasetField).where(DatasetField.dataset_version_id == dv.id)).all()
+        assert {f.name: f.tags for f in fields}["income"] == ["pii"]

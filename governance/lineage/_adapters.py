@@ -90,6 +90,11 @@ class DatasetCapture:
     reuse_any: bool = False  # an input may reuse a version of another dataset with the same content
     _stats_source: Any = field(default=None, repr=False, compare=False)
 
+    @property
+    def stats_pending(self) -> bool:
+        """Statistics were asked for and are not computed yet."""
+        return self.stats is None and self._stats_source is not None
+
     def ensure_stats(self) -> dict[str, Any] | None:
         """Compute the column statistics now (they are computed lazily: only new versions need them)."""
         if self.stats is None and self._stats_source is not None:

@@ -11,6 +11,7 @@ is what makes spool replay safe to repeat.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Mapping
@@ -176,6 +177,7 @@ class RunRecord:
 
 
 # ------------------------------------------------------------------------------------------ write
+@functools.cache
 def _events() -> tuple[Any, Any]:
     from governance.openlineage import enqueue_run_event, kick_shipper
 
@@ -220,7 +222,9 @@ _VERSION_BY_HASH = Statement(
         _dv.c.content_hash == sa.bindparam("content_hash"),
         _dv.c.hash_algo == sa.bindparam("hash_algo"),
     )
-    .order_by(_dv.c.version.desc())
+    # "+ 0": ordering by the bare column makes SQLite walk the (dataset_id, version) unique index over
+    # every version of the dataset instead of seeking (dataset_id, content_hash)
+    .order_by((_dv.c.version + 0).desc())
     .limit(1)
 )
 _VERSION_WITHOUT_HASH = Statement(
@@ -317,6 +321,7 @@ class _Writer:
         self.session = tx.session
         self.known = known
         self.pending = pending
+        self.stats: dict[tuple[str, str], dict[str, Any]] = {}
 
     def job_id(self, namespace: str, name: str, kind: str, source_file: str | None) -> int:
         key = (namespace, name)
@@ -356,6 +361,17 @@ class _Writer:
         assert row is not None
         self.pending.datasets[key] = int(row[0])
         return int(row[0])
+
+    def stats_of(self, cap: DatasetCapture) -> dict[str, Any] | None:
+        """The capture's column statistics; computed once per content in a run (an unchanged frame
+        passed through a step is a new version of two datasets with the same content)."""
+        key = (cap.content_hash, cap.hash_algo or "") if cap.content_hash else None
+        if key is not None and cap.stats_pending and key in self.stats:
+            cap.stats = self.stats[key]
+        stats = cap.ensure_stats()
+        if key is not None and stats is not None:
+            self.stats.setdefault(key, stats)
+        return stats
 
     def run_by_uuid(self, run_uuid: str) -> tuple[int, str] | None:
         row = _RUN_BY_UUID.first(self.session, run_uuid=run_uuid)
@@ -446,7 +462,7 @@ def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str
         schema_fields=[{"name": f["name"], "dtype": f["dtype"], "hash": f.get("hash")} for f in cap.fields] or None,
         row_count=cap.row_count,
         byte_size=cap.byte_size,
-        stats=cap.ensure_stats(),
+        stats=w.stats_of(cap),
         uri=cap.uri,
         produced_by_run_id=run_id if cap.direction == "output" else None,
         created_at=w.tx.time,
