@@ -172,6 +172,33 @@ def test_identical_results_on_sqlite_and_postgresql(tmp_path: Path) -> None:
         drop_pg_database(base, pg_url)
 
 
+def test_sqlite_walk_keeps_index_seeks_after_analyze(tmp_path: Path) -> None:
+    """With ANALYZE statistics SQLite would build a Bloom filter over run_io on every recursive step
+    (a full scan each); the walk's planner hint keeps both hops covering-index seeks, same results."""
+    from governance.catalog._graph import _reach
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        build_chain(catalog)
+        before = queries(catalog)
+        with catalog.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            assert conn.exec_driver_sql("SELECT count(*) FROM sqlite_stat1").scalar_one() > 0
+        assert queries(catalog) == before
+        with catalog.engine.connect() as conn:
+            for up, depth in ((True, 3), (False, None)):
+                sql = str(
+                    _reach("dataset", 1, depth, None, up, sqlite=True).compile(
+                        dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                )
+                plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+                assert not [p for p in plan if "BLOOM" in p], plan
+                assert len([p for p in plan if "USING COVERING INDEX ix_run_io_" in p]) == 2, plan
+    finally:
+        catalog.dispose()
+
+
 # ------------------------------------------------------------------------------------- real runs
 @pytest.fixture
 def trained(gov_env: Path) -> Path:
