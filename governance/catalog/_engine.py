@@ -143,8 +143,11 @@ class Catalog:
     # ------------------------------------------------------------------------------------- schema
     def current_revision(self) -> str | None:
         """The alembic revision the database is at, or None for an empty database."""
-        with self._errors(), self.engine.connect() as conn:
-            return _revision(conn)
+        try:
+            with self._errors(), self.engine.connect() as conn:
+                return _revision(conn)
+        except DBAPIError as exc:  # e.g. SQLite's "file is not a database"
+            raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
 
     def ensure_schema(self) -> None:
         """Upgrade the schema to head if needed, under a cross-process lock."""

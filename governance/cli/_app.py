@@ -91,10 +91,14 @@ def _run(args: list[str], verbose: bool) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - a gate fails closed on the unexpected too
-        # click's (or typer's vendored click's) usage errors know how to show themselves
-        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(code, int):
-            show()
+        # click's (or typer's vendored click's) usage errors: one line naming the command and option
+        describe, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if callable(describe) and isinstance(code, int):
+            show = getattr(exc, "show", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):
+                show()  # a bare group: its help is the answer
+            else:
+                print(_usage_line(exc, str(describe())), file=sys.stderr)
             return code
         if verbose:
             traceback.print_exc()
@@ -102,3 +106,13 @@ def _run(args: list[str], verbose: bool) -> int:
               file=sys.stderr)
         return 3
     return int(result) if isinstance(result, int) else 0
+
+
+def _usage_line(exc: Exception, message: str) -> str:
+    """``gov: error: gov runs list: Invalid value for '--limit': ... (see gov runs list --help)``."""
+    text = " ".join(message.split())
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None)
+    if not isinstance(path, str) or not path:
+        return f"gov: error: {text}"
+    return f"gov: error: {path}: {text} (see {path} --help)"

@@ -23,18 +23,20 @@ def register(app: typer.Typer) -> None:
         """Capture -> gate blocks a biased model -> mitigated model passes -> promote -> reports -> verify."""
         from governance.catalog import Catalog
         from governance.demo import run_demo
+        from governance.errors import InputError
 
         st = state(ctx)
         console = Console(highlight=False, soft_wrap=True)
         out = out.resolve()
         if out.exists() and not out.is_dir():
-            from governance.errors import InputError
-
             raise InputError(f"--out: {out} exists and is not a directory")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out: cannot create directory {out}: {exc.strerror}") from exc
         url = st.catalog_url or f"sqlite:///{out / '.governance' / 'catalog.db'}"
         started = time.perf_counter()
         console.print(f"[bold]gov demo[/] -> {out}")
-        out.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(url)
         previous = Path.cwd()
         os.chdir(out)  # capture's home (artifacts, spool) is the demo directory's .governance

@@ -10,8 +10,9 @@ from typing import Any
 import typer
 
 from governance.cli._context import check_format, state
+from governance.errors import InputError
 
-__all__ = ["register", "sensitive_columns", "write_report"]
+__all__ = ["check_output", "register", "sensitive_columns", "write_report"]
 
 FORMATS = ("text", "json", "junit", "sarif", "github")
 
@@ -19,6 +20,13 @@ FORMATS = ("text", "json", "junit", "sarif", "github")
 def sensitive_columns(values: list[str] | None) -> list[str]:
     """``--sensitive a,b --sensitive c`` -> ``[a, b, c]``."""
     return [c.strip() for v in values or [] for c in v.split(",") if c.strip()]
+
+
+def check_output(output: Path | None) -> Path | None:
+    """Refuse an ``--output`` that cannot be a report file before any work is done."""
+    if output is not None and output.is_dir():
+        raise InputError(f"--output: {output} is a directory; expected a file name")
+    return output
 
 
 def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy_path: Path | None) -> None:
@@ -38,16 +46,23 @@ def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy
         if target is None:
             sys.stdout.write(gh.summary)
         else:
-            with target.open("a", encoding="utf-8") as handle:
-                handle.write(gh.summary)
+            try:
+                with target.open("a", encoding="utf-8") as handle:
+                    handle.write(gh.summary)
+            except OSError as exc:
+                where = "--output" if output is not None else "GITHUB_STEP_SUMMARY"
+                raise InputError(f"{where}: cannot append to {target}: {exc.strerror or exc}") from exc
         sys.stdout.write(gh.annotations)
         return
     text = render(document, fmt, policy_path=policy_path, tool_version=__version__)
     if output is None:
         sys.stdout.write(text)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--output: cannot write {output}: {exc.strerror or exc}") from exc
     if fmt != "text":
         sys.stdout.write(render(document, "text"))
     typer.echo(f"wrote {fmt} report to {output}", err=True)
@@ -79,6 +94,7 @@ def register(app: typer.Typer) -> None:
         from governance.registry import check
 
         check_format(fmt, FORMATS)
+        check_output(output)
         st = state(ctx)
         report = check(ref, policy=policy, predictions=predictions, label=label, prediction=prediction,
                        score=score, sensitive=sensitive_columns(sensitive),

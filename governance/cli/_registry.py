@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from governance.cli._context import check_format, emit_json, state
-from governance.cli._policy import FORMATS, sensitive_columns, write_report
+from governance.cli._policy import FORMATS, check_output, sensitive_columns, write_report
 from governance.cli._read import print_table
 from governance.errors import InputError
 
@@ -27,6 +27,8 @@ def _json_option(value: str | None, option: str) -> dict[str, Any] | None:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise InputError(f"{option}: cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{option}: {path} is not UTF-8 text (byte {exc.start})") from exc
     try:
         import yaml
 
@@ -117,6 +119,7 @@ def register(app: typer.Typer) -> None:
         from governance.registry._promote import OBSERVE, refusal_error
 
         check_format(fmt, FORMATS)
+        check_output(output)
         expect: Any = OBSERVE
         if if_current is not None:
             if if_current.lower() == "none":
@@ -282,6 +285,7 @@ def register(app: typer.Typer) -> None:
         from governance.registry import monitor
 
         check_format(fmt, FORMATS)
+        check_output(output)
         st = state(ctx)
         report = monitor(ref, data=data, policy=policy, label=label, prediction=prediction, score=score,
                          sensitive=sensitive_columns(sensitive), notify=notify,

@@ -43,9 +43,14 @@ def _write(output: str | os.PathLike[str], content: bytes | str) -> None:
     """Write atomically (a temporary file in the same directory, then a rename)."""
     path = Path(output)
     if not path.parent.is_dir():
-        raise InputError(f"--output: directory {path.parent} does not exist")
+        raise InputError(f"--output: directory {path.parent} does not exist (writing {path})")
+    if path.is_dir():
+        raise InputError(f"--output: {path} is a directory; expected a file name")
     data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"--output: cannot write {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
