@@ -18,7 +18,11 @@ Input: an NDJSON file (one event per line; blank lines ignored) or a directory o
 
 Idempotent on ``(runId, eventType, eventTime)`` through ``IngestedEvent``.  Invalid lines are
 reported with ``file:line`` and a one-line reason; the valid ones are imported.  Each event is one
-audit event (``openlineage.ingest``), in the same transaction as its rows.
+audit event (``openlineage.ingest``), in the same transaction as its rows.  Files are streamed and
+imported in batches; a line longer than :data:`MAX_EVENT_BYTES` (16 MiB) is reported and skipped
+without being loaded, a binary file is reported once, and an input with no events at all is an
+:class:`~governance.errors.InputError`.  Event contents are data: they are parsed with ``json`` and
+stored through bound parameters, never interpreted.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from governance.catalog import (
 )
 from governance.errors import InputError
 
-__all__ = ["IngestReport", "ingest_openlineage", "read_events"]
+__all__ = ["MAX_EVENT_BYTES", "IngestReport", "ingest_openlineage", "read_events"]
 
 _STATUS = {"START": "RUNNING", "RUNNING": "RUNNING", "COMPLETE": "COMPLETED", "FAIL": "FAILED",
            "ABORT": "ABORTED"}
@@ -82,8 +86,19 @@ class _Event:
     run_id: str
 
 
-def read_events(path: Path) -> Iterator[tuple[str, str]]:
-    """``(location, text)`` of every non-blank event line under ``path``."""
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The largest event (one NDJSON line, or one pretty-printed ``.json`` file) that is parsed.
+
+A longer line is reported as invalid and skipped without being held in memory (it is read in 1 MiB
+chunks up to its newline).  16 MiB leaves room for Spark events with wide schemas and column lineage
+(typically well under 1 MiB) while bounding what one hostile line can cost."""
+
+_CHUNK = 1024 * 1024
+
+
+def read_events(path: Path) -> Iterator[tuple[str, str | None, str | None]]:
+    """``(location, text, None)`` per non-blank event line under ``path``, or ``(location, None,
+    reason)`` for a line that cannot be an event (too long, not UTF-8 text).  Files are streamed."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
     elif path.is_file():
@@ -93,16 +108,44 @@ def read_events(path: Path) -> Iterator[tuple[str, str]]:
                          "of .json files")
     for file in files:
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{file}: cannot read: {exc}") from exc
-        stripped = text.strip()
-        if path.is_dir() and stripped.startswith("{") and "\n{" not in stripped:
-            yield f"{file}:1", stripped  # one pretty-printed event per file
-            continue
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield f"{file}:{number}", line
+            if path.is_dir() and file.stat().st_size <= MAX_EVENT_BYTES:
+                stripped = file.read_bytes().strip()
+                if stripped.startswith(b"{") and b"\n{" not in stripped:
+                    yield _decoded(f"{file}:1", stripped)  # one pretty-printed event per file
+                    continue
+            yield from _file_lines(file)
+        except OSError as exc:
+            raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _file_lines(file: Path) -> Iterator[tuple[str, str | None, str | None]]:
+    with file.open("rb") as handle:
+        number = 0
+        while line := handle.readline(MAX_EVENT_BYTES + 1):
+            number += 1
+            location = f"{file}:{number}"
+            if len(line) > MAX_EVENT_BYTES and not line.endswith(b"\n"):
+                while (rest := handle.readline(_CHUNK)) and not rest.endswith(b"\n"):
+                    pass
+                yield location, None, (f"line longer than {MAX_EVENT_BYTES // (1024 * 1024)} MiB "
+                                       "(MAX_EVENT_BYTES); skipped")
+                continue
+            if not line.strip():
+                continue
+            event = _decoded(location, line.strip())
+            yield event
+            if event[1] is None:
+                return  # a binary file: the first bad line says so, the rest is noise
+
+
+def _decoded(location: str, raw: bytes) -> tuple[str, str | None, str | None]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return location, None, f"not UTF-8 text (byte {exc.start}); expected JSON OpenLineage RunEvents"
+    if "\x00" in text:
+        return location, None, "contains NUL bytes (a binary file?); expected JSON OpenLineage RunEvents"
+    return location, text, None
 
 
 def _parse_time(value: Any) -> datetime:
@@ -158,19 +201,31 @@ def _validate(location: str, text: str) -> _Event:
 def ingest_openlineage(catalog: Catalog, path: str | Path, actor: str) -> IngestReport:
     """Import the RunEvents at ``path`` (NDJSON file or directory of .json) into ``catalog``."""
     report = IngestReport()
-    valid: list[_Event] = []
-    for location, text in read_events(Path(path)):
+    batch: list[_Event] = []
+    for location, text, problem in read_events(Path(path)):
         report.read += 1
         try:
-            valid.append(_validate(location, text))
+            if text is None:
+                raise ValueError(problem)
+            batch.append(_validate(location, text))
         except ValueError as exc:
             report.invalid.append((location, str(exc)))
-    for start in range(0, len(valid), _BATCH):
-        with audited(catalog, actor) as tx:
-            importer = _Importer(tx)
-            for event in valid[start:start + _BATCH]:
-                importer.add(event, report)
+        if len(batch) >= _BATCH:
+            _import(catalog, actor, batch, report)
+            batch = []
+    if batch:
+        _import(catalog, actor, batch, report)
+    if report.read == 0:
+        what = "no .json files with events" if Path(path).is_dir() else "no events (the file is empty)"
+        raise InputError(f"{path}: {what}; expected OpenLineage RunEvents, one JSON object per line")
     return report
+
+
+def _import(catalog: Catalog, actor: str, events: list[_Event], report: IngestReport) -> None:
+    with audited(catalog, actor) as tx:
+        importer = _Importer(tx)
+        for event in events:
+            importer.add(event, report)
 
 
 class _Importer:
