@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from governance.audit import AuditedTransaction, audited
 from governance.catalog import (
@@ -36,7 +36,7 @@ from governance.catalog import (
 )
 from governance.lineage._adapters import DatasetCapture, ModelCapture
 from governance.lineage._model_versions import get_or_create_model, record_model_version
-from governance.lineage._sql import Statement, insert_statement, update_statement
+from governance.lineage._sql import RawConnection, Statement, insert_statement, update_statement
 from governance.lineage._tags import PASSTHROUGH_TAGS, PROXY_PREFIX, PROXY_TAGS
 
 __all__ = ["ID_CACHE", "IdCache", "RunFrame", "RunRecord", "write_run"]
@@ -319,6 +319,7 @@ class _Writer:
     def __init__(self, tx: AuditedTransaction, known: _CatalogIds, pending: _CatalogIds) -> None:
         self.tx = tx
         self.session = tx.session
+        self.raw = RawConnection(tx.session)
         self.known = known
         self.pending = pending
         self.stats: dict[tuple[str, str], dict[str, Any]] = {}
@@ -328,10 +329,10 @@ class _Writer:
         found = self.known.jobs.get(key) or self.pending.jobs.get(key)
         if found is not None:
             return found
-        row = _JOB_ID.first(self.session, namespace=namespace, name=name)
+        row = _JOB_ID.first(self.raw, namespace=namespace, name=name)
         if row is None:
             row = _INSERT_JOB.first(
-                self.session,
+                self.raw,
                 namespace=namespace,
                 name=name,
                 kind=kind,
@@ -347,10 +348,10 @@ class _Writer:
         found = self.known.datasets.get(key) or self.pending.datasets.get(key)
         if found is not None:
             return found
-        row = _DATASET_ID.first(self.session, namespace=cap.namespace, name=cap.name)
+        row = _DATASET_ID.first(self.raw, namespace=cap.namespace, name=cap.name)
         if row is None:
             row = _INSERT_DATASET.first(
-                self.session,
+                self.raw,
                 namespace=cap.namespace,
                 name=cap.name,
                 kind=cap.kind,
@@ -374,7 +375,7 @@ class _Writer:
         return stats
 
     def run_by_uuid(self, run_uuid: str) -> tuple[int, str] | None:
-        row = _RUN_BY_UUID.first(self.session, run_uuid=run_uuid)
+        row = _RUN_BY_UUID.first(self.raw, run_uuid=run_uuid)
         return None if row is None else (int(row[0]), str(row[1]))
 
 
@@ -393,7 +394,7 @@ def _ensure_ancestors(w: _Writer, ancestors: list[RunFrame], enqueue: Any) -> in
                 "source_file": frame.source_file,
             }
             row = _INSERT_RUN.first(
-                w.session,
+                w.raw,
                 run_uuid=frame.run_uuid,
                 job_id=job_id,
                 parent_run_id=parent_id,
@@ -429,9 +430,9 @@ class _Field:
 
 
 def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str) -> _Resolved:
-    session = w.session
+    raw = w.raw
     if cap.reuse_any and cap.content_hash:
-        row = _REUSABLE.first(session, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
+        row = _REUSABLE.first(raw, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
         if row is not None:
             return _Resolved(int(row[0]), cap)
     dataset_id = w.dataset_id(cap)
@@ -440,19 +441,17 @@ def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str
         cached = w.known.versions.get(key) or w.pending.versions.get(key)
         if cached is not None:
             return _Resolved(cached[0], cap)
-        row = _VERSION_BY_HASH.first(
-            session, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo
-        )
+        row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
     else:
-        row = _VERSION_WITHOUT_HASH.first(session, dataset_id=dataset_id)
+        row = _VERSION_WITHOUT_HASH.first(raw, dataset_id=dataset_id)
     if row is not None:
         if key is not None:
             w.pending.versions[key] = (int(row[0]), int(row[1]))
         return _Resolved(int(row[0]), cap)
-    latest = _LATEST_VERSION.first(session, dataset_id=dataset_id)
+    latest = _LATEST_VERSION.first(raw, dataset_id=dataset_id)
     version = int((latest[0] if latest else None) or 0) + 1
     inserted = _INSERT_VERSION.first(
-        session,
+        raw,
         dataset_id=dataset_id,
         version=version,
         content_hash=cap.content_hash,
@@ -481,7 +480,7 @@ def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str
                 "tags": list(f.get("tags") or []),
             },
         )
-    _INSERT_FIELD.executemany(session, list(unique.values()))
+    _INSERT_FIELD.executemany(raw, list(unique.values()))
     if key is not None:
         w.pending.versions[key] = (dv_id, version)
     w.tx.record(
@@ -500,12 +499,12 @@ def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str
     return _Resolved(dv_id, cap)
 
 
-def _load_fields(session: Session, run_id: int, resolved: list[_Resolved]) -> None:
+def _load_fields(raw: RawConnection, run_id: int, resolved: list[_Resolved]) -> None:
     """The fields of every dataset version of the run (one query), with the capture's tags merged in."""
     if not any(res.cap.fields for res in resolved):
         return
     by_version: dict[int, dict[str, _Field]] = {}
-    for field_id, dv_id, name, tags in _FIELDS_OF_RUN.all(session, run_id=run_id):
+    for field_id, dv_id, name, tags in _FIELDS_OF_RUN.all(raw, run_id=run_id):
         stored = list(tags or [])
         by_version.setdefault(int(dv_id), {})[name] = _Field(int(field_id), list(stored), stored)
     for res in resolved:
@@ -574,6 +573,7 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
     with audited(catalog, record.actor) as tx:
         w = _Writer(tx, known, pending)
         session = tx.session
+        raw = w.raw
         existing = w.run_by_uuid(record.run_uuid)
         if existing is not None and existing[1] in FINAL:
             return False
@@ -584,7 +584,7 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
         values = {name: getattr(record, name) for name in _RUN_VALUES}
         if existing is None:
             row = _INSERT_RUN.first(
-                session,
+                raw,
                 run_uuid=record.run_uuid,
                 job_id=job_id,
                 parent_run_id=parent_id,
@@ -595,7 +595,7 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
             run_id = int(row[0])
         else:
             run_id = existing[0]
-            _UPDATE_RUN.execute(session, row_id=run_id, **values)
+            _UPDATE_RUN.execute(raw, row_id=run_id, **values)
         edges: list[dict[str, Any]] = []
         inputs: list[_Resolved] = []
         outputs: list[_Resolved] = []
@@ -609,15 +609,15 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
                 if mcap.direction == direction:
                     mv = _model_version(tx, mcap, run_id, record.job)
                     edges.append(_edge(run_id, "model", int(mv.id or 0), direction, mcap.role, tx.time))
-        _INSERT_RUN_IO.executemany(session, edges)
+        _INSERT_RUN_IO.executemany(raw, edges)
         if existing is None:
             enqueue(session, run_id, "START")
-        _load_fields(session, run_id, [*inputs, *outputs])
-        _INSERT_COLUMN_LINEAGE.executemany(session, _column_lineage(run_id, inputs, outputs, record.derived))
+        _load_fields(raw, run_id, [*inputs, *outputs])
+        _INSERT_COLUMN_LINEAGE.executemany(raw, _column_lineage(run_id, inputs, outputs, record.derived))
         changed = {
             fld.id: fld.tags for res in (*inputs, *outputs) for fld in res.fields.values() if fld.tags != fld.stored
         }
-        _UPDATE_FIELD_TAGS.executemany(session, [{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
+        _UPDATE_FIELD_TAGS.executemany(raw, [{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
         enqueue(session, run_id, "COMPLETE" if record.status == "COMPLETED" else "FAIL")
     ID_CACHE.commit(catalog, pending)
     kick(catalog)

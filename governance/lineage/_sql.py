@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
 
-__all__ = ["Statement", "insert_statement", "update_statement"]
+__all__ = ["RawConnection", "Statement", "insert_statement", "update_statement"]
 
 
 class _Compiled:
@@ -65,10 +65,20 @@ class _Compiled:
         return out
 
 
-def _cursor(session: Session) -> Any:
-    if session.new or session.dirty or session.deleted:
-        session.flush()
-    return session.connection().connection.cursor()
+class RawConnection:
+    """The DBAPI connection of a session's transaction (looked up once), for :class:`Statement`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect: Dialect = session.get_bind().dialect
+        self.key = f"{self.dialect.name}+{self.dialect.driver}"
+        self.dbapi = session.connection().connection
+
+    def cursor(self) -> Any:
+        session = self.session
+        if session.new or session.dirty or session.deleted:  # pending ORM rows must be visible
+            session.flush()
+        return self.dbapi.cursor()
 
 
 class Statement:
@@ -80,21 +90,19 @@ class Statement:
         self._lock = threading.Lock()
         self._by_dialect: dict[str, _Compiled] = {}
 
-    def _compiled(self, session: Session) -> _Compiled:
-        dialect = session.get_bind().dialect
-        key = f"{dialect.name}+{dialect.driver}"
-        found = self._by_dialect.get(key)
+    def _compiled(self, conn: RawConnection) -> _Compiled:
+        found = self._by_dialect.get(conn.key)
         if found is None:
             with self._lock:
-                found = self._by_dialect.get(key)
+                found = self._by_dialect.get(conn.key)
                 if found is None:
-                    found = self._by_dialect[key] = _Compiled(self.stmt, dialect, self.bind_types)
+                    found = self._by_dialect[conn.key] = _Compiled(self.stmt, conn.dialect, self.bind_types)
         return found
 
-    def all(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
+    def all(self, conn: RawConnection, **params: Any) -> list[tuple[Any, ...]]:
         """Rows of a SELECT (or of an INSERT ... RETURNING) as plain tuples."""
-        compiled = self._compiled(session)
-        cursor = _cursor(session)
+        compiled = self._compiled(conn)
+        cursor = conn.cursor()
         try:
             cursor.execute(compiled.sql, compiled.params(params))
             raw = cursor.fetchall()
@@ -102,23 +110,23 @@ class Statement:
             cursor.close()
         return compiled.rows(raw)
 
-    def first(self, session: Session, **params: Any) -> tuple[Any, ...] | None:
-        rows = self.all(session, **params)
+    def first(self, conn: RawConnection, **params: Any) -> tuple[Any, ...] | None:
+        rows = self.all(conn, **params)
         return rows[0] if rows else None
 
-    def execute(self, session: Session, **params: Any) -> None:
-        compiled = self._compiled(session)
-        cursor = _cursor(session)
+    def execute(self, conn: RawConnection, **params: Any) -> None:
+        compiled = self._compiled(conn)
+        cursor = conn.cursor()
         try:
             cursor.execute(compiled.sql, compiled.params(params))
         finally:
             cursor.close()
 
-    def executemany(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    def executemany(self, conn: RawConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        compiled = self._compiled(session)
-        cursor = _cursor(session)
+        compiled = self._compiled(conn)
+        cursor = conn.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.params(r) for r in rows])
         finally:
