@@ -64,9 +64,10 @@ class AuditedTransaction:
         """Append an audit event in this transaction."""
         if self._head is None:
             if not self._locked:
-                lock_chain(self.session)
+                self._head = lock_chain(self.session)
                 self._locked = True
-            self._head = chain_head(self.session)
+            if self._head is None:
+                self._head = chain_head(self.session)
         entry = append_event(self.session, self._head, actor=actor or self.actor, action=action,
                              subject=subject, data=data or {}, time=self.time)
         self._head = ChainHead(entry.seq, entry.hash)
@@ -115,9 +116,10 @@ def audited(catalog: Catalog, actor: str) -> Iterator[AuditedTransaction]:
     with _append_queue(catalog), catalog.write() as session:
         # Take the chain lock first, before any row lock the body may take: every audited transaction
         # acquires locks in the same order, so two writers cannot deadlock on PostgreSQL.
-        lock_chain(session)
+        # On PostgreSQL the head comes back with the lock, in the same round trip.
+        head = lock_chain(session)
         tx = AuditedTransaction(session, actor)
-        tx._locked = True
+        tx._head, tx._locked = head, True
 
         def _before_flush(sess: OrmSession, _ctx: Any, _instances: Any) -> None:
             if any(not isinstance(obj, AuditEvent) for obj in (*sess.new, *sess.dirty, *sess.deleted)):
