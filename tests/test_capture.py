@@ -492,3 +492,19 @@ def test_ids_of_a_rolled_back_write_are_not_cached(cat: Catalog) -> None:
         assert s.get(Dataset, dv.dataset_id) is not None
         fields = s.exec(select(DatasetField).where(DatasetField.dataset_version_id == dv.id)).all()
         assert {f.name: f.tags for f in fields}["income"] == ["pii"]
+
+
+def test_input_statistics_describe_the_input_before_the_step_mutates_it(cat: Catalog) -> None:
+    @gov.step(kind="feature")
+    def scrub(df: pd.DataFrame) -> pd.DataFrame:
+        df["income"] = 0.0  # in place: the caller's frame changes too
+        return df[["income", "debt"]]
+
+    original = frame(seed=5)
+    expected_mean = float(original["income"].mean())
+    scrub(original)
+    assert (original["income"] == 0.0).all()
+    ((_, consumed, _),) = [e for e in io_of(cat, run_of(cat, "scrub")) if e[0].direction == "input"]
+    assert consumed is not None and consumed.stats is not None
+    income = consumed.stats["columns"]["income"]
+    assert income["mean"] == pytest.approx(expected_mean) and income["max"] > 0

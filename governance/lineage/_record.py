@@ -267,13 +267,18 @@ class _CatalogIds:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = weakref.ref(catalog)
+        self.url = catalog.url
         self.jobs: dict[tuple[str, str], int] = {}
         self.datasets: dict[tuple[str, str], int] = {}
         self.versions: dict[tuple[int, str, str], tuple[int, int]] = {}
+        self.contents: set[tuple[str, str]] = set()  # (content_hash, algo) of versions in the catalog
 
     def merge(self, pending: _CatalogIds) -> None:
         if len(self.versions) + len(pending.versions) > _MAX_CACHED:
             self.versions.clear()
+        if len(self.contents) + len(pending.contents) > _MAX_CACHED:
+            self.contents.clear()
+        self.contents.update(pending.contents)
         if len(self.datasets) + len(self.jobs) > _MAX_CACHED:
             self.datasets.clear()
             self.jobs.clear()
@@ -304,6 +309,15 @@ class IdCache:
             current = self._current
             if current is not None and current.catalog() is catalog:
                 current.merge(pending)
+
+    def knows_content(self, content_hash: str, hash_algo: str, catalog: Catalog | None, url: str) -> bool:
+        """Whether a dataset version with this content was seen in the catalog a step will write to
+        (``catalog``, or the configured ``url`` when None).  A hint: inputs with unseen content get
+        their statistics computed before the step can change them in place."""
+        current = self._current
+        if current is None or (current.catalog() is not catalog if catalog is not None else current.url != url):
+            return False
+        return (content_hash, hash_algo) in current.contents
 
     def clear(self) -> None:
         with self._lock:
@@ -430,6 +444,8 @@ class _Field:
 
 
 def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str) -> _Resolved:
+    if cap.content_hash:
+        w.pending.contents.add((cap.content_hash, cap.hash_algo or ""))
     raw = w.raw
     if cap.reuse_any and cap.content_hash:
         row = _REUSABLE.first(raw, content_hash=cap.content_hash, hash_algo=cap.hash_algo)

@@ -104,6 +104,10 @@ class Runtime:
                 self._targets.remove(catalog)
                 self._targets.reverse()
 
+    def target(self) -> Catalog | None:
+        """The catalog of the innermost :func:`capture_to` block (None: the configured catalog)."""
+        return self._targets[-1] if self._targets else None
+
     def record(self, record: RunRecord, settings: Settings) -> str:
         """Write the run to the catalog, else to the spool.  Returns ``"catalog"``, ``"spool"`` or
         ``"lost"`` (the spool could not be written either; logged)."""

@@ -31,7 +31,7 @@ from governance.catalog import utcnow
 from governance.config import Settings
 from governance.errors import InputError
 from governance.lineage._adapters import CaptureRole, DatasetCapture, ModelCapture, capture_adapter, json_safe
-from governance.lineage._record import RunFrame, RunRecord
+from governance.lineage._record import ID_CACHE, RunFrame, RunRecord
 from governance.lineage._runtime import Runtime, runtime
 from governance.lineage._settings import env_disabled
 from governance.lineage._tags import normalise_tag_spec
@@ -274,6 +274,17 @@ class _Caller:
             rt.capture_failed(f"{self.job} {direction} {name!r}", exc)
             captured = None
         if isinstance(captured, DatasetCapture):
+            if (
+                direction == "input"
+                and captured.stats_pending
+                and captured.content_hash
+                and not ID_CACHE.knows_content(
+                    captured.content_hash, captured.hash_algo or "", rt.target(), settings.catalog_url
+                )
+            ):
+                # probably a new version: describe the input now, before the step can change it in place
+                # (statistics of known content are never needed, so they stay lazy)
+                captured.ensure_stats()
             call.datasets.append(captured)
         elif isinstance(captured, ModelCapture):
             call.models.append(captured)
