@@ -26,6 +26,7 @@ Third parties add types with ``fingerprint.register(MyType)``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -98,6 +99,12 @@ class _Hasher:
 
 def _big_hasher() -> Any:
     return blake3(max_threads=blake3.AUTO)
+
+
+@functools.lru_cache(maxsize=512)
+def _numpy_dtype_name(dtype: np.dtype[Any]) -> str:
+    """``str(dtype)`` of a numpy dtype (numpy builds the string on every call: ~4 us)."""
+    return str(dtype)
 
 
 def _name_key(name: object) -> str:
@@ -243,9 +250,9 @@ def _series_parts(s: Any) -> tuple[str, list[Any]]:
     import pandas as pd
 
     dtype = s.dtype
-    dtype_str = str(dtype)
     if isinstance(dtype, np.dtype):
-        return dtype_str, _numpy_parts(s.to_numpy())
+        return _numpy_dtype_name(dtype), _numpy_parts(s.to_numpy())
+    dtype_str = str(dtype)
     if isinstance(dtype, pd.CategoricalDtype):
         cat_dtype, cat_parts = _series_parts(pd.Series(dtype.categories))
         codes = s.cat.codes.to_numpy()

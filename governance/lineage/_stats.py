@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from governance.lineage._fingerprint import _numpy_dtype_name
+
 __all__ = ["BINS", "MAX_COLUMNS", "STATS_FORMAT", "TOP_K", "column_stats", "table_stats"]
 
 STATS_FORMAT = "governance.stats/v1"
@@ -174,7 +176,7 @@ def column_stats(s: Any) -> dict[str, Any]:
     import pandas as pd  # type: ignore[import-untyped]
 
     dtype = s.dtype
-    dtype_str = str(dtype)
+    dtype_str = _numpy_dtype_name(dtype) if isinstance(dtype, np.dtype) else str(dtype)
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # plain numpy numbers: straight from the buffer
         raw = s.to_numpy()
         if dtype.kind == "f":
