@@ -29,10 +29,19 @@ def _json_option(value: str | None, option: str) -> dict[str, Any] | None:
             raise InputError(f"{option}: cannot read {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise InputError(f"{option}: {path} is not UTF-8 text (byte {exc.start})") from exc
-    try:
-        import yaml
+    import yaml
 
-        data = yaml.safe_load(text)
+    class _PlainLoader(yaml.SafeLoader):
+        """Safe loading without aliases: a card or metrics file never needs them, and an alias bomb
+        would expand when the value is stored as JSON."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise InputError(f"{option}: YAML aliases (*name) are not allowed; write the values out")
+            return super().compose_node(parent, index)
+
+    try:
+        data = yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise InputError(f"{option}: not valid JSON/YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):

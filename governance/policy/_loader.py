@@ -115,6 +115,27 @@ def _shown_tag(tag: str) -> str:
     return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
 
 
+MAX_PACK_BYTES = 1024 * 1024
+"""A policy pack larger than this (1 MiB) is refused unread; the shipped packs are about 5 KiB."""
+MAX_PACK_NODES = 20_000
+"""A pack whose YAML expands (aliases followed) to more nodes than this is refused: it is either a
+mistake or an alias bomb ("billion laughs") meant to stall a CI gate."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes in the document with every alias expanded, memoised per node (linear in the source)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    sizes[id(node)] = min(size, MAX_PACK_NODES + 1)
+    return sizes[id(node)]
+
+
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -122,6 +143,11 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         raise InputError(_syntax_message(source, exc, text)) from exc
     except yaml.YAMLError as exc:
         raise InputError(f"{source}: YAML error: {str(exc).splitlines()[0]}") from exc
+    except RecursionError as exc:
+        raise InputError(f"{source}: YAML nested too deeply; policy packs are a few levels deep") from exc
+    if node is not None and _expanded_size(node, {}) > MAX_PACK_NODES:
+        raise InputError(f"{source}: the pack expands to more than {MAX_PACK_NODES} YAML nodes once its "
+                         "aliases (*name) are followed; write the values out or simplify the pack")
     lines = _line_index(node)
     try:
         data = yaml.load(text, Loader=yaml.SafeLoader)
@@ -269,7 +295,14 @@ def load_pack(name_or_path: str | Path, *, registry: CheckRegistry | None = None
                 f"(shipped packs: {names})"
             )
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the policy pack: {exc}") from exc
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PACK_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the policy pack: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_PACK_BYTES:
+        raise InputError(f"{path}: larger than {MAX_PACK_BYTES // 1024} KiB; is this a policy pack?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML policy pack") from exc
     return parse_pack(text, str(path), registry=registry)
