@@ -175,3 +175,20 @@ def test_lineage_edges_are_indexed_both_ways(catalog: Catalog) -> None:
     indexes = {ix["name"]: ix["column_names"] for ix in sa.inspect(catalog.engine).get_indexes("run_io")}
     assert indexes["ix_run_io_run"][0] == "run_id"
     assert indexes["ix_run_io_artifact"][:2] == ["artifact_kind", "artifact_id"]
+
+
+def test_dataset_names_shared_by_namespaces_need_the_namespace(catalog: Catalog) -> None:
+    with audited(catalog, "alice") as tx:
+        for ns in ("warehouse", "lake"):
+            ds = Dataset(namespace=ns, name="customers")
+            tx.session.add(ds)
+            tx.session.flush()
+            tx.session.add(DatasetVersion(dataset_id=ds.id, version=1, content_hash=ns))
+        tx.record("seed", "test")
+    with catalog.read() as s:
+        with pytest.raises(InputError, match="exists in several namespaces \\(lake, warehouse\\)"):
+            resolve_dataset_version(s, "customers@1")
+        assert resolve_dataset_version(s, "lake/customers@1")[1].content_hash == "lake"
+        assert resolve_dataset_version(s, "warehouse/customers")[1].content_hash == "warehouse"
+        with pytest.raises(NotFoundError, match="unknown dataset 'sea/customers'"):
+            resolve_dataset_version(s, "sea/customers@1")

@@ -96,12 +96,16 @@ def resolve_model_version(session: Session, ref: Ref | str) -> tuple[Model, Mode
 
 
 def resolve_dataset_version(session: Session, ref: Ref | str) -> tuple[Dataset, DatasetVersion]:
-    """``name[@version]`` of a dataset (any namespace when the name is unique)."""
+    """``name[@version]`` of a dataset (any namespace when the name is unique), or
+    ``namespace/name[@version]`` to pick one namespace."""
     if isinstance(ref, str):
         ref = parse_ref(ref, "DATASET@VERSION")
     if ref.alias is not None:
         raise InputError(f"DATASET@VERSION: dataset versions are numbers, got {str(ref)!r}")
     datasets = session.exec(select(Dataset).where(Dataset.name == ref.name)).all()
+    if not datasets and "/" in ref.name:  # NAMESPACE/NAME (namespaces may contain '/' themselves)
+        namespace, _, name = ref.name.rpartition("/")
+        datasets = session.exec(select(Dataset).where(Dataset.namespace == namespace, Dataset.name == name)).all()
     if not datasets:
         raise NotFoundError(f"unknown dataset {ref.name!r}")
     if len(datasets) > 1:
