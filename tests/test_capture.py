@@ -508,3 +508,34 @@ def test_input_statistics_describe_the_input_before_the_step_mutates_it(cat: Cat
     assert consumed is not None and consumed.stats is not None
     income = consumed.stats["columns"]["income"]
     assert income["mean"] == pytest.approx(expected_mean) and income["max"] > 0
+
+
+def test_tags_follow_columns_through_a_row_filter(cat: Catalog) -> None:
+    """A train/test split changes every column's content but not what the columns are."""
+
+    @gov.step(kind="feature")
+    def holdout(features: pd.DataFrame) -> pd.DataFrame:
+        return features[features["income"] > features["income"].median()].reset_index(drop=True)
+
+    @gov.step(kind="feature")
+    def renamed(features: pd.DataFrame) -> pd.DataFrame:
+        return features.rename(columns={"sex": "gender"})
+
+    raw = gov.tag(frame(), protected=["sex"], label="y")
+    part = holdout(raw)
+    renamed(part)
+    run = run_of(cat, "holdout")
+    ((_, out_dv, _),) = [e for e in io_of(cat, run) if e[0].direction == "output"]
+    with cat.read() as s:
+        fields = {f.name: f for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == out_dv.id))}
+        assert (fields["sex"].tags, fields["y"].tags, fields["income"].tags) == (["protected"], ["label"], [])
+        edges = s.exec(select(ColumnLineage).where(ColumnLineage.run_id == run.id)).all()
+        assert len(edges) == len(fields)
+        assert {e.transformation for e in edges} == {"DIRECT"}
+    # a renamed column is not assumed to be the old one: declare it with derived= to keep lineage
+    run = run_of(cat, "renamed")
+    ((_, out_dv, _),) = [e for e in io_of(cat, run) if e[0].direction == "output"]
+    with cat.read() as s:
+        fields = {f.name: f for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == out_dv.id))}
+        assert fields["gender"].tags == []
+        assert fields["y"].tags == ["label"]

@@ -542,26 +542,26 @@ def _load_fields(raw: RawConnection, run_id: int, resolved: list[_Resolved]) -> 
 def _column_lineage(
     run_id: int, inputs: list[_Resolved], outputs: list[_Resolved], derived: list[tuple[str, str, str]]
 ) -> list[dict[str, Any]]:
-    by_name: dict[str, list[tuple[_Field, str | None]]] = {}
+    by_name: dict[str, list[_Field]] = {}
     for res in inputs:
-        hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
         for name, fld in res.fields.items():
-            by_name.setdefault(name, []).append((fld, hashes.get(name)))
+            by_name.setdefault(name, []).append(fld)
     if not by_name:
         return []
     edges: dict[tuple[int, int], str] = {}
     for res in outputs:
-        hashes = {f["name"]: f.get("hash") for f in res.cap.fields}
         for name, out_field in res.fields.items():
             tags = list(out_field.tags)
-            for in_field, in_hash in by_name.get(name, ()):
-                if in_hash is not None and in_hash == hashes.get(name):
-                    edges[(out_field.id, in_field.id)] = "DIRECT"
-                    tags += [t for t in in_field.tags if t in PASSTHROUGH_TAGS and t not in tags]
+            for in_field in by_name.get(name, ()):
+                # a column that keeps an input column's name is that column, passed through (same content)
+                # or carried with rows filtered, reordered or values recomputed in place; either way its
+                # values come from it and it keeps its tags (a protected attribute stays protected)
+                edges[(out_field.id, in_field.id)] = "DIRECT"
+                tags += [t for t in in_field.tags if t in PASSTHROUGH_TAGS and t not in tags]
             for out_col, in_col, transformation in derived:
                 if out_col != name:
                     continue
-                for in_field, _ in by_name.get(in_col, ()):
+                for in_field in by_name.get(in_col, ()):
                     edges.setdefault((out_field.id, in_field.id), transformation)
                     for t in PROXY_TAGS:
                         proxy = PROXY_PREFIX + t

@@ -7,7 +7,8 @@ table it captures.
 
 Propagation along column lineage (recorded by each run):
 
-* a passthrough column (same name and same content as an input column) keeps the input's
+* a column that keeps an input column's name (passed through unchanged, or carried with rows
+  filtered or reordered, as in a train/test split) gets a DIRECT edge from it and keeps the input's
   ``protected``, ``pii`` and ``label`` tags;
 * a column derived from input columns (declared with ``derived=`` on the step) gets
   ``proxy:protected`` when any of its inputs is ``protected`` or ``proxy:protected`` (likewise
