@@ -269,10 +269,7 @@ CASES = CATALOG_CASES + READ_CASES + LINEAGE_CASES + POLICY_CASES + REGISTRY_CAS
 
 
 # Rows that fail today in code owned elsewhere (reported, not hidden): strict xfail, so a fix shows up.
-KNOWN_GAPS: dict[tuple[str, ...], str] = {
-    ("verify-data", "scores@1", "{dir}"): "lineage/_verify reads an empty directory as an empty Parquet "
-                                          "dataset and reports a mismatch (exit 1) instead of refusing it",
-}
+KNOWN_GAPS: dict[tuple[str, ...], str] = {}
 
 
 def _params(cases: list[Case]) -> list[object]:

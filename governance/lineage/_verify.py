@@ -60,6 +60,8 @@ def verify_dataset(dataset: Dataset, dv: DatasetVersion, path: Path | None) -> V
         path = Path(uri)
     if not path.exists():
         raise InputError(f"verify-data: no such file or directory: {path}")
+    if path.is_dir() and not any(path.iterdir()):
+        raise InputError(f"verify-data: {path} is an empty directory: no data to verify against {label}")
     fp: Fingerprint
     fp = fingerprint(path) if dataset.kind in ("file", "directory") else fingerprint(_read_table(path))
     if fp.hash == dv.content_hash:
