@@ -186,10 +186,10 @@ class RunRecord:
 
 # ------------------------------------------------------------------------------------------ write
 @functools.cache
-def _events() -> tuple[Any, Any]:
-    from governance.openlineage import enqueue_run_event, kick_shipper
+def _events() -> tuple[Any, Any, Any]:
+    from governance.openlineage import enqueue_run_event, enqueue_run_events, kick_shipper
 
-    return enqueue_run_event, kick_shipper
+    return enqueue_run_event, enqueue_run_events, kick_shipper
 
 
 def _table(model: Any) -> sa.Table:
@@ -591,7 +591,7 @@ def _audit_summary(record: RunRecord) -> dict[str, Any]:
 
 def write_run(catalog: Catalog, record: RunRecord) -> bool:
     """Write one finished run; False when a run with this uuid is already stored as finished."""
-    enqueue, kick = _events()
+    enqueue, enqueue_many, kick = _events()
     known = ID_CACHE.for_catalog(catalog)
     pending = _CatalogIds(catalog)
     with audited(catalog, record.actor) as tx:
@@ -634,15 +634,15 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
                     mv = _model_version(tx, mcap, run_id, record.job)
                     edges.append(_edge(run_id, "model", int(mv.id or 0), direction, mcap.role, tx.time))
         _INSERT_RUN_IO.executemany(raw, edges)
-        if existing is None:
-            enqueue(session, run_id, "START")
         _load_fields(raw, run_id, [*inputs, *outputs])
         _INSERT_COLUMN_LINEAGE.executemany(raw, _column_lineage(run_id, inputs, outputs, record.derived))
         changed = {
             fld.id: fld.tags for res in (*inputs, *outputs) for fld in res.fields.values() if fld.tags != fld.stored
         }
         _UPDATE_FIELD_TAGS.executemany(raw, [{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
-        enqueue(session, run_id, "COMPLETE" if record.status == "COMPLETED" else "FAIL")
+        final = "COMPLETE" if record.status == "COMPLETED" else "FAIL"
+        # START (a run first written now) and its end from one read of the run's rows, in that order
+        enqueue_many(session, run_id, ("START", final) if existing is None else (final,))
     ID_CACHE.commit(catalog, pending)
     kick(catalog)
     return True

@@ -10,7 +10,7 @@
 """
 
 from governance.openlineage._config import TransportConfig, load_transport_config
-from governance.openlineage._events import build_run_event, enqueue_run_event
+from governance.openlineage._events import build_run_event, build_run_events, enqueue_run_event, enqueue_run_events
 from governance.openlineage._facets import FACET_SCHEMA_URLS, policy_result_facet
 from governance.openlineage._ingest import IngestReport, ingest_openlineage
 from governance.openlineage._naming import (
@@ -37,8 +37,10 @@ __all__ = [
     "SyncReport",
     "TransportConfig",
     "build_run_event",
+    "build_run_events",
     "dataset_identity",
     "enqueue_run_event",
+    "enqueue_run_events",
     "ingest_openlineage",
     "kick_shipper",
     "load_transport_config",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -55,7 +56,14 @@ from governance.openlineage._facets import (
 from governance.openlineage._naming import PRODUCER, RUN_EVENT_SCHEMA_URL, model_dataset
 from governance.openlineage._sql import Statement
 
-__all__ = ["EVENT_TYPES", "build_run_event", "enqueue_run_event", "wire_time"]
+__all__ = [
+    "EVENT_TYPES",
+    "build_run_event",
+    "build_run_events",
+    "enqueue_run_event",
+    "enqueue_run_events",
+    "wire_time",
+]
 
 EVENT_TYPES = ("START", "COMPLETE", "FAIL", "ABORT")
 
@@ -140,6 +148,8 @@ _INSERT_OUTBOX = Statement(
     {name: _o.c[name].type for name in _OUTBOX_COLUMNS},
 )
 
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
 _DATASET_TYPES = {"file": "FILE", "table": "TABLE", "frame": "TABLE", "model": "MODEL"}
 
 
@@ -151,8 +161,15 @@ def wire_time(value: datetime) -> str:
 
 def build_run_event(session: Session, run_id: int, event_type: str) -> dict[str, Any]:
     """The ``RunEvent`` of ``event_type`` for run ``run_id`` as a JSON-ready dictionary."""
-    if event_type not in EVENT_TYPES:
-        raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
+    return build_run_events(session, run_id, (event_type,))[0]
+
+
+def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``RunEvent``s of ``event_types`` for run ``run_id``, in that order, from one read of its rows
+    (the run and job facets are built once and shared by the documents)."""
+    for event_type in event_types:
+        if event_type not in EVENT_TYPES:
+            raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
     found = _RUN_QUERY.all(session, run_id=run_id)
     if not found:
         raise NotFoundError(f"run id {run_id}: no such run in the catalog")
@@ -173,26 +190,34 @@ def build_run_event(session: Session, run_id: int, event_type: str) -> dict[str,
     if run.parent_uuid is not None:
         root = (run.parent_uuid, run.parent_ns, run.parent_name) if run.grandparent_id is None else None
         run_facets["parent"] = parent_facet(run.parent_uuid, run.parent_ns, run.parent_name, root)
-    if event_type == "FAIL" and (run.error_message or run.error_type):
-        message = f"{run.error_type}: {run.error_message}" if run.error_type else str(run.error_message)
-        run_facets["errorMessage"] = error_message_facet(message, run.error_traceback)
+    job = {"namespace": run.namespace, "name": run.name, "facets": job_facets}
 
-    if event_type == "START":
-        inputs: list[dict[str, Any]] = []
-        outputs: list[dict[str, Any]] = []
-    else:
-        inputs, outputs = _datasets(session, run_id, run.namespace)
-    when = run.started_at if event_type == "START" else (run.ended_at or utcnow())
-    return {
-        "eventType": event_type,
-        "eventTime": wire_time(when),
-        "producer": PRODUCER,
-        "schemaURL": RUN_EVENT_SCHEMA_URL,
-        "run": {"runId": run.run_uuid, "facets": run_facets},
-        "job": {"namespace": run.namespace, "name": run.name, "facets": job_facets},
-        "inputs": inputs,
-        "outputs": outputs,
-    }
+    io: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+    docs: list[dict[str, Any]] = []
+    for event_type in event_types:
+        facets = run_facets
+        if event_type == "FAIL" and (run.error_message or run.error_type):
+            message = f"{run.error_type}: {run.error_message}" if run.error_type else str(run.error_message)
+            facets = {**run_facets, "errorMessage": error_message_facet(message, run.error_traceback)}
+        if event_type == "START":
+            inputs: list[dict[str, Any]] = []
+            outputs: list[dict[str, Any]] = []
+        else:
+            if io is None:
+                io = _datasets(session, run_id, run.namespace)
+            inputs, outputs = io
+        when = run.started_at if event_type == "START" else (run.ended_at or utcnow())
+        docs.append({
+            "eventType": event_type,
+            "eventTime": wire_time(when),
+            "producer": PRODUCER,
+            "schemaURL": RUN_EVENT_SCHEMA_URL,
+            "run": {"runId": run.run_uuid, "facets": facets},
+            "job": job,
+            "inputs": inputs,
+            "outputs": outputs,
+        })
+    return docs
 
 
 def _datasets(session: Session, run_id: int, job_namespace: str,
@@ -267,15 +292,24 @@ def enqueue_run_event(session: Session, run_id: int, event_type: str) -> None:
     ``COMPLETE``/``FAIL`` when it ends): the event is delivered later by the shipper
     (:func:`kick_shipper`) or ``gov sync``, and commits or rolls back with the run.
     """
-    doc = build_run_event(session, run_id, event_type)
+    enqueue_run_events(session, run_id, (event_type,))
+
+
+def enqueue_run_events(session: Session, run_id: int, event_types: Sequence[str]) -> None:
+    """:func:`enqueue_run_event` for several event types of one run (e.g. ``START`` and ``COMPLETE``
+    of a run written once it finished), from one read of its rows; the outbox rows are added in the
+    order given, so delivery keeps that order."""
+    docs = build_run_events(session, run_id, event_types)
     now = utcnow()
-    _INSERT_OUTBOX.execute(
-        session,
-        run_uuid=doc["run"]["runId"],
-        event_type=event_type,
-        event_time=datetime.fromisoformat(doc["eventTime"]),
-        payload=json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str),
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    _INSERT_OUTBOX.executemany(session, [
+        {
+            "run_uuid": doc["run"]["runId"],
+            "event_type": doc["eventType"],
+            "event_time": datetime.fromisoformat(doc["eventTime"]),
+            "payload": _dumps(doc),
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for doc in docs
+    ])

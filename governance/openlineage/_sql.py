@@ -74,6 +74,15 @@ class Compiled:
         finally:
             cursor.close()
 
+    def executemany(self, session: Session, rows: list[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        cursor = _cursor(session)
+        try:
+            cursor.executemany(self.sql, [self._params(params) for params in rows])
+        finally:
+            cursor.close()
+
 
 def _cursor(session: Session) -> Any:
     session.flush()
@@ -106,3 +115,6 @@ class Statement:
 
     def execute(self, session: Session, **params: Any) -> None:
         self.compiled(session).execute(session, params)
+
+    def executemany(self, session: Session, rows: list[Mapping[str, Any]]) -> None:
+        self.compiled(session).executemany(session, rows)
