@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from governance.audit import resolve_actor
 from governance.catalog import Catalog, utcnow
@@ -184,12 +187,43 @@ def shipper_for(catalog: Catalog) -> Shipper:
     return _SHIPPERS.get(catalog)
 
 
+class _ConfiguredCache:
+    """:func:`configured` for the step's hot path: the answer is kept for ``TTL`` seconds while the
+    variables it reads (``OPENLINEAGE_DISABLED``/``_URL``/``_CONFIG``, ``HOME``), the number of
+    environment variables (an added or removed ``OPENLINEAGE__*`` changes it) and the working
+    directory stay the same; the full scan and the two file checks run at most once per ``TTL``."""
+
+    TTL = 1.0
+
+    def __init__(self) -> None:
+        self._entry: tuple[tuple[object, ...], float, bool] | None = None
+
+    def __call__(self) -> bool:
+        environ = os.environ
+        try:
+            cwd: Path | None = Path.cwd()
+        except OSError:  # the working directory was removed: no ./openlineage.yml to find
+            cwd = None
+        key = (len(environ), environ.get("OPENLINEAGE_DISABLED"), environ.get("OPENLINEAGE_URL"),
+               environ.get("OPENLINEAGE_CONFIG"), environ.get("HOME"), cwd)
+        now = time.monotonic()
+        entry = self._entry
+        if entry is not None and entry[0] == key and now - entry[1] < self.TTL:
+            return entry[2]
+        answer = configured()
+        self._entry = (key, now, answer)
+        return answer
+
+
+_CONFIGURED = _ConfiguredCache()
+
+
 def kick_shipper(catalog: Catalog) -> None:
     """Make sure pending outbox rows of ``catalog`` get shipped in the background, if configured.
 
     Non-blocking.  With no OpenLineage configuration, or ``OPENLINEAGE_DISABLED=true``, it does
     nothing and prints nothing: the events stay in the outbox for ``gov sync``.
     """
-    if not configured():
+    if not _CONFIGURED():
         return
     _SHIPPERS.get(catalog).kick()
