@@ -16,6 +16,7 @@ the chain, it would fail on the duplicate ``seq``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -76,6 +77,38 @@ class AuditedTransaction:
         return entry
 
 
+_TX_KEY = "governance.audited"
+
+
+class _FlushGuard:
+    """One ``before_flush`` listener on the ORM ``Session`` class, registered on first use, that
+    marks the :class:`AuditedTransaction` stored in ``session.info`` as mutated when the flush writes
+    anything but audit events (per-transaction ``event.listen``/``remove`` costs more than the write it
+    guards).  Sessions without an audited transaction return at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._installed = False
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        with self._lock:
+            if not self._installed:
+                event.listen(OrmSession, "before_flush", _before_flush)
+                self._installed = True
+
+
+def _before_flush(sess: OrmSession, _ctx: Any, _instances: Any) -> None:
+    tx = sess.info.get(_TX_KEY)
+    if tx is None or tx.mutated:
+        return
+    if any(not isinstance(obj, AuditEvent) for obj in (*sess.new, *sess.dirty, *sess.deleted)):
+        tx.mutated = True
+
+
+_GUARD = _FlushGuard()
+
 _HELD: ContextVar[frozenset[str]] = ContextVar("governance_audit_file_locks", default=frozenset())
 
 
@@ -120,16 +153,12 @@ def audited(catalog: Catalog, actor: str) -> Iterator[AuditedTransaction]:
         head = lock_chain(session)
         tx = AuditedTransaction(session, actor)
         tx._head, tx._locked = head, True
-
-        def _before_flush(sess: OrmSession, _ctx: Any, _instances: Any) -> None:
-            if any(not isinstance(obj, AuditEvent) for obj in (*sess.new, *sess.dirty, *sess.deleted)):
-                tx.mutated = True
-
-        event.listen(session, "before_flush", _before_flush)
+        _GUARD.install()
+        session.info[_TX_KEY] = tx
         try:
             yield tx
             session.flush()
             if tx.mutated and not tx.events:
                 raise GovernanceError("internal: a catalog write was not recorded in the audit trail")
         finally:
-            event.remove(session, "before_flush", _before_flush)
+            session.info.pop(_TX_KEY, None)
