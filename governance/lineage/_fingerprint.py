@@ -319,10 +319,20 @@ def _table_fingerprint(columns: list[tuple[object, str, list[Any]]], row_count: 
 
 
 def _frame_fingerprint(df: Any) -> Fingerprint:
+    # by position (duplicate names included); a plain numpy column is hashed from pandas' own array of
+    # it (``_mgr.iget_values``, no Series built: the same values ``Series.to_numpy()`` returns), any
+    # other column through its Series; without those internals, ``DataFrame.items()``
+    iget_values = getattr(getattr(df, "_mgr", None), "iget_values", None)
+    ixs = getattr(df, "_ixs", None)
+    if iget_values is None or ixs is None:
+        return _table_fingerprint([(name, *_series_parts(s)) for name, s in df.items()], int(df.shape[0]))
     columns = []
-    for name, series in df.items():  # by position (duplicate names included); cheaper than .iloc
-        dtype, parts = _series_parts(series)
-        columns.append((name, dtype, parts))
+    for i, name in enumerate(df.columns):
+        values = iget_values(i)
+        if type(values) is np.ndarray and values.ndim == 1:
+            columns.append((name, _numpy_dtype_name(values.dtype), _numpy_parts(values)))
+        else:
+            columns.append((name, *_series_parts(ixs(i, axis=1))))
     return _table_fingerprint(columns, int(df.shape[0]))
 
 
