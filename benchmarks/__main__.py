@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--only: unknown area {unknown[0]!r}; choose from {', '.join(AREAS)}")
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     rows: list[tuple[str, Result]] = []
     failures: dict[str, str] = {}
     started = time.perf_counter()
