@@ -15,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "credit_scoring"))
 
-import governance as gov  # noqa: E402
-from pipeline import CARD, MODEL, build_features, evaluate, load_applicants, split, train_mitigated  # noqa: E402
+from pipeline import CARD, MODEL, build_features, evaluate, load_applicants, split, train_mitigated
+
+import governance as gov
 
 
 def main() -> str:
