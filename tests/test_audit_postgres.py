@@ -19,8 +19,13 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_shipped_sql_matches_the_integration_script() -> None:
-    assert (ROOT / "integrations" / "postgres" / "audit_append_only.sql").read_text() == append_only_sql()
+def test_print_sql_gives_the_script_harden_applies(capsys: pytest.CaptureFixture[str]) -> None:
+    from governance.cli import main
+
+    assert main(["audit", "harden", "--print-sql"]) == 0
+    out = capsys.readouterr().out
+    assert out == append_only_sql()
+    assert "REVOKE UPDATE, DELETE, TRUNCATE" in out
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Make the audit tables append-only on PostgreSQL (``gov audit harden --role ROLE``).
 
-The SQL lives in ``append_only.sql`` next to this module (shipped in the wheel) and, byte for byte,
-in ``integrations/postgres/audit_append_only.sql`` for DBAs who apply it with psql.  It installs a
+The SQL lives in ``append_only.sql`` next to this module (shipped in the wheel); DBAs who apply it
+with psql get it from ``gov audit harden --print-sql`` (see ``integrations/postgres/README.md``).  It installs a
 trigger that raises on UPDATE, DELETE and TRUNCATE of ``audit_event`` and ``audit_checkpoint``
 (for every role, owners included) and revokes those privileges from the application role and
 PUBLIC.  The application role must be neither a superuser nor the tables' owner.  Run it as the

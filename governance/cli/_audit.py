@@ -114,11 +114,17 @@ def register(app: typer.Typer) -> None:
     @audit.command("harden")
     def harden(
         ctx: typer.Context,
-        role: str = typer.Option(..., "--role", metavar="ROLE", help="The application's PostgreSQL role."),
+        role: str | None = typer.Option(None, "--role", metavar="ROLE", help="The application's PostgreSQL role."),
+        print_sql: bool = typer.Option(False, "--print-sql", help="Print the SQL script (for psql) and exit."),
     ) -> None:
         """PostgreSQL: make audit tables append-only for ROLE (trigger + REVOKE UPDATE/DELETE/TRUNCATE)."""
-        from governance.audit import harden_postgres, resolve_actor
+        from governance.audit import append_only_sql, harden_postgres, resolve_actor
 
+        if print_sql:
+            typer.echo(append_only_sql(), nl=False)
+            return
+        if role is None:
+            raise InputError("--role: expected the name of the application's PostgreSQL role (or --print-sql)")
         st = state(ctx)
         catalog = st.catalog()
         harden_postgres(catalog, role, resolve_actor(st.actor, st.settings))
