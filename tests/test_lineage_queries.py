@@ -259,6 +259,19 @@ def test_cli_lineage_formats(trained: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["lineage", "demo-model@1", "--upstream", "--downstream"]) == 2
 
 
+def test_cli_lineage_text_is_a_tree_following_the_data(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lineage", "demo-model@1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "upstream of demo-model@1"
+    body = lines[1:-1]
+    # model <- training run <- its input <- the run that produced it <- that run's input
+    labels = [line.strip()[2:].split()[1] for line in body]
+    depths = [(len(line) - len(line.lstrip())) // 2 for line in body]
+    assert labels[:4] == ["demo.train", "demo.features.output@1", "demo.features", "demo.features.df@1"]
+    assert depths[:4] == [1, 2, 3, 4]
+    assert lines[-1].endswith("edges")
+
+
 def test_cli_diff(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "demo-model@1", "demo-model@2"]) == 0
     text = capsys.readouterr().out

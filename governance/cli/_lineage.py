@@ -31,16 +31,39 @@ def _dot(graph: Any) -> str:
 
 
 def _text(graph: Any) -> str:
-    out = [f"{graph.direction} of {graph.node(graph.root).label if graph.node(graph.root) else graph.root}"]
-    for node in graph.nodes:
-        if node.key == graph.root:
-            continue
-        extra = ""
+    """The graph as an indented tree from the root, following data flow backwards (upstream) or
+    forwards (downstream); a node reached twice is printed once and referred to after that."""
+    nodes = {node.key: node for node in graph.nodes}
+    children: dict[str, list[tuple[str, str | None]]] = {}
+    for edge in graph.edges:
+        parent, child = (edge.target, edge.source) if graph.direction == "upstream" else (edge.source, edge.target)
+        children.setdefault(parent, []).append((child, edge.role))
+    root = nodes.get(graph.root)
+    out = [f"{graph.direction} of {root.label if root else graph.root}"]
+    seen = {graph.root}
+
+    def describe(node: Any) -> str:
         if node.kind == "dataset":
-            extra = f" {str(node.attrs.get('content_hash') or '')[:16]}"
-        elif node.kind == "run":
-            extra = f" {node.attrs.get('status')} {node.attrs.get('started_at')}"
-        out.append(f"{'  ' * node.depth}- [{node.kind}] {node.label}{extra}")
+            return f"[dataset] {node.label} {str(node.attrs.get('content_hash') or '')[:16]}"
+        if node.kind == "run":
+            return f"[run] {node.label} {node.attrs.get('status')} {node.attrs.get('started_at')}"
+        return f"[{node.kind}] {node.label}"
+
+    def walk(key: str, level: int) -> None:
+        ordered = sorted(children.get(key, []), key=lambda kr: nodes[kr[0]].label if kr[0] in nodes else kr[0])
+        for child, role in ordered:
+            node = nodes.get(child)
+            if node is None:
+                continue
+            via = f" ({role})" if role else ""
+            if child in seen:
+                out.append(f"{'  ' * level}- {describe(node)}{via} (see above)")
+                continue
+            seen.add(child)
+            out.append(f"{'  ' * level}- {describe(node)}{via}")
+            walk(child, level + 1)
+
+    walk(graph.root, 1)
     out.append(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
     return "\n".join(out)
 

@@ -30,7 +30,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> N
         return
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never truncate names or hashes
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     console.print(table)
