@@ -189,14 +189,10 @@ def _fp_fields(fp: Fingerprint) -> dict[str, Any]:
     }
 
 
-def table_capture(df: Any, role: CaptureRole, *, kind: str = "table", tags_source: Any = None) -> DatasetCapture:
-    """A :class:`DatasetCapture` of a pandas DataFrame (fingerprint, fields with tags, lazy stats)."""
-    fp = fingerprint(df)
-    tags = merge_tag_maps(frame_tags(df if tags_source is None else tags_source), role.tags)
-    fields = [
-        {"name": c.name, "dtype": c.dtype, "position": i, "hash": c.hash, "tags": list(tags.get(c.name, ()))}
-        for i, c in enumerate(fp.columns)
-    ]
+def _in_memory(role: CaptureRole, fp: Fingerprint, kind: str, fields: list[dict[str, Any]],
+               stats_source: Any) -> DatasetCapture:
+    """A capture of an in-memory value (named after the step and argument; inputs may reuse any
+    version with the same content)."""
     return DatasetCapture(
         role=role.name,
         direction=role.direction,
@@ -206,9 +202,20 @@ def table_capture(df: Any, role: CaptureRole, *, kind: str = "table", tags_sourc
         uri=None,
         fields=fields,
         reuse_any=role.direction == "input",
-        _stats_source=df if role.capture_stats else None,
+        _stats_source=stats_source,
         **_fp_fields(fp),
     )
+
+
+def table_capture(df: Any, role: CaptureRole, *, kind: str = "table", tags_source: Any = None) -> DatasetCapture:
+    """A :class:`DatasetCapture` of a pandas DataFrame (fingerprint, fields with tags, lazy stats)."""
+    fp = fingerprint(df)
+    tags = merge_tag_maps(frame_tags(df if tags_source is None else tags_source), role.tags)
+    fields = [
+        {"name": c.name, "dtype": c.dtype, "position": i, "hash": c.hash, "tags": list(tags.get(c.name, ()))}
+        for i, c in enumerate(fp.columns)
+    ]
+    return _in_memory(role, fp, kind, fields, df if role.capture_stats else None)
 
 
 def array_capture(arr: np.ndarray[Any, Any], role: CaptureRole) -> DatasetCapture:
@@ -222,18 +229,7 @@ def array_capture(arr: np.ndarray[Any, Any], role: CaptureRole) -> DatasetCaptur
         source.columns = [str(c) for c in source.columns]
     shape = "x".join(str(d) for d in arr.shape)
     fields = [{"name": "value", "dtype": f"{arr.dtype.str}[{shape}]", "position": 0, "hash": fp.hash, "tags": []}]
-    return DatasetCapture(
-        role=role.name,
-        direction=role.direction,
-        namespace=role.namespace,
-        name=role.dataset_name,
-        kind="array",
-        uri=None,
-        fields=fields,
-        reuse_any=role.direction == "input",
-        _stats_source=source,
-        **_fp_fields(fp),
-    )
+    return _in_memory(role, fp, "array", fields, source)
 
 
 def path_capture(ds: Dataset, role: CaptureRole) -> DatasetCapture:
@@ -321,18 +317,7 @@ def _register_pyarrow() -> None:
             for i, c in enumerate(fp.columns)
         ]
         source = obj.to_pandas() if role.capture_stats else None
-        return DatasetCapture(
-            role=role.name,
-            direction=role.direction,
-            namespace=role.namespace,
-            name=role.dataset_name,
-            kind="table",
-            uri=None,
-            fields=fields,
-            reuse_any=role.direction == "input",
-            _stats_source=source,
-            **_fp_fields(fp),
-        )
+        return _in_memory(role, fp, "table", fields, source)
 
     capture_adapter.register(pa.Table, _table)
     capture_adapter.register(pa.RecordBatch, _table)
