@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -242,6 +243,40 @@ def test_numeric_bins_are_numpy_quantiles_and_histogram(values: list[float]) -> 
         assert doc["bin_edges"] == edges.tolist()
         assert doc["bin_counts"] == counts.tolist()
     assert doc["min"] == finite.min() and doc["max"] == finite.max()
+
+
+_cells = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.floats(-1e6, 1e6),
+    st.integers(-3, 3).map(float),  # ties, so quantile edges collapse
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 300),
+    data=st.data(),
+    dtypes=st.lists(st.sampled_from(["float64", "float32", "int64", "int8", "uint16", "str"]), min_size=2, max_size=6),
+)
+def test_frame_statistics_equal_column_statistics(rows: int, data: st.DataObject, dtypes: list[str]) -> None:
+    """``table_stats`` describes a frame's plain numeric columns together (one sort for all of them);
+    every number must be exactly what ``column_stats`` gives for that column alone."""
+    columns: dict[str, Any] = {}
+    for i, dtype in enumerate(dtypes):
+        if dtype == "str":
+            columns[f"c{i}"] = pd.Series(data.draw(st.lists(st.sampled_from("xyz"), min_size=rows, max_size=rows)))
+        elif dtype.startswith("float"):
+            values = data.draw(st.lists(_cells, min_size=rows, max_size=rows))
+            with np.errstate(over="ignore"):
+                columns[f"c{i}"] = pd.Series(np.array(values, dtype=dtype))
+        else:
+            info = np.iinfo(dtype)
+            ints = st.integers(int(info.min), int(info.max)) | st.integers(max(-2, int(info.min)), 2)
+            columns[f"c{i}"] = pd.Series(data.draw(st.lists(ints, min_size=rows, max_size=rows)), dtype=dtype)
+    df = pd.DataFrame(columns)
+    stats = table_stats(df)["columns"]
+    for name in df.columns:
+        assert json.dumps(stats[name]) == json.dumps(column_stats(df[name])), name
 
 
 def test_string_frequencies_most_frequent_first_ties_in_order_of_appearance() -> None:

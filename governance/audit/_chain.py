@@ -24,12 +24,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from governance.catalog import AuditEvent
+from governance.catalog import AuditEvent, RawConnection, Statement, insert_statement
 from governance.errors import InputError
 
 __all__ = [
     "ALGORITHM",
     "GENESIS_HASH",
+    "AuditLink",
     "ChainHead",
     "VerifyReport",
     "append_event",
@@ -97,7 +98,10 @@ def link_hash(seq: int, prev_hash: str, payload: bytes, algorithm: str = ALGORIT
     return digest.hexdigest()
 
 
-_INSERT = sa.insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+_TABLE: sa.Table = AuditEvent.__table__  # type: ignore[attr-defined]
+_COLUMNS = ("seq", "time", "actor", "action", "subject", "payload", "prev_hash", "hash")
+_INSERT = insert_statement(_TABLE, _COLUMNS)
+_HEAD = Statement(sa.select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1))
 
 
 @dataclass(frozen=True)
@@ -106,10 +110,24 @@ class ChainHead:
     hash: str
 
 
-def chain_head(session: Session) -> ChainHead:
+@dataclass(frozen=True, slots=True)
+class AuditLink:
+    """One link as written: the ``audit_event`` row's values (a plain value, not an ORM object)."""
+
+    seq: int
+    time: datetime
+    actor: str
+    action: str
+    subject: str
+    payload: bytes
+    prev_hash: str
+    hash: str
+
+
+def chain_head(session: Session | RawConnection) -> ChainHead:
     """The last link (seq 0 and the genesis hash for an empty log)."""
-    row = session.connection().exec_driver_sql(
-        "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").first()
+    raw = session if isinstance(session, RawConnection) else RawConnection(session)
+    row = _HEAD.first(raw)
     return ChainHead(0, GENESIS_HASH) if row is None else ChainHead(int(row[0]), str(row[1]))
 
 
@@ -119,8 +137,6 @@ def chain_head(session: Session) -> ChainHead:
 # taken before it waits for the lock, so it returns a stale head.)
 _LOCK_AND_HEAD = (f"SELECT pg_advisory_xact_lock({_ADVISORY_KEY:d}); "
                   "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")
-_PG_INSERT = ("INSERT INTO audit_event (seq, time, actor, action, subject, payload, prev_hash, hash) "
-              "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)")
 
 
 def lock_chain(session: Session) -> ChainHead | None:
@@ -165,42 +181,30 @@ def new_event(
     subject: str,
     data: dict[str, Any],
     time: datetime,
-) -> AuditEvent:
+) -> AuditLink:
     """The link after ``head``: canonical payload and hash computed, nothing written."""
     body = {"action": action, "actor": actor, "data": data, "subject": subject, "time": format_time(time)}
     payload = canonical_json(body)
     seq = head.seq + 1
-    return AuditEvent(seq=seq, time=time, actor=actor, action=action, subject=subject, payload=payload,
-                      prev_hash=head.hash, hash=link_hash(seq, head.hash, payload))
+    return AuditLink(seq, time, actor, action, subject, payload, head.hash, link_hash(seq, head.hash, payload))
 
 
-def _pg_row(event: AuditEvent) -> tuple[Any, ...]:
-    return (event.seq, event.time, event.actor, event.action, event.subject, event.payload,
-            event.prev_hash, event.hash)
-
-
-def insert_events(session: Session, events: list[AuditEvent]) -> None:
-    """Insert links inside the caller's (locked) transaction: a Core ``INSERT`` (no unit-of-work
-    round trip), straight to the driver on PostgreSQL (where it is prepared after five uses)."""
+def insert_events(session: Session | RawConnection, events: list[AuditLink]) -> None:
+    """Insert links inside the caller's (locked) transaction: one precompiled ``INSERT`` on the
+    transaction's own driver connection (no unit-of-work round trip; prepared by psycopg after five
+    uses on PostgreSQL).  Driver errors are raised as SQLAlchemy's."""
     if not events:
         return
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        with _driver_errors(conn, _PG_INSERT):
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                for event in events:
-                    cursor.execute(_PG_INSERT, _pg_row(event))
-            finally:
-                cursor.close()
-        return
-    conn.execute(_INSERT, [{
-        "seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action, "subject": e.subject,
-        "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash} for e in events])
+    raw = session if isinstance(session, RawConnection) else RawConnection(session)
+    rows = [{name: getattr(e, name) for name in _COLUMNS} for e in events]
+    if len(rows) == 1:
+        _INSERT.execute(raw, **rows[0])
+    else:
+        _INSERT.executemany(raw, rows)
 
 
 def append_event(
-    session: Session,
+    session: Session | RawConnection,
     head: ChainHead,
     *,
     actor: str,
@@ -208,9 +212,9 @@ def append_event(
     subject: str,
     data: dict[str, Any],
     time: datetime,
-) -> AuditEvent:
-    """Append one event after ``head`` inside the caller's (locked) transaction; returns a detached
-    copy of what was written."""
+) -> AuditLink:
+    """Append one event after ``head`` inside the caller's (locked) transaction; returns what was
+    written."""
     event = new_event(head, actor=actor, action=action, subject=subject, data=data, time=time)
     insert_events(session, [event])
     return event

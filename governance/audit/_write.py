@@ -16,16 +16,15 @@ the chain, it would fail on the duplicate ``seq``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
@@ -34,8 +33,8 @@ try:
 except ImportError:  # pragma: no cover - Windows: SQLite's own locking only
     fcntl = None  # type: ignore[assignment]
 
-from governance.audit._chain import ChainHead, append_event, chain_head, lock_chain
-from governance.catalog import AuditEvent, Catalog, utcnow
+from governance.audit._chain import AuditLink, ChainHead, append_event, chain_head, lock_chain
+from governance.catalog import AuditEvent, Catalog, RawConnection, utcnow
 from governance.errors import GovernanceError
 
 __all__ = ["AuditedTransaction", "audited"]
@@ -47,11 +46,19 @@ class AuditedTransaction:
     def __init__(self, session: Session, actor: str) -> None:
         self.session = session
         self.actor = actor
-        self.events: list[AuditEvent] = []
+        self.events: list[AuditLink] = []
         self._head: ChainHead | None = None
         self._time: datetime | None = None
+        self._raw: RawConnection | None = None
         self.mutated = False
         self._locked = False
+
+    @property
+    def raw(self) -> RawConnection:
+        """The transaction's driver connection, for precompiled statements (see :mod:`governance.catalog`)."""
+        if self._raw is None:
+            self._raw = RawConnection(self.session)
+        return self._raw
 
     @property
     def time(self) -> datetime:
@@ -61,19 +68,18 @@ class AuditedTransaction:
         return self._time
 
     def record(self, action: str, subject: str, data: dict[str, Any] | None = None, *,
-               actor: str | None = None) -> AuditEvent:
-        """Append an audit event in this transaction."""
+               actor: str | None = None) -> AuditLink:
+        """Append an audit event in this transaction (visible to its later statements at once)."""
         if self._head is None:
             if not self._locked:
                 self._head = lock_chain(self.session)
                 self._locked = True
             if self._head is None:
-                self._head = chain_head(self.session)
-        entry = append_event(self.session, self._head, actor=actor or self.actor, action=action,
+                self._head = chain_head(self.raw)
+        entry = append_event(self.raw, self._head, actor=actor or self.actor, action=action,
                              subject=subject, data=data or {}, time=self.time)
         self._head = ChainHead(entry.seq, entry.hash)
         self.events.append(entry)
-        self.session.flush()
         return entry
 
 
@@ -120,27 +126,27 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
     the turn over at once.  Correctness never depends on it (``BEGIN IMMEDIATE`` still serialises);
     it is skipped where ``fcntl`` is missing and for a nested transaction in the same context.
     """
-    database = make_url(catalog.url).database if catalog.backend == "sqlite" else None
-    if fcntl is None or not database or database == ":memory:":
+    database = catalog.sqlite_path
+    if fcntl is None or database is None:
         yield
         return
-    path = f"{Path(database).resolve()}.audit-lock"
+    path = f"{database}.audit-lock"
     held = _HELD.get()
     if path in held:
         yield
         return
     try:
-        handle = Path(path).open("a+b")  # noqa: SIM115 - closed in finally, after the unlock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError:  # a read-only directory: fall back to SQLite's own locking
         yield
         return
     token = _HELD.set(held | {path})
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         _HELD.reset(token)
-        handle.close()  # releases the lock
+        os.close(fd)  # releases the lock
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from governance.catalog._refs import (
     resolve_model,
     resolve_model_version,
 )
+from governance.catalog._sql import RawConnection, Statement, insert_statement, update_statement
 
 __all__ = [
     "Approval",
@@ -51,16 +52,20 @@ __all__ = [
     "OutboxEvent",
     "PolicyEvaluation",
     "PromotionEvent",
+    "RawConnection",
     "Ref",
     "Run",
     "RunIO",
+    "Statement",
     "Waiver",
     "clear_catalog_cache",
+    "insert_statement",
     "open_catalog",
     "parse_ref",
     "resolve_dataset_version",
     "resolve_model",
     "resolve_model_version",
+    "update_statement",
     "use_catalog",
     "utcnow",
 ]

@@ -87,9 +87,13 @@ class Catalog:
         self.url = url
         parsed = make_url(url)
         self.backend = parsed.get_backend_name()
+        #: the SQLite database file, absolute (None for PostgreSQL and in-memory SQLite)
+        self.sqlite_path: Path | None = None
         kwargs: dict[str, Any] = {}
         if self.backend == "sqlite":
             database = parsed.database
+            if database not in (None, "", ":memory:") and not str(database).startswith("file:"):
+                self.sqlite_path = Path(database).resolve()
             if database in (None, "", ":memory:"):
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             else:

@@ -9,7 +9,7 @@ Writing is idempotent on ``run_uuid``: a run already stored with a final status 
 is what makes spool replay safe to repeat.
 
 The write is on the decorated step's critical path, so it runs about a dozen precompiled Core
-statements on the transaction's DBAPI connection (:mod:`governance.lineage._sql`; inserts with
+statements on the transaction's DBAPI connection (:mod:`governance.catalog._sql`; inserts with
 ``RETURNING id``, ``executemany`` for edges, fields and column lineage; the fields of all the run's
 dataset versions in one query) and keeps per process, per catalog object, the ids of rows that never
 change once committed (jobs and datasets by name, dataset versions by dataset and content), merged
@@ -39,12 +39,15 @@ from governance.catalog import (
     DatasetVersion,
     Job,
     ModelVersion,
+    RawConnection,
     Run,
     RunIO,
+    Statement,
+    insert_statement,
+    update_statement,
 )
 from governance.lineage._adapters import DatasetCapture, ModelCapture
 from governance.lineage._model_versions import get_or_create_model, record_model_version
-from governance.lineage._sql import RawConnection, Statement, insert_statement, update_statement
 from governance.lineage._tags import PASSTHROUGH_TAGS, PROXY_PREFIX, PROXY_TAGS
 
 __all__ = ["ID_CACHE", "IdCache", "RunFrame", "RunRecord", "write_run"]

@@ -32,8 +32,10 @@ from governance.catalog import (
     Model,
     ModelVersion,
     OutboxEvent,
+    RawConnection,
     Run,
     RunIO,
+    Statement,
     utcnow,
 )
 from governance.errors import InputError, NotFoundError
@@ -54,7 +56,6 @@ from governance.openlineage._facets import (
     tags_dataset_facet,
 )
 from governance.openlineage._naming import PRODUCER, RUN_EVENT_SCHEMA_URL, model_dataset
-from governance.openlineage._sql import Statement
 
 __all__ = [
     "EVENT_TYPES",
@@ -170,7 +171,8 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
     for event_type in event_types:
         if event_type not in EVENT_TYPES:
             raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
-    found = _RUN_QUERY.all(session, run_id=run_id)
+    raw = RawConnection(session)
+    found = _RUN_QUERY.all(raw, run_id=run_id)
     if not found:
         raise NotFoundError(f"run id {run_id}: no such run in the catalog")
     run = found[0]
@@ -204,7 +206,7 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
             outputs: list[dict[str, Any]] = []
         else:
             if io is None:
-                io = _datasets(session, run_id, run.namespace)
+                io = _datasets(raw, run_id, run.namespace)
             inputs, outputs = io
         when = run.started_at if event_type == "START" else (run.ended_at or utcnow())
         docs.append({
@@ -220,18 +222,18 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
     return docs
 
 
-def _datasets(session: Session, run_id: int, job_namespace: str,
+def _datasets(raw: RawConnection, run_id: int, job_namespace: str,
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    edges = _IO_QUERY.all(session, run_id=run_id)
+    edges = _IO_QUERY.all(raw, run_id=run_id)
     if not edges:
         return [], []
     fields: dict[int, list[Any]] = defaultdict(list)
     if any(e.dv_id is not None for e in edges):
-        for row in _FIELDS_QUERY.all(session, run_id=run_id):
+        for row in _FIELDS_QUERY.all(raw, run_id=run_id):
             fields[row.dataset_version_id].append(row)
     lineage: dict[int, dict[str, list[tuple[str, str, str, str]]]] = defaultdict(lambda: defaultdict(list))
     if any(e.direction == "output" and e.dv_id is not None for e in edges):
-        for row in _COLUMN_LINEAGE_QUERY.all(session, run_id=run_id):
+        for row in _COLUMN_LINEAGE_QUERY.all(raw, run_id=run_id):
             lineage[row.dataset_version_id][row.out_field].append(
                 (row.namespace, row.name, row.in_field, row.transformation))
 
@@ -301,7 +303,7 @@ def enqueue_run_events(session: Session, run_id: int, event_types: Sequence[str]
     order given, so delivery keeps that order."""
     docs = build_run_events(session, run_id, event_types)
     now = utcnow()
-    _INSERT_OUTBOX.executemany(session, [
+    _INSERT_OUTBOX.executemany(RawConnection(session), [
         {
             "run_uuid": doc["run"]["runId"],
             "event_type": doc["eventType"],

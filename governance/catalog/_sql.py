@@ -1,16 +1,20 @@
-"""Precompiled Core statements run on the write session's own DBAPI connection.
+"""Precompiled Core statements run on a session's own DBAPI connection.
 
-A decorated step writes a run in one transaction of about fifteen statements.  Through the ORM each
-costs 100-300 us of SQLAlchemy bookkeeping (about 10 us for the driver itself), which alone would
-exceed the capture budget.  A :class:`Statement` is compiled once per dialect by SQLAlchemy and then
-executed on the raw connection of the caller's session and transaction, with SQLAlchemy's own bind
-and result processors per column (JSON, datetimes), so rows read and written are exactly what the
-ORM would read and write.  Pending ORM objects of the session are flushed first.
+A decorated step writes a run, its audit events and its OpenLineage outbox rows in one transaction
+of about twenty statements.  Through the ORM each costs 100-300 us of SQLAlchemy bookkeeping (about
+10 us for the driver itself), which alone would exceed the capture budget.  A :class:`Statement` is
+compiled once per dialect by SQLAlchemy and then executed on the raw connection of the caller's
+session and transaction, with SQLAlchemy's own bind and result processors per column (JSON,
+datetimes), so rows read and written are exactly what the ORM would read and write.  Pending ORM
+objects of the session are flushed first.  Rows come back as named tuples.
+
+The lineage writer, the audit chain and the OpenLineage event builder share this one module.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -40,6 +44,7 @@ class _Compiled:
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         returning = getattr(stmt, "_returning", ()) or ()
         columns = list(stmt.selected_columns) if isinstance(stmt, sa.Select) else list(returning)
+        self.row: Any = namedtuple("Row", [c.key for c in columns], rename=True) if columns else tuple  # type: ignore[misc]
         for index, column in enumerate(columns):
             processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if processor is not None:
@@ -53,15 +58,16 @@ class _Compiled:
             return tuple(binds[name](params[name]) if name in binds else params[name] for name in self.names)
         return {k: (binds[k](v) if k in binds else v) for k, v in params.items()}
 
-    def rows(self, raw: list[Any]) -> list[tuple[Any, ...]]:
+    def rows(self, raw: list[Any]) -> list[Any]:
+        make = self.row._make if self.row is not tuple else tuple
         if not self.results:
-            return [tuple(r) for r in raw]
+            return [make(r) for r in raw]
         out = []
         for row in raw:
             values = list(row)
             for index, processor in self.results:
                 values[index] = processor(values[index])
-            out.append(tuple(values))
+            out.append(make(values))
         return out
 
 
@@ -73,6 +79,12 @@ class RawConnection:
         self.dialect: Dialect = session.get_bind().dialect
         self.key = f"{self.dialect.name}+{self.dialect.driver}"
         self.dbapi = session.connection().connection
+        self.errors: type[Exception] = self.dialect.loaded_dbapi.Error
+
+    def wrap(self, statement: str, exc: Exception) -> sa.exc.StatementError:
+        """A driver error as SQLAlchemy's (``IntegrityError``, ``OperationalError``...), as
+        ``Connection.execute`` would raise it, whichever path wrote."""
+        return sa.exc.DBAPIError.instance(statement, None, exc, self.errors, dialect=self.dialect)
 
     def cursor(self) -> Any:
         session = self.session
@@ -99,18 +111,20 @@ class Statement:
                     found = self._by_dialect[conn.key] = _Compiled(self.stmt, conn.dialect, self.bind_types)
         return found
 
-    def all(self, conn: RawConnection, **params: Any) -> list[tuple[Any, ...]]:
-        """Rows of a SELECT (or of an INSERT ... RETURNING) as plain tuples."""
+    def all(self, conn: RawConnection, **params: Any) -> list[Any]:
+        """Rows of a SELECT (or of an INSERT ... RETURNING) as named tuples."""
         compiled = self._compiled(conn)
         cursor = conn.cursor()
         try:
             cursor.execute(compiled.sql, compiled.params(params))
             raw = cursor.fetchall()
+        except conn.errors as exc:
+            raise conn.wrap(compiled.sql, exc) from exc
         finally:
             cursor.close()
         return compiled.rows(raw)
 
-    def first(self, conn: RawConnection, **params: Any) -> tuple[Any, ...] | None:
+    def first(self, conn: RawConnection, **params: Any) -> Any:
         rows = self.all(conn, **params)
         return rows[0] if rows else None
 
@@ -119,6 +133,8 @@ class Statement:
         cursor = conn.cursor()
         try:
             cursor.execute(compiled.sql, compiled.params(params))
+        except conn.errors as exc:
+            raise conn.wrap(compiled.sql, exc) from exc
         finally:
             cursor.close()
 
@@ -129,6 +145,8 @@ class Statement:
         cursor = conn.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.params(r) for r in rows])
+        except conn.errors as exc:
+            raise conn.wrap(compiled.sql, exc) from exc
         finally:
             cursor.close()
 
