@@ -214,7 +214,7 @@ def _numeric_block(items: list[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
     block = np.empty((n, len(items)), dtype=np.float64, order="F")
     for j, (_, s) in enumerate(items):
         block[:, j] = s.to_numpy()
-    finite = np.isfinite(block).all(axis=0)
+    finite: np.ndarray[Any, Any] = np.asarray(np.isfinite(block).all(axis=0))
     if not finite.any():
         return {}
     if not finite.all():
