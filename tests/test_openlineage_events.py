@@ -12,6 +12,7 @@ import governance.openlineage as ol
 from governance.audit import audited
 from governance.catalog import Catalog, OutboxEvent
 from governance.errors import InputError, NotFoundError
+from governance.openlineage._events import wire_time
 from tests.test_openlineage_support import (
     facet_locations,
     make_run,
@@ -32,12 +33,25 @@ def _outbox(catalog: Catalog) -> list[OutboxEvent]:
         return list(session.exec(sa.select(OutboxEvent).order_by(OutboxEvent.id)).scalars())  # type: ignore[call-overload]
 
 
+def _documents(catalog: Catalog, rows: list[OutboxEvent]) -> list[dict[str, Any]]:
+    with catalog.read() as session:
+        docs = ol.outbox_documents(session, rows)
+    assert not [d for d in docs if isinstance(d, Exception)]
+    return [d for d in docs if not isinstance(d, Exception)]
+
+
 def test_start_and_complete_are_schema_valid_on_every_backend(catalog: Catalog) -> None:
     made = make_run(catalog, enqueue=("START", "COMPLETE"))
     rows = _outbox(catalog)
     assert [r.event_type for r in rows] == ["START", "COMPLETE"]
     assert all(r.run_uuid == made.run_uuid and r.sent_at is None for r in rows)
-    start, complete = (json.loads(r.payload) for r in rows)
+    # the step's transaction writes the rows; the documents are built from the run when shipped
+    assert [r.payload for r in rows] == [None, None]
+    start, complete = _documents(catalog, rows)
+    assert start["run"]["facets"]["governance_run"]["status"] == "RUNNING"
+    assert complete["run"]["facets"]["governance_run"]["status"] == "COMPLETED"
+    # the row's time (delivery order, idempotency keys) is the document's
+    assert [wire_time(r.event_time) for r in rows] == [start["eventTime"], complete["eventTime"]]
     for event in (start, complete):
         validate_event(event)
         assert event["schemaURL"] == "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -122,7 +136,7 @@ def test_start_event_is_lean_and_valid(sqlite_catalog: Catalog) -> None:
 def test_fail_event_has_error_message(catalog: Catalog) -> None:
     made = make_run(catalog, status="FAILED", error=True, enqueue=("FAIL",))
     (row,) = _outbox(catalog)
-    event = json.loads(row.payload)
+    (event,) = _documents(catalog, [row])
     validate_event(event)
     error = event["run"]["facets"]["errorMessage"]
     assert error["message"] == "ValueError: labels contain NaN"

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 import governance.openlineage as ol
+from governance.audit import audited
 from governance.catalog import AuditEvent, Catalog, OutboxEvent, utcnow
 from governance.errors import ConfigError
 from governance.openlineage._outbox import backoff, emitter, ship_round
@@ -273,6 +274,70 @@ def test_backoff_is_exponential_and_capped(sqlite_catalog: Catalog) -> None:
     )
     assert second.next_due == retry_at >= before + timedelta(seconds=0.5)
     assert calls == ["START"] and row.attempts == 1 and row.last_error == "ConnectionError: backend down"
+
+
+def _field_tags(catalog: Catalog, run_uuid: str) -> list[tuple[str, str]]:
+    """(field, tag) of the output datasets of a run, as the COMPLETE document's tags facets say."""
+    with catalog.read() as session:
+        (doc,) = ol.outbox_documents(session, [_Pending(run_uuid, "COMPLETE")])
+    assert not isinstance(doc, Exception)
+    return sorted((t["field"], t["key"]) for out in doc["outputs"]
+                  for t in out["facets"].get("tags", {}).get("tags", []))
+
+
+class _Pending:
+    def __init__(self, run_uuid: str, event_type: str) -> None:
+        self.run_uuid, self.event_type, self.payload = run_uuid, event_type, None
+
+
+def test_a_document_is_built_when_first_handled_and_fixed_from_then_on(sqlite_catalog: Catalog) -> None:
+    made = make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+    assert [r.payload for r in _rows(sqlite_catalog)] == [None, None]
+    tried: list[dict[str, Any]] = []
+
+    def down(doc: dict[str, Any]) -> None:
+        tried.append(doc)
+        raise ConnectionError("backend down")
+
+    assert ship_round(sqlite_catalog, down, actor="t", transport_type="test").failed == 1
+    start_row, complete_row = _rows(sqlite_catalog)
+    assert start_row.payload is not None and json.loads(start_row.payload) == tried[0]
+    assert complete_row.payload is None  # never handled: still built from the run when its turn comes
+    # a later capture of the same content adds a tag to an output field (tags only ever grow)
+    before = _field_tags(sqlite_catalog, made.run_uuid)
+    with audited(sqlite_catalog, "t") as tx:
+        field_id = tx.session.execute(sa.text(
+            "SELECT f.id FROM dataset_field f JOIN run_io io ON io.artifact_id = f.dataset_version_id "
+            "WHERE io.run_id = :run AND io.direction = 'output' AND io.artifact_kind = 'dataset' "
+            "ORDER BY f.id LIMIT 1"), {"run": made.run_id}).scalar_one()
+        tx.session.execute(sa.text("UPDATE dataset_field SET tags = :tags WHERE id = :id"),
+                           {"tags": json.dumps(["pii"]), "id": field_id})
+        tx.record("dataset_field.tag", f"field:{field_id}", {"add": ["pii"]})
+    assert _field_tags(sqlite_catalog, made.run_uuid) != before
+    sent: list[dict[str, Any]] = []
+    result = ship_round(sqlite_catalog, sent.append, actor="t", transport_type="test", ignore_backoff=True)
+    assert (result.sent, result.failed) == (2, 0)
+    assert sent[0] == tried[0]  # the retry sends the document as first built
+    rows = _rows(sqlite_catalog)
+    assert [json.loads(r.payload or "null") for r in rows] == sent
+    assert ("pii" in {t["key"] for out in sent[1]["outputs"] for t in out["facets"].get("tags", {}).get("tags", [])})
+    for event in sent:
+        validate_event(event)
+
+
+def test_an_event_that_cannot_be_built_stays_in_the_outbox(sqlite_catalog: Catalog) -> None:
+    with audited(sqlite_catalog, "t") as tx:
+        now = utcnow()
+        tx.session.add(OutboxEvent(run_uuid="0190aaaa-0000-7000-8000-000000000000", event_type="COMPLETE",
+                                   event_time=now, next_attempt_at=now, created_at=now))
+        tx.record("test.outbox", "outbox", {})
+    sent: list[dict[str, Any]] = []
+    result = ship_round(sqlite_catalog, sent.append, actor="t", transport_type="test")
+    assert (result.sent, result.failed) == (0, 1) and sent == []
+    assert result.error is not None and result.error.startswith("cannot build the event: NotFoundError")
+    (row,) = _rows(sqlite_catalog)
+    assert row.sent_at is None and row.attempts == 1 and row.payload is None
+    assert ol.pending_count(sqlite_catalog) == 1
 
 
 def test_one_shipper_thread_per_catalog(

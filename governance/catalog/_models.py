@@ -369,7 +369,12 @@ class AuditCheckpoint(SQLModel, table=True):
 
 # -------------------------------------------------------------------------------------- openlineage
 class OutboxEvent(SQLModel, table=True):
-    """An OpenLineage event waiting to be shipped; written in the same transaction as its run."""
+    """An OpenLineage event waiting to be shipped; written in the same transaction as its run.
+
+    ``payload`` is the event document.  A decorated step writes only the row (run, type, time) and
+    leaves ``payload`` empty; the shipper builds the document from the run's catalog rows when it
+    first handles the row and stores it then, so every retry sends the same bytes.
+    """
 
     __tablename__ = "ol_outbox"
     __table_args__ = (sa.Index("ix_outbox_pending", "sent_at", "next_attempt_at", "id"),)
@@ -378,7 +383,7 @@ class OutboxEvent(SQLModel, table=True):
     run_uuid: str = Field(max_length=36, index=True)
     event_type: str = Field(max_length=16)
     event_time: datetime = Field(sa_type=sa.DateTime(timezone=True))
-    payload: str = Field(sa_type=sa.Text)
+    payload: str | None = Field(default=None, sa_type=sa.Text)
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at: datetime = _ts()

@@ -1,7 +1,7 @@
 """OpenLineage: catalog runs -> schema-valid ``RunEvent``s through an outbox; ingest from other producers.
 
-* :func:`enqueue_run_event` builds the event from the catalog rows of a run and adds it to the
-  outbox in the caller's (audited) transaction;
+* :func:`enqueue_run_event` adds a run's event to the outbox in the caller's (audited) transaction;
+  :func:`outbox_documents` builds the documents from the run's catalog rows when they are shipped;
 * :func:`kick_shipper` wakes the bounded background shipper when a transport is configured by
   OpenLineage's own conventions (``openlineage.yml``, ``OPENLINEAGE__*``, ``OPENLINEAGE_URL``,
   ``OPENLINEAGE_DISABLED``); :func:`sync` drains on demand (``gov sync``);
@@ -10,7 +10,13 @@
 """
 
 from governance.openlineage._config import TransportConfig, load_transport_config
-from governance.openlineage._events import build_run_event, build_run_events, enqueue_run_event, enqueue_run_events
+from governance.openlineage._events import (
+    build_run_event,
+    build_run_events,
+    enqueue_run_event,
+    enqueue_run_events,
+    outbox_documents,
+)
 from governance.openlineage._facets import FACET_SCHEMA_URLS, policy_result_facet
 from governance.openlineage._ingest import IngestReport, ingest_openlineage
 from governance.openlineage._naming import (
@@ -46,6 +52,7 @@ __all__ = [
     "load_transport_config",
     "memory_namespace",
     "model_dataset",
+    "outbox_documents",
     "pending_count",
     "policy_result_facet",
     "shipper_for",

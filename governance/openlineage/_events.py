@@ -1,15 +1,21 @@
-"""Catalog run -> OpenLineage ``RunEvent`` document, written to the outbox in the caller's transaction.
+"""Catalog run -> OpenLineage ``RunEvent`` documents, through the outbox.
 
-:func:`enqueue_run_event` runs inside the decorated step's write transaction, so it reads with four
-precompiled statements at most (run+job+parent; I/O edges with their dataset or model versions; the
-fields of those dataset versions; the column lineage of the run) and builds a plain dictionary: no
-ORM entity loading, no attrs objects.  The outbox row commits or rolls back together with the run.
+:func:`enqueue_run_events` runs inside the decorated step's write transaction and only adds the
+outbox rows (run, event type, event time) in that transaction, so they commit or roll back with the
+run.  The document itself is a pure function of the run's catalog rows, which do not change once the
+run is final; :func:`outbox_documents` builds it when the shipper (or ``gov sync``) first handles the
+row, and the shipper stores it on the row then, so retries send the same bytes.  Building reads
+with four precompiled statements (run+job+parent; I/O edges with their dataset or model versions;
+the fields of those dataset versions; the column lineage of the run) into plain dictionaries.
 
-``START`` carries the job and run facets (job type, source location, parent, parameters, engine);
-``COMPLETE``/``FAIL``/``ABORT`` carry those plus the inputs and outputs with their schema, version,
-type, tags, column lineage and output statistics facets, and the model versions a run produced or
-read (``governance_modelVersion``).  Consumers accumulate facets across a run's events, as the spec's
-event model intends, so the I/O is stated once, when it is final.
+``START`` carries the job and run facets (job type, source location, parent, parameters, engine)
+with run status ``RUNNING``; ``COMPLETE``/``FAIL``/``ABORT`` carry those plus the inputs and outputs
+with their schema, version, type, tags, column lineage and output statistics facets, and the model
+versions a run produced or read (``governance_modelVersion``).  Consumers accumulate facets across a
+run's events, as the spec's event model intends, so the I/O is stated once, when it is final.
+
+Field tags are the one thing that can grow after a run (a later capture of the same content may
+add a tag): a document built later carries the tags known then.
 """
 
 from __future__ import annotations
@@ -61,8 +67,10 @@ __all__ = [
     "EVENT_TYPES",
     "build_run_event",
     "build_run_events",
+    "dumps_document",
     "enqueue_run_event",
     "enqueue_run_events",
+    "outbox_documents",
     "wire_time",
 ]
 
@@ -141,6 +149,11 @@ _COLUMN_LINEAGE_QUERY = Statement(
     .order_by(_cl.c.id)
 )
 
+_RUN_TIMES = Statement(
+    sa.select(_r.c.run_uuid, _r.c.started_at, _r.c.ended_at).where(_r.c.id == sa.bindparam("run_id"))
+)
+_RUN_ID = Statement(sa.select(_r.c.id).where(_r.c.run_uuid == sa.bindparam("run_uuid")))
+
 _o = cast(sa.Table, sa.inspect(OutboxEvent).local_table)
 _OUTBOX_COLUMNS = ("run_uuid", "event_type", "event_time", "payload", "attempts", "next_attempt_at",
                    "created_at")
@@ -193,6 +206,8 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
         root = (run.parent_uuid, run.parent_ns, run.parent_name) if run.grandparent_id is None else None
         run_facets["parent"] = parent_facet(run.parent_uuid, run.parent_ns, run.parent_name, root)
     job = {"namespace": run.namespace, "name": run.name, "facets": job_facets}
+    started_facets = {**run_facets, "governance_run": run_facet(
+        status="RUNNING", code_hash=run.code_hash, git_dirty=run.git_dirty, user=run.user, host=run.host)}
 
     io: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
     docs: list[dict[str, Any]] = []
@@ -202,6 +217,7 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
             message = f"{run.error_type}: {run.error_message}" if run.error_type else str(run.error_message)
             facets = {**run_facets, "errorMessage": error_message_facet(message, run.error_traceback)}
         if event_type == "START":
+            facets = started_facets  # what was true when it started, whenever the document is built
             inputs: list[dict[str, Any]] = []
             outputs: list[dict[str, Any]] = []
         else:
@@ -288,30 +304,70 @@ def _model_doc(edge: Any, job_namespace: str) -> dict[str, Any]:
 
 
 def enqueue_run_event(session: Session, run_id: int, event_type: str) -> None:
-    """Build the ``RunEvent`` for run ``run_id`` and add it to the outbox in ``session``'s transaction.
+    """Add the ``event_type`` event of run ``run_id`` to the outbox in ``session``'s transaction.
 
     Call it inside the audited write that records the run (``START`` when the run row is written,
-    ``COMPLETE``/``FAIL`` when it ends): the event is delivered later by the shipper
-    (:func:`kick_shipper`) or ``gov sync``, and commits or rolls back with the run.
+    ``COMPLETE``/``FAIL`` when it ends): the row commits or rolls back with the run, and the event is
+    built and delivered later by the shipper (:func:`kick_shipper`) or ``gov sync``.
     """
     enqueue_run_events(session, run_id, (event_type,))
 
 
 def enqueue_run_events(session: Session, run_id: int, event_types: Sequence[str]) -> None:
     """:func:`enqueue_run_event` for several event types of one run (e.g. ``START`` and ``COMPLETE``
-    of a run written once it finished), from one read of its rows; the outbox rows are added in the
-    order given, so delivery keeps that order."""
-    docs = build_run_events(session, run_id, event_types)
+    of a run written once it finished); the rows are added in the order given, so delivery keeps
+    that order.  ``START`` is timed at the run's start, the others at its end."""
+    for event_type in event_types:
+        if event_type not in EVENT_TYPES:
+            raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
+    raw = RawConnection(session)
+    found = _RUN_TIMES.first(raw, run_id=run_id)
+    if found is None:
+        raise NotFoundError(f"run id {run_id}: no such run in the catalog")
     now = utcnow()
-    _INSERT_OUTBOX.executemany(RawConnection(session), [
+    _INSERT_OUTBOX.executemany(raw, [
         {
-            "run_uuid": doc["run"]["runId"],
-            "event_type": doc["eventType"],
-            "event_time": datetime.fromisoformat(doc["eventTime"]),
-            "payload": _dumps(doc),
+            "run_uuid": found.run_uuid,
+            "event_type": event_type,
+            "event_time": found.started_at if event_type == "START" else (found.ended_at or now),
+            "payload": None,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
         }
-        for doc in docs
+        for event_type in event_types
     ])
+
+
+def outbox_documents(session: Session, rows: Sequence[Any]) -> list[dict[str, Any] | Exception]:
+    """The event documents of outbox rows (objects with ``run_uuid``, ``event_type`` and
+    ``payload``), in order: the stored payload when there is one, else built from the run's catalog
+    rows (consecutive rows of one run from one read).  A row whose document cannot be built gets the
+    exception in its place, for the caller to record on the row; it is never skipped."""
+    raw = RawConnection(session)
+    out: list[dict[str, Any] | Exception] = []
+    i = 0
+    while i < len(rows):
+        row = rows[i]
+        if row.payload is not None:
+            out.append(json.loads(row.payload))
+            i += 1
+            continue
+        j = i
+        while j < len(rows) and rows[j].payload is None and rows[j].run_uuid == row.run_uuid:
+            j += 1
+        types = [r.event_type for r in rows[i:j]]
+        try:
+            found = _RUN_ID.first(raw, run_uuid=row.run_uuid)
+            if found is None:
+                raise NotFoundError(f"run {row.run_uuid}: no such run in the catalog")
+            out.extend(build_run_events(session, int(found.id), types))
+        except Exception as exc:  # noqa: BLE001 - reported per row by the caller, never dropped
+            out.extend([exc] * len(types))
+        i = j
+    return out
+
+
+def dumps_document(doc: dict[str, Any]) -> str:
+    """The stored form of an event document (compact JSON, UTF-8 text)."""
+    return _dumps(doc)

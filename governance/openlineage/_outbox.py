@@ -18,7 +18,6 @@ transport type) in the same transaction as the bookkeeping: one chain entry per 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, OutboxEvent, utcnow
 from governance.openlineage._config import TransportConfig, load_transport_config, make_transport
+from governance.openlineage._events import dumps_document, outbox_documents
 
 __all__ = [
     "BACKOFF_BASE",
@@ -116,27 +116,30 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _due(catalog: Catalog, now: datetime, limit: int,
-         *, ignore_backoff: bool) -> tuple[list[Any], datetime | None]:
-    """Unsent rows in id order; a run whose earlier event is waiting for its retry waits too."""
-    stmt = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.payload, _o.c.attempts, _o.c.next_attempt_at)
+         *, ignore_backoff: bool) -> tuple[list[Any], list[dict[str, Any] | Exception], datetime | None]:
+    """Unsent rows in id order with their documents (built now for rows that have none); a run whose
+    earlier event is waiting for its retry waits too."""
+    stmt = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts,
+                      _o.c.next_attempt_at)
             .where(_o.c.sent_at.is_(None)).order_by(_o.c.id).limit(limit * 4))
     with catalog.read() as session:
         rows = list(session.execute(stmt).all())
-    due: list[Any] = []
-    held: set[str] = set()
-    earliest: datetime | None = None
-    for row in rows:
-        if row.run_uuid in held:
-            continue
-        when = _as_utc(row.next_attempt_at)
-        if not ignore_backoff and when > now:
-            held.add(row.run_uuid)
-            earliest = when if earliest is None else min(earliest, when)
-            continue
-        due.append(row)
-        if len(due) == limit:
-            break
-    return due, earliest
+        due: list[Any] = []
+        held: set[str] = set()
+        earliest: datetime | None = None
+        for row in rows:
+            if row.run_uuid in held:
+                continue
+            when = _as_utc(row.next_attempt_at)
+            if not ignore_backoff and when > now:
+                held.add(row.run_uuid)
+                earliest = when if earliest is None else min(earliest, when)
+                continue
+            due.append(row)
+            if len(due) == limit:
+                break
+        docs = outbox_documents(session, due)
+    return due, docs, earliest
 
 
 def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, actor: str, transport_type: str,
@@ -146,20 +149,30 @@ def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, acto
     The bookkeeping and its audit event commit together.
     """
     now = utcnow()
-    rows, held_until = _due(catalog, now, batch_size, ignore_backoff=ignore_backoff)
+    rows, docs, held_until = _due(catalog, now, batch_size, ignore_backoff=ignore_backoff)
     if not rows:
         return Round(0, 0, None, held_until)
     sent_ids: list[int] = []
+    built: list[dict[str, Any]] = []  # documents built in this round, stored on their rows
     failure: tuple[int, int, str] | None = None
-    for row in rows:
+    for row, doc in zip(rows, docs, strict=True):
+        if isinstance(doc, Exception):
+            failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
+            break
+        if row.payload is None:
+            built.append({"row_id": row.id, "payload": dumps_document(doc)})
         try:
-            emit(json.loads(row.payload))
+            emit(doc)
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the row and retried
             failure = (row.id, row.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
             break
         sent_ids.append(row.id)
     done = utcnow()
     with audited(catalog, actor) as tx:
+        if built:
+            # first handled: the document is fixed from now on (retries and re-sends use these bytes)
+            tx.session.execute(sa.update(_o).where(_o.c.id == sa.bindparam("row_id"), _o.c.payload.is_(None))
+                               .values(payload=sa.bindparam("payload")), built)
         if sent_ids:
             tx.session.execute(sa.update(_o).where(_o.c.id.in_(sent_ids))
                                .values(sent_at=done, attempts=_o.c.attempts + 1, last_error=None))
