@@ -125,9 +125,10 @@ def _key(value: object) -> str:
     return text if len(text) <= _MAX_KEY else text[: _MAX_KEY - 1] + "…"
 
 
-def _string_frequencies(s: Any) -> tuple[list[Any], list[int]] | None:
+def _string_frequencies(s: Any) -> tuple[list[Any], list[int], int] | None:
     """Values and counts of a pandas string column, most frequent first (ties in order of first
-    appearance), through Arrow; None when the column cannot be read as Arrow strings."""
+    appearance), and its null count, through Arrow; None when the column cannot be read as Arrow
+    strings."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -137,21 +138,20 @@ def _string_frequencies(s: Any) -> tuple[list[Any], list[int]] | None:
         return None
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type)):
         return None
-    if arr.null_count:
+    nulls = arr.null_count
+    if nulls:
         arr = arr.drop_null()
     counted = pc.value_counts(arr)
     values = counted.field("values").to_pylist()
     counts = counted.field("counts").to_numpy()
     order = np.argsort(-counts, kind="stable")
-    return [values[i] for i in order.tolist()], counts[order].tolist()
+    return [values[i] for i in order.tolist()], counts[order].tolist(), int(nulls)
 
 
-def _categorical(s: Any, nulls: int, dtype: str) -> dict[str, Any]:
-    import pandas as pd
-
-    fast = _string_frequencies(s) if isinstance(s.dtype, pd.StringDtype) else None
-    if fast is not None:
-        values, counts = fast
+def _categorical(s: Any, nulls: int, dtype: str, counted: tuple[list[Any], list[int]] | None = None,
+                 ) -> dict[str, Any]:
+    if counted is not None:
+        values, counts = counted
     else:
         series = s.value_counts(dropna=True, sort=True)
         values, counts = series.index.tolist(), series.to_numpy().tolist()
@@ -185,6 +185,11 @@ def column_stats(s: Any) -> dict[str, Any]:
             values = raw.astype(np.float64, copy=False)
             return _numeric(values[~null_mask] if nulls else values, nulls, dtype_str, None)
         return _numeric(raw.astype(np.float64), 0, dtype_str, None)
+    if isinstance(dtype, pd.StringDtype):  # pandas strings: counts and nulls in one Arrow pass
+        fast = _string_frequencies(s)
+        if fast is not None:
+            values, counts, missing = fast
+            return _categorical(s, missing, dtype_str, (values, counts))
     null_mask = s.isna().to_numpy()
     nulls = int(null_mask.sum())
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
