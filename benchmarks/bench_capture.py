@@ -6,7 +6,8 @@
   catalog with OpenLineage events enqueued in the outbox, minus the same undecorated call; measured
   with the same frame each call (a re-run over unchanged data: the dataset versions are reused; the
   peer's workload) and with a changed cell each call (new data: two new dataset versions with their
-  fields and column statistics per call; the cell write is timed in the undecorated baseline too).  Peer: MLflow ``start_run`` + ``log_param``
+  fields and column statistics per call; the cell write is timed in the undecorated baseline too).
+  Peer: MLflow ``start_run`` + ``log_param``
   + ``log_input`` + ``end_run`` with a local file store (from the ``[bench]`` extra).
 * disabled decorator (``GOVERNANCE_DISABLED=1``): per-call cost over the bare call.
 * fingerprint of 1M rows x 10 float columns (every cell); peers: MLflow's dataset digest

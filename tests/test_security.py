@@ -101,6 +101,7 @@ SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|TRUNCATE|PRA
 # Reviewed: every value formatted into SQL text is a constant or an int() of internal configuration.
 REVIEWED_SQL = {
     ("catalog/_engine.py", "int(busy_timeout * 1000)"),
+    ("catalog/_engine.py", "BACKSTOP_PAGES"),  # a module constant, formatted with :d
     ("audit/_chain.py", "_ADVISORY_KEY"),  # a module constant, formatted with :d
     ("audit/_chain.py", "select"),  # _SELECT with a constant column expression chosen by dialect
     ("audit/_chain.py", "mark"),  # the driver's placeholder, "%s" or "?": the value is bound

@@ -1,6 +1,7 @@
 """Engine, sessions and schema upgrades for the catalog (SQLite or PostgreSQL).
 
-SQLite runs in WAL mode with a busy timeout and ``synchronous=NORMAL``.  pysqlite's own implicit
+SQLite runs in WAL mode with a busy timeout and ``synchronous=NORMAL``; checkpoints run on a
+background thread (:mod:`governance.catalog._wal`).  pysqlite's own implicit
 transaction handling is switched off so that SQLAlchemy's ``BEGIN`` is the real one, and write
 transactions start with ``BEGIN IMMEDIATE``: a read-then-write under plain ``BEGIN`` fails with
 "database is locked" under concurrency even with a timeout.
@@ -12,6 +13,7 @@ processes opening a new catalog at once cannot race.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from governance.catalog._wal import BACKSTOP_PAGES, WalCheckpointer
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
 
@@ -60,6 +63,9 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # checkpoints run in the background (see _wal); a connection checkpoints by itself only
+            # when the log has grown past this many pages
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES:d}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -111,6 +117,13 @@ class Catalog:
         if self.backend == "sqlite":
             _install_sqlite_hooks(self.engine, busy_timeout)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        self._wal: WalCheckpointer | None = None
+        if self.sqlite_path is not None:
+            # mode=rw: a checkpoint must never create a database where the catalog's file has gone
+            uri, timeout = f"{self.sqlite_path.as_uri()}?mode=rw", busy_timeout
+            self._wal = WalCheckpointer(
+                lambda: sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+            )
         self._schema_checked = False
         self._schema_lock = threading.Lock()
         if upgrade:
@@ -136,6 +149,8 @@ class Catalog:
         """A write session: ``BEGIN IMMEDIATE`` on SQLite; commits on success, rolls back on error."""
         with self._errors(), Session(self._write_engine, expire_on_commit=False) as session, session.begin():
             yield session
+        if self._wal is not None:
+            self._wal.committed()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -186,7 +201,9 @@ class Catalog:
             raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
 
     def dispose(self) -> None:
-        """Close pooled connections."""
+        """Stop the background checkpoints and close pooled connections."""
+        if self._wal is not None:
+            self._wal.close()
         self.engine.dispose()
 
 
