@@ -1,5 +1,10 @@
 """Draining the outbox: deliver pending events in order, with retries and exponential backoff.
 
+A row a step wrote has no document yet: it is built from the run's catalog rows when the row is
+first handled (:func:`~governance.openlineage.outbox_documents`) and stored on the row with that
+round's bookkeeping, so a retry or a re-send delivers the same document.  A row whose document
+cannot be built is recorded as a failed attempt like a transport error, never dropped.
+
 Delivery is at-least-once.  A row is marked ``sent_at`` only after the transport accepted it; a
 process killed between delivery and marking re-sends it later (OpenLineage consumers key events on
 ``runId``/``eventType``/``eventTime``).  Rows are tried in id order, a run's later events wait while
