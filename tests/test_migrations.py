@@ -115,3 +115,66 @@ def test_four_processes_create_sqlite_catalog_at_once(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_four_processes_create_postgres_catalog_at_once(fresh_pg_url: str) -> None:
     _concurrent_first_use(fresh_pg_url)
+
+
+def _downgrade(catalog: Catalog, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_migrations_dir()))
+    with catalog.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def _outbox_payload_becomes_optional(url: str) -> None:
+    """0003: rows written before it keep their stored document and ship it unchanged; rows without a
+    document are allowed; going back is refused while one is waiting, and works once it is built."""
+    import json
+
+    from governance.audit import audited
+    from governance.catalog import OutboxEvent, utcnow
+    from governance.openlineage._outbox import ship_round
+
+    old = Catalog(url, upgrade=False)
+    old.upgrade("0002")
+    stored = {"eventType": "COMPLETE", "run": {"runId": "0190aaaa-0000-7000-8000-00000000000a"}, "note": "old"}
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO ol_outbox (run_uuid, event_type, event_time, payload, attempts, next_attempt_at, "
+                "created_at) VALUES (:u, 'COMPLETE', :t, :p, 0, :t, :t)"
+            ),
+            {"u": stored["run"]["runId"], "t": utcnow(), "p": json.dumps(stored)},
+        )
+    old.dispose()
+    catalog = Catalog(url)
+    try:
+        assert catalog.current_revision() == _script_head()
+        with audited(catalog, "t") as tx:  # a row as a step writes it now: no document yet
+            now = utcnow()
+            tx.session.add(OutboxEvent(run_uuid="0190aaaa-0000-7000-8000-00000000000b", event_type="START",
+                                       event_time=now, next_attempt_at=now, created_at=now))
+            tx.record("test.outbox", "outbox", {})
+        with pytest.raises(RuntimeError, match="1 event\\(s\\) have no payload yet; run `gov sync`"):
+            _downgrade(catalog, "0002")
+        assert catalog.current_revision() == _script_head()
+        sent: list[dict[str, object]] = []
+        first = ship_round(catalog, sent.append, actor="t", transport_type="test")
+        assert sent == [stored] and first.sent == 1  # the second row's run does not exist: it waits
+        with catalog.engine.begin() as conn:  # once every row has a document, going back works
+            conn.execute(sa.text("UPDATE ol_outbox SET payload = '{}' WHERE payload IS NULL"))
+        _downgrade(catalog, "0002")
+        assert catalog.current_revision() == "0002"
+    finally:
+        catalog.dispose()
+
+
+def test_outbox_payload_migration_sqlite(tmp_path: Path) -> None:
+    _outbox_payload_becomes_optional(f"sqlite:///{tmp_path / 'c.db'}")
+
+
+@pytest.mark.postgres
+def test_outbox_payload_migration_postgres(fresh_pg_url: str) -> None:
+    _outbox_payload_becomes_optional(fresh_pg_url)
