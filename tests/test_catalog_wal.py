@@ -24,7 +24,13 @@ def _commit(catalog: Catalog, i: int) -> None:
         tx.record("test.write", f"row:{i}", {"i": i, "pad": "x" * 2000})
 
 
-def test_checkpoints_run_in_the_background_every_so_many_commits(tmp_path: Path) -> None:
+def _wait_for(wal: WalCheckpointer, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while wal.checkpoints < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_checkpoints_run_in_the_background_on_the_first_and_every_so_many_commits(tmp_path: Path) -> None:
     db = tmp_path / "catalog.db"
     catalog = Catalog(f"sqlite:///{db}")
     try:
@@ -32,21 +38,27 @@ def test_checkpoints_run_in_the_background_every_so_many_commits(tmp_path: Path)
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == BACKSTOP_PAGES
         wal = catalog._wal
         assert wal is not None
-        for i in range(EVERY_COMMITS - 1):
+        _commit(catalog, 0)  # the first commit: a short-lived process checkpoints what others left
+        _wait_for(wal, 1)
+        assert wal.checkpoints == 1
+        for i in range(1, EVERY_COMMITS):
             _commit(catalog, i)
         time.sleep(0.2)
-        assert wal.checkpoints == 0  # nothing before the EVERY_COMMITS-th commit
+        assert wal.checkpoints == 1  # nothing more until the next EVERY_COMMITS-th commit
         _commit(catalog, EVERY_COMMITS)
-        deadline = time.monotonic() + 10
-        while wal.checkpoints == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert wal.checkpoints >= 1
+        _wait_for(wal, 2)
+        assert wal.checkpoints == 2
         # the database file itself now holds the rows: readable with the WAL set aside
-        assert _rows_in_database_file(db) >= EVERY_COMMITS - 1
+        assert _rows_in_database_file(db) >= EVERY_COMMITS
         assert verify_audit(catalog).ok
+        catalog.dispose()
+        assert wal._thread is None or not wal._thread.is_alive()
+        for i in range(EVERY_COMMITS):  # used again after dispose: checkpoints resume
+            _commit(catalog, 100 + i)
+        _wait_for(wal, 3)
+        assert wal.checkpoints == 3
     finally:
         catalog.dispose()
-    assert wal._thread is None or not wal._thread.is_alive()
 
 
 def test_a_burst_of_commits_is_checkpointed_by_the_thread_not_by_the_commits(tmp_path: Path) -> None:
@@ -59,7 +71,7 @@ def test_a_burst_of_commits_is_checkpointed_by_the_thread_not_by_the_commits(tmp
             _commit(catalog, i)
         catalog._wal.close()  # lets a checkpoint in progress finish
         # about one per EVERY_COMMITS commits (a wake-up during a running checkpoint is merged into it)
-        assert 1 <= catalog._wal.checkpoints <= total // EVERY_COMMITS
+        assert 1 <= catalog._wal.checkpoints <= total // EVERY_COMMITS + 1
         # far below the backstop: none of the commits checkpointed by itself, yet the file has rows
         assert 0 < _rows_in_database_file(db) <= total
         assert catalog._wal.checkpoint()  # once idle, a last one copies everything

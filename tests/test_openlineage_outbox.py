@@ -323,6 +323,21 @@ def test_a_document_is_built_when_first_handled_and_fixed_from_then_on(sqlite_ca
     assert ("pii" in {t["key"] for out in sent[1]["outputs"] for t in out["facets"].get("tags", {}).get("tags", [])})
     for event in sent:
         validate_event(event)
+    # each round's audit event says how many documents it built and stored
+    assert [(a["sent"], a["failed"], a["built"]) for a in _ship_actions(sqlite_catalog)] == [(0, 1, 1), (2, 0, 1)]
+
+
+def test_a_damaged_stored_document_is_a_failed_attempt_not_a_crash(sqlite_catalog: Catalog) -> None:
+    make_run(sqlite_catalog, enqueue=("COMPLETE",))
+    with audited(sqlite_catalog, "t") as tx:
+        tx.session.execute(sa.text("UPDATE ol_outbox SET payload = '{not json'"))
+        tx.record("test.damage", "outbox", {})
+    sent: list[dict[str, Any]] = []
+    result = ship_round(sqlite_catalog, sent.append, actor="t", transport_type="test")
+    assert (result.sent, result.failed) == (0, 1) and sent == []
+    assert result.error is not None and result.error.startswith("cannot build the event: JSONDecodeError")
+    (row,) = _rows(sqlite_catalog)
+    assert row.attempts == 1 and row.payload == "{not json" and row.sent_at is None
 
 
 def test_an_event_that_cannot_be_built_stays_in_the_outbox(sqlite_catalog: Catalog) -> None:

@@ -136,7 +136,7 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
         yield
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)  # minus the umask
     except OSError:  # a read-only directory: fall back to SQLite's own locking
         yield
         return

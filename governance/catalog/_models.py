@@ -373,7 +373,7 @@ class OutboxEvent(SQLModel, table=True):
 
     ``payload`` is the event document.  A decorated step writes only the row (run, type, time) and
     leaves ``payload`` empty; the shipper builds the document from the run's catalog rows when it
-    first handles the row and stores it then, so every retry sends the same bytes.
+    first handles the row and stores it then (see :mod:`governance.openlineage._outbox`).
     """
 
     __tablename__ = "ol_outbox"

@@ -3,7 +3,9 @@
 In WAL mode SQLite copies the log back into the database file (a *checkpoint*) from inside whichever
 commit pushes the log past ``wal_autocheckpoint`` pages: that one commit then pays for copying and
 syncing a thousand pages, which showed up as 7-50 ms outliers among ~1 ms decorated steps.  Here the
-write path only counts its commits; every :data:`EVERY_COMMITS` commits it wakes a daemon thread that
+write path only counts its commits; on its first and then every :data:`EVERY_COMMITS` commits (the
+first one also serves short-lived processes, such as CLI calls, whose log others left) it wakes a
+daemon thread that
 runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own (SQLite releases the GIL while it
 works, so the pipeline keeps running).  A passive checkpoint never waits for readers or writers.
 SQLite reuses the log from its start when a write begins after a checkpoint that reached its end;
@@ -48,25 +50,32 @@ class WalCheckpointer:
         self.checkpoints = 0  # completed checkpoints (for tests and diagnostics)
 
     def committed(self) -> None:
-        """Count one write commit; every ``every`` commits, have the log checkpointed."""
+        """Count one write commit; on the first and every ``every``-th, have the log checkpointed.
+        Never raises: the commit it follows has succeeded (the count is approximate across threads)."""
         self._commits += 1
-        if self._commits % self._every:
+        if self._commits % self._every != 1 % self._every:
             return
         self._wake.set()
         thread = self._thread
-        if thread is None or not thread.is_alive():
+        if thread is not None and thread.is_alive():
+            return
+        try:
             with self._lock:
-                if self._closed:
-                    return
                 thread = self._thread
                 if thread is None or not thread.is_alive():
+                    self._closed = False
                     self._thread = threading.Thread(target=self._run, name="governance-wal-checkpoint", daemon=True)
                     self._thread.start()
+        except RuntimeError as exc:  # no new threads at interpreter shutdown: the backstop remains
+            _LOG.debug("governance: background WAL checkpoint not started: %s", exc)
 
     def _run(self) -> None:
         while not self._closed:
             if not self._wake.wait(self._idle):
-                return
+                with self._lock:  # a wake-up that raced with the idle timeout is served, not lost
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
             self._wake.clear()
             if self._closed:
                 return
@@ -87,7 +96,8 @@ class WalCheckpointer:
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread (waits up to ``timeout`` for a checkpoint in progress)."""
+        """Stop the thread (waits up to ``timeout`` for a checkpoint in progress); a later commit
+        starts it again, as a disposed engine opens new connections when used again."""
         with self._lock:
             self._closed = True
             thread = self._thread

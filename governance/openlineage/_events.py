@@ -2,20 +2,26 @@
 
 :func:`enqueue_run_events` runs inside the decorated step's write transaction and only adds the
 outbox rows (run, event type, event time) in that transaction, so they commit or roll back with the
-run.  The document itself is a pure function of the run's catalog rows, which do not change once the
-run is final; :func:`outbox_documents` builds it when the shipper (or ``gov sync``) first handles the
-row, and the shipper stores it on the row then, so retries send the same bytes.  Building reads
-with four precompiled statements (run+job+parent; I/O edges with their dataset or model versions;
-the fields of those dataset versions; the column lineage of the run) into plain dictionaries.
+run.  :func:`outbox_documents` builds the document from the run's catalog rows when the shipper (or
+``gov sync``) first handles the row, and the shipper stores it on the row with that round's
+bookkeeping, so a retry after a recorded failure sends the same document.  Building reads with four
+precompiled statements (run+job+parent; I/O edges with their dataset or model versions; the fields
+of those dataset versions; the column lineage of the run) into plain dictionaries.
+
+A finished run's rows do not change, so its documents say the same whenever they are built, with
+three exceptions, all of them "later knows more": field tags can grow (a later capture of the same
+content may add one); the ``START`` of an enclosing run queued by a nested step while the enclosing
+run is still going is built from that run's row as it is when built (its parameters, code and host
+are written when it ends); and ``processing_engine`` and ``_producer`` name the version of this
+library that builds the document.
 
 ``START`` carries the job and run facets (job type, source location, parent, parameters, engine)
-with run status ``RUNNING``; ``COMPLETE``/``FAIL``/``ABORT`` carry those plus the inputs and outputs
-with their schema, version, type, tags, column lineage and output statistics facets, and the model
-versions a run produced or read (``governance_modelVersion``).  Consumers accumulate facets across a
-run's events, as the spec's event model intends, so the I/O is stated once, when it is final.
+with run status ``RUNNING`` whenever it is built; ``COMPLETE``/``FAIL``/``ABORT`` carry those plus
+the inputs and outputs with their schema, version, type, tags, column lineage and output statistics
+facets, and the model versions a run produced or read (``governance_modelVersion``).  Consumers
+accumulate facets across a run's events, as the spec's event model intends, so the I/O is stated
+once, when it is final.
 
-Field tags are the one thing that can grow after a run (a later capture of the same content may
-add a tag): a document built later carries the tags known then.
 """
 
 from __future__ import annotations
@@ -217,7 +223,7 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
             message = f"{run.error_type}: {run.error_message}" if run.error_type else str(run.error_message)
             facets = {**run_facets, "errorMessage": error_message_facet(message, run.error_traceback)}
         if event_type == "START":
-            facets = started_facets  # what was true when it started, whenever the document is built
+            facets = started_facets  # RUNNING, whenever the document is built
             inputs: list[dict[str, Any]] = []
             outputs: list[dict[str, Any]] = []
         else:
@@ -350,7 +356,10 @@ def outbox_documents(session: Session, rows: Sequence[Any]) -> list[dict[str, An
     while i < len(rows):
         row = rows[i]
         if row.payload is not None:
-            out.append(json.loads(row.payload))
+            try:
+                out.append(json.loads(row.payload))
+            except ValueError as exc:  # a damaged stored document: a failed attempt on that row
+                out.append(exc)
             i += 1
             continue
         j = i

@@ -2,8 +2,11 @@
 
 A row a step wrote has no document yet: it is built from the run's catalog rows when the row is
 first handled (:func:`~governance.openlineage.outbox_documents`) and stored on the row with that
-round's bookkeeping, so a retry or a re-send delivers the same document.  A row whose document
-cannot be built is recorded as a failed attempt like a transport error, never dropped.
+round's bookkeeping, so a retry after a recorded failure delivers the same document.  (A process
+killed between delivering a row and that bookkeeping builds it again next time: the same run, event
+type and time, see :mod:`governance.openlineage._events` for what a later build may add.)  A row
+whose document cannot be built, or whose stored document is damaged, is recorded as a failed attempt
+like a transport error, never dropped; like one it holds back the rows after it until it goes.
 
 Delivery is at-least-once.  A row is marked ``sent_at`` only after the transport accepted it; a
 process killed between delivery and marking re-sends it later (OpenLineage consumers key events on
@@ -16,9 +19,9 @@ gets ``attempts + 1``, ``last_error`` and
 Audit: marking rows sent is operational bookkeeping of the delivery queue, not a governance decision
 (the run, its datasets and the outbox row itself were audited when the step committed).  The audit
 API still refuses unrecorded writes, and an unaudited table would be a hole in "every mutation is
-audited", so each shipping round records exactly one ``openlineage.ship`` event (counts, id range,
-transport type) in the same transaction as the bookkeeping: one chain entry per batch of up to
-``batch_size`` events rather than one per event.
+audited", so each shipping round records exactly one ``openlineage.ship`` event (counts, documents
+built and stored, id range, transport type) in the same transaction as the bookkeeping: one chain
+entry per batch of up to ``batch_size`` events rather than one per event.
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, acto
             tx.session.execute(sa.update(_o).where(_o.c.id == row_id).values(
                 attempts=attempts, last_error=error, next_attempt_at=retry_at))
         tx.record("openlineage.ship", "openlineage:outbox", {
-            "sent": len(sent_ids), "failed": 0 if failure is None else 1,
+            "sent": len(sent_ids), "failed": 0 if failure is None else 1, "built": len(built),
             "first_id": rows[0].id, "last_id": sent_ids[-1] if sent_ids else rows[0].id,
             "transport": transport_type, **({} if failure is None else {"error": failure[2][:200]}),
         })
