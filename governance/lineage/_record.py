@@ -344,7 +344,7 @@ class _Writer:
     def __init__(self, tx: AuditedTransaction, known: _CatalogIds, pending: _CatalogIds) -> None:
         self.tx = tx
         self.session = tx.session
-        self.raw = RawConnection(tx.session)
+        self.raw = tx.raw
         self.known = known
         self.pending = pending
         self.stats: dict[tuple[str, str], dict[str, Any]] = {}

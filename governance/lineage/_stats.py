@@ -37,7 +37,10 @@ counts, nulls, moments and bin counts are over all values.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,10 +64,11 @@ def _num(value: float) -> float | None:
 _QUANTILES = np.linspace(0.0, 1.0, BINS + 1)
 
 
-def _quantiles(ordered: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """``np.quantile(ordered, _QUANTILES)`` (method "linear") of an already sorted array, with the same
-    index and interpolation arithmetic as numpy, so the edges are bit-identical without re-partitioning."""
-    n = ordered.size
+@functools.lru_cache(maxsize=64)
+def _quantile_plan(n: int) -> tuple[np.ndarray[Any, Any], ...]:
+    """For ``n`` sorted values: the indices below and above each quantile of ``_QUANTILES``, the
+    interpolation weights, ``1 - weights`` and where the upper value is the base (numpy's "linear"
+    method, index arithmetic included).  Read-only arrays, shared by every frame of ``n`` rows."""
     virtual = (n - 1) * _QUANTILES
     previous = np.floor(virtual)
     following = previous + 1
@@ -72,12 +76,24 @@ def _quantiles(ordered: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     previous[above] = -1
     following[above] = -1
     lo_index = previous.astype(np.intp)
-    hi_index = following.astype(np.intp)
     gamma = virtual - lo_index
+    plan = (lo_index, following.astype(np.intp), gamma, 1 - gamma, gamma >= 0.5)
+    for array in plan:
+        array.flags.writeable = False
+    return plan
+
+
+def _quantiles(ordered: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``np.quantile(ordered, _QUANTILES)`` (method "linear") of an already sorted array, with the same
+    index and interpolation arithmetic as numpy, so the edges are bit-identical without re-partitioning;
+    for a 2-D array (one sorted column per column), the quantiles of every column at once."""
+    lo_index, hi_index, gamma, rest, upper = _quantile_plan(ordered.shape[0])
+    if ordered.ndim == 2:
+        gamma, rest, upper = gamma[:, None], rest[:, None], upper[:, None]
     lo, hi = ordered[lo_index], ordered[hi_index]
     diff = hi - lo
     out = lo + diff * gamma
-    np.subtract(hi, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    np.subtract(hi, diff * rest, out=out, where=upper)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -208,17 +224,19 @@ def column_stats(s: Any) -> dict[str, Any]:
     return _categorical(s, nulls, dtype_str)
 
 
-def _numeric_block(items: list[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
-    """:func:`column_stats` of several plain numpy int/float columns of one frame, with one sort, one
-    quantile computation and one pass of moments for all of them (a small frame's statistics are
-    otherwise mostly per-call overhead).  Only columns whose values are all finite are described
-    here; the others are left out, for the per-column path.  The numbers are identical to
-    :func:`column_stats`: the same sorted values, the same quantile arithmetic, and each reduction
-    runs over one contiguous column, as it does for a single column."""
+def _numeric_block(items: list[tuple[str, np.ndarray[Any, Any]]]) -> dict[str, dict[str, Any]]:
+    """:func:`column_stats` of several plain numpy int/float columns of one frame (name, values),
+    with one sort, one quantile computation and one pass of moments for all of them (a small frame's
+    statistics are otherwise mostly per-call overhead).  Only columns whose values are all finite are
+    described here; the others are left out, for the per-column path.  The numbers are identical to
+    :func:`column_stats`: the same sorted values, the same quantile arithmetic, each reduction over
+    one contiguous column as for a single column, and numpy's own steps for the mean and the
+    standard deviation (``_methods._mean``/``_var``: sum, divide by the count; subtract, square, sum,
+    divide, square root)."""
     n = len(items[0][1])
     block = np.empty((n, len(items)), dtype=np.float64, order="F")
-    for j, (_, s) in enumerate(items):
-        block[:, j] = s.to_numpy()
+    for j, (_, values) in enumerate(items):
+        block[:, j] = values
     finite: np.ndarray[Any, Any] = np.asarray(np.isfinite(block).all(axis=0))
     if not finite.any():
         return {}
@@ -227,41 +245,40 @@ def _numeric_block(items: list[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
         items = [item for item, ok in zip(items, keep, strict=True) if ok]
         block = np.asfortranarray(block[:, finite])
     ordered = np.sort(block, axis=0)
-    virtual = (n - 1) * _QUANTILES
-    previous = np.floor(virtual)
-    following = previous + 1
-    above = virtual >= n - 1
-    previous[above] = -1
-    following[above] = -1
-    lo_index = previous.astype(np.intp)
-    gamma = (virtual - lo_index)[:, None]
-    lo, hi = ordered[lo_index], ordered[following.astype(np.intp)]
-    diff = hi - lo
-    quantiles = lo + diff * gamma
-    np.subtract(hi, diff * (1 - gamma), out=quantiles, where=gamma >= 0.5)
+    # np.unique of each column's edges: sorted, then the first of every run of equal values
+    quantiles = np.sort(_quantiles(ordered), axis=0)
+    first = np.empty(quantiles.shape, dtype=bool)
+    first[0] = True
+    np.not_equal(quantiles[1:], quantiles[:-1], out=first[1:])
     with np.errstate(over="ignore", invalid="ignore"):  # |x| near float max: an infinite moment -> null
-        means, stds = block.mean(axis=0).tolist(), block.std(axis=0).tolist()
+        total = np.add.reduce(block, axis=0, keepdims=True)
+        means = np.true_divide(total, n)
+        squares = block - means
+        np.multiply(squares, squares, out=squares)
+        stds = np.sqrt(np.add.reduce(squares, axis=0) / n).tolist()
+    mean_list = means[0].tolist()
     out: dict[str, dict[str, Any]] = {}
-    for j, (name, s) in enumerate(items):
+    for j, (name, values) in enumerate(items):
         column = ordered[:, j]
-        edges = np.unique(quantiles[:, j])
+        edges = quantiles[first[:, j], j]
         low, high = float(column[0]), float(column[-1])
         edges[0], edges[-1] = low, high
         if edges.size == 1:
             counts: list[int] = [n]
             edge_list = [low, high]
         else:
-            index = np.searchsorted(column, edges[:-1], side="left")
-            counts = np.diff(np.append(index, n)).tolist()
+            index = np.searchsorted(column, edges[:-1], side="left").tolist()
+            index.append(n)
+            counts = [b - a for a, b in itertools.pairwise(index)]
             edge_list = edges.tolist()
         out[name] = {
             "kind": "numeric",
-            "dtype": _numpy_dtype_name(s.dtype),
+            "dtype": _numpy_dtype_name(values.dtype),
             "count": n,
             "nulls": 0,
             "bin_edges": edge_list,
             "bin_counts": counts,
-            "mean": _num(means[j]),
+            "mean": _num(mean_list[j]),
             "std": _num(stds[j]),
             "min": low,
             "max": high,
@@ -269,28 +286,49 @@ def _numeric_block(items: list[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _plain_numeric(s: Any) -> bool:
-    dtype = s.dtype
-    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+def _same(value: Any) -> Any:
+    return value
+
+
+def _columns(df: Any) -> dict[str, tuple[Callable[[], Any], np.ndarray[Any, Any] | None]]:
+    """The first ``MAX_COLUMNS`` columns by name (a duplicate name: the first column), each as a
+    function giving its Series and, for a plain numpy int/float column, its values straight from
+    pandas' own array (``_mgr.iget_values``, no Series built: what ``Series.to_numpy()`` returns);
+    without those internals, through ``DataFrame.items()``."""
+    iget_values = getattr(getattr(df, "_mgr", None), "iget_values", None)
+    ixs = getattr(df, "_ixs", None)
+    out: dict[str, tuple[Callable[[], Any], np.ndarray[Any, Any] | None]] = {}
+    if iget_values is None or ixs is None:
+        for i, (name, s) in enumerate(df.items()):
+            if i >= MAX_COLUMNS:
+                break
+            plain = isinstance(s.dtype, np.dtype) and s.dtype.kind in "iuf"
+            key = name if isinstance(name, str) else str(name)
+            out.setdefault(key, (functools.partial(_same, s), s.to_numpy() if plain else None))
+        return out
+    for i, name in enumerate(df.columns[:MAX_COLUMNS]):
+        key = name if isinstance(name, str) else str(name)
+        if key in out:
+            continue
+        values = iget_values(i)
+        plain = type(values) is np.ndarray and values.ndim == 1 and values.dtype.kind in "iuf"
+        out[key] = (functools.partial(ixs, i, axis=1), values if plain else None)
+    return out
 
 
 def table_stats(df: Any) -> dict[str, Any]:
     """Statistics of every column of a pandas DataFrame (at most ``MAX_COLUMNS``)."""
     columns: dict[str, Any] = {}
     width = int(df.shape[1])
-    chosen: dict[str, Any] = {}
-    for i, (name, s) in enumerate(df.items()):
-        if i >= MAX_COLUMNS:
-            break
-        key = name if isinstance(name, str) else str(name)
-        chosen.setdefault(key, s)  # duplicate column names: the first one is described
+    chosen = _columns(df)
     rows = int(df.shape[0])
-    batch = [(k, s) for k, s in chosen.items() if _plain_numeric(s)] if 0 < rows <= SAMPLE else []
+    batch = [(k, v) for k, (_, v) in chosen.items() if v is not None] if 0 < rows <= SAMPLE else []
     described = _numeric_block(batch) if len(batch) > 1 else {}
-    for key, s in chosen.items():
+    for key, (series, _) in chosen.items():
         if key in described:
             columns[key] = described[key]
             continue
+        s = series()
         try:
             columns[key] = column_stats(s)
         except TypeError:
