@@ -389,6 +389,62 @@ def test_emitter_hands_client_events_to_the_transport(sqlite_catalog: Catalog) -
     assert isinstance(seen[0], RunEvent) and seen[0].eventType.value == "COMPLETE"
 
 
+# ------------------------------------------------------------------------------- concurrent shippers
+_SHIPPER = """
+import json, sys
+sys.path.insert(0, {root!r})
+from governance.catalog import Catalog
+import governance.openlineage as ol
+
+catalog = Catalog({url!r})
+config = ol.TransportConfig({{"type": "file", "log_file_path": {out!r}, "append": True}}, "test")
+sys.stdin.readline()  # start together
+report = ol.sync(catalog, config=config, batch_size=5)
+print(json.dumps({{"sent": report.sent, "pending": report.pending, "errors": report.errors}}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_two_processes_shipping_at_once_deliver_each_event_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite-file":
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        url = request.getfixturevalue("fresh_pg_url")
+    catalog = Catalog(url)
+    try:
+        runs = [make_run(catalog, job_name=f"credit.train.{i}", enqueue=("START", "COMPLETE")) for i in range(20)]
+    finally:
+        catalog.dispose()
+    root = str(Path(__file__).resolve().parents[1])
+    outs = [tmp_path / f"shipper{i}.ndjson" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SHIPPER.format(root=root, url=url, out=str(out))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for out in outs
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    reports = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    delivered = [
+        (e["run"]["runId"], e["eventType"])
+        for out in outs
+        if out.exists()
+        for e in map(json.loads, out.read_text().splitlines())
+    ]
+    expected = {(r.run_uuid, t) for r in runs for t in ("START", "COMPLETE")}
+    assert sorted(delivered) == sorted(expected)  # every event, none twice
+    assert sum(r["sent"] for r in reports) == 40
+    assert all(r["pending"] == 0 and r["errors"] == [] for r in reports)
+
+
 # ------------------------------------------------------------------------------------------ SIGKILL
 _CHILD = """
 import sys, time

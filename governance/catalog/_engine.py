@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from governance.catalog._locks import LocalLocks, try_lock
 from governance.catalog._wal import BACKSTOP_PAGES, WalCheckpointer
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
@@ -117,6 +118,7 @@ class Catalog:
         if self.backend == "sqlite":
             _install_sqlite_hooks(self.engine, busy_timeout)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+        self.local_locks = LocalLocks()
         self._wal: WalCheckpointer | None = None
         if self.sqlite_path is not None:
             # mode=rw: a checkpoint must never create a database where the catalog's file has gone
@@ -151,6 +153,11 @@ class Catalog:
             yield session
         if self._wal is not None:
             self._wal.committed()
+
+    def try_lock(self, name: str) -> AbstractContextManager[bool]:
+        """A named lock across processes, taken only if free: ``with catalog.try_lock("ship") as
+        taken: ...`` (see :mod:`governance.catalog._locks`)."""
+        return try_lock(self, name)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -8,6 +8,10 @@ type and time, see :mod:`governance.openlineage._events` for what a later build 
 whose document cannot be built, or whose stored document is damaged, is recorded as a failed attempt
 like a transport error, never dropped; like one it holds back the rows after it until it goes.
 
+One shipper at a time drains a catalog's outbox, across processes (:meth:`Catalog.try_lock`): the
+others find it taken, do nothing and look again a second later (their rows are in the same outbox,
+so the one shipping delivers them too).
+
 Delivery is at-least-once.  A row is marked ``sent_at`` only after the transport accepted it; a
 process killed between delivery and marking re-sends it later (OpenLineage consumers key events on
 ``runId``/``eventType``/``eventTime``).  Rows are tried in id order, a run's later events wait while
@@ -26,6 +30,7 @@ entry per batch of up to ``batch_size`` events rather than one per event.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +58,8 @@ __all__ = [
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 300.0
+SHIP_LOCK = "openlineage-ship"
+BUSY_RETRY = 1.0  # seconds before a shipper that found the outbox taken looks again
 
 _o = cast(sa.Table, sa.inspect(OutboxEvent).local_table)
 
@@ -111,12 +118,15 @@ def pending_count(catalog: Catalog) -> int:
 @dataclass(frozen=True)
 class Round:
     """One shipping round: delivered, failed (0 or 1: a round stops there), the error, and when the
-    earliest held row becomes due (None: nothing is waiting for a retry)."""
+    earliest held row becomes due (None: nothing is waiting for a retry).  ``busy``: another shipper
+    (this process or another) was draining the outbox, so this round did nothing; ``next_due`` is then
+    when to look again."""
 
     sent: int
     failed: int
     error: str | None
     next_due: datetime | None
+    busy: bool = False
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -154,8 +164,19 @@ def ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, acto
                batch_size: int = 100, ignore_backoff: bool = False) -> Round:
     """Deliver up to ``batch_size`` due rows in id order; stop at the first failure.
 
-    The bookkeeping and its audit event commit together.
+    The bookkeeping and its audit event commit together.  One shipper drains a catalog's outbox at a
+    time, across processes (the catalog's ``openlineage-ship`` lock): two processes shipping at once
+    would deliver the same rows twice.
     """
+    with catalog.try_lock(SHIP_LOCK) as taken:
+        if not taken:
+            return Round(0, 0, None, utcnow() + timedelta(seconds=BUSY_RETRY), busy=True)
+        return _ship_round(catalog, emit, actor=actor, transport_type=transport_type, batch_size=batch_size,
+                           ignore_backoff=ignore_backoff)
+
+
+def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, actor: str, transport_type: str,
+                batch_size: int, ignore_backoff: bool) -> Round:
     now = utcnow()
     rows, docs, held_until = _due(catalog, now, batch_size, ignore_backoff=ignore_backoff)
     if not rows:
@@ -219,8 +240,9 @@ def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
 
 
 def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig | None = None,
-         max_rounds: int = 1000, batch_size: int = 100) -> SyncReport:
-    """Drain the outbox now, ignoring backoff; stops at the first delivery failure.
+         max_rounds: int = 1000, batch_size: int = 100, wait_for_lock: float = 30.0) -> SyncReport:
+    """Drain the outbox now, ignoring backoff; stops at the first delivery failure.  While another
+    shipper holds the outbox it waits up to ``wait_for_lock`` seconds for its turn.
 
     With no OpenLineage configuration (or ``OPENLINEAGE_DISABLED``) nothing is shipped and the
     report says how many events wait (``transport`` is None).
@@ -234,10 +256,17 @@ def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig 
     transport = make_transport(resolved)
     emit = emitter(transport)
     who = resolve_actor(actor)
+    waited_until = time.monotonic() + wait_for_lock
     try:
         for _ in range(max_rounds):
             result = ship_round(catalog, emit, actor=who, transport_type=report.transport,
                                 batch_size=batch_size, ignore_backoff=True)
+            if result.busy:
+                if time.monotonic() >= waited_until:
+                    report.errors.append("another process is shipping this outbox; its events stay pending")
+                    break
+                time.sleep(0.1)
+                continue
             report.sent += result.sent
             report.failed += result.failed
             if result.error is not None:

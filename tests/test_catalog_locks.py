@@ -1,0 +1,84 @@
+"""Named try-locks on a catalog: exclusive across connections, threads and processes, never waiting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from governance.catalog import Catalog
+
+
+def test_a_held_lock_is_refused_and_free_again_after_release(catalog: Catalog) -> None:
+    with catalog.try_lock("work") as first:
+        assert first
+        seen: list[bool] = []
+
+        def other() -> None:  # another thread: in-memory, flock and advisory locks all exclude it
+            with catalog.try_lock("work") as taken:
+                seen.append(taken)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(30)
+        assert seen == [False]
+        with catalog.try_lock("other-work") as unrelated:  # names are separate locks
+            assert unrelated
+    with catalog.try_lock("work") as again:
+        assert again
+
+
+_HOLDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from governance.catalog import Catalog
+catalog = Catalog({url!r})
+with catalog.try_lock("work") as taken:
+    print("taken" if taken else "busy", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def _holder(url: str) -> subprocess.Popen[str]:
+    root = str(Path(__file__).resolve().parents[1])
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_HOLDER.format(root=root, url=url))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_another_process_holding_the_lock_makes_it_busy(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite-file":
+        catalog_url = f"sqlite:///{tmp_path / 'c.db'}"
+    else:
+        catalog_url = request.getfixturevalue("fresh_pg_url")
+    catalog = Catalog(catalog_url)
+    try:
+        with _holder(catalog_url) as proc:
+            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout.readline().strip() == "taken"
+            with catalog.try_lock("work") as taken:
+                assert not taken
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            assert proc.wait(30) == 0
+        with catalog.try_lock("work") as taken:  # released when the holder left its block
+            assert taken
+        with _holder(catalog_url) as proc:  # and a holder killed mid-block releases it too
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "taken"
+            proc.kill()
+            proc.wait(30)
+        with catalog.try_lock("work") as taken:
+            assert taken
+    finally:
+        catalog.dispose()
