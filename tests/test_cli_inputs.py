@@ -261,6 +261,11 @@ INGEST_REPORT_CASES: list[Case] = [
     (["report", "audit", "--format", "md", "-o", "{out}"], 2, "--format"),
     (["report", "audit", "-o", "{dir}"], 2, "adir"),
     (["report", "audit", "--model", "nope", "-o", "{out}"], 2, "unknown model 'nope'"),
+    (["report", "audit", "--checkpoint", "{cp}", "-o", "{out}"], 2, "--pubkey"),
+    (["report", "audit", "--pubkey", "{pub}", "-o", "{out}"], 2, "--checkpoint"),
+    (["report", "audit", "--checkpoint", "{garbage}", "--pubkey", "{pub}", "-o", "{out}"], 2, "garbage.bin"),
+    (["report", "audit", "--checkpoint", "{cp}", "--pubkey", "{key}", "-o", "{out}"], 2, "private key"),
+    (["report", "audit", "--checkpoint", "{cp}", "--pubkey", "{missing}", "-o", "{out}"], 2, "missing.csv"),
     (["demo", "--out", "/proc/x/demo"], 2, "/proc/x/demo"),
 ]
 

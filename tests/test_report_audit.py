@@ -81,6 +81,45 @@ def test_tampered_chain_and_checkpoints_show_in_the_report(sqlite_catalog: Catal
     assert doc["checkpoint"]["state"] == "bad"
 
 
+def test_an_exported_checkpoint_is_verified_with_its_signature(sqlite_catalog: Catalog, tmp_path: Path) -> None:
+    from governance.audit import create_checkpoint, generate_keypair, load_private_key
+
+    seed_model(sqlite_catalog)
+    private, public = generate_keypair(tmp_path / "keys")
+    cp_file = tmp_path / "head.checkpoint.json"
+    signed = create_checkpoint(sqlite_catalog, load_private_key(private), cp_file, actor="ops")
+    doc = json.loads(render_audit_report(format="json", catalog=sqlite_catalog, checkpoint=cp_file, pubkey=public))
+    cp = doc["checkpoint"]
+    assert (cp["state"], cp["source"], cp["seq"], cp["key_id"]) == ("ok", "file", signed.seq, signed.key_id)
+    assert cp["signature"].startswith("verified with the public key given")
+    html = render_audit_report(format="html", catalog=sqlite_catalog, checkpoint=cp_file, pubkey=public)
+    assert "Exported checkpoint" in html and "verified with the public key given" in html
+    # without the file and key: the catalog's copy, checked against the log, signature not checked
+    plain = json.loads(render_audit_report(format="json", catalog=sqlite_catalog))["checkpoint"]
+    assert plain["source"] == "catalog" and plain["signature"].startswith("not checked")
+
+    # an altered checkpoint file (the signed head moved) no longer matches its signature
+    forged = json.loads(cp_file.read_text())
+    forged["seq"] = signed.seq - 1
+    forged_file = tmp_path / "forged.json"
+    forged_file.write_text(json.dumps(forged))
+    bad = json.loads(render_audit_report(format="json", catalog=sqlite_catalog, checkpoint=forged_file,
+                                         pubkey=public))["checkpoint"]
+    assert bad["state"] == "bad" and bad["signature"].startswith("does NOT match")
+
+    # a log rolled back past the signed head (a restored older backup): signature fine, log not
+    with sqlite_catalog.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_event WHERE seq >= :s"), {"s": signed.seq})
+    rolled = json.loads(render_audit_report(format="json", catalog=sqlite_catalog, checkpoint=cp_file,
+                                            pubkey=public))["checkpoint"]
+    assert rolled["state"] == "bad" and rolled["signature"].startswith("verified")
+    assert "truncated or restored from an older backup" in rolled["detail"]
+    out = tmp_path / "audit.html"
+    assert main(["--catalog", sqlite_catalog.url, "report", "audit", "-o", str(out), "--checkpoint", str(cp_file),
+                 "--pubkey", str(public)]) == 0
+    assert "truncated or restored from an older backup" in out.read_text()
+
+
 def test_long_logs_are_summarised_in_the_pdf_and_complete_in_json(
     sqlite_catalog: Catalog, tmp_path: Path
 ) -> None:

@@ -46,12 +46,26 @@ def register(app: typer.Typer) -> None:
         ),
         fmt: str = typer.Option("html", "--format", help="html, pdf or json"),
         output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+        checkpoint: Path | None = typer.Option(
+            None, "--checkpoint", metavar="FILE", help="An exported checkpoint to verify (with --pubkey)."
+        ),
+        pubkey: Path | None = typer.Option(
+            None, "--pubkey", metavar="FILE", help="The public key the checkpoint was signed with."
+        ),
     ) -> None:
-        """Render the audit trail with the chain's verification status."""
+        """Render the audit trail with the chain's verification status (and a signed checkpoint's)."""
         from governance.reporting import AUDIT_FORMATS, render_audit_report
 
         check_format(fmt, AUDIT_FORMATS)
-        render_audit_report(model=model, since=since, format=fmt, output=output, catalog=state(ctx).catalog())
+        render_audit_report(
+            model=model,
+            since=since,
+            format=fmt,
+            output=output,
+            catalog=state(ctx).catalog(),
+            checkpoint=checkpoint,
+            pubkey=pubkey,
+        )
         typer.echo(f"wrote {output}")
 
     app.add_typer(report, name="report")

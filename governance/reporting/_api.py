@@ -108,18 +108,28 @@ def render_audit_report(
     output: str | os.PathLike[str] | None = None,
     catalog: Catalog | None = None,
     max_events: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    pubkey: str | os.PathLike[str] | None = None,
 ) -> bytes | str:
     """Render the audit trail (``html``, ``pdf`` or ``json``), optionally for one model and from a time.
 
     HTML lists up to 5,000 events and PDF up to 500 (``max_events`` overrides), the most recent in
     full and the older ones summarised by action, actor and day; JSON always lists every event.
+    With an exported ``checkpoint`` file and the signer's ``pubkey`` (both or neither), the report
+    shows that checkpoint verified, signature included (as ``gov audit verify`` does); without them,
+    the last checkpoint recorded in the catalog, its signature unchecked.
     """
     fmt = _check_format(format, AUDIT_FORMATS)
     if max_events is None and fmt != "json":
         max_events = AUDIT_PDF_MAX_EVENTS if fmt == "pdf" else AUDIT_HTML_MAX_EVENTS
     cat = catalog if catalog is not None else open_catalog()
     context = build_audit_context(
-        cat, model=model, since=since, max_events=None if fmt == "json" else max_events
+        cat,
+        model=model,
+        since=since,
+        max_events=None if fmt == "json" else max_events,
+        checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+        pubkey=None if pubkey is None else os.fspath(pubkey),
     )
     result: bytes | str
     if fmt == "json":

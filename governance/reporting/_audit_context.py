@@ -1,5 +1,9 @@
 """Build the audit report context: events in order, the chain's verification, the last checkpoint.
 
+The checkpoint shown is the exported file given with the signer's public key, verified signature
+included; without them, the last checkpoint recorded in the catalog, checked against the log but
+not its signature (a catalog's own copy is only as trustworthy as the catalog).
+
 Verification always covers the whole chain (a filter by model or time only narrows what is listed).
 Long logs are listed in part: the most recent ``max_events`` events in full and the older ones
 summarised by action, actor and day, and the report says so; the JSON export lists every event.
@@ -10,13 +14,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from governance.audit import GENESIS_HASH, VerifyReport, verify_events
-from governance.audit._chain import iter_chain
+from governance.audit import GENESIS_HASH, VerifyReport, load_public_key, read_checkpoint, verify_audit
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog, resolve_model
 from governance.catalog._views import as_utc, iso
 from governance.errors import InputError
@@ -41,27 +45,42 @@ def parse_since(since: datetime | str | None) -> datetime | None:
         ) from exc
 
 
-def verify_chain(catalog: Catalog) -> dict[str, Any]:
-    """Recompute the whole chain: the audit package's ``verify_audit`` when it exists, else
-    ``verify_events`` over the stored rows."""
-    report: VerifyReport
-    method = "verify_audit"
-    try:
-        from governance.audit import verify_audit  # type: ignore[attr-defined]
-    except ImportError:
-        method = "verify_events"
-        with catalog.read() as session:
-            report = verify_events(iter_chain(session))
-    else:
-        report = verify_audit(catalog)
+def verify_chain(
+    catalog: Catalog, checkpoint: Path | str | None = None, pubkey: Path | str | None = None
+) -> tuple[dict[str, Any], VerifyReport]:
+    """Recompute the whole chain and, given a checkpoint file and the signer's public key, check the
+    signed head against it (:func:`~governance.audit.verify_audit`; a bad file or key is an
+    :class:`~governance.errors.InputError`)."""
+    report = verify_audit(catalog, checkpoint, pubkey)
     return {
-        "ok": bool(report.ok),
+        "ok": bool(report.first_bad_seq is None),
         "count": int(report.count),
         "head_seq": int(report.head.seq),
         "head_hash": str(report.head.hash),
         "first_bad_seq": report.first_bad_seq,
         "reason": report.reason,
-        "method": method,
+        "method": "verify_audit",
+    }, report
+
+
+def _signed_checkpoint(path: Path | str, pubkey: Path | str, report: VerifyReport) -> dict[str, Any]:
+    """The checkpoint file given to the report, as verified by ``verify_audit`` (signature included)."""
+    cp = read_checkpoint(Path(path))
+    signed = cp.signature_valid(load_public_key(Path(pubkey)))
+    return {
+        "seq": cp.seq,
+        "hash": cp.hash,
+        "algorithm": cp.signed_fields()["algorithm"],
+        "key_id": cp.key_id,
+        "created_at": cp.created_at,
+        "state": "ok" if report.checkpoint_ok else "bad",
+        "detail": report.checkpoint_reason or "",
+        "signature": (
+            f"verified with the public key given (key {cp.key_id})"
+            if signed
+            else f"does NOT match the checkpoint's contents (key {cp.key_id}): the file was altered"
+        ),
+        "source": "file",
     }
 
 
@@ -93,7 +112,9 @@ def _checkpoint(session: Session, verification: dict[str, Any]) -> dict[str, Any
         "created_at": iso(cp.created_at),
         "state": state,
         "detail": detail,
-        "signature": "not checked here (needs the public key: gov audit verify --checkpoint FILE)",
+        "signature": "not checked: give the exported checkpoint file and the public key "
+        "(gov report audit --checkpoint FILE --pubkey FILE)",
+        "source": "catalog",
     }
 
 
@@ -123,12 +144,18 @@ def _brief(data: Any, limit: int = 140) -> str:
 
 
 def build_audit_context(
-    catalog: Catalog, *, model: str | None, since: datetime | str | None, max_events: int | None
+    catalog: Catalog,
+    *,
+    model: str | None,
+    since: datetime | str | None,
+    max_events: int | None,
+    checkpoint: Path | str | None = None,
+    pubkey: Path | str | None = None,
 ) -> dict[str, Any]:
     since_dt = parse_since(since)
     if max_events is not None and max_events < 0:
         raise InputError(f"max_events: expected a number >= 0, got {max_events}")
-    verification = verify_chain(catalog)
+    verification, report = verify_chain(catalog, checkpoint, pubkey)
     with catalog.read() as session:
         stmt = select(AuditEvent)
         if model is not None:
@@ -137,7 +164,11 @@ def build_audit_context(
         if since_dt is not None:
             stmt = stmt.where(col(AuditEvent.time) >= since_dt)
         rows = session.exec(stmt.order_by(col(AuditEvent.seq))).all()
-        checkpoint = _checkpoint(session, verification)
+        checkpoint_doc = (
+            _signed_checkpoint(checkpoint, pubkey, report)
+            if checkpoint is not None and pubkey is not None
+            else _checkpoint(session, verification)
+        )
         head_time = session.exec(
             select(AuditEvent.time).order_by(col(AuditEvent.seq).desc()).limit(1)
         ).first()
@@ -173,7 +204,7 @@ def build_audit_context(
         "filters": {"model": model, "since": iso(since_dt)},
         "scope": scope,
         "verification": verification,
-        "checkpoint": checkpoint,
+        "checkpoint": checkpoint_doc,
         "chain_events": int(total_chain),
         "genesis": GENESIS_HASH,
         "total": len(events),
