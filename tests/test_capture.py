@@ -539,3 +539,106 @@ def test_tags_follow_columns_through_a_row_filter(cat: Catalog) -> None:
         fields = {f.name: f for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == out_dv.id))}
         assert fields["gender"].tags == []
         assert fields["y"].tags == ["label"]
+
+
+def _output_fields(catalog: Catalog, run: Run) -> dict[str, DatasetField]:
+    ((_, out_dv, _),) = [e for e in io_of(catalog, run) if e[0].direction == "output"]
+    assert out_dv is not None
+    with catalog.read() as s:
+        return {f.name: f for f in s.exec(select(DatasetField).where(DatasetField.dataset_version_id == out_dv.id))}
+
+
+def test_a_proxy_stays_a_proxy_through_later_steps(cat: Catalog) -> None:
+    """A feature derived from a protected column is still flagged after a train/test split."""
+
+    @gov.step(kind="feature", derived={"income_rank_by_sex": ["income", "sex"]})
+    def build(raw: pd.DataFrame) -> pd.DataFrame:
+        return raw.assign(income_rank_by_sex=raw.groupby("sex")["income"].rank())
+
+    @gov.step(kind="feature")
+    def split(features: pd.DataFrame) -> pd.DataFrame:
+        return features.iloc[: len(features) // 2].drop(columns=["sex"])
+
+    split(build(gov.tag(frame(), protected=["sex"])))
+    assert _output_fields(cat, run_of(cat, "build"))["income_rank_by_sex"].tags == ["proxy:protected"]
+    after = _output_fields(cat, run_of(cat, "split"))
+    assert "sex" not in after
+    assert after["income_rank_by_sex"].tags == ["proxy:protected"]
+
+
+def test_pyarrow_tables_and_directories_are_captured_through_a_step(cat: Catalog, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    @gov.step(kind="feature")
+    def combine(table: pa.Table, folder: Path) -> pa.Table:
+        return table.append_column("files", pa.array([len(list(folder.iterdir()))] * table.num_rows))
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"part-{i}.csv").write_text(f"a,b\n{i},{i * 2}\n")
+    table = pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    out = combine(table, folder)
+    run = run_of(cat, "combine")
+    by_role = {e.role: (e.direction, dv, ds) for e, dv, ds in io_of(cat, run)}
+    direction, dv, ds = by_role["table"]
+    assert direction == "input" and dv is not None and dv.content_hash == gov.fingerprint(table).hash
+    assert dv.row_count == 3 and [f["name"] for f in dv.schema_fields or []] == ["a", "b"]
+    direction, dv, ds = by_role["folder"]
+    assert ds is not None and ds.kind == "directory" and ds.name == str(folder.resolve())
+    assert dv is not None and dv.content_hash == gov.fingerprint(folder).hash and dv.row_count == 3
+    direction, dv, _ = by_role["output"]
+    assert direction == "output" and dv is not None and dv.content_hash == gov.fingerprint(out).hash
+
+
+def test_an_adapter_that_raises_makes_the_value_a_parameter(
+    cat: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Fragile:
+        def __repr__(self) -> str:
+            return "Fragile()"
+
+    @capture_adapter.register(Fragile)
+    def _(obj: Fragile, role: CaptureRole) -> Any:
+        raise RuntimeError("adapter bug")
+
+    @gov.step(kind="other")
+    def use(thing: Fragile, n: int) -> int:
+        return n + 1
+
+    with caplog.at_level("DEBUG", logger="governance"):  # the first failure in a process is a warning
+        assert use(Fragile(), 41) == 42  # the step's result is untouched
+    run = run_of(cat, "use")
+    assert run.status == "COMPLETED"
+    assert run.params["thing"] == {"type": f"{Fragile.__module__}.{Fragile.__qualname__}", "repr": "Fragile()"}
+    assert run.params["n"] == 41
+    assert "adapter bug" in caplog.text
+
+
+def test_an_async_step_reraises_the_same_exception(cat: Catalog) -> None:
+    boom = KeyError("missing column")
+
+    @gov.step(kind="feature")
+    async def build(raw: pd.DataFrame) -> pd.DataFrame:
+        await asyncio.sleep(0)
+        raise boom
+
+    with pytest.raises(KeyError) as info:
+        asyncio.run(build(frame()))
+    assert info.value is boom
+    run = run_of(cat, "build")
+    assert run.status == "FAILED" and run.error_type == "KeyError"
+
+
+def test_a_pipeline_is_versioned_with_its_parameters(cat: Catalog) -> None:
+    @gov.step(kind="training", model="piped")
+    def train(data: pd.DataFrame) -> Any:
+        model = make_pipeline(StandardScaler(with_mean=False), LogisticRegression(C=0.25, max_iter=200))
+        return model.fit(data[["income", "debt"]], data["y"])
+
+    train(frame())
+    with cat.read() as s:
+        mv = s.exec(select(ModelVersion)).one()
+    assert mv.params["standardscaler__with_mean"] is False
+    assert mv.params["logisticregression__C"] == 0.25 and mv.params["logisticregression__max_iter"] == 200
+    assert mv.features == ["income", "debt"] and mv.flavor == "sklearn"

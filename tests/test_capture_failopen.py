@@ -148,3 +148,38 @@ def test_gov_sync_replays_the_spool(
     assert main(["runs", "list", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["job"] for r in rows] == ["failopen.build"]
+
+
+def test_a_spooled_training_run_replays_into_its_model_version(gov_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 catalog: Catalog) -> None:
+    """The artifact is saved (by hash) while the catalog is down; replay links the model version."""
+    from sklearn.linear_model import LogisticRegression
+
+    from governance.catalog import Model, ModelVersion, RunIO
+    from governance.lineage import load_model_artifact
+
+    monkeypatch.setenv("GOVERNANCE_CATALOG_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+
+    @gov.step(kind="training", model="offline-scorer")
+    def train(data: pd.DataFrame, C: float = 0.5) -> LogisticRegression:  # noqa: N803 - sklearn spelling
+        return LogisticRegression(C=C).fit(data[["x"]], data["y"])
+
+    data = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "y": [0, 0, 0, 1, 1, 1]})
+    model = train(data)
+    (spooled,) = spool_lines(gov_env)
+    assert [m["model_name"] for m in spooled["models"]] == ["offline-scorer"]  # type: ignore[index]
+    for _ in range(2):  # twice: the second replay finds the run and changes nothing
+        replay_spool(catalog, spool_dir=gov_env / ".governance" / "spool")
+        (gov_env / ".governance" / "spool").mkdir(parents=True, exist_ok=True)
+        (gov_env / ".governance" / "spool" / "again.jsonl").write_text(json.dumps(spooled) + "\n")
+    assert replay_spool(catalog, spool_dir=gov_env / ".governance" / "spool") == 0
+    with catalog.read() as s:
+        (run,) = s.exec(select(Run)).all()
+        (mv,) = s.exec(select(ModelVersion)).all()
+        model_row = s.get(Model, mv.model_id)
+        edges = s.exec(select(RunIO).where(RunIO.run_id == run.id)).all()
+    assert model_row is not None and model_row.name == "offline-scorer"
+    assert mv.training_run_id == run.id and mv.params["C"] == 0.5
+    assert {(e.artifact_kind, e.direction) for e in edges} == {("dataset", "input"), ("model", "output")}
+    loaded = load_model_artifact(mv)
+    assert (loaded.predict_proba(data[["x"]]) == model.predict_proba(data[["x"]])).all()

@@ -286,3 +286,23 @@ def test_string_frequencies_most_frequent_first_ties_in_order_of_appearance() ->
     assert list(doc["frequencies"].items()) == [("b", 2), ("a", 2), ("c", 1), ("d", 1)]
     objects = column_stats(s.astype(object))  # the generic path agrees
     assert objects["frequencies"] == doc["frequencies"] and objects["count"] == 6
+
+
+def test_statistics_stay_bounded_for_wide_frames_and_long_values() -> None:
+    """At most MAX_COLUMNS columns are described (and the document says it was cut), at most TOP_K
+    values per column, each value at most 200 characters: a baseline cannot grow with the data."""
+    from governance.lineage._stats import MAX_COLUMNS, TOP_K
+
+    wide = pd.DataFrame(np.zeros((3, MAX_COLUMNS + 7)), columns=[f"c{i}" for i in range(MAX_COLUMNS + 7)])
+    stats = table_stats(wide)
+    assert stats["truncated"] is True and len(stats["columns"]) == MAX_COLUMNS
+    assert list(stats["columns"])[-1] == f"c{MAX_COLUMNS - 1}"
+    assert table_stats(wide.iloc[:, :MAX_COLUMNS])["truncated"] is False
+    long_values = pd.Series([f"{i:03d}" + "x" * 5000 for i in range(TOP_K + 30)], dtype="str")
+    doc = column_stats(long_values)
+    assert len(doc["frequencies"]) == TOP_K and doc["other"] == 30 and doc["distinct"] == TOP_K + 30
+    assert all(len(key) == 200 and key.endswith("…") for key in doc["frequencies"])
+    assert len(json.dumps(doc)) < TOP_K * 250
+    # values told apart only after the cut share one key, with their counts added up
+    alike = column_stats(pd.Series(["y" * 300 + "a", "y" * 300 + "b", "y" * 300 + "b"], dtype="str"))
+    assert list(alike["frequencies"].values()) == [3] and alike["distinct"] == 2 and alike["other"] == 0

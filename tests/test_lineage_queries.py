@@ -315,3 +315,36 @@ def test_cli_as_a_real_subprocess(trained: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["nodes"][0]["label"] == "demo-model@2"
+
+
+def test_diff_names_a_code_change_on_every_backend(
+    catalog: Catalog, gov_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two versions trained by different code of one job, on the same data: only the code differs,
+    and the CLI prints the change; the same answer on SQLite and PostgreSQL."""
+    from governance.lineage import capture_to
+
+    data = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
+
+    @gov.step(kind="training", name="code.train", model="code-model")
+    def first(df: pd.DataFrame) -> LogisticRegression:
+        return LogisticRegression().fit(df[["x"]], df["y"])
+
+    @gov.step(kind="training", name="code.train", model="code-model")
+    def second(df: pd.DataFrame) -> LogisticRegression:
+        return LogisticRegression(fit_intercept=True, tol=1e-5).fit(df[["x"]], df["y"])
+
+    with capture_to(catalog):
+        first(data)
+        second(data)
+    diff = gov.diff_versions("code-model@1", "code-model@2", catalog=catalog)
+    assert diff.changed
+    assert diff.code["code_hash"]["changed"] and diff.code["code_hash"]["a"] != diff.code["code_hash"]["b"]
+    assert not diff.code["source_file"]["changed"]
+    assert [d["change"] for d in diff.data] == ["same"]
+    assert diff.params["tol"] == {**diff.params["tol"], "a": 1e-4, "b": 1e-5}
+    if catalog.url != "sqlite://":  # the CLI opens the catalog itself: not possible for an in-memory one
+        assert main(["--catalog", catalog.url, "diff", "code-model@1", "code-model@2"]) == 0
+        text = capsys.readouterr().out
+        a, b = diff.code["code_hash"]["a"], diff.code["code_hash"]["b"]
+        assert f"code code_hash: {a} -> {b}" in text

@@ -17,9 +17,13 @@ Tables (pandas DataFrame/Series, pyarrow Table/RecordBatch, 2-d numpy arrays are
   digest of their categories plus their codes; ``None`` and ``NaN`` in object columns are told apart;
 * the row index is not part of the fingerprint (Arrow tables and Parquet files have none).
 
-Each column also gets its own digest (:attr:`Fingerprint.columns`), used to detect passthrough
-columns.  Files are hashed as plain BLAKE3 of their bytes (so ``b3sum`` agrees); a directory hashes
-the sorted relative paths with each file's digest.
+Each column also gets its own digest (:attr:`Fingerprint.columns`), stored with the dataset
+version's schema (``schema_fields[].hash``), so versions can be compared column by column.  (Column
+lineage goes by name: a column keeping an input's name descends from it even when rows were
+filtered, so equal digests are not required there.)
+
+Files are hashed as plain BLAKE3 of their bytes (so ``b3sum`` agrees); a directory hashes the sorted
+relative paths with each file's digest.
 
 Third parties add types with ``fingerprint.register(MyType)``.
 """

@@ -558,9 +558,14 @@ def _column_lineage(
             for in_field in by_name.get(name, ()):
                 # a column that keeps an input column's name is that column, passed through (same content)
                 # or carried with rows filtered, reordered or values recomputed in place; either way its
-                # values come from it and it keeps its tags (a protected attribute stays protected)
+                # values come from it and it keeps its tags (a protected attribute stays protected, a
+                # proxy stays a proxy)
                 edges[(out_field.id, in_field.id)] = "DIRECT"
-                tags += [t for t in in_field.tags if t in PASSTHROUGH_TAGS and t not in tags]
+                tags += [
+                    t
+                    for t in in_field.tags
+                    if (t in PASSTHROUGH_TAGS or t.startswith(PROXY_PREFIX)) and t not in tags
+                ]
             for out_col, in_col, transformation in derived:
                 if out_col != name:
                     continue

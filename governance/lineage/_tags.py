@@ -9,7 +9,7 @@ Propagation along column lineage (recorded by each run):
 
 * a column that keeps an input column's name (passed through unchanged, or carried with rows
   filtered or reordered, as in a train/test split) gets a DIRECT edge from it and keeps the input's
-  ``protected``, ``pii`` and ``label`` tags;
+  ``protected``, ``pii``, ``label`` and ``proxy:*`` tags;
 * a column derived from input columns (declared with ``derived=`` on the step) gets
   ``proxy:protected`` when any of its inputs is ``protected`` or ``proxy:protected`` (likewise
   ``proxy:pii``), so checks can flag proxy features.
