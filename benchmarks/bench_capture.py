@@ -7,6 +7,7 @@
   with the same frame each call (a re-run over unchanged data: the dataset versions are reused; the
   peer's workload) and with a changed cell each call (new data: two new dataset versions with their
   fields and column statistics per call; the cell write is timed in the undecorated baseline too).
+  With ``GOVERNANCE_TEST_POSTGRES_URL`` set, both again on a fresh PostgreSQL database (no target).
   Peer: MLflow ``start_run`` + ``log_param``
   + ``log_input`` + ``end_run`` with MLflow's SQLite tracking store (from the ``[bench]`` extra).
 * disabled decorator (``GOVERNANCE_DISABLED=1``): per-call cost over the bare call.
@@ -109,48 +110,53 @@ def _mlflow_overhead(tmp: Path, repeat: int) -> tuple[float | None, str]:
     return statistics.median(_samples(once, repeat, warmup=3)), "MLflow sqlite tracking store"
 
 
+def _overheads(url: str, home: Path, repeat: int) -> tuple[float, float, Callable[[], None], Any]:
+    """Median step overhead in seconds with the same frame and with a changed cell each call, on the
+    catalog at ``url`` (plus the undecorated and decorated functions for further timing)."""
+    with _env(GOVERNANCE_CATALOG_URL=url, GOVERNANCE_HOME=str(home), GOVERNANCE_DISABLED=None,
+              GOVERNANCE_ACTOR="bench"):
+        runtime().settings.clear()
+
+        def plain(raw: pd.DataFrame, scale: float = 2.0) -> pd.DataFrame:
+            return raw
+
+        decorated = step(kind="feature", name="bench.step")(plain)
+        df = _frame()
+        base = statistics.median(_samples(lambda: plain(df), repeat))
+        same = statistics.median(_samples(lambda: decorated(df), repeat)) - base
+        counter = iter(range(10**9))
+
+        def changing_plain() -> None:
+            df.iloc[0, 0] = float(next(counter))
+            plain(df)
+
+        def changing() -> None:
+            df.iloc[0, 0] = float(next(counter))
+            decorated(df)
+
+        # the cell write itself (~0.1 ms of pandas) is in both, so only the capture is counted
+        new = statistics.median(_samples(changing, repeat // 2)) - statistics.median(
+            _samples(changing_plain, repeat // 2)
+        )
+        clear_catalog_cache()
+        runtime().settings.clear()
+    return same, new, lambda: plain(df), lambda: decorated(df)
+
+
 def bench_step(quick: bool) -> list[Result]:
     repeat = 60 if quick else 300
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        url = f"sqlite:///{tmp / 'catalog.db'}"
-        with _env(
-            GOVERNANCE_CATALOG_URL=url,
-            GOVERNANCE_HOME=str(tmp / "home"),
-            GOVERNANCE_DISABLED=None,
-            GOVERNANCE_ACTOR="bench",
-        ):
+        same, new, bare_call, decorated_call = _overheads(f"sqlite:///{tmp / 'catalog.db'}", tmp / "home", repeat)
+        with _env(GOVERNANCE_DISABLED="1"):
             runtime().settings.clear()
-
-            def plain(raw: pd.DataFrame, scale: float = 2.0) -> pd.DataFrame:
-                return raw
-
-            decorated = step(kind="feature", name="bench.step")(plain)
-            df = _frame()
-            base = statistics.median(_samples(lambda: plain(df), repeat))
-            same = statistics.median(_samples(lambda: decorated(df), repeat)) - base
-            counter = iter(range(10**9))
-
-            def changing_plain() -> None:
-                df.iloc[0, 0] = float(next(counter))
-                plain(df)
-
-            def changing() -> None:
-                df.iloc[0, 0] = float(next(counter))
-                decorated(df)
-
-            # the cell write itself (~0.1 ms of pandas) is in both, so only the capture is counted
-            new = statistics.median(_samples(changing, repeat // 2)) - statistics.median(
-                _samples(changing_plain, repeat // 2)
-            )
-            with _env(GOVERNANCE_DISABLED="1"):
-                n = 20000 if quick else 200000
-                bare = median_time(lambda: [plain(df) for _ in range(n)], 5, 1) / n
-                off = median_time(lambda: [decorated(df) for _ in range(n)], 5, 1) / n - bare
-            mlflow_s, note = _mlflow_overhead(tmp, 20 if quick else 60)
-            clear_catalog_cache()
-            runtime().settings.clear()
-    return [
+            n = 20000 if quick else 200000
+            bare = median_time(lambda: [bare_call() for _ in range(n)], 5, 1) / n
+            off = median_time(lambda: [decorated_call() for _ in range(n)], 5, 1) / n - bare
+        runtime().settings.clear()
+        mlflow_s, note = _mlflow_overhead(tmp, 20 if quick else 60)
+        pg = _postgres_overheads(tmp, repeat)
+    results = [
         Result(
             "step overhead, 1k rows in+out, same data (SQLite file, OL outbox)",
             same * 1e3,
@@ -172,6 +178,38 @@ def bench_step(quick: bool) -> list[Result]:
         ),
         Result("disabled decorator (GOVERNANCE_DISABLED=1)", off * 1e6, "us", 5.0),
     ]
+    if pg is not None:
+        for label, value in zip(("same data", "new data each call"), pg, strict=True):
+            results.append(
+                Result(
+                    f"step overhead, 1k rows in+out, {label}, PostgreSQL",
+                    value * 1e3,
+                    "ms",
+                    None,
+                    peer="mlflow start_run+log_param+log_input+end_run",
+                    peer_measured=None if mlflow_s is None else mlflow_s * 1e3,
+                    note="for teams on PostgreSQL (no design target): about a dozen round trips per run",
+                )
+            )
+    return results
+
+
+def _postgres_overheads(tmp: Path, repeat: int) -> tuple[float, float] | None:
+    base = os.environ.get("GOVERNANCE_TEST_POSTGRES_URL")
+    if not base:
+        return None
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+        same, new, _, _ = _overheads(url, tmp / "pg-home", repeat)
+        return same, new
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def bench_fingerprint(quick: bool) -> list[Result]:
