@@ -73,6 +73,14 @@ def fresh_pg_url() -> Iterator[str]:
     drop_pg_database(base, url)
 
 
+@pytest.fixture(params=["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A catalog several processes can open: a SQLite file, or a brand-new PostgreSQL database."""
+    if request.param == "sqlite-file":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
+
+
 def _truncate_all(catalog: Catalog) -> None:
     with catalog.engine.begin() as conn:
         tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]

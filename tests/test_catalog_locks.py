@@ -8,8 +8,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
-
 from governance.catalog import Catalog
 
 
@@ -53,14 +51,8 @@ def _holder(url: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("backend", ["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_another_process_holding_the_lock_makes_it_busy(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite-file":
-        catalog_url = f"sqlite:///{tmp_path / 'c.db'}"
-    else:
-        catalog_url = request.getfixturevalue("fresh_pg_url")
+def test_another_process_holding_the_lock_makes_it_busy(shared_catalog_url: str) -> None:
+    catalog_url = shared_catalog_url
     catalog = Catalog(catalog_url)
     try:
         with _holder(catalog_url) as proc:

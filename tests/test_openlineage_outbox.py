@@ -404,14 +404,8 @@ print(json.dumps({{"sent": report.sent, "pending": report.pending, "errors": rep
 """
 
 
-@pytest.mark.parametrize("backend", ["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_two_processes_shipping_at_once_deliver_each_event_once(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite-file":
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        url = request.getfixturevalue("fresh_pg_url")
+def test_two_processes_shipping_at_once_deliver_each_event_once(shared_catalog_url: str, tmp_path: Path) -> None:
+    url = shared_catalog_url
     catalog = Catalog(url)
     try:
         runs = [make_run(catalog, job_name=f"credit.train.{i}", enqueue=("START", "COMPLETE")) for i in range(20)]
