@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -387,6 +388,59 @@ def test_emitter_hands_client_events_to_the_transport(sqlite_catalog: Catalog) -
     result = ship_round(sqlite_catalog, emitter(Recorder()), actor="t", transport_type="recorder")
     assert (result.sent, result.failed, result.error, result.next_due) == (1, 0, None, None)
     assert isinstance(seen[0], RunEvent) and seen[0].eventType.value == "COMPLETE"
+
+
+# -------------------------------------------------------------------------- captured runs, end to end
+def test_captured_nested_runs_ship_schema_valid_documents_built_from_the_catalog(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, catalog: Catalog, gov_env: Path, tmp_path: Path
+) -> None:
+    """Real decorated steps (a parent with two children, one failing), shipped through the file
+    transport: every document is built from the catalog when shipped and validates against the spec."""
+    import pandas as pd
+
+    import governance as gov
+    from governance.lineage import capture_to
+
+    @gov.step(kind="feature", name="e2e.clean", tags={"protected": ["sex"]})
+    def clean(raw: pd.DataFrame) -> pd.DataFrame:
+        return raw.dropna()
+
+    @gov.step(kind="evaluation", name="e2e.check")
+    def check(df: pd.DataFrame) -> None:
+        raise ValueError("too few rows")
+
+    @gov.step(kind="other", name="e2e.pipeline")
+    def pipeline(raw: pd.DataFrame) -> pd.DataFrame:
+        out = clean(raw)
+        with contextlib.suppress(ValueError):  # the child's failure is recorded; the parent goes on
+            check(out)
+        return out
+
+    with capture_to(catalog):
+        pipeline(pd.DataFrame({"sex": ["f", "m", None], "x": [1.0, 2.0, 3.0]}))
+    assert {r.payload for r in _rows(catalog)} == {None}
+    target = tmp_path / "events.ndjson"
+    report = ol.sync(catalog, config=ol.TransportConfig({"type": "file", "log_file_path": str(target),
+                                                         "append": True}, "test"))
+    assert (report.sent, report.pending) == (6, 0)
+    events = [json.loads(line) for line in target.read_text().splitlines()]
+    for event in events:
+        validate_event(event)
+    by_job = {(e["job"]["name"], e["eventType"]): e for e in events}
+    # the parent's START was queued by its first child while it ran; it says so whenever built
+    assert [e["eventType"] for e in events if e["job"]["name"] == "e2e.pipeline"] == ["START", "COMPLETE"]
+    assert by_job[("e2e.pipeline", "START")]["run"]["facets"]["governance_run"]["status"] == "RUNNING"
+    child = by_job[("e2e.clean", "COMPLETE")]
+    assert child["run"]["facets"]["parent"]["run"]["runId"] == by_job[("e2e.pipeline", "START")]["run"]["runId"]
+    (output,) = child["outputs"]
+    assert {"key": "protected", "field": "sex"}.items() <= output["facets"]["tags"]["tags"][0].items()
+    failed = by_job[("e2e.check", "FAIL")]
+    assert failed["run"]["facets"]["errorMessage"]["message"] == "ValueError: too few rows"
+    # stored as shipped: a later sync sends nothing again and the rows keep their documents
+    assert [json.loads(r.payload or "null") for r in _rows(catalog)] == events
+    again = ol.sync(catalog, config=ol.TransportConfig({"type": "file", "log_file_path": str(target),
+                                                        "append": True}, "test"))
+    assert again.sent == 0 and len(target.read_text().splitlines()) == 6
 
 
 # ------------------------------------------------------------------------------- concurrent shippers
