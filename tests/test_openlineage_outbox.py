@@ -540,3 +540,21 @@ def test_sigkill_after_the_step_keeps_the_event_for_the_next_run(
         assert [e["run"]["runId"] for e in received] == [run_uuid, run_uuid]
     finally:
         catalog.dispose()
+
+
+def test_gov_sync_waits_its_turn_and_says_when_it_gave_up(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
+    from governance.openlineage._outbox import SHIP_LOCK
+
+    made = make_run(sqlite_catalog, enqueue=("START", "COMPLETE"))
+    config = ol.TransportConfig({"type": "file", "log_file_path": str(tmp_path / "e.ndjson"), "append": True}, "t")
+    with sqlite_catalog.try_lock(SHIP_LOCK) as held:  # another shipper is at work
+        assert held
+        report = ol.sync(sqlite_catalog, config=config, wait_for_lock=0.3)
+    assert (report.sent, report.pending) == (0, 2)
+    assert report.errors == ["another process is shipping this outbox; its events stay pending"]
+    assert ol.sync(sqlite_catalog, config=config).sent == 2  # its turn came
+    assert {json.loads(line)["run"]["runId"] for line in (tmp_path / "e.ndjson").read_text().splitlines()} == {
+        made.run_uuid
+    }

@@ -2,8 +2,9 @@
 
 ``gov sync`` replays the capture spool (runs recorded while the catalog was unreachable) and then
 drains the OpenLineage outbox through the configured transport.  Exit 0 when everything pending was
-delivered (or no transport is configured: the events wait), 1 when a delivery failed (the events stay
-in the outbox and are retried later).
+delivered (or no transport is configured: the events wait), 1 when a delivery failed or another
+process kept the outbox for longer than ``sync`` waits for its turn (the events stay in the outbox
+and are shipped later).
 
 ``gov ingest openlineage FILE`` imports RunEvents of other producers (NDJSON, or a directory of
 .json files).  Exit 0 when every line was imported (or already was), 2 when some lines were invalid:
@@ -62,8 +63,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"outbox: sent {report.sent}, failed {report.failed}, pending {report.pending} "
                            f"(transport: {report.transport})")
                 for error in report.errors:
-                    typer.echo(f"gov: delivery failed: {error.splitlines()[0] if error else ''}", err=True)
-        return 1 if report.failed else 0
+                    typer.echo(f"gov: not delivered: {error.splitlines()[0] if error else ''}", err=True)
+        return 1 if report.failed or report.errors else 0
 
     @ingest.command("openlineage")
     def ingest_openlineage_command(
