@@ -21,6 +21,7 @@ import governance.openlineage as ol
 from governance.audit import audited
 from governance.catalog import AuditEvent, Catalog, OutboxEvent, utcnow
 from governance.errors import ConfigError
+from governance.openlineage._events import wire_time
 from governance.openlineage._outbox import backoff, emitter, ship_round
 from tests.test_openlineage_support import (
     LineageServer,
@@ -437,7 +438,10 @@ def test_captured_nested_runs_ship_schema_valid_documents_built_from_the_catalog
     failed = by_job[("e2e.check", "FAIL")]
     assert failed["run"]["facets"]["errorMessage"]["message"] == "ValueError: too few rows"
     # stored as shipped: a later sync sends nothing again and the rows keep their documents
-    assert [json.loads(r.payload or "null") for r in _rows(catalog)] == events
+    rows = _rows(catalog)
+    assert [json.loads(r.payload or "null") for r in rows] == events
+    # the step timed each row (delivery order, idempotency keys) as its document says
+    assert [wire_time(r.event_time) for r in rows] == [e["eventTime"] for e in events]
     again = ol.sync(catalog, config=ol.TransportConfig({"type": "file", "log_file_path": str(target),
                                                         "append": True}, "test"))
     assert again.sent == 0 and len(target.read_text().splitlines()) == 6

@@ -189,10 +189,10 @@ class RunRecord:
 
 # ------------------------------------------------------------------------------------------ write
 @functools.cache
-def _events() -> tuple[Any, Any, Any]:
-    from governance.openlineage import enqueue_run_event, enqueue_run_events, kick_shipper
+def _events() -> tuple[Any, Any]:
+    from governance.openlineage import enqueue_events, kick_shipper
 
-    return enqueue_run_event, enqueue_run_events, kick_shipper
+    return enqueue_events, kick_shipper
 
 
 def _table(model: Any) -> sa.Table:
@@ -433,7 +433,7 @@ def _ensure_ancestors(w: _Writer, ancestors: list[RunFrame], enqueue: Any) -> in
                 f"run:{frame.run_uuid}",
                 {"run_uuid": frame.run_uuid, "job": frame.job, "namespace": frame.namespace},
             )
-            enqueue(w.session, run_id, "START")
+            enqueue(w.session, frame.run_uuid, [("START", frame.started_at)])
         else:
             run_id = found[0]
         parent_id = run_id
@@ -599,7 +599,7 @@ def _audit_summary(record: RunRecord) -> dict[str, Any]:
 
 def write_run(catalog: Catalog, record: RunRecord) -> bool:
     """Write one finished run; False when a run with this uuid is already stored as finished."""
-    enqueue, enqueue_many, kick = _events()
+    enqueue, kick = _events()
     known = ID_CACHE.for_catalog(catalog)
     pending = _CatalogIds(catalog)
     with audited(catalog, record.actor) as tx:
@@ -648,9 +648,9 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
             fld.id: fld.tags for res in (*inputs, *outputs) for fld in res.fields.values() if fld.tags != fld.stored
         }
         _UPDATE_FIELD_TAGS.executemany(raw, [{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
-        final = "COMPLETE" if record.status == "COMPLETED" else "FAIL"
-        # START (a run first written now) and its end from one read of the run's rows, in that order
-        enqueue_many(session, run_id, ("START", final) if existing is None else (final,))
+        final = ("COMPLETE" if record.status == "COMPLETED" else "FAIL", record.ended_at or tx.time)
+        # START (a run first written now) and its end, in that order; documents are built when shipped
+        enqueue(session, record.run_uuid, [("START", record.started_at), final] if existing is None else [final])
     ID_CACHE.commit(catalog, pending)
     kick(catalog)
     return True

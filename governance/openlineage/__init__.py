@@ -13,6 +13,7 @@ from governance.openlineage._config import TransportConfig, load_transport_confi
 from governance.openlineage._events import (
     build_run_event,
     build_run_events,
+    enqueue_events,
     enqueue_run_event,
     enqueue_run_events,
     outbox_documents,
@@ -45,6 +46,7 @@ __all__ = [
     "build_run_event",
     "build_run_events",
     "dataset_identity",
+    "enqueue_events",
     "enqueue_run_event",
     "enqueue_run_events",
     "ingest_openlineage",

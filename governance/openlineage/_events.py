@@ -74,6 +74,7 @@ __all__ = [
     "build_run_event",
     "build_run_events",
     "dumps_document",
+    "enqueue_events",
     "enqueue_run_event",
     "enqueue_run_events",
     "outbox_documents",
@@ -323,25 +324,35 @@ def enqueue_run_events(session: Session, run_id: int, event_types: Sequence[str]
     """:func:`enqueue_run_event` for several event types of one run (e.g. ``START`` and ``COMPLETE``
     of a run written once it finished); the rows are added in the order given, so delivery keeps
     that order.  ``START`` is timed at the run's start, the others at its end."""
-    for event_type in event_types:
-        if event_type not in EVENT_TYPES:
-            raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
     raw = RawConnection(session)
     found = _RUN_TIMES.first(raw, run_id=run_id)
     if found is None:
         raise NotFoundError(f"run id {run_id}: no such run in the catalog")
     now = utcnow()
-    _INSERT_OUTBOX.executemany(raw, [
+    enqueue_events(session, found.run_uuid, [
+        (event_type, found.started_at if event_type == "START" else (found.ended_at or now))
+        for event_type in event_types
+    ])
+
+
+def enqueue_events(session: Session, run_uuid: str, events: Sequence[tuple[str, datetime]]) -> None:
+    """Add outbox rows ``(event type, event time)`` of run ``run_uuid`` in ``session``'s transaction,
+    in the order given, for a caller that already knows the run (the step's writer): no read."""
+    for event_type, _ in events:
+        if event_type not in EVENT_TYPES:
+            raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
+    now = utcnow()
+    _INSERT_OUTBOX.executemany(RawConnection(session), [
         {
-            "run_uuid": found.run_uuid,
+            "run_uuid": run_uuid,
             "event_type": event_type,
-            "event_time": found.started_at if event_type == "START" else (found.ended_at or now),
+            "event_time": when,
             "payload": None,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
         }
-        for event_type in event_types
+        for event_type, when in events
     ])
 
 
