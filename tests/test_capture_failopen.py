@@ -168,11 +168,11 @@ def test_a_spooled_training_run_replays_into_its_model_version(gov_env: Path, mo
     model = train(data)
     (spooled,) = spool_lines(gov_env)
     assert [m["model_name"] for m in spooled["models"]] == ["offline-scorer"]  # type: ignore[index]
-    for _ in range(2):  # twice: the second replay finds the run and changes nothing
-        replay_spool(catalog, spool_dir=gov_env / ".governance" / "spool")
-        (gov_env / ".governance" / "spool").mkdir(parents=True, exist_ok=True)
-        (gov_env / ".governance" / "spool" / "again.jsonl").write_text(json.dumps(spooled) + "\n")
-    assert replay_spool(catalog, spool_dir=gov_env / ".governance" / "spool") == 0
+    spool = gov_env / ".governance" / "spool"
+    assert replay_spool(catalog, spool_dir=spool) == 1
+    spool.mkdir(parents=True, exist_ok=True)
+    (spool / "again.jsonl").write_text(json.dumps(spooled) + "\n")
+    assert replay_spool(catalog, spool_dir=spool) == 0  # the run is there: replaying again changes nothing
     with catalog.read() as s:
         (run,) = s.exec(select(Run)).all()
         (mv,) = s.exec(select(ModelVersion)).all()

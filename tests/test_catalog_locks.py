@@ -52,10 +52,9 @@ def _holder(url: str) -> subprocess.Popen[str]:
 
 
 def test_another_process_holding_the_lock_makes_it_busy(shared_catalog_url: str) -> None:
-    catalog_url = shared_catalog_url
-    catalog = Catalog(catalog_url)
+    catalog = Catalog(shared_catalog_url)
     try:
-        with _holder(catalog_url) as proc:
+        with _holder(shared_catalog_url) as proc:
             assert proc.stdout is not None and proc.stdin is not None
             assert proc.stdout.readline().strip() == "taken"
             with catalog.try_lock("work") as taken:
@@ -65,7 +64,7 @@ def test_another_process_holding_the_lock_makes_it_busy(shared_catalog_url: str)
             assert proc.wait(30) == 0
         with catalog.try_lock("work") as taken:  # released when the holder left its block
             assert taken
-        with _holder(catalog_url) as proc:  # and a holder killed mid-block releases it too
+        with _holder(shared_catalog_url) as proc:  # and a holder killed mid-block releases it too
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "taken"
             proc.kill()

@@ -91,7 +91,7 @@ def test_a_checkpoint_never_creates_a_database(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_memory_and_postgres_catalogs_have_no_checkpointer() -> None:
+def test_an_in_memory_catalog_has_no_checkpointer() -> None:
     catalog = Catalog("sqlite:///:memory:")
     try:
         assert catalog._wal is None and catalog.sqlite_path is None
