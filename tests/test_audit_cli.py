@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
@@ -230,8 +229,7 @@ def test_actor_precedence_is_recorded_on_events(gov_env: Path, capsys: pytest.Ca
 def test_real_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERNANCE_", "GITHUB_", "GITLAB_"))}
     env["GOVERNANCE_ACTOR"] = "sub"
-    gov = shutil.which("gov")
-    command = [gov] if gov else [sys.executable, "-m", "governance.cli"]
+    command = [sys.executable, "-m", "governance.cli"]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*command, *args], cwd=tmp_path, env=env, capture_output=True, text=True,

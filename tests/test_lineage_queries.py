@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -304,8 +303,7 @@ def test_cli_verify_data(trained: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_cli_as_a_real_subprocess(trained: Path) -> None:
-    gov_exe = shutil.which("gov")
-    argv = [gov_exe] if gov_exe else [sys.executable, "-m", "governance.cli"]
+    argv = [sys.executable, "-m", "governance.cli"]
     done = subprocess.run(
         [*argv, "lineage", "demo-model@2", "--format", "json"],
         capture_output=True,
