@@ -9,11 +9,12 @@ from typing import Any
 
 import typer
 
+from governance._display import printable
 from governance.catalog import Catalog, open_catalog
 from governance.config import Settings, load_settings
 from governance.errors import InputError
 
-__all__ = ["CliState", "emit_json", "state"]
+__all__ = ["CliState", "emit_json", "say", "state"]
 
 
 @dataclass
@@ -39,6 +40,11 @@ def state(ctx: typer.Context) -> CliState:
         obj = CliState()
         ctx.find_root().obj = obj
     return obj
+
+
+def say(line: str, *, err: bool = False) -> None:
+    """Print one line of a message; whatever data it names is shown inert (see :mod:`governance._display`)."""
+    typer.echo(printable(line), err=err)
 
 
 def emit_json(document: Any) -> None:

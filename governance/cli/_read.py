@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from governance._display import plain, printable
 from governance.catalog._views import (
     describe_dataset_version,
     describe_model_version,
@@ -24,28 +25,30 @@ _FORMATS = ("text", "json")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    console = Console(soft_wrap=True)
+    """Rows as a table; every cell is inert text (no markup, no control characters)."""
+    console = Console(soft_wrap=True, highlight=False)
     if not rows:
-        console.print(f"no {title}")
+        console.print(f"no {printable(title)}", markup=False)
         return
-    table = Table(title=title, show_lines=False)
+    table = Table(title=plain(title), show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")  # never truncate names or hashes
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(plain(row.get(c)) for c in columns))
     console.print(table)
 
 
 def print_mapping(doc: dict[str, Any]) -> None:
+    """``key: value`` lines (lists of records as ``- k=v, ...``), each value shown by :func:`printable`."""
     console = Console(soft_wrap=True, highlight=False)
     for key, value in doc.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            console.print(f"{key}:")
+            console.print(f"{printable(key)}:", markup=False)
             for item in value:
-                console.print("  - " + ", ".join(f"{k}={v}" for k, v in item.items() if v is not None),
-                              markup=False)
+                console.print("  - " + ", ".join(f"{printable(k)}={printable(v)}" for k, v in item.items()
+                                                 if v is not None), markup=False)
         else:
-            console.print(f"{key}: {value}", markup=False)
+            console.print(f"{printable(key)}: {printable(value)}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from governance.registry._document import CARD_FIELDS, document
 from governance.registry._gate import GateReport, check
 from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
-from governance.registry._output import FORMATS, GithubOutput, render, render_github
+from governance.registry._output import FORMATS, GithubOutput, render, render_github, summary_line
 from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
 from governance.registry._register import register_model
 from governance.registry._verdict import Outcome, classify, exit_code
@@ -37,6 +37,7 @@ __all__ = [
     "revoke_waiver",
     "rollback",
     "stage_version",
+    "summary_line",
     "version_of",
     "waive",
 ]
