@@ -4,7 +4,8 @@ Precedence, highest first:
 
 1. keyword arguments to :func:`load_settings` (the CLI passes its options here);
 2. environment variables ``GOVERNANCE_*`` (``GOVERNANCE_CATALOG_URL``, ``GOVERNANCE_ACTOR``,
-   ``GOVERNANCE_DISABLED``, ``GOVERNANCE_HOME``, ``GOVERNANCE_NAMESPACE``, ``GOVERNANCE_BUSY_TIMEOUT``);
+   ``GOVERNANCE_DISABLED``, ``GOVERNANCE_HOME``, ``GOVERNANCE_NAMESPACE``, ``GOVERNANCE_BUSY_TIMEOUT``,
+   ``GOVERNANCE_LOCK_TIMEOUT``);
 3. ``governance.toml`` in the working directory (or the file named by ``GOVERNANCE_CONFIG``),
    top-level keys or a ``[governance]`` table with the same names in lower case;
 4. defaults: the catalog is ``sqlite:///.governance/catalog.db`` under the working directory.
@@ -38,6 +39,8 @@ class Settings:
     disabled: bool = False
     namespace: str = "default"
     busy_timeout: float = 10.0
+    #: seconds a decorated step may wait, in all, for the catalog's locks before its run goes to the spool
+    lock_timeout: float = 2.0
 
     @property
     def spool_dir(self) -> Path:
@@ -146,6 +149,7 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         changes["disabled"] = _parse_bool(sources["disabled"], values["disabled"])
     if "namespace" in values:
         changes["namespace"] = str(values["namespace"])
-    if "busy_timeout" in values:
-        changes["busy_timeout"] = _parse_float(sources["busy_timeout"], values["busy_timeout"])
+    for name in ("busy_timeout", "lock_timeout"):
+        if name in values:
+            changes[name] = _parse_float(sources[name], values[name])
     return replace(settings, **changes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -34,10 +35,35 @@ from governance.catalog._wal import BACKSTOP_PAGES, WalCheckpointer
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
 
-__all__ = ["Catalog", "clear_catalog_cache", "open_catalog", "use_catalog"]
+__all__ = ["Catalog", "bounded_lock_wait", "clear_catalog_cache", "lock_wait_ms", "open_catalog", "use_catalog"]
 
 _MIGRATE_LOCK_KEY = 0x676F76_6D6967  # "gov" "mig": advisory lock id for schema upgrades
 _IMMEDIATE = "governance_immediate"
+_BUSY_MS = "governance_busy_ms"
+_DEADLINE: ContextVar[float | None] = ContextVar("governance_lock_deadline", default=None)
+
+
+@contextmanager
+def bounded_lock_wait(seconds: float) -> Iterator[None]:
+    """Bound, in all, how long the catalog writes in this block (this thread or task) may wait for
+    locks: the audit queue's file lock, SQLite's ``BEGIN IMMEDIATE`` and PostgreSQL's advisory lock.
+    Past it the write fails with :class:`~governance.errors.CatalogError` (or the driver's lock
+    timeout), which capture turns into a spooled run.  Nested blocks keep the earlier deadline."""
+    deadline = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def lock_wait_ms() -> int | None:
+    """Milliseconds left to wait for a lock under :func:`bounded_lock_wait` (at least 1), else None."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(1, int((deadline - time.monotonic()) * 1000))
 
 
 @cache
@@ -55,11 +81,14 @@ def _migrations_dir() -> Path:
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
+    default_ms = int(busy_timeout * 1000)
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN be the real one
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {default_ms:d}")
+        record.info[_BUSY_MS] = default_ms
         cursor.execute("PRAGMA foreign_keys = ON")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -72,6 +101,13 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        if immediate:
+            bounded = lock_wait_ms()
+            want = default_ms if bounded is None else min(bounded, default_ms)
+            info = conn.connection.info
+            if info.get(_BUSY_MS) != want:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {want:d}")
+                info[_BUSY_MS] = want
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -92,6 +128,8 @@ class Catalog:
 
     def __init__(self, url: str, *, busy_timeout: float = 10.0, upgrade: bool = True) -> None:
         self.url = url
+        #: seconds a write waits for another writer's lock (SQLite busy timeout, audit queue)
+        self.busy_timeout = busy_timeout
         parsed = make_url(url)
         self.backend = parsed.get_backend_name()
         #: the SQLite database file, absolute (None for PostgreSQL and in-memory SQLite)

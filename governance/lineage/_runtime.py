@@ -1,7 +1,8 @@
 """Per-process capture runtime: caches, catalog health, fail-open recording to the catalog or the spool.
 
-Fail-open: when the catalog cannot be opened or written (unreachable server, a SQLite file locked
-past its busy timeout, a broken database, any error in the write), the run goes to the local spool
+Fail-open: when the catalog cannot be opened or written (unreachable server, a lock held by another
+process for longer than ``lock_timeout`` (2 s by default: every lock wait of the write counts against
+it), a broken database, any error in the write), the run goes to the local spool
 and one warning is logged on the ``governance`` logger for the outage (not one per call).  For
 ``RETRY_AFTER`` seconds after a failure, runs go straight to the spool so a dead catalog does not
 cost every step a connection timeout; then the catalog is tried again.
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from governance.catalog import Catalog, open_catalog
+from governance.catalog import Catalog, bounded_lock_wait, open_catalog
 from governance.config import Settings
 from governance.lineage._environment import CodeInfoCache, EnvironmentCache
 from governance.lineage._record import RunRecord, write_run
@@ -116,16 +117,17 @@ class Runtime:
         display = url if target is None else target.display_url
         if not self.health.is_down(url):
             try:
-                catalog = open_catalog(settings) if target is None else target
-                display = catalog.display_url
-                write_run(catalog, record)
+                with bounded_lock_wait(settings.lock_timeout):
+                    catalog = open_catalog(settings) if target is None else target
+                    display = catalog.display_url
+                    write_run(catalog, record)
             except Exception as exc:  # noqa: BLE001 - fail-open: the run is spooled and the outage logged
                 self.health.mark_down(url, display, exc, str(settings.spool_dir))
             else:
                 self.health.mark_up(url, display)
                 return "catalog"
         try:
-            spool_write(settings.spool_dir, record)
+            spool_write(settings.spool_dir, record, timeout=settings.lock_timeout)
         except OSError as exc:
             _LOG.error(
                 "governance: could not write run %s to the spool %s: %s",
