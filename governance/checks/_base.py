@@ -94,7 +94,9 @@ INPUTS = frozenset(
 class CheckParams(BaseModel):
     """Base of every check's parameter schema: unknown keys are refused, YAML may use camelCase."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, allow_inf_nan=False
+    )
 
 
 class NoParams(CheckParams):

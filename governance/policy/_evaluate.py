@@ -26,7 +26,7 @@ from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
-from governance.checks import CheckContext, CheckRegistry, drift_statistics, quality_summary
+from governance.checks import CheckContext, CheckRegistry, drift_statistics, empty_sensitive_columns, quality_summary
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.checks._fairness import confusion_evidence
 from governance.checks._performance import metrics_evidence
@@ -124,6 +124,9 @@ def evaluate(
             f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
             f"{', '.join(map(str, data.columns))}"
         )
+    empty = empty_sensitive_columns(data, sensitive)
+    if empty:
+        raise InputError(f"evaluation data: sensitive column {empty[0]!r} has no values: every row is missing")
     names = _feature_names(model, data, label, sensitive, features)
     frame_x = data.loc[:, names]
     regression = _is_regressor(model)

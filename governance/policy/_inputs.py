@@ -12,7 +12,7 @@ import pandas as pd
 from sqlmodel import col, select
 
 from governance.catalog import Catalog, Evidence, Ref, resolve_model_version
-from governance.checks import CheckContext, training_baseline
+from governance.checks import CheckContext, empty_sensitive_columns, training_baseline
 from governance.errors import InputError, NotFoundError
 
 __all__ = [
@@ -80,6 +80,9 @@ def context_for_frame(
     if absent:
         have = ", ".join(map(str, frame.columns)) or "(none)"
         raise InputError(f"{source}: no {'; no '.join(absent)}; columns are: {have}")
+    empty = empty_sensitive_columns(frame, sensitive)
+    if empty:
+        raise InputError(f"{source}: sensitive column {empty[0]!r} has no values: every row is missing")
     return CheckContext(
         predictions=frame,
         label=label,
