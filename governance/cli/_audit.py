@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from governance.audit import verify_audit
 
         check_format(fmt, _FORMATS)
-        catalog = state(ctx).catalog()
+        catalog = state(ctx).catalog(read_only=True)
         report = verify_audit(catalog, checkpoint=checkpoint, pubkey=pubkey)
         if report.count == 0 and report.first_bad_seq is None and report.checkpoint_ok is None:
             raise InputError(f"audit log of {catalog.display_url} is empty: nothing to verify "

@@ -30,8 +30,8 @@ class CliState:
             self._settings = load_settings(catalog_url=self.catalog_url, actor=self.actor)
         return self._settings
 
-    def catalog(self) -> Catalog:
-        return open_catalog(self.settings)
+    def catalog(self, *, read_only: bool = False) -> Catalog:
+        return open_catalog(self.settings, read_only=read_only)
 
 
 def state(ctx: typer.Context) -> CliState:
