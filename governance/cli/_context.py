@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from governance._display import printable
-from governance.catalog import Catalog, open_catalog
 from governance.config import Settings, load_settings
 from governance.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover - the catalog (SQLAlchemy) is imported when a command needs it
+    from governance.catalog import Catalog
 
 __all__ = ["CliState", "emit_json", "say", "state"]
 
@@ -31,6 +33,8 @@ class CliState:
         return self._settings
 
     def catalog(self, *, read_only: bool = False) -> Catalog:
+        from governance.catalog import open_catalog
+
         return open_catalog(self.settings, read_only=read_only)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from governance.catalog import Catalog
 from governance.cli._context import say, state
 
 __all__ = ["register"]
@@ -22,6 +21,8 @@ def register(app: typer.Typer) -> None:
     @db.command("upgrade")
     def upgrade(ctx: typer.Context) -> None:
         """Apply pending schema migrations (safe with several processes at once)."""
+        from governance.catalog import Catalog
+
         st = state(ctx)
         catalog = Catalog(st.settings.catalog_url, busy_timeout=st.settings.busy_timeout, upgrade=False)
         before = catalog.current_revision()
@@ -36,6 +37,8 @@ def register(app: typer.Typer) -> None:
     @db.command("current")
     def current(ctx: typer.Context) -> None:
         """Print the schema revision of the catalog."""
+        from governance.catalog import Catalog
+
         st = state(ctx)
         catalog = Catalog(st.settings.catalog_url, busy_timeout=st.settings.busy_timeout, upgrade=False)
         say(catalog.current_revision() or "empty")
