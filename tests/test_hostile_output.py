@@ -195,3 +195,27 @@ def test_rows_forged_with_hostile_names_do_not_crash_any_listing(gov_env: Path,
     capsys.readouterr()
     assert main(["models", "list"]) == 0
     _assert_inert(capsys.readouterr().out)
+
+
+def test_capture_warnings_in_the_log_are_inert(gov_env: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import governance as gov
+    from governance.lineage import CaptureRole, capture_adapter
+
+    class Hostile:
+        pass
+
+    @capture_adapter.register(Hostile)
+    def _(obj: Hostile, role: CaptureRole) -> object:
+        raise RuntimeError("adapter \x1b[2J\x1b]8;;https://evil.example\x07bug\u202e")
+
+    @gov.step(kind="other", name="hostile.log")
+    def use(thing: Hostile) -> int:
+        return 1
+
+    with caplog.at_level(logging.DEBUG, logger="governance"):
+        assert use(Hostile()) == 1
+    messages = "\n".join(r.getMessage() for r in caplog.records if r.name == "governance")
+    assert "adapter \\x1b[2J\\x1b]8;;https://evil.example\\x07bug\\u202e" in messages
+    _assert_inert(messages)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from governance._display import printable
 from governance.catalog import Catalog, bounded_lock_wait, open_catalog
 from governance.config import Settings
 from governance.lineage._environment import CodeInfoCache, EnvironmentCache
@@ -65,9 +66,9 @@ class CatalogHealth:
             _LOG.warning(
                 "governance: lineage catalog %s is unavailable (%s); runs are written to the spool %s "
                 "(replay with `gov sync`)",
-                display,
-                _first_line(exc),
-                spool,
+                printable(display),
+                printable(_first_line(exc)),
+                printable(spool),
             )
 
     def mark_up(self, url: str, display: str) -> None:
@@ -131,9 +132,9 @@ class Runtime:
         except OSError as exc:
             _LOG.error(
                 "governance: could not write run %s to the spool %s: %s",
-                record.run_uuid,
-                settings.spool_dir,
-                _first_line(exc),
+                printable(record.run_uuid),
+                printable(settings.spool_dir),
+                printable(_first_line(exc)),
             )
             return "lost"
         return "spool"
@@ -142,9 +143,10 @@ class Runtime:
         """An adapter or the capture machinery failed: log (first time with the traceback)."""
         if not self._warned_capture:
             self._warned_capture = True
-            _LOG.warning("governance: lineage capture failed (%s): %s", what, _first_line(exc), exc_info=exc)
+            _LOG.warning("governance: lineage capture failed (%s): %s", printable(what), printable(_first_line(exc)),
+                         exc_info=exc)
         else:
-            _LOG.debug("governance: lineage capture failed (%s): %s", what, _first_line(exc))
+            _LOG.debug("governance: lineage capture failed (%s): %s", printable(what), printable(_first_line(exc)))
 
 
 _RUNTIME = Runtime()
