@@ -21,6 +21,7 @@ from governance.catalog._models import (
     PromotionEvent,
     Run,
     RunIO,
+    SignedStatement,
     Waiver,
     utcnow,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "Ref",
     "Run",
     "RunIO",
+    "SignedStatement",
     "Statement",
     "Waiver",
     "clear_catalog_cache",
