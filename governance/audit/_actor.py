@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
 
 from governance.config import Settings
 
@@ -25,9 +26,9 @@ _CI_IDENTITY = (
 )
 
 
-def ci_identity(environ: dict[str, str] | None = None) -> str | None:
+def ci_identity(environ: Mapping[str, str] | None = None) -> str | None:
     """The identity of the CI job's user when running inside a known CI system, else None."""
-    env = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     for flag, name in _CI_IDENTITY:
         if env.get(flag, "").strip().lower() in {"true", "1", "yes"} and env.get(name, "").strip():
             return env[name].strip()

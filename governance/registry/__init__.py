@@ -10,7 +10,7 @@ from governance.registry._output import FORMATS, GithubOutput, render, render_gi
 from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
 from governance.registry._register import register_model
 from governance.registry._verdict import Outcome, classify, exit_code
-from governance.registry._waivers import list_waivers, revoke_waiver, waive
+from governance.registry._waivers import approve_waiver, list_waivers, revoke_waiver, waive
 
 __all__ = [
     "CARD_FIELDS",
@@ -22,6 +22,7 @@ __all__ = [
     "Outcome",
     "PromotionConflict",
     "approve",
+    "approve_waiver",
     "check",
     "classify",
     "document",

@@ -26,7 +26,7 @@ _ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
 _ARMOR_END = "-----END SSH SIGNATURE-----"
 
 
-class SignatureInvalid(Exception):  # noqa: N818 - a verdict, caught where it is raised
+class SignatureInvalid(Exception):
     """The signature does not verify for this message and namespace (or is not SSHSIG at all)."""
 
 
