@@ -168,6 +168,8 @@ def approve(ref: str, *, stage: str, key: str | Path | SigningKey | None = None,
     if role is not None:
         raise InputError("--role: roles come from the project configuration ([governance.roles] in "
                          "governance.toml maps each role to principals of the trust store), not the command line")
+    cat = resolve_catalog(catalog)
+    ctx = context_for_model_version(cat, ref)
     signoff = Signoff.load(now)
     bound = signoff.settings.stage_policy(stage)
     if policy is None and bound is None:
@@ -178,8 +180,6 @@ def approve(ref: str, *, stage: str, key: str | Path | SigningKey | None = None,
 
     check_stage_pack(signoff.settings, stage, pack)
     signer = signoff.signer(resolve_who(actor), str(key) if isinstance(key, Path) else key)
-    cat = resolve_catalog(catalog)
-    ctx = context_for_model_version(cat, ref)
     with audited(cat, signer.principal) as tx:
         model, mv = resolve_model_version(tx.session, parse_ref(ref))
         approval = Approval(model_version_id=int(mv.id or 0), stage=stage, approver=signer.principal,
