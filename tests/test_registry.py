@@ -21,7 +21,6 @@ from governance.catalog import AuditEvent, Catalog, ModelAlias, PromotionEvent, 
 from governance.errors import EvaluationError, InputError, NotFoundError, PolicyViolation
 from governance.registry import (
     PromotionConflict,
-    approve,
     check,
     history,
     list_waivers,
