@@ -77,8 +77,8 @@ def replay_spool(catalog: Catalog, *, spool_dir: Path | None = None, actor: str 
 
     Each run is recorded under the identity replaying it (``actor``, else the resolved actor); the
     identity the spool line claims is kept as data.  Idempotent: a run already in the catalog (same
-    ``run_uuid``) is skipped and dropped from the spool.  Lines that fail to write stay in the spool; malformed lines are kept aside in
-    ``*.bad`` files and logged.
+    ``run_uuid``) is skipped and dropped from the spool.  Lines that fail to write stay in the spool;
+    malformed lines are kept aside in ``*.bad`` files and logged.
     """
     from governance.audit import resolve_actor
     from governance.lineage._settings import SettingsCache
