@@ -528,3 +528,31 @@ def test_waiver_approval_expiry_is_checked_at_approval(team: Team) -> None:
     with pytest.raises(PolicyViolation):
         promote("credit@1", to="production", policy=team.pack("strict", STRICT_PACK), catalog=team.catalog,
                 key=team.key_files["alice"])
+
+
+def test_model_card_and_audit_report_show_signer_fingerprint_and_status(team: Team) -> None:
+    pack = team.pack("release", RELEASE_PACK)
+    _approve(team, "bob", pack)
+    _approve(team, "carol", pack)
+    assert _promote(team, pack).decision["action"] == "promote"
+    approve("credit@1", stage="staging", policy=pack, catalog=team.catalog, actor="dave")  # unsigned
+    bob = team.keys["bob"].fingerprint
+    alice = team.keys["alice"].fingerprint
+    card_md = team.root / "card.md"
+    gov.render_model_card("credit@1", format="md", output=card_md, catalog=team.catalog)
+    text = card_md.read_text()
+    assert "production: bob, " in text and f"verified ({bob})" in text
+    assert "staging: dave, " in text and ", unsigned" in text
+    assert f"by alice, verified ({alice})" in text
+    card_html = team.root / "card.html"
+    gov.render_model_card("credit@1", format="html", output=card_html, catalog=team.catalog)
+    html = card_html.read_text()
+    assert bob in html and alice in html and "<td>verified</td>" in html and "<td>unsigned</td>" in html
+    audit_html = team.root / "audit.html"
+    gov.render_audit_report(model="credit", format="html", output=audit_html, catalog=team.catalog)
+    audit = audit_html.read_text()
+    assert "Signed decisions" in audit and bob in audit and alice in audit
+    # the trust store no longer lists bob: every report says so
+    team.trust("alice", "carol")
+    gov.render_model_card("credit@1", format="md", output=card_md, catalog=team.catalog)
+    assert "production: bob, " in card_md.read_text() and f"untrusted ({bob})" in card_md.read_text()

@@ -38,7 +38,8 @@ from governance.signing import (
 if TYPE_CHECKING:  # pragma: no cover
     from governance.policy import PolicyPack
 
-__all__ = ["Signer", "Signoff", "check_stage_pack", "pack_ref", "statement_digest", "statements_for"]
+__all__ = ["Signer", "Signoff", "check_stage_pack", "decision_signatures", "pack_ref", "signed_decisions",
+           "statement_digest", "statements_for"]
 
 
 def statement_digest(statement: str) -> str:
@@ -138,3 +139,45 @@ def check_stage_pack(settings: Settings, stage: str, pack: PolicyPack) -> dict[s
             bound.min_version, f"stages.{stage}.min_version"):
         raise InputError(f"--policy: {what} at version {bound.min_version} or later; got {pack.version}")
     return required
+
+
+def decision_signatures(session: Session, kinds: str | tuple[str, ...], target_ids: Iterable[int],
+                        now: datetime | None = None) -> dict[int, dict[str, Any]]:
+    """For reports: each decision's signer principal, key fingerprint and verification status now
+    (``verified``, ``unsigned``, ``untrusted`` or ``invalid``) against the configured trust store."""
+    signoff = Signoff.load(now)
+    ids = list(target_ids)
+    out: dict[int, dict[str, Any]] = {}
+    statements: dict[int, SignedStatement] = {}
+    for kind in (kinds,) if isinstance(kinds, str) else kinds:
+        statements.update(statements_for(session, kind, ids))
+    for target in set(ids):
+        check = signoff.verify(statements.get(target))
+        out[target] = {"signer": check.principal, "key_fingerprint": check.fingerprint,
+                       "verification": check.status, "verification_reason": check.reason}
+    return out
+
+
+def signed_decisions(session: Session, model: str | None = None,
+                     now: datetime | None = None) -> list[dict[str, Any]]:
+    """For the audit report: every recorded decision (oldest first), optionally about one model, with
+    its signer principal, key fingerprint and verification status now."""
+    import json
+
+    signoff = Signoff.load(now)
+    out: list[dict[str, Any]] = []
+    for row in session.exec(select(SignedStatement).order_by(col(SignedStatement.id))).all():
+        check = signoff.verify(row)
+        try:
+            predicate = dict(json.loads(row.statement).get("predicate") or {})
+        except (ValueError, AttributeError):
+            predicate = {}
+        if model is not None and predicate.get("model") != model:
+            continue
+        version = predicate.get("version") or predicate.get("versions")
+        out.append({"id": row.id, "kind": row.kind, "target_id": row.target_id, "time": predicate.get("time"),
+                    "model": predicate.get("model"), "version": version, "decision": predicate.get("decision"),
+                    "stage": predicate.get("stage"), "check": predicate.get("check"),
+                    "signer": check.principal or row.principal, "key_fingerprint": check.fingerprint,
+                    "verification": check.status, "verification_reason": check.reason})
+    return out

@@ -24,8 +24,17 @@ from governance.registry._common import parse_expiry, resolve_catalog, resolve_w
 from governance.registry._signoff import Signoff, statement_digest, statements_for
 from governance.signing import Verification, normalise_identity
 
-__all__ = ["approve_waiver", "list_waivers", "revoke_waiver", "waive", "waiver_state", "waiver_verdicts",
-           "waiver_view", "waivers_for"]
+__all__ = [
+    "approve_waiver",
+    "list_waivers",
+    "revoke_waiver",
+    "waive",
+    "waiver_signatures",
+    "waiver_state",
+    "waiver_verdicts",
+    "waiver_view",
+    "waivers_for",
+]
 
 _CHECK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
 
@@ -217,6 +226,12 @@ def waiver_verdicts(session: Session, waivers: Sequence[Waiver], signoff: Signof
             "approver_label": _label(app.principal or w.approver, app.fingerprint),
         }
     return out
+
+
+def waiver_signatures(session: Session, waivers: Sequence[Waiver],
+                      now: datetime | None = None) -> dict[int, dict[str, Any]]:
+    """For reports: :func:`waiver_verdicts` against the configured trust store, signatures required."""
+    return waiver_verdicts(session, waivers, Signoff.load(now), optional=False)
 
 
 def _label(principal: str | None, fingerprint: str | None) -> str:
