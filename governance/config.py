@@ -19,8 +19,9 @@ the file only, never from the environment or the command line::
     [governance.roles]                       # pack role -> principals of the trust store
     model-risk = ["bob"]
     [governance.stages.production]           # the pack a stage requires: digest or minimum version
-    pack = "high-risk"
+    pack = "high-risk"                       # the pack's metadata.name
     min_version = "1.0.0"                    # or: digest = "sha256:..."
+    source = "policies/high-risk.yaml"       # optional: its file (else a shipped pack of that name)
 
 Nothing is read at import time; :func:`load_settings` reads when called.
 """
@@ -49,6 +50,11 @@ class StagePolicy:
     pack: str
     digest: str | None = None
     min_version: str | None = None
+    source: Path | None = None  # where to load it from when no --policy is given (else: a shipped pack)
+
+    @property
+    def location(self) -> str:
+        return str(self.source) if self.source is not None else self.pack
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,7 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
     if "roles" in values:
         changes["roles"] = _parse_roles(sources["roles"], values["roles"])
     if "stages" in values:
-        changes["stages"] = _parse_stages(sources["stages"], values["stages"])
+        changes["stages"] = _parse_stages(sources["stages"], values["stages"], toml_path.parent)
     return replace(settings, **changes)
 
 
@@ -227,7 +233,7 @@ def _parse_roles(name: str, raw: object) -> tuple[tuple[str, tuple[str, ...]], .
     return tuple(out)
 
 
-def _parse_stages(name: str, raw: object) -> tuple[tuple[str, StagePolicy], ...]:
+def _parse_stages(name: str, raw: object, base: Path) -> tuple[tuple[str, StagePolicy], ...]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{name}: expected a table of [stages.NAME] tables")
     out: list[tuple[str, StagePolicy]] = []
@@ -235,9 +241,12 @@ def _parse_stages(name: str, raw: object) -> tuple[tuple[str, StagePolicy], ...]
         where = f"{name}: stages.{stage}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: expected a table with pack and digest or min_version")
-        unknown = sorted(set(spec) - {"pack", "digest", "min_version"})
+        unknown = sorted(set(spec) - {"pack", "digest", "min_version", "source"})
         if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: pack, digest, min_version")
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: pack, digest, min_version, source")
+        source = spec.get("source")
+        if source is not None and not isinstance(source, str):
+            raise ConfigError(f"{where}: source must be a path to the pack file")
         pack, digest, minimum = spec.get("pack"), spec.get("digest"), spec.get("min_version")
         if not isinstance(pack, str) or not pack.strip():
             raise ConfigError(f"{where}: needs pack = \"NAME\"")
@@ -245,5 +254,7 @@ def _parse_stages(name: str, raw: object) -> tuple[tuple[str, StagePolicy], ...]
             raise ConfigError(f"{where}: give exactly one of digest = \"sha256:...\" or min_version = \"X.Y.Z\"")
         if digest is not None and not (isinstance(digest, str) and digest.startswith("sha256:")):
             raise ConfigError(f"{where}: digest must look like sha256:<hex>, got {digest!r}")
-        out.append((str(stage), StagePolicy(pack.strip(), digest, None if minimum is None else str(minimum))))
+        where_from = None if source is None else (Path(source) if Path(source).is_absolute() else base / source)
+        out.append((str(stage), StagePolicy(pack.strip(), digest, None if minimum is None else str(minimum),
+                                            where_from)))
     return tuple(out)

@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
         to: str = typer.Option(..., "--to", help="Stage or alias to move (production, staging, ...)."),
-        policy: str = typer.Option(..., "--policy", help="Policy pack: a path or a shipped pack's name."),
+        policy: str | None = typer.Option(None, "--policy", help="Policy pack: a path or a shipped pack's name "
+                                          "(default: the stage's pack in governance.toml)."),
         predictions: Path | None = typer.Option(None, "--predictions", help="Gate on this table."),
         label: str | None = typer.Option(None, "--label"),
         prediction: str | None = typer.Option(None, "--prediction"),

@@ -175,7 +175,7 @@ def approve(ref: str, *, stage: str, key: str | Path | SigningKey | None = None,
     if policy is None and bound is None:
         raise InputError(f"--policy: name the pack the approval is given under (or bind stage {stage} to a pack "
                          "in governance.toml [governance.stages])")
-    pack, _ = load_policy(policy if policy is not None else (bound.pack if bound else ""))
+    pack, _ = load_policy(policy if policy is not None else (bound.location if bound else ""))
     from governance.registry._signoff import check_stage_pack
 
     check_stage_pack(signoff.settings, stage, pack)

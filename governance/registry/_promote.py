@@ -127,7 +127,7 @@ def promote(
     ref: str,
     *,
     to: str,
-    policy: str | Path | PolicyPack,
+    policy: str | Path | PolicyPack | None = None,
     predictions: str | Path | None = None,
     label: str | None = None,
     prediction: str | None = None,
@@ -157,8 +157,14 @@ def promote(
     """
     stage = validate_stage(to)
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
-    pack, source = load_policy(policy)
     signoff = Signoff.load(now)
+    if policy is None:
+        bound = signoff.settings.stage_policy(stage)
+        if bound is None:
+            raise InputError(f"--policy: give the pack to gate with (or bind stage {stage} to a pack in "
+                             "governance.toml [governance.stages])")
+        policy = bound.location
+    pack, source = load_policy(policy)
     stage_binding = check_stage_pack(signoff.settings, stage, pack)
     signer = signoff.signer(resolve_who(actor), None if key is None else str(key))
     who = signer.principal

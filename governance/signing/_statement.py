@@ -68,7 +68,7 @@ class Verification:
     """What the gate may believe about one stored decision."""
 
     status: str  # verified | unsigned | invalid | untrusted
-    principal: str | None = None
+    principal: str | None = None  # as the statement names it (proven only when ``verified``)
     fingerprint: str | None = None
     reason: str | None = None
     predicate: dict[str, Any] | None = None
@@ -117,8 +117,10 @@ def verify_statement(statement: str, signature: str | None, trust: TrustStore,
     entries = trust.entries_for(signed_by.public_key)
     fpr = signed_by.fingerprint
 
-    def result(status: str, reason: str | None = None, principal: str | None = None) -> Verification:
-        return Verification(status, principal, fpr, reason, predicate, subject_digest)
+    def result(status: str, reason: str | None = None) -> Verification:
+        # the principal is the one the statement names; only ``verified`` means the key speaks for it
+        return Verification(status, claimed if isinstance(claimed, str) else None, fpr, reason, predicate,
+                            subject_digest)
 
     if not entries:
         return result("untrusted", f"key {fpr} is not in the trust store")
@@ -129,4 +131,4 @@ def verify_statement(statement: str, signature: str | None, trust: TrustStore,
     principals = [p for e in usable for p in e.principals]
     if not isinstance(claimed, str) or claimed not in principals:
         return result("untrusted", f"key {fpr} does not speak for {claimed!r}")
-    return result("verified", None, claimed)
+    return result("verified")
