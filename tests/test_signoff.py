@@ -552,7 +552,34 @@ def test_model_card_and_audit_report_show_signer_fingerprint_and_status(team: Te
     gov.render_audit_report(model="credit", format="html", output=audit_html, catalog=team.catalog)
     audit = audit_html.read_text()
     assert "Signed decisions" in audit and bob in audit and alice in audit
+    audit_json = team.root / "audit.json"
+    gov.render_audit_report(model="credit", format="json", output=audit_json, catalog=team.catalog)
+    decisions = json.loads(audit_json.read_text())["decisions"]
+    assert [(d["kind"], d["signer"], d["verification"]) for d in decisions] == [
+        ("approval", "bob", "verified"), ("approval", "carol", "verified"), ("promotion", "alice", "verified"),
+        ("approval", "dave", "unsigned")]
     # the trust store no longer lists bob: every report says so
     team.trust("alice", "carol")
     gov.render_model_card("credit@1", format="md", output=card_md, catalog=team.catalog)
     assert "production: bob, " in card_md.read_text() and f"untrusted ({bob})" in card_md.read_text()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("alice", "alice"), ("ALICE ", "alice"), (" Alice", "alice"), ("\uff21\uff2c\uff29\uff23\uff25", "alice"),
+    ("Алексей", "алексей"), ("山田たろう", "山田たろう"), ("o'brien-2@example.com", "o'brien-2@example.com"),
+])
+def test_identities_are_normalised(raw: str, expected: str) -> None:
+    from governance.signing import normalise_identity
+
+    assert normalise_identity(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    ("al\u0456ce", "mixes scripts"), ("alice\u200b", "invisible"), ("ali ce", "space"), ("", "empty"),
+    ("\u0430\u0441\u0435", "whole-script confusable"), ("b\u043eb", "mixes scripts"),
+])
+def test_confusable_or_invisible_identities_are_refused(raw: str, why: str) -> None:
+    from governance.signing import normalise_identity
+
+    with pytest.raises(InputError, match=why):
+        normalise_identity(raw, "--actor")

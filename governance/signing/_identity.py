@@ -21,6 +21,9 @@ __all__ = ["normalise_identity", "same_person_name", "skeleton"]
 
 _REFUSED_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs")
 _NEUTRAL_SCRIPTS = frozenset({"COMMON", "INHERITED"})
+# script mixes that are one writing system (TR39 "highly restrictive"): Japanese, Chinese, Korean
+_WRITING_SYSTEMS = (frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}), frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+                    frozenset({"LATIN", "HAN", "HANGUL"}))
 
 
 def _data() -> tuple[Any, Any]:
@@ -41,10 +44,10 @@ def normalise_identity(raw: str, what: str = "identity") -> str:
         raise InputError(f"{what}: {raw!r} contains invisible, control or space characters ({names})")
     categories, confusables = _data()
     scripts = {categories.alias(c) for c in text} - _NEUTRAL_SCRIPTS
-    if len(scripts) > 1:
+    if len(scripts) > 1 and not any(scripts <= allowed for allowed in _WRITING_SYSTEMS):
         raise InputError(f"{what}: {raw!r} mixes scripts ({', '.join(sorted(scripts))}); "
                          "identities must be written in one script")
-    if scripts and scripts != {"LATIN"}:
+    if len(scripts) == 1 and scripts != {"LATIN"}:
         letters = [c for c in text if categories.alias(c) not in _NEUTRAL_SCRIPTS]
         if letters and all(confusables.is_confusable(c, preferred_aliases=["latin"]) for c in letters):
             raise InputError(f"{what}: {raw!r} is written in {next(iter(scripts)).title()} but every letter "
