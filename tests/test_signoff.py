@@ -583,3 +583,42 @@ def test_confusable_or_invisible_identities_are_refused(raw: str, why: str) -> N
 
     with pytest.raises(InputError, match=why):
         normalise_identity(raw, "--actor")
+
+
+def test_signing_through_ssh_agent_with_the_public_key(team: Team, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import re
+    import shutil
+    import signal
+    import tempfile
+
+    ssh_keygen()  # the agent signs through the stock ssh-keygen
+    agent, add = shutil.which("ssh-agent"), shutil.which("ssh-add")
+    if agent is None or add is None:
+        if os.environ.get("GOVERNANCE_REQUIRE_SSH_KEYGEN") == "1":
+            pytest.fail("ssh-agent/ssh-add are required (GOVERNANCE_REQUIRE_SSH_KEYGEN=1) but not installed")
+        pytest.skip("ssh-agent not installed (apt-get install openssh-client)")
+    pack = team.pack("release", RELEASE_PACK)
+    bob = keygen_key(team.root, "bob-agent")
+    team.keys["bob"] = load_signing_key(bob)
+    team.trust("alice", "bob", "carol")
+    pub = bob.with_name(bob.name + ".pub")
+    with pytest.raises(InputError, match="no ssh-agent is running"):
+        monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+        approve("credit@1", stage="production", key=pub, policy=pack, catalog=team.catalog)
+    socket_dir = Path(tempfile.mkdtemp(prefix="gov-agent-", dir="/tmp"))
+    started = subprocess.run([agent, "-a", str(socket_dir / "s")], capture_output=True, text=True, check=True)
+    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", started.stdout).group(1))  # type: ignore[union-attr]
+    try:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_dir / "s"))
+        subprocess.run([add, "-q", str(bob)], check=True, capture_output=True)
+        approval = approve("credit@1", stage="production", key=pub, policy=pack, catalog=team.catalog)
+        _approve(team, "carol", pack)
+        report = _promote(team, pack)
+        assert report.decision["action"] == "promote", report.decision["reason"]
+        assert report.decision["approvals"]["signers"][0] == {
+            "approval_id": approval.id, "principal": "bob", "key_fingerprint": team.keys["bob"].fingerprint,
+            "verification": "verified"}
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(socket_dir, ignore_errors=True)

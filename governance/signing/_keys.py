@@ -16,9 +16,10 @@ __all__ = ["SigningKey", "generate_key", "load_signing_key"]
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A private key ready to sign, with its public half and fingerprint."""
+    """A key ready to sign, with its public half and fingerprint.  ``private`` is None for a public key
+    file whose private half is held by ``ssh-agent`` (signing then goes through ``ssh-keygen -Y sign``)."""
 
-    private: Ed25519PrivateKey
+    private: Ed25519PrivateKey | None
     public_key: str
     fingerprint: str
     path: Path
@@ -31,7 +32,8 @@ def _public_line(key: Ed25519PrivateKey) -> str:
 
 
 def load_signing_key(path: str | Path, what: str = "--key") -> SigningKey:
-    """Load an unencrypted OpenSSH Ed25519 private key (``~/.ssh/id_ed25519`` style)."""
+    """Load an unencrypted OpenSSH Ed25519 private key (``~/.ssh/id_ed25519`` style), or a public key
+    (``id_ed25519.pub``) whose private half ``ssh-agent`` holds."""
     from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 
     file = Path(path).expanduser()
@@ -39,11 +41,20 @@ def load_signing_key(path: str | Path, what: str = "--key") -> SigningKey:
         data = file.read_bytes()
     except OSError as exc:
         raise InputError(f"{what}: cannot read {file}: {exc.strerror}") from None
+    if data.startswith(b"ssh-"):
+        parts = data.decode("ascii", "replace").split()
+        if parts[0] != "ssh-ed25519" or len(parts) < 2:
+            raise InputError(f"{what}: {file} is not an Ed25519 public key")
+        public = f"{parts[0]} {parts[1]}"
+        try:
+            return SigningKey(None, public, fingerprint(public), file)
+        except ValueError:
+            raise InputError(f"{what}: {file} is not a valid public key") from None
     try:
         key = load_ssh_private_key(data, password=None)
     except TypeError:
-        raise InputError(f"{what}: {file} is passphrase-protected; use an unencrypted key made for "
-                         "sign-off (`gov keys init`)") from None
+        raise InputError(f"{what}: {file} is passphrase-protected; add it to ssh-agent and pass its public "
+                         "key (FILE.pub), or use an unencrypted key made for sign-off (`gov keys init`)") from None
     except ValueError as exc:
         raise InputError(f"{what}: {file} is not an OpenSSH private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["NAMESPACE", "SignatureInvalid", "SignedBy", "fingerprint", "sign", "verify_signature"]
+__all__ = ["NAMESPACE", "SignatureInvalid", "SignedBy", "agent_sign", "fingerprint", "sign", "verify_signature"]
 
 NAMESPACE = "ml-governance"
 """The SSHSIG namespace of every decision this library signs (``ssh-keygen -Y ... -n ml-governance``)."""
@@ -68,6 +68,28 @@ def sign(message: bytes, key: Ed25519PrivateKey, namespace: str = NAMESPACE) -> 
     text = base64.b64encode(blob).decode()
     lines = [text[i:i + 70] for i in range(0, len(text), 70)]
     return "\n".join([_ARMOR_BEGIN, *lines, _ARMOR_END]) + "\n"
+
+
+def agent_sign(message: bytes, public_key_file: str, namespace: str = NAMESPACE) -> str:
+    """Sign with the private key ``ssh-agent`` holds for ``public_key_file`` (``ssh-keygen -Y sign``)."""
+    import os
+    import shutil
+    import subprocess
+
+    from governance.errors import InputError
+
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        raise InputError("--key: signing through ssh-agent needs ssh-keygen (apt-get install openssh-client)")
+    if not os.environ.get("SSH_AUTH_SOCK"):
+        raise InputError(f"--key: {public_key_file} is a public key, but no ssh-agent is running (SSH_AUTH_SOCK)")
+    done = subprocess.run([keygen, "-Y", "sign", "-f", public_key_file, "-n", namespace], input=message,
+                          capture_output=True, check=False, timeout=60)
+    if done.returncode != 0:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError(f"--key: ssh-agent could not sign with {public_key_file}: "
+                         f"{reason[-1] if reason else 'ssh-keygen failed'}")
+    return done.stdout.decode("ascii")
 
 
 def verify_signature(message: bytes, armored: str, namespace: str = NAMESPACE) -> SignedBy:

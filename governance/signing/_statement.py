@@ -23,7 +23,7 @@ from governance.audit import canonical_json
 from governance.errors import InputError
 from governance.signing._identity import normalise_identity
 from governance.signing._keys import SigningKey
-from governance.signing._sshsig import NAMESPACE, SignatureInvalid, sign, verify_signature
+from governance.signing._sshsig import NAMESPACE, SignatureInvalid, agent_sign, sign, verify_signature
 from governance.signing._trust import TrustStore
 
 __all__ = ["PREDICATE_TYPE", "STATEMENT_TYPE", "Verification", "make_statement", "sign_statement",
@@ -60,7 +60,18 @@ def signer_principal(key: SigningKey, trust: TrustStore, claimed: str | None, at
 
 
 def sign_statement(statement: bytes, key: SigningKey) -> str:
-    return sign(statement, key.private, NAMESPACE)
+    """The SSHSIG signature of ``statement`` (through ssh-agent when only the public key is at hand);
+    checked before it is stored, so a wrong agent key cannot record a signature that will not verify."""
+    if key.private is not None:
+        return sign(statement, key.private, NAMESPACE)
+    signature = agent_sign(statement, str(key.path), NAMESPACE)
+    try:
+        signed_by = verify_signature(statement, signature, NAMESPACE)
+    except SignatureInvalid as exc:
+        raise InputError(f"--key: ssh-agent returned a signature that does not verify ({exc})") from None
+    if signed_by.public_key != key.public_key:
+        raise InputError(f"--key: ssh-agent signed with {signed_by.fingerprint}, not {key.fingerprint}")
+    return signature
 
 
 @dataclass(frozen=True)
