@@ -83,8 +83,9 @@ def agent_sign(message: bytes, public_key_file: str, namespace: str = NAMESPACE)
         raise InputError("--key: signing through ssh-agent needs ssh-keygen (apt-get install openssh-client)")
     if not os.environ.get("SSH_AUTH_SOCK"):
         raise InputError(f"--key: {public_key_file} is a public key, but no ssh-agent is running (SSH_AUTH_SOCK)")
-    done = subprocess.run([keygen, "-Y", "sign", "-f", public_key_file, "-n", namespace], input=message,
-                          capture_output=True, check=False, timeout=60)
+    done = subprocess.run(  # noqa: S603 - a fixed argv (no shell): the resolved ssh-keygen, a path, a namespace
+        [keygen, "-Y", "sign", "-f", public_key_file, "-n", namespace], input=message,
+        capture_output=True, check=False, timeout=60)
     if done.returncode != 0:
         reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise InputError(f"--key: ssh-agent could not sign with {public_key_file}: "
