@@ -622,3 +622,24 @@ def test_signing_through_ssh_agent_with_the_public_key(team: Team, monkeypatch: 
     finally:
         os.kill(pid, signal.SIGTERM)
         shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def test_an_approval_replayed_onto_another_version_does_not_count(team: Team) -> None:
+    pack = team.pack("release", RELEASE_PACK)
+    add_model_version(team, seed=1)  # credit@2
+    for who in ("bob", "carol"):
+        _approve(team, who, pack)  # approvals of credit@1
+    with audited(team.catalog, "mallory") as tx:  # copy both onto credit@2, statements and all
+        rows = tx.session.exec(select(SignedStatement).where(SignedStatement.kind == "approval")).all()
+        for statement in rows:
+            copy = Approval(model_version_id=2, stage="production", approver=str(statement.principal))
+            tx.session.add(copy)
+            tx.session.flush()
+            tx.session.add(SignedStatement(kind="approval", target_id=int(copy.id or 0),
+                                           statement=statement.statement, signature=statement.signature,
+                                           key_fingerprint=statement.key_fingerprint, principal=statement.principal))
+        tx.record("test.replay", "model:credit@2", {})
+    report = promote("credit@2", to="production", policy=pack, catalog=team.catalog, key=team.key_files["alice"],
+                     raise_on_refusal=False)
+    assert report.decision["action"] == "refused"
+    assert "given on another artifact, version, evidence" in " ".join(report.decision["approvals"]["ignored"])

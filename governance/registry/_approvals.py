@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from governance.audit import audited
-from governance.catalog import Approval, Catalog, ModelVersion, parse_ref, resolve_model_version
+from governance.catalog import Approval, Catalog, Model, ModelVersion, parse_ref, resolve_model_version
 from governance.catalog._views import iso
 from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
@@ -107,7 +107,8 @@ def approvals_status(session: Session, mv: ModelVersion, stage: str, *, requeste
     ignored: list[str] = []
     keys: set[str] = set()
     people: set[str] = set()
-    expected = {"model": None, "version": mv.version, "stage": stage, "evidence": evidence_digest,
+    owner = session.get(Model, mv.model_id)
+    expected = {"model": owner.name if owner else None, "version": mv.version, "stage": stage, "evidence": evidence_digest,
                 "policy": pack_ref(pack), "decision": "approve"}
     for row in rows:
         check = signoff.verify(statements.get(int(row.id or 0)))
@@ -123,7 +124,7 @@ def approvals_status(session: Session, mv: ModelVersion, stage: str, *, requeste
         if check.predicate is None:
             ignored.append(f"{label}: no statement recorded")
             continue
-        stale = [k for k, v in expected.items() if v is not None and predicate.get(k) != v]
+        stale = [k for k, v in expected.items() if predicate.get(k) != v]
         if check.subject_digest != mv.artifact_hash:
             stale.insert(0, "artifact")
         if stale:
