@@ -108,8 +108,8 @@ def approvals_status(session: Session, mv: ModelVersion, stage: str, *, requeste
     keys: set[str] = set()
     people: set[str] = set()
     owner = session.get(Model, mv.model_id)
-    expected = {"model": owner.name if owner else None, "version": mv.version, "stage": stage, "evidence": evidence_digest,
-                "policy": pack_ref(pack), "decision": "approve"}
+    expected = {"model": owner.name if owner else None, "version": mv.version, "stage": stage,
+                "evidence": evidence_digest, "policy": pack_ref(pack), "decision": "approve"}
     for row in rows:
         check = signoff.verify(statements.get(int(row.id or 0)))
         who = check.principal or row.approver
