@@ -24,10 +24,11 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from benchmarks._common import Result
 
-AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "signoff")
+AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "startup", "signoff")
 
 
 def _fmt(value: float | None) -> str:
@@ -78,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     for area, r in rows:
         if r.note:
-            console.print(f"[dim]{area} / {r.name}: {r.note}[/]")
+            console.print(Text(f"{area} / {r.name}: {r.note}", style="dim"))
     for area, reason in failures.items():
-        console.print(f"[red]{area} failed: {reason}[/]")
+        console.print(Text(f"{area} failed: {reason}", style="red"))
 
     document = {
         "when": datetime.now(UTC).isoformat(), "quick": args.quick, "host": platform.node(),

@@ -5,7 +5,7 @@ Precedence, highest first:
 1. keyword arguments to :func:`load_settings` (the CLI passes its options here);
 2. environment variables ``GOVERNANCE_*`` (``GOVERNANCE_CATALOG_URL``, ``GOVERNANCE_ACTOR``,
    ``GOVERNANCE_DISABLED``, ``GOVERNANCE_HOME``, ``GOVERNANCE_NAMESPACE``, ``GOVERNANCE_BUSY_TIMEOUT``,
-   ``GOVERNANCE_ALLOWED_SIGNERS``, ``GOVERNANCE_WAIVER_MAX_DAYS``);
+   ``GOVERNANCE_LOCK_TIMEOUT``, ``GOVERNANCE_ALLOWED_SIGNERS``, ``GOVERNANCE_WAIVER_MAX_DAYS``);
 3. ``governance.toml`` in the working directory (or the file named by ``GOVERNANCE_CONFIG``),
    top-level keys or a ``[governance]`` table with the same names in lower case;
 4. defaults: the catalog is ``sqlite:///.governance/catalog.db`` under the working directory.
@@ -67,6 +67,8 @@ class Settings:
     disabled: bool = False
     namespace: str = "default"
     busy_timeout: float = 10.0
+    #: seconds a decorated step may wait, in all, for the catalog's locks before its run goes to the spool
+    lock_timeout: float = 2.0
     allowed_signers: Path | None = None
     waiver_max_days: int = 90
     roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -198,8 +200,9 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         changes["disabled"] = _parse_bool(sources["disabled"], values["disabled"])
     if "namespace" in values:
         changes["namespace"] = str(values["namespace"])
-    if "busy_timeout" in values:
-        changes["busy_timeout"] = _parse_float(sources["busy_timeout"], values["busy_timeout"])
+    for name in ("busy_timeout", "lock_timeout"):
+        if name in values:
+            changes[name] = _parse_float(sources[name], values[name])
     if "allowed_signers" in values and str(values["allowed_signers"]).strip():
         signers = Path(str(values["allowed_signers"]))
         changes["allowed_signers"] = signers if signers.is_absolute() else base / signers

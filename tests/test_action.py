@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,10 @@ def workspace(gov_env: Path) -> dict[str, Any]:
     (gov_env / "docs.yaml").write_text(DOCS, encoding="utf-8")
     url = f"sqlite:///{gov_env / 'ci-catalog.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERNANCE_", "GITHUB_"))}
-    env.update(GOVERNANCE_ACTOR="ci-bot", GOVERNANCE_CATALOG_URL=url)
+    # the action runs `gov` as a runner would after its install step: from the installed package's bin
+    # directory, which is not on PATH unless a virtualenv is activated
+    env.update(GOVERNANCE_ACTOR="ci-bot", GOVERNANCE_CATALOG_URL=url,
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]))
     return {"dir": gov_env, "env": env, "url": url}
 
 

@@ -175,6 +175,11 @@ def test_corrupt_checkpoint_is_exit_2(gov_env: Path, capsys: pytest.CaptureFixtu
 
 def test_bad_inputs_are_one_line_exit_2(gov_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     private, public = keys(gov_env, capsys)
+    assert main(["audit", "verify"]) == 2  # no catalog yet: verify opens read-only and creates none
+    assert "no such file; nothing to read" in one_line_error(capsys)
+    assert not (gov_env / ".governance" / "catalog.db").exists()
+    assert main(["init"]) == 0
+    capsys.readouterr()
     assert main(["audit", "verify"]) == 2
     assert "is empty: nothing to verify" in one_line_error(capsys)
     assert main(["audit", "checkpoint", "--output", "cp.json", "--key", str(private)]) == 2
@@ -230,8 +235,7 @@ def test_actor_precedence_is_recorded_on_events(gov_env: Path, capsys: pytest.Ca
 def test_real_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERNANCE_", "GITHUB_", "GITLAB_"))}
     env["GOVERNANCE_ACTOR"] = "sub"
-    gov = shutil.which("gov")
-    command = [gov] if gov else [sys.executable, "-m", "governance.cli"]
+    command = [sys.executable, "-m", "governance.cli"]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*command, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -256,3 +260,50 @@ def test_real_subprocess(tmp_path: Path) -> None:
     ok = run("audit", "verify", "--checkpoint", "cp.json", "--pubkey", "keys/audit-signing.pub")
     assert ok.returncode == 0, ok.stderr
     assert "checkpoint seq 1: ok" in ok.stdout
+
+
+def _catalog_with_events(root: Path) -> Path:
+    from governance.catalog import Catalog
+    from governance.registry import register_model
+
+    db = root / "catalog.db"
+    catalog = Catalog(f"sqlite:///{db}")
+    for i in range(6):
+        register_model(f"m{i}", description="x" * 3000, catalog=catalog, actor="a")
+    catalog.dispose()
+    return db
+
+
+def test_verify_reads_a_catalog_on_a_read_only_filesystem(tmp_path: Path) -> None:
+    """A WAL catalog on read-only media (an auditor's copy, a mounted snapshot) is verified read-only."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], check=False).returncode:
+        pytest.skip("needs unshare with user and mount namespaces to mount a read-only directory")
+    store = tmp_path / "store"
+    store.mkdir()
+    db = _catalog_with_events(store)
+    script = (f'mount --bind -o ro "{store}" "{store}" && touch "{store}/probe" 2>/dev/null && exit 99; '
+              f'exec "{sys.executable}" -m governance.cli --catalog "sqlite:///{db}" audit verify')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_")}
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("audit chain intact: 18 events")  # 3 events per registered model
+    assert sorted(p.name for p in store.iterdir()) == ["catalog.db", "catalog.db.audit-lock"]
+
+
+def test_verify_on_a_corrupted_catalog_is_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = _catalog_with_events(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        root_page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'audit_event'").fetchone()[0]
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    start = (root_page - 1) * page_size
+    data[start + 8:start + 400] = b"\x13" * 392  # the audit table's root page is garbage now
+    db.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "governance.cli", "--catalog", f"sqlite:///{db}", "audit", "verify"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "malformed" in proc.stderr and str(db) in proc.stderr

@@ -54,6 +54,19 @@ FILES: dict[str, bytes | None] = {
                      b"checks:\n  - {id: perf.accuracy, uses: performance.accuracy, assert: {gte: 0.7}, "
                      b"severity: block}\n",
     "strings.csv": b"y,yhat,sex\nyes,no,f\nno,yes,m\n",
+    "allnan.csv": b"y,yhat,sex\n" + b"".join(b"%d,%d,\n" % (i % 2, (i // 2) % 2) for i in range(60)),
+    "nan.yaml": b"apiVersion: governance/v1\nkind: PolicyPack\nmetadata: {name: one, version: 1.0.0}\n"
+                b"checks:\n  - {id: perf.accuracy, uses: performance.accuracy, assert: {gte: .nan}}\n",
+    "inf.yaml": b"apiVersion: governance/v1\nkind: PolicyPack\nmetadata: {name: one, version: 1.0.0}\n"
+                b"checks:\n  - {id: perf.accuracy, uses: performance.accuracy, assert: {lte: .inf}}\n",
+    "between.yaml": b"apiVersion: governance/v1\nkind: PolicyPack\nmetadata: {name: one, version: 1.0.0}\n"
+                    b"checks:\n  - {id: perf.accuracy, uses: performance.accuracy, assert: {between: [0.9, .nan]}}\n",
+    "dupkey.yaml": b"apiVersion: governance/v1\nkind: PolicyPack\nmetadata: {name: one, version: 1.0.0}\n"
+                   b"checks:\n  - id: perf.accuracy\n    uses: performance.accuracy\n    assert: {gte: 0.7}\n"
+                   b"    severity: block\n    severity: warn\n",
+    "dupchecks.yaml": b"apiVersion: governance/v1\nkind: PolicyPack\nmetadata: {name: one, version: 1.0.0}\n"
+                      b"checks:\n  - {id: strict, uses: performance.accuracy, assert: {gte: 0.99}}\n"
+                      b"checks:\n  - {id: lax, uses: performance.accuracy, assert: {gte: 0.1}}\n",
     "adir": None,
 }
 
@@ -94,6 +107,8 @@ READ_CASES: list[Case] = [
     (["models", "show", "m@0"], 2, "MODEL@VERSION"),
     (["models", "show", "@1"], 2, "MODEL@VERSION"),
     (["models", "show", "m@bad alias!"], 2, "MODEL@VERSION"),
+    (["models", "show", "m@99999999999999999999999"], 2, "out of range"),
+    (["datasets", "show", "{dataset}@99999999999999999999999"], 2, "out of range"),
 ]
 
 LINEAGE_CASES: list[Case] = [
@@ -141,6 +156,13 @@ POLICY_CASES: list[Case] = [
     (["check", "--policy", "baseline", "--predictions", "{preds}", "--label", "y", "--prediction", "yhat",
       "--sensitive", "sex", "--output", "{dir}"], 2, "adir"),
     (["check", "--policy", "baseline"], 2, "--predictions"),
+    (["check", "--policy", "baseline", "--predictions", "{allnan_csv}", *COLS], 2, "sensitive column 'sex'"),
+    (["check", "m@1", "--policy", "{nan_yaml}"], 2, "nan.yaml line 5: checks[0].assert.gte: expected a finite"),
+    (["check", "m@1", "--policy", "{inf_yaml}"], 2, "inf.yaml line 5: checks[0].assert.lte: expected a finite"),
+    (["check", "m@1", "--policy", "{between_yaml}"], 2, "between.yaml line 5: checks[0].assert.between[1]"),
+    (["check", "m@1", "--policy", "{dupkey_yaml}"], 2, "dupkey.yaml line 9: checks[0].severity: duplicate key"),
+    (["check", "m@1", "--policy", "{dupchecks_yaml}"], 2, "dupchecks.yaml line 6: checks: duplicate key 'checks'"),
+    (["check", "m@99999999999999999999999", "--policy", "baseline"], 2, "out of range"),
     # evidence that is missing or cannot be computed: the check could not be evaluated (3), not "passed"
     (["check", "m@1", "--policy", "{accuracy_yaml}"], 3, "perf.accuracy"),
     (["check", "--policy", "{accuracy_yaml}", "--predictions", "{strings_csv}", "--label", "y",
@@ -190,6 +212,10 @@ REGISTRY_CASES: list[Case] = [
     (["waive", "m@1", "--check", "perf.accuracy", "--reason", "r", "--approver", "boss",
       "--expires", "0d"], 2, "--expires"),
     (["waive", "m@1", "--check", "perf.accuracy"], 2, "--reason"),
+    (["waive", "m@1", "--check", "perf.accuracy", "--reason", "r", "--approver", "boss",
+      "--expires", "9999-12-31"], 2, "--expires"),
+    (["waive", "m@1", "--check", "perf.accuracy", "--reason", "r", "--approver", "boss",
+      "--expires", "99999999999d"], 2, "--expires"),
     (["waive", "nope@1", "--check", "perf.accuracy", "--reason", "r", "--approver", "boss",
       "--expires", "30d"], 2, "unknown model 'nope'"),
     (["waive", "revoke", "abc"], 2, "abc"),

@@ -42,6 +42,8 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
     card = _pdf_text(out / "model-card.pdf")
     assert f"credit-scorer@{promoted.group(1)}" in card
     assert "Traceability" in card
+    # the mitigated model's predict_proba is a mixture's 0/1 vote: no AUC or log loss from hard labels
+    assert "roc_auc" not in card and "log_loss" not in card
     assert "EU AI Act" in card or "EU-AI-Act" in card
     audit = _pdf_text(out / "audit-trail.pdf")
     assert "promotion" in audit

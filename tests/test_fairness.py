@@ -308,3 +308,52 @@ checks:
 
     with pytest.raises(InputError, match=r"line 8: checks\[0\]\.with\.metric: expected .*; got 'fpr_rate'"):
         parse_pack(pack.replace("metric: fpr,", "metric: fpr_rate,"))
+
+
+SIMPLE_PACK = """
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: t, version: "1"}
+checks:
+  - {id: dp, uses: fairness.demographic_parity_ratio, assert: {gte: 0.8}}
+  - {id: eo, uses: fairness.equalized_odds_difference, assert: {lte: 0.2}, severity: warn}
+"""
+
+
+@pytest.mark.parametrize("min_group_size", [None, 30])
+def test_one_group_is_nothing_to_compare_never_a_pass(min_group_size: int | None) -> None:
+    rng = np.random.default_rng(9)
+    n = 400
+    frame = pd.DataFrame({"y": rng.integers(0, 2, n), "p": rng.integers(0, 2, n), "sex": ["F"] * n})
+    text = SIMPLE_PACK if min_group_size is None else SIMPLE_PACK.replace(
+        "assert: {gte: 0.8}", f"with: {{minGroupSize: {min_group_size}}}, assert: {{gte: 0.8}}")
+    result = run_pack(parse_pack(text), CheckContext(predictions=frame, label="y", prediction="p",
+                                                     sensitive=("sex",)))
+    dp, eo = result.results
+    assert dp.status is Status.INSUFFICIENT_EVIDENCE and eo.status is Status.INSUFFICIENT_EVIDENCE
+    assert "fewer than the two a comparison needs" in dp.message and "sex=F (n=400)" in dp.message
+    assert result.status is Status.FAIL  # a blocking check without evidence fails closed
+
+
+def test_two_groups_but_only_one_big_enough_is_insufficient() -> None:
+    frame = pd.DataFrame({"y": [0, 1] * 100 + [1], "p": [1, 0] * 100 + [1], "sex": ["F"] * 200 + ["M"]})
+    text = SIMPLE_PACK.replace("assert: {gte: 0.8}", "with: {minGroupSize: 30}, assert: {gte: 0.8}")
+    result = run_pack(parse_pack(text), CheckContext(predictions=frame, label="y", prediction="p",
+                                                     sensitive=("sex",)))
+    assert result.results[0].status is Status.INSUFFICIENT_EVIDENCE
+    assert "1 group(s) with at least 30 row(s)" in result.results[0].message
+
+
+def test_an_all_missing_sensitive_column_is_named() -> None:
+    from governance.errors import InputError
+    from governance.policy import context_for_frame
+
+    frame = pd.DataFrame({"y": [0, 1, 1, 0], "p": [0, 1, 0, 0], "sex": [None, None, None, None],
+                          "race": [np.nan] * 4})
+    with pytest.raises(InputError, match=r"^predictions table: sensitive column 'sex' has no values"):
+        context_for_frame(frame, label="y", prediction="p", sensitive=["sex"])
+    # a pack naming the column itself: the check is an ERROR that names it (never a PASS)
+    pack = SIMPLE_PACK.replace("assert: {gte: 0.8}", "with: {sensitive: [race]}, assert: {gte: 0.8}")
+    result = run_pack(parse_pack(pack), CheckContext(predictions=frame, label="y", prediction="p"))
+    assert result.results[0].status is Status.ERROR
+    assert "sensitive column 'race' has no values" in result.results[0].message

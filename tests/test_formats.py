@@ -251,15 +251,19 @@ checks:
   - id: perf.accuracy
     uses: performance.accuracy
     assert: {gte: 0.5}
+  - id: perf.auc
+    uses: performance.roc_auc
+    assert: {gte: 0.7}
+    required: false
   - id: drift.psi
     uses: drift.psi
     assert: {lte: 0.2}
-    required: false
 """
 
 
 def _engine_document(pack_text: str) -> dict[str, Any]:
-    """A document from the real engine: accuracy runs, drift has no baseline (NOT_RUN)."""
+    """A document from the real engine: accuracy runs, AUC has no score column (NOT_RUN, not required), and
+    drift is NOT_APPLICABLE (a predictions table has no training baseline)."""
     import pandas as pd
 
     from governance.checks import CheckRegistry, builtin_checks
@@ -276,37 +280,43 @@ def test_a_non_required_not_run_check_is_skipped_in_every_format(tmp_path: Path)
     junitparser = pytest.importorskip("junitparser")
     doc = _engine_document(OPTIONAL_PACK)
     results = {r["id"]: r for r in doc["results"]}
-    assert results["drift.psi"]["status"] == "NOT_RUN" and results["drift.psi"]["required"] is False
+    assert results["perf.auc"]["status"] == "NOT_RUN" and results["perf.auc"]["required"] is False
+    assert results["drift.psi"]["status"] == "NOT_APPLICABLE" and results["drift.psi"]["required"] is True
     assert results["perf.accuracy"]["required"] is True
     assert doc["status"] == "PASS" and exit_code(doc) == 0 and exit_code(doc, fail_on_warn=True) == 0
+    assert classify(results["perf.auc"]) is Outcome.SKIPPED
     assert classify(results["drift.psi"]) is Outcome.SKIPPED
+    not_applicable = "not applicable: a predictions table has no training baseline"
 
     suite = next(iter(junitparser.JUnitXml.fromstring(render_junit(doc))))
-    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (2, 0, 0, 1)
-    skipped = next(c for c in suite if c.name == "drift.psi").result
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (3, 0, 0, 2)
+    skipped = next(c for c in suite if c.name == "perf.auc").result
     assert [type(r).__name__ for r in skipped] == ["Skipped"]
-    assert skipped[0].message == "skipped (not required): missing required input(s): baseline"
+    assert skipped[0].message == "skipped (not required): missing required input(s): scores"
+    assert next(c for c in suite if c.name == "drift.psi").result[0].message == not_applicable
 
     sarif = json.loads(render_sarif(doc))
     assert not list(_sarif_validator().iter_errors(sarif))
     levels = {r["ruleId"]: r["level"] for r in sarif["runs"][0]["results"]}
-    assert levels == {"perf.accuracy": "none", "drift.psi": "note"}
+    assert levels == {"perf.accuracy": "none", "perf.auc": "note", "drift.psi": "note"}
 
     gh = render_github(doc)
-    assert gh.annotations.startswith("::notice title=gov policy drift.psi NOT_RUN::skipped (not required)")
+    assert gh.annotations.startswith("::notice title=gov policy perf.auc NOT_RUN::skipped (not required)")
+    assert "::notice title=gov policy drift.psi NOT_APPLICABLE::not applicable" in gh.annotations
     assert gh.summary.startswith("## ✅ Policy gate passed")
-    assert "| `drift.psi` | SKIPPED |" in gh.summary
+    assert "| `perf.auc` | SKIPPED |" in gh.summary and "| `drift.psi` | SKIPPED |" in gh.summary
     text = render_text(doc, width=200)
-    assert "skipped (not required): missing required input(s): baseline" in text
+    assert "skipped (not required): missing required input(s): scores" in text
+    assert not_applicable in text
     assert "gate PASSED" in text
 
     # the same check, required: an ERROR in every format and the gate fails closed
     required = _engine_document(OPTIONAL_PACK.replace("    required: false\n", ""))
-    drift = required["results"][1]
-    assert drift["required"] is True and classify(drift) is Outcome.ERROR
+    auc = required["results"][1]
+    assert auc["required"] is True and classify(auc) is Outcome.ERROR
     assert required["status"] == "ERROR" and exit_code(required) == 3
     suite = next(iter(junitparser.JUnitXml.fromstring(render_junit(required))))
-    assert (suite.failures, suite.errors, suite.skipped) == (0, 1, 0)
+    assert (suite.failures, suite.errors, suite.skipped) == (0, 1, 1)  # drift stays not applicable
     assert render_github(required).annotations.startswith("::error ")
 
 

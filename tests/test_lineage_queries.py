@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -304,8 +303,7 @@ def test_cli_verify_data(trained: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_cli_as_a_real_subprocess(trained: Path) -> None:
-    gov_exe = shutil.which("gov")
-    argv = [gov_exe] if gov_exe else [sys.executable, "-m", "governance.cli"]
+    argv = [sys.executable, "-m", "governance.cli"]
     done = subprocess.run(
         [*argv, "lineage", "demo-model@2", "--format", "json"],
         capture_output=True,
@@ -348,3 +346,21 @@ def test_diff_names_a_code_change_on_every_backend(
         text = capsys.readouterr().out
         a, b = diff.code["code_hash"]["a"], diff.code["code_hash"]["b"]
         assert f"code code_hash: {a} -> {b}" in text
+
+
+def test_diff_lists_only_real_changes(gov_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An absent parameter and a None one are the same; NaN equals NaN; only `c` changed."""
+    from governance.catalog import open_catalog
+    from governance.cli import main
+    from governance.registry import register_model
+
+    catalog = open_catalog()
+    register_model("m", params={"a": None, "b": float("nan"), "c": 1, "nested": {"x": None}}, catalog=catalog,
+                   actor="t")
+    register_model("m", params={"b": float("nan"), "c": 2}, catalog=catalog, actor="t")
+    diff = gov.diff_versions("m@1", "m@2", catalog=catalog)
+    assert list(diff.params) == ["c"]
+    capsys.readouterr()
+    assert main(["diff", "m@1", "m@2"]) == 0
+    out = capsys.readouterr().out
+    assert "None -> None" not in out and "params c: 1 -> 2" in out

@@ -178,3 +178,10 @@ def test_outbox_payload_migration_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_outbox_payload_migration_postgres(fresh_pg_url: str) -> None:
     _outbox_payload_becomes_optional(fresh_pg_url)
+
+
+def test_the_schema_head_constant_is_alembics_head() -> None:
+    """``SCHEMA_HEAD`` spares every command the alembic import; it must name the newest migration."""
+    from governance.catalog._engine import SCHEMA_HEAD, alembic_head
+
+    assert alembic_head() == SCHEMA_HEAD

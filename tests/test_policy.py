@@ -222,9 +222,18 @@ def test_gate_fails_closed_on_missing_inputs_and_errors(registry: CheckRegistry)
     )
     result = run_pack(pack, _ctx(), registry=registry)
     lineage = result.results[1]
-    assert lineage.status is Status.NOT_RUN
-    assert lineage.message == "missing required input(s): catalog, model_version"
-    assert result.status is Status.ERROR and result.exit_code == 3
+    # a predictions table can never have a registered version's lineage: not applicable, not a pass
+    assert lineage.status is Status.NOT_APPLICABLE
+    assert lineage.message == ("not applicable: a predictions table has no catalog record (lineage, "
+                               "documentation, champion); a predictions table is not a registered model version")
+    assert result.status is Status.PASS and result.exit_code == 0
+    # an input the table could have had but lacks (no score column given) fails closed
+    unscored = context_for_frame(_frame(), label="y", prediction="p", sensitive=["sex"])
+    auc = _pack("  - {id: auc, uses: performance.roc_auc, assert: {gte: 0.5}}\n", registry)
+    missing = run_pack(auc, unscored, registry=registry)
+    assert missing.results[0].status is Status.NOT_RUN
+    assert missing.results[0].message == "missing required input(s): scores"
+    assert missing.status is Status.ERROR and missing.exit_code == 3
     optional = _pack(
         """
       - {id: acc, uses: performance.accuracy, assert: {gte: 0.5}}

@@ -274,7 +274,9 @@ def test_cli_model_card(gov_env: Path, capsys: pytest.CaptureFixture[str]) -> No
     md = gov_env / "card.md"
     proc = subprocess.run(
         [
-            "gov",
+            sys.executable,
+            "-m",
+            "governance.cli",
             "--catalog",
             url,
             "report",

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from governance.catalog import AuditEvent, RawConnection, Statement, insert_statement
+from governance.catalog import AuditEvent, RawConnection, Statement, insert_statement, lock_wait_ms
 from governance.errors import InputError
 
 __all__ = [
@@ -149,6 +149,9 @@ def lock_chain(session: Session) -> ChainHead | None:
     conn = session.connection()
     if conn.dialect.name != "postgresql":
         return None
+    bounded = lock_wait_ms()
+    if bounded is not None:  # capture's bound: a held chain lock must not hang the step
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {bounded:d}")
     with _driver_errors(conn, _LOCK_AND_HEAD):
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:

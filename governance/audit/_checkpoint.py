@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from governance._outputs import write_output
 from governance.audit._chain import ALGORITHM, canonical_json, chain_head, format_time
 from governance.audit._write import audited
 from governance.catalog import AuditCheckpoint, Catalog
@@ -221,10 +222,6 @@ def create_checkpoint(catalog: Catalog, private_key: Ed25519PrivateKey, output: 
         tx.record("audit.checkpoint", f"audit:seq/{checkpoint.seq}",
                   {"seq": checkpoint.seq, "hash": checkpoint.hash, "key_id": checkpoint.key_id,
                    "output": output.name})
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(checkpoint.to_json(), encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"--output: cannot write {output}: {exc.strerror}") from exc
+        write_output(output, checkpoint.to_json())
     return checkpoint
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,8 +35,8 @@ except ImportError:  # pragma: no cover - Windows: SQLite's own locking only
     fcntl = None  # type: ignore[assignment]
 
 from governance.audit._chain import AuditLink, ChainHead, append_event, chain_head, lock_chain
-from governance.catalog import AuditEvent, Catalog, RawConnection, utcnow
-from governance.errors import GovernanceError
+from governance.catalog import AuditEvent, Catalog, RawConnection, lock_wait_ms, utcnow
+from governance.errors import CatalogError, GovernanceError
 
 __all__ = ["AuditedTransaction", "audited"]
 
@@ -125,6 +126,10 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
     processes spend most of their time asleep with the database free; a blocking ``flock`` hands
     the turn over at once.  Correctness never depends on it (``BEGIN IMMEDIATE`` still serialises);
     it is skipped where ``fcntl`` is missing and for a nested transaction in the same context.
+
+    The wait is bounded (:func:`_take_turn`): a holder that hangs (stopped, or slow) makes this
+    writer fail with :class:`CatalogError` after the catalog's busy timeout, or sooner inside
+    :func:`governance.catalog.bounded_lock_wait` (capture's bound), never wait forever.
     """
     database = catalog.sqlite_path
     if fcntl is None or database is None:
@@ -142,11 +147,36 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
         return
     token = _HELD.set(held | {path})
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _take_turn(fd, path, catalog)
         yield
     finally:
         _HELD.reset(token)
         os.close(fd)  # releases the lock
+
+
+def _take_turn(fd: int, path: str, catalog: Catalog) -> None:
+    """``flock`` the queue: at once when free, else polling (0.1 ms doubling to 2 ms) until the bound."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    bounded = lock_wait_ms()
+    wait = catalog.busy_timeout if bounded is None else min(bounded / 1000, catalog.busy_timeout)
+    deadline = time.monotonic() + wait
+    delay = 0.0001
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CatalogError(f"catalog {catalog.display_url}: another writer has held its lock ({path}) for "
+                               f"more than {wait:g} s")
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.002)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            continue
 
 
 @contextmanager

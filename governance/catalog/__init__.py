@@ -1,6 +1,13 @@
 """The SQL catalog: tables, engine and sessions, migrations, lineage queries."""
 
-from governance.catalog._engine import Catalog, clear_catalog_cache, open_catalog, use_catalog
+from governance.catalog._engine import (
+    Catalog,
+    bounded_lock_wait,
+    clear_catalog_cache,
+    lock_wait_ms,
+    open_catalog,
+    use_catalog,
+)
 from governance.catalog._models import (
     Approval,
     AuditCheckpoint,
@@ -60,8 +67,10 @@ __all__ = [
     "SignedStatement",
     "Statement",
     "Waiver",
+    "bounded_lock_wait",
     "clear_catalog_cache",
     "insert_statement",
+    "lock_wait_ms",
     "open_catalog",
     "parse_ref",
     "resolve_dataset_version",

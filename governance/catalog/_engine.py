@@ -13,8 +13,10 @@ processes opening a new catalog at once cannot race.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -25,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
@@ -34,14 +36,50 @@ from governance.catalog._wal import BACKSTOP_PAGES, WalCheckpointer
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
 
-__all__ = ["Catalog", "clear_catalog_cache", "open_catalog", "use_catalog"]
+__all__ = ["Catalog", "bounded_lock_wait", "clear_catalog_cache", "lock_wait_ms", "open_catalog", "use_catalog"]
 
 _MIGRATE_LOCK_KEY = 0x676F76_6D6967  # "gov" "mig": advisory lock id for schema upgrades
 _IMMEDIATE = "governance_immediate"
+_BUSY_MS = "governance_busy_ms"
+_DEADLINE: ContextVar[float | None] = ContextVar("governance_lock_deadline", default=None)
+
+
+@contextmanager
+def bounded_lock_wait(seconds: float) -> Iterator[None]:
+    """Bound, in all, how long the catalog writes in this block (this thread or task) may wait for
+    locks: the audit queue's file lock, SQLite's ``BEGIN IMMEDIATE`` and PostgreSQL's advisory lock.
+    Past it the write fails with :class:`~governance.errors.CatalogError` (or the driver's lock
+    timeout), which capture turns into a spooled run.  Nested blocks keep the earlier deadline."""
+    deadline = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def lock_wait_ms() -> int | None:
+    """Milliseconds left to wait for a lock under :func:`bounded_lock_wait` (at least 1), else None."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(1, int((deadline - time.monotonic()) * 1000))
+
+
+SCHEMA_HEAD = "0004"
+"""The newest migration's revision.  Comparing a catalog with this constant keeps alembic (and its
+migration scripts) out of every command that finds the schema current; a test keeps it equal to the
+head alembic computes from ``migrations/versions``, so a new migration cannot forget it."""
+
+
+def _script_head() -> str:
+    return SCHEMA_HEAD
 
 
 @cache
-def _script_head() -> str:
+def alembic_head() -> str:
+    """The head revision as alembic reads it from the migration scripts."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory(str(_migrations_dir())).get_current_head()
@@ -54,14 +92,17 @@ def _migrations_dir() -> Path:
     return Path(__file__).with_name("migrations")
 
 
-def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
+def _install_sqlite_hooks(engine: Engine, busy_timeout: float, *, read_only: bool = False) -> None:
+    default_ms = int(busy_timeout * 1000)
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN be the real one
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {default_ms:d}")
+        record.info[_BUSY_MS] = default_ms
         cursor.execute("PRAGMA foreign_keys = ON")
-        if engine.url.database not in (None, "", ":memory:"):
+        if engine.url.database not in (None, "", ":memory:") and not read_only:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             # checkpoints run in the background (see _wal); a connection checkpoints by itself only
@@ -72,6 +113,13 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        if immediate:
+            bounded = lock_wait_ms()
+            want = default_ms if bounded is None else min(bounded, default_ms)
+            info = conn.connection.info
+            if info.get(_BUSY_MS) != want:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {want:d}")
+                info[_BUSY_MS] = want
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -90,8 +138,13 @@ class Catalog:
     write API (:mod:`governance.audit`).
     """
 
-    def __init__(self, url: str, *, busy_timeout: float = 10.0, upgrade: bool = True) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, upgrade: bool = True,
+                 read_only: bool = False) -> None:
         self.url = url
+        #: opened for reading only (``gov audit verify``): nothing is created, upgraded or written
+        self.read_only = read_only
+        #: seconds a write waits for another writer's lock (SQLite busy timeout, audit queue)
+        self.busy_timeout = busy_timeout
         parsed = make_url(url)
         self.backend = parsed.get_backend_name()
         #: the SQLite database file, absolute (None for PostgreSQL and in-memory SQLite)
@@ -103,6 +156,8 @@ class Catalog:
                 self.sqlite_path = Path(database).resolve()
             if database in (None, "", ":memory:"):
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            elif read_only and self.sqlite_path is not None:
+                kwargs.update(creator=_read_only_connector(self.sqlite_path, busy_timeout))
             else:
                 try:
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +171,11 @@ class Catalog:
             kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(busy_timeout))})
         self.engine: Engine = sa.create_engine(url, **kwargs)
         if self.backend == "sqlite":
-            _install_sqlite_hooks(self.engine, busy_timeout)
+            _install_sqlite_hooks(self.engine, busy_timeout, read_only=read_only)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
         self.local_locks = LocalLocks()
         self._wal: WalCheckpointer | None = None
-        if self.sqlite_path is not None:
+        if self.sqlite_path is not None and not read_only:
             # mode=rw: a checkpoint must never create a database where the catalog's file has gone
             uri, timeout = f"{self.sqlite_path.as_uri()}?mode=rw", busy_timeout
             self._wal = WalCheckpointer(
@@ -149,6 +204,8 @@ class Catalog:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write session: ``BEGIN IMMEDIATE`` on SQLite; commits on success, rolls back on error."""
+        if self.read_only:
+            raise CatalogError(f"catalog {self.display_url} is open read-only")
         with self._errors(), Session(self._write_engine, expire_on_commit=False) as session, session.begin():
             yield session
         if self._wal is not None:
@@ -161,9 +218,13 @@ class Catalog:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        """Driver failures of the database itself (unreachable, locked, corrupted: SQLite's "database
+        disk image is malformed") as one :class:`CatalogError` line; constraint violations pass as they are."""
         try:
             yield
-        except OperationalError as exc:
+        except IntegrityError:
+            raise
+        except DatabaseError as exc:
             raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
 
     # ------------------------------------------------------------------------------------- schema
@@ -183,7 +244,12 @@ class Catalog:
             if self._schema_checked:
                 return
             try:
-                if self.current_revision() != _script_head():
+                current = self.current_revision()
+                if current != _script_head() and self.read_only:
+                    raise CatalogError(f"catalog {self.display_url} is at schema {current or 'empty'}, not "
+                                       f"{_script_head()}; it cannot be upgraded while open read-only (run gov db "
+                                       "upgrade where it is writable)")
+                if current != _script_head():
                     self.upgrade()
             except CatalogError:
                 raise
@@ -214,6 +280,26 @@ class Catalog:
         self.engine.dispose()
 
 
+def _read_only_connector(path: Path, busy_timeout: float) -> Any:
+    """Connections that never write: ``mode=ro``; on read-only media (no ``-shm`` can be made next to a
+    WAL database) ``immutable=1``, which is only sound when no write-ahead log holds newer pages."""
+    if not path.is_file():
+        raise CatalogError(f"catalog {path}: no such file; nothing to read (is --catalog / GOVERNANCE_CATALOG_URL "
+                           "the right catalog?)")
+    wal = path.with_name(path.name + "-wal")
+    writable_dir = os.access(path.parent, os.W_OK)
+    if not writable_dir and wal.is_file() and wal.stat().st_size > 0:
+        raise CatalogError(f"catalog {path}: read-only media with an uncheckpointed write-ahead log ({wal.name}); "
+                           "copy the files somewhere writable to read it")
+    flags = "mode=ro" if writable_dir else "mode=ro&immutable=1"
+    uri = f"{path.as_uri()}?{flags}"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+
+    return connect
+
+
 def _revision(conn: Connection) -> str | None:
     if not sa.inspect(conn).has_table("alembic_version"):
         return None
@@ -231,14 +317,14 @@ class _CatalogCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[tuple[str, float], Catalog] = {}
+        self._items: dict[tuple[str, float, bool], Catalog] = {}
 
-    def get(self, url: str, busy_timeout: float) -> Catalog:
-        key = (url, busy_timeout)
+    def get(self, url: str, busy_timeout: float, read_only: bool = False) -> Catalog:
+        key = (url, busy_timeout, read_only)
         with self._lock:
             catalog = self._items.get(key)
             if catalog is None:
-                catalog = Catalog(url, busy_timeout=busy_timeout)
+                catalog = Catalog(url, busy_timeout=busy_timeout, read_only=read_only)
                 self._items[key] = catalog
             return catalog
 
@@ -264,9 +350,10 @@ def use_catalog(catalog: Catalog) -> Iterator[Catalog]:
         _ACTIVE.reset(token)
 
 
-def open_catalog(settings: Settings | None = None, *, url: str | None = None) -> Catalog:
+def open_catalog(settings: Settings | None = None, *, url: str | None = None, read_only: bool = False) -> Catalog:
     """The catalog for ``url``, else the one made active by :func:`use_catalog`, else the configured
-    one (``settings`` or :func:`~governance.config.load_settings`), created and upgraded on first use."""
+    one (``settings`` or :func:`~governance.config.load_settings`), created and upgraded on first use.
+    ``read_only``: open an existing catalog without creating, upgrading or writing anything."""
     if url is None:
         active = _ACTIVE.get()
         if active is not None:
@@ -275,7 +362,7 @@ def open_catalog(settings: Settings | None = None, *, url: str | None = None) ->
         url, timeout = resolved.catalog_url, resolved.busy_timeout
     else:
         timeout = settings.busy_timeout if settings is not None else 10.0
-    return _CACHE.get(url, timeout)
+    return _CACHE.get(url, timeout, read_only)
 
 
 def clear_catalog_cache() -> None:

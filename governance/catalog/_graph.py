@@ -12,6 +12,7 @@ way data flows: input artifact -> run -> output artifact.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -373,16 +374,21 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: value} if prefix else {}
 
 
+def _same(x: Any, y: Any) -> bool:
+    """Equal parameter values; an absent key equals ``None`` and NaN equals NaN (neither is a change)."""
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return bool(x == y)
+
+
 def _param_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The parameters whose values differ (flattened ``a.b.c`` keys); only real changes are listed."""
     fa, fb = _flatten(a), _flatten(b)
     out = {}
     for key in sorted(set(fa) | set(fb)):
-        if fa.get(key, _MISSING) != fb.get(key, _MISSING):
+        if not _same(fa.get(key), fb.get(key)):
             out[key] = {"a": fa.get(key), "b": fb.get(key), "in_a": key in fa, "in_b": key in fb}
     return out
-
-
-_MISSING = object()
 
 
 def _training_inputs(session: Session, run_id: int | None) -> dict[str, dict[str, Any]]:

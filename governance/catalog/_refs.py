@@ -19,6 +19,8 @@ __all__ = ["Ref", "parse_ref", "resolve_dataset_version", "resolve_model", "reso
 
 _NAME = re.compile(r"^[^@\s][^@]*$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+MAX_VERSION = 2**31 - 1
+"""The largest version number a catalog column holds (a 32-bit INTEGER on PostgreSQL)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def parse_ref(text: str, what: str = "MODEL@VERSION") -> Ref:
     if tail.isdigit():
         if int(tail) < 1:
             raise InputError(f"{what}: versions start at 1, got {text!r}")
+        if int(tail) > MAX_VERSION:
+            raise InputError(f"{what}: version {tail} is out of range (at most {MAX_VERSION})")
         return Ref(name, version=int(tail))
     if not _ALIAS.match(tail):
         raise InputError(f"{what}: {tail!r} is neither a version number nor an alias name")

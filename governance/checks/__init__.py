@@ -26,6 +26,7 @@ from governance.checks._confusion import (
     summarise,
 )
 from governance.checks._data import baseline_stats, drift_statistics, load_baseline, quality_summary, training_baseline
+from governance.checks._fairness import empty_sensitive_columns
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -44,6 +45,7 @@ __all__ = [
     "builtin_checks",
     "confusion_by_group",
     "drift_statistics",
+    "empty_sensitive_columns",
     "load_baseline",
     "quality_summary",
     "rates",

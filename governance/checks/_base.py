@@ -40,7 +40,11 @@ Inputs a check may require (``requires``), as :meth:`CheckContext.available` rep
 * ``catalog``: a read-only catalog session (lineage, documentation, champion comparison);
 * ``model_version``: the subject is a registered model version.
 
-A check whose inputs are missing is not run (status NOT_RUN); a check that raises is an ERROR; a check
+A check whose inputs are missing is not run (status NOT_RUN, which fails the gate), unless the subject
+cannot have them by its nature (:attr:`CheckContext.inapplicable`: a predictions table has no registered
+model version, catalog record, model object, importance or training baseline; a model without
+probabilities has no scores): then the check is NOT_APPLICABLE, shown as such and not counted for or
+against the gate.  A check that raises is an ERROR; a check
 that cannot measure reliably (too few rows in a group) returns ``Measurement(insufficient="why")``.
 Raise :class:`governance.errors.EvaluationError` with a one-line reason for a computation that fails.
 """
@@ -94,7 +98,9 @@ INPUTS = frozenset(
 class CheckParams(BaseModel):
     """Base of every check's parameter schema: unknown keys are refused, YAML may use camelCase."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, allow_inf_nan=False
+    )
 
 
 class NoParams(CheckParams):
@@ -186,6 +192,8 @@ class CheckContext:
     subject: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None
+    #: inputs this subject cannot have, with the reason (checks needing only these are NOT_APPLICABLE)
+    inapplicable: dict[str, str] = field(default_factory=dict)
 
     def available(self) -> frozenset[str]:
         """The input names this context can provide (see the module docstring)."""

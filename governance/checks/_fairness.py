@@ -27,7 +27,15 @@ from governance.checks._confusion import (
 )
 from governance.errors import EvaluationError
 
-__all__ = ["FairnessCheck", "FairnessParams", "GroupRateCheck", "fairness_checks", "groupings", "load_counts"]
+__all__ = [
+    "FairnessCheck",
+    "FairnessParams",
+    "GroupRateCheck",
+    "empty_sensitive_columns",
+    "fairness_checks",
+    "groupings",
+    "load_counts",
+]
 
 
 class FairnessParams(CheckParams):
@@ -68,6 +76,13 @@ def _sensitive(ctx: CheckContext, params: FairnessParams) -> list[str]:
     return cols
 
 
+def empty_sensitive_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The sensitive columns of a non-empty ``frame`` in which every value is missing."""
+    if frame.empty:
+        return []
+    return [c for c in columns if c in frame.columns and bool(frame[c].isna().all())]
+
+
 def load_counts(
     ctx: CheckContext,
     columns: tuple[str, ...],
@@ -84,6 +99,9 @@ def load_counts(
                 f"sensitive column(s) {', '.join(absent)} not in the predictions table; "
                 f"columns: {', '.join(map(str, frame.columns))}"
             )
+        empty = empty_sensitive_columns(frame, columns)
+        if empty:
+            raise EvaluationError(f"sensitive column {empty[0]!r} has no values: every row is missing")
         y_true = to_binary(frame[ctx.label].to_numpy(), pos_label, f"label column {ctx.label!r}")
         y_pred = to_binary(
             frame[ctx.prediction].to_numpy(), pos_label, f"prediction column {ctx.prediction!r}"
@@ -97,6 +115,19 @@ def load_counts(
             f"(stored groupings: {have}); re-run governance.evaluate with these sensitive features"
         )
     return GroupCounts.from_dict(stored)
+
+
+def _insufficient(counts: list[GroupCounts], minimum: int) -> str | None:
+    """Why a comparison between groups cannot be trusted: fewer than two groups of at least
+    ``max(minimum, 1)`` rows in some grouping (nothing to compare), or groups under ``minimum``."""
+    floor = max(minimum, 1)
+    for gc in counts:
+        big_enough = int((gc.sizes >= floor).sum())
+        if big_enough < 2:
+            shown = ", ".join(f"{label} (n={n})" for label, n in zip(gc.labels(), gc.sizes.tolist(), strict=True))
+            return (f"{gc.key}: {big_enough} group(s) with at least {floor} row(s), fewer than the two a "
+                    f"comparison needs (groups: {shown or 'none'})")
+    return _small_groups(counts, minimum) if minimum else None
 
 
 def _small_groups(counts: list[GroupCounts], minimum: int) -> str | None:
@@ -143,7 +174,7 @@ def _measure(
             "worst_grouping": worst_key,
             "counts": {gc.key: gc.to_dict() for gc in counts},
         },
-        insufficient=_small_groups(counts, params.min_group_size) if params.min_group_size else None,
+        insufficient=_insufficient(counts, params.min_group_size),
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import typer
 
+from governance._display import printable
 from governance.cli import _db, _read
 from governance.cli._context import CliState
 from governance.errors import GovernanceError
@@ -80,7 +81,7 @@ def _run(args: list[str], verbose: bool) -> int:
         if verbose:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"gov: error: {message}", file=sys.stderr)
+        print(f"gov: error: {printable(message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("gov: interrupted", file=sys.stderr)
@@ -98,12 +99,13 @@ def _run(args: list[str], verbose: bool) -> int:
             if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):
                 show()  # a bare group: its help is the answer
             else:
-                print(_usage_line(exc, str(describe())), file=sys.stderr)
+                print(printable(_usage_line(exc, str(describe()))), file=sys.stderr)
             return code
         if verbose:
             traceback.print_exc()
-        print(f"gov: internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
-              file=sys.stderr)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"gov: internal error: {type(exc).__name__}: {printable(first)} (run with --verbose for the "
+              "traceback)", file=sys.stderr)
         return 3
     return int(result) if isinstance(result, int) else 0
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from governance.cli._context import check_format, emit_json, state
+from governance._display import printable
+from governance.cli._context import check_format, emit_json, say, state
 from governance.errors import AuditIntegrityError, InputError
 
 __all__ = ["register"]
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from governance.audit import verify_audit
 
         check_format(fmt, _FORMATS)
-        catalog = state(ctx).catalog()
+        catalog = state(ctx).catalog(read_only=True)
         report = verify_audit(catalog, checkpoint=checkpoint, pubkey=pubkey)
         if report.count == 0 and report.first_bad_seq is None and report.checkpoint_ok is None:
             raise InputError(f"audit log of {catalog.display_url} is empty: nothing to verify "
@@ -44,14 +45,14 @@ def register(app: typer.Typer) -> None:
             emit_json(report.as_dict())
         else:
             if report.first_bad_seq is None:
-                typer.echo(f"audit chain intact: {report.count} events, head seq {report.head.seq} "
+                say(f"audit chain intact: {report.count} events, head seq {report.head.seq} "
                            f"hash {report.head.hash[:16]}")
             else:
-                typer.echo(f"audit chain BROKEN at seq {report.first_bad_seq}: {report.reason} "
+                say(f"audit chain BROKEN at seq {report.first_bad_seq}: {report.reason} "
                            f"({report.count} events verify before it)")
             if report.checkpoint_ok is not None:
                 verdict = "ok" if report.checkpoint_ok else "FAILED"
-                typer.echo(f"checkpoint seq {report.checkpoint_seq}: {verdict}: {report.checkpoint_reason}")
+                say(f"checkpoint seq {report.checkpoint_seq}: {verdict}: {report.checkpoint_reason}")
         if not report.ok:
             if report.first_bad_seq is not None:
                 raise AuditIntegrityError(
@@ -71,7 +72,7 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         private = load_private_key(key)
         cp = create_checkpoint(st.catalog(), private, output, resolve_actor(st.actor, st.settings))
-        typer.echo(f"checkpoint written: {output} (seq {cp.seq}, hash {cp.hash[:16]}, key {cp.key_id})")
+        say(f"checkpoint written: {output} (seq {cp.seq}, hash {cp.hash[:16]}, key {cp.key_id})")
 
     @audit.command("keygen")
     def keygen(
@@ -83,8 +84,8 @@ def register(app: typer.Typer) -> None:
         from governance.audit._checkpoint import key_id
 
         private_path, public_path = generate_keypair(output_dir)
-        typer.echo(f"private key: {private_path} (mode 0600; keep it secret, e.g. a CI secret)")
-        typer.echo(f"public key:  {public_path} (key id {key_id(load_public_key(public_path))})")
+        say(f"private key: {private_path} (mode 0600; keep it secret, e.g. a CI secret)")
+        say(f"public key:  {public_path} (key id {key_id(load_public_key(public_path))})")
 
     @audit.command("log")
     def log(
@@ -107,9 +108,10 @@ def register(app: typer.Typer) -> None:
             emit_json(rows)
             return
         if not rows:
-            typer.echo("no audit events")
+            say("no audit events")
         for row in rows:
-            typer.echo(f"{row['seq']:>6}  {row['time']}  {row['actor']}  {row['action']}  {row['subject']}")
+            say(f"{row['seq']:>6}  {row['time']}  {printable(row['actor'])}  {printable(row['action'])}  "
+                       f"{printable(row['subject'])}")
 
     @audit.command("harden")
     def harden(
@@ -121,13 +123,13 @@ def register(app: typer.Typer) -> None:
         from governance.audit import append_only_sql, harden_postgres, resolve_actor
 
         if print_sql:
-            typer.echo(append_only_sql(), nl=False)
+            typer.echo(append_only_sql(), nl=False)  # our own SQL script
             return
         if role is None:
             raise InputError("--role: expected the name of the application's PostgreSQL role (or --print-sql)")
         st = state(ctx)
         catalog = st.catalog()
         harden_postgres(catalog, role, resolve_actor(st.actor, st.settings))
-        typer.echo(f"audit tables of {catalog.display_url} are append-only for role {role}")
+        say(f"audit tables of {catalog.display_url} are append-only for role {role}")
 
     app.add_typer(audit, name="audit")

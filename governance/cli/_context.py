@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from governance.catalog import Catalog, open_catalog
+from governance._display import printable
 from governance.config import Settings, load_settings
 from governance.errors import InputError
 
-__all__ = ["CliState", "emit_json", "state"]
+if TYPE_CHECKING:  # pragma: no cover - the catalog (SQLAlchemy) is imported when a command needs it
+    from governance.catalog import Catalog
+
+__all__ = ["CliState", "emit_json", "say", "state"]
 
 
 @dataclass
@@ -29,8 +32,10 @@ class CliState:
             self._settings = load_settings(catalog_url=self.catalog_url, actor=self.actor)
         return self._settings
 
-    def catalog(self) -> Catalog:
-        return open_catalog(self.settings)
+    def catalog(self, *, read_only: bool = False) -> Catalog:
+        from governance.catalog import open_catalog
+
+        return open_catalog(self.settings, read_only=read_only)
 
 
 def state(ctx: typer.Context) -> CliState:
@@ -39,6 +44,11 @@ def state(ctx: typer.Context) -> CliState:
         obj = CliState()
         ctx.find_root().obj = obj
     return obj
+
+
+def say(line: str, *, err: bool = False) -> None:
+    """Print one line of a message; whatever data it names is shown inert (see :mod:`governance._display`)."""
+    typer.echo(printable(line), err=err)
 
 
 def emit_json(document: Any) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from governance.catalog import Catalog
-from governance.cli._context import state
+from governance.cli._context import say, state
 
 __all__ = ["register"]
 
@@ -17,11 +16,13 @@ def register(app: typer.Typer) -> None:
     def init(ctx: typer.Context) -> None:
         """Create the catalog (or upgrade it) and say where it is."""
         catalog = state(ctx).catalog()
-        typer.echo(f"catalog ready: {catalog.display_url} (schema {catalog.current_revision()})")
+        say(f"catalog ready: {catalog.display_url} (schema {catalog.current_revision()})")
 
     @db.command("upgrade")
     def upgrade(ctx: typer.Context) -> None:
         """Apply pending schema migrations (safe with several processes at once)."""
+        from governance.catalog import Catalog
+
         st = state(ctx)
         catalog = Catalog(st.settings.catalog_url, busy_timeout=st.settings.busy_timeout, upgrade=False)
         before = catalog.current_revision()
@@ -29,16 +30,18 @@ def register(app: typer.Typer) -> None:
         after = catalog.current_revision()
         catalog.dispose()
         if before == after:
-            typer.echo(f"catalog {catalog.display_url} is up to date (schema {after})")
+            say(f"catalog {catalog.display_url} is up to date (schema {after})")
         else:
-            typer.echo(f"catalog {catalog.display_url} upgraded: {before or 'empty'} -> {after}")
+            say(f"catalog {catalog.display_url} upgraded: {before or 'empty'} -> {after}")
 
     @db.command("current")
     def current(ctx: typer.Context) -> None:
         """Print the schema revision of the catalog."""
+        from governance.catalog import Catalog
+
         st = state(ctx)
         catalog = Catalog(st.settings.catalog_url, busy_timeout=st.settings.busy_timeout, upgrade=False)
-        typer.echo(catalog.current_revision() or "empty")
+        say(catalog.current_revision() or "empty")
         catalog.dispose()
 
     app.add_typer(db, name="db")

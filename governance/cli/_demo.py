@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from governance.cli._context import state
 
@@ -26,6 +25,8 @@ def register(app: typer.Typer) -> None:
         from governance.errors import InputError
 
         st = state(ctx)
+        from rich.console import Console
+
         console = Console(highlight=False, soft_wrap=True)
         out = out.resolve()
         if out.exists() and not out.is_dir():

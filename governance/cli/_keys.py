@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from governance.cli._context import state
+from governance.cli._context import say, state
 
 __all__ = ["register"]
 
@@ -33,10 +33,10 @@ def register(app: typer.Typer) -> None:
 
         state(ctx)
         key = generate_key(output.expanduser(), comment=principal)
-        typer.echo(f"private key: {key.path} (keep it to yourself)", err=True)
-        typer.echo(f"fingerprint: {key.fingerprint}", err=True)
-        typer.echo("add this line to the allowed_signers file named in governance.toml:", err=True)
-        typer.echo(_line(principal, key.public_key))
+        say(f"private key: {key.path} (keep it to yourself)", err=True)
+        say(f"fingerprint: {key.fingerprint}", err=True)
+        say("add this line to the allowed_signers file named in governance.toml:", err=True)
+        say(_line(principal, key.public_key))
 
     @keys.command("line")
     def keys_line(
@@ -49,6 +49,6 @@ def register(app: typer.Typer) -> None:
 
         state(ctx)
         key = load_signing_key(keyfile, "KEYFILE")
-        typer.echo(_line(principal, key.public_key))
+        say(_line(principal, key.public_key))
 
     app.add_typer(keys, name="keys")

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from governance._display import guard_lines, printable
 from governance.cli._context import check_format, emit_json, state
 from governance.errors import InputError
 
@@ -39,15 +40,16 @@ def _text(graph: Any) -> str:
         parent, child = (edge.target, edge.source) if graph.direction == "upstream" else (edge.source, edge.target)
         children.setdefault(parent, []).append((child, edge.role))
     root = nodes.get(graph.root)
-    out = [f"{graph.direction} of {root.label if root else graph.root}"]
+    out = [f"{graph.direction} of {printable(root.label if root else graph.root)}"]
     seen = {graph.root}
 
     def describe(node: Any) -> str:
+        label = printable(node.label)
         if node.kind == "dataset":
-            return f"[dataset] {node.label} {str(node.attrs.get('content_hash') or '')[:16]}"
+            return f"[dataset] {label} {printable(str(node.attrs.get('content_hash') or '')[:16])}"
         if node.kind == "run":
-            return f"[run] {node.label} {node.attrs.get('status')} {node.attrs.get('started_at')}"
-        return f"[{node.kind}] {node.label}"
+            return f"[run] {label} {printable(node.attrs.get('status'))} {node.attrs.get('started_at')}"
+        return f"[{node.kind}] {label}"
 
     def walk(key: str, level: int) -> None:
         ordered = sorted(children.get(key, []), key=lambda kr: nodes[kr[0]].label if kr[0] in nodes else kr[0])
@@ -55,7 +57,7 @@ def _text(graph: Any) -> str:
             node = nodes.get(child)
             if node is None:
                 continue
-            via = f" ({role})" if role else ""
+            via = f" ({printable(role)})" if role else ""
             if child in seen:
                 out.append(f"{'  ' * level}- {describe(node)}{via} (see above)")
                 continue
@@ -65,30 +67,30 @@ def _text(graph: Any) -> str:
 
     walk(graph.root, 1)
     out.append(f"{len(graph.nodes)} nodes, {len(graph.edges)} edges")
-    return "\n".join(out)
+    return guard_lines("\n".join(out))
 
 
 def _diff_text(doc: dict[str, Any]) -> str:
     a, b = doc["a"], doc["b"]
     out = [
-        f"{a['model']}@{a['version']} -> {b['model']}@{b['version']}: "
+        f"{printable(a['model'])}@{a['version']} -> {printable(b['model'])}@{b['version']}: "
         + ("changed" if doc["changed"] else "no differences")
     ]
     for item in doc["data"]:
         if item["change"] != "same":
             da, db = item["a"], item["b"]
-            left = f"{da['name']}@{da['version']}" if da else "-"
-            right = f"{db['name']}@{db['version']}" if db else "-"
-            out.append(f"  data {item['role']}: {item['change']} ({left} -> {right})")
+            left = f"{printable(da['name'])}@{da['version']}" if da else "-"
+            right = f"{printable(db['name'])}@{db['version']}" if db else "-"
+            out.append(f"  data {printable(item['role'])}: {item['change']} ({left} -> {right})")
     for key, value in doc["code"].items():
         if value["changed"]:
-            out.append(f"  code {key}: {value['a']} -> {value['b']}")
+            out.append(f"  code {key}: {printable(value['a'])} -> {printable(value['b'])}")
     for section in ("params", "run_params"):
         for key, value in doc[section].items():
-            out.append(f"  {section} {key}: {value['a']!r} -> {value['b']!r}")
+            out.append(f"  {section} {printable(key)}: {printable(repr(value['a']))} -> {printable(repr(value['b']))}")
     if doc["artifact"]["changed"]:
         out.append(f"  artifact: {doc['artifact']['a']} -> {doc['artifact']['b']}")
-    return "\n".join(out)
+    return guard_lines("\n".join(out))
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from governance.cli._context import emit_json, state
+from governance.cli._context import emit_json, say, state
 
 __all__ = ["register"]
 
@@ -54,16 +54,16 @@ def register(app: typer.Typer) -> None:
             emit_json({"spool": spool, "transport": report.transport, "sent": report.sent,
                        "failed": report.failed, "pending": report.pending, "errors": report.errors})
         else:
-            typer.echo(spool)
+            say(spool)
             if report.transport is None:
-                typer.echo(f"outbox: {report.pending} event(s) pending; no OpenLineage transport configured "
+                say(f"outbox: {report.pending} event(s) pending; no OpenLineage transport configured "
                            "(openlineage.yml, OPENLINEAGE__TRANSPORT__*, OPENLINEAGE_URL) or "
                            "OPENLINEAGE_DISABLED is set")
             else:
-                typer.echo(f"outbox: sent {report.sent}, failed {report.failed}, pending {report.pending} "
+                say(f"outbox: sent {report.sent}, failed {report.failed}, pending {report.pending} "
                            f"(transport: {report.transport})")
                 for error in report.errors:
-                    typer.echo(f"gov: not delivered: {error.splitlines()[0] if error else ''}", err=True)
+                    say(f"gov: not delivered: {error.splitlines()[0] if error else ''}", err=True)
         return 1 if report.failed or report.errors else 0
 
     @ingest.command("openlineage")
@@ -81,13 +81,13 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         report = ingest_openlineage(st.catalog(), path, resolve_actor(st.actor, st.settings))
         for location, reason in report.invalid:
-            typer.echo(f"gov: {location}: {reason}", err=True)
+            say(f"gov: {location}: {reason}", err=True)
         if fmt == "json":
             emit_json({"read": report.read, "imported": report.imported, "duplicates": report.duplicates,
                        "invalid": [{"location": loc, "reason": why} for loc, why in report.invalid],
                        "runs": len(report.runs), "datasets": len(report.datasets)})
         else:
-            typer.echo(f"read {report.read} event(s): imported {report.imported}, already imported "
+            say(f"read {report.read} event(s): imported {report.imported}, already imported "
                        f"{report.duplicates}, invalid {len(report.invalid)}; {len(report.runs)} run(s), "
                        f"{len(report.datasets)} dataset(s)")
         return 0 if report.ok else 2

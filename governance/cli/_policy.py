@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from governance.cli._context import check_format, state
+from governance._outputs import write_output
+from governance.cli._context import check_format, say, state
 from governance.errors import InputError
 
 __all__ = ["check_output", "register", "sensitive_columns", "write_report"]
@@ -24,6 +25,8 @@ def sensitive_columns(values: list[str] | None) -> list[str]:
 
 def check_output(output: Path | None) -> Path | None:
     """Refuse an ``--output`` that cannot be a report file before any work is done."""
+    if output is not None and output.is_symlink():
+        raise InputError(f"--output: {output} is a symbolic link; refusing to write through it (name the real file)")
     if output is not None and output.is_dir():
         raise InputError(f"--output: {output} is a directory; expected a file name")
     return output
@@ -37,7 +40,7 @@ def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy
     reads them).  With ``--output`` and a machine format, a readable table still goes to stdout.
     """
     from governance._version import __version__
-    from governance.registry import render, render_github
+    from governance.registry import render, render_github, summary_line
 
     if fmt == "github":
         gh = render_github(document, policy_path=policy_path)
@@ -46,26 +49,16 @@ def write_report(document: dict[str, Any], fmt: str, output: Path | None, policy
         if target is None:
             sys.stdout.write(gh.summary)
         else:
-            try:
-                with target.open("a", encoding="utf-8") as handle:
-                    handle.write(gh.summary)
-            except OSError as exc:
-                where = "--output" if output is not None else "GITHUB_STEP_SUMMARY"
-                raise InputError(f"{where}: cannot append to {target}: {exc.strerror or exc}") from exc
+            write_output(target, gh.summary, append=True,
+                         option="--output" if output is not None else "GITHUB_STEP_SUMMARY")
         sys.stdout.write(gh.annotations)
         return
     text = render(document, fmt, policy_path=policy_path, tool_version=__version__)
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--output: cannot write {output}: {exc.strerror or exc}") from exc
-    if fmt != "text":
-        sys.stdout.write(render(document, "text"))
-    typer.echo(f"wrote {fmt} report to {output}", err=True)
+    write_output(output, text)
+    say(f"{summary_line(document)}; {fmt} report written to {output}")
 
 
 def register(app: typer.Typer) -> None:
@@ -102,5 +95,5 @@ def register(app: typer.Typer) -> None:
         write_report(report.output_document(), fmt, output, report.policy_path)
         missing = report.missing_evidence()
         if missing:
-            typer.echo(f"gov: {missing}", err=True)
+            say(f"gov: {missing}", err=True)
         return report.exit_code(fail_on_warn=fail_on_warn)

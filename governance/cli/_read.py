@@ -5,17 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from governance.catalog._views import (
-    describe_dataset_version,
-    describe_model_version,
-    describe_run,
-    list_datasets,
-    list_models,
-    list_runs,
-)
+from governance._display import plain, printable
 from governance.cli._context import check_format, emit_json, state
 
 __all__ = ["print_mapping", "print_table", "register"]
@@ -24,28 +15,42 @@ _FORMATS = ("text", "json")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    console = Console(soft_wrap=True)
+    """Rows as a table; every cell is inert text (no markup, no control characters)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True, highlight=False)
     if not rows:
-        console.print(f"no {title}")
+        console.print(f"no {printable(title)}", markup=False)
         return
-    table = Table(title=title, show_lines=False)
+    table = Table(title=plain(title), show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")  # never truncate names or hashes
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(plain(row.get(c)) for c in columns))
     console.print(table)
 
 
 def print_mapping(doc: dict[str, Any]) -> None:
+    """``key: value`` lines (lists of records as ``- k=v, ...``), each value shown by :func:`printable`."""
+    from rich.console import Console
+
     console = Console(soft_wrap=True, highlight=False)
     for key, value in doc.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            console.print(f"{key}:")
+            console.print(f"{printable(key)}:", markup=False)
             for item in value:
-                console.print("  - " + ", ".join(f"{k}={v}" for k, v in item.items() if v is not None),
-                              markup=False)
+                console.print("  - " + ", ".join(f"{printable(k)}={printable(v)}" for k, v in item.items()
+                                                 if v is not None), markup=False)
         else:
-            console.print(f"{key}: {value}", markup=False)
+            console.print(f"{printable(key)}: {printable(value)}", markup=False)
+
+
+def views() -> Any:
+    """The catalog's read views, imported when a command runs (``gov --help`` imports no database code)."""
+    from governance.catalog import _views
+
+    return _views
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +65,7 @@ def register(app: typer.Typer) -> None:
         """List recent runs."""
         check_format(fmt, _FORMATS)
         with state(ctx).catalog().read() as session:
-            rows = list_runs(session, limit=limit, job=job)
+            rows = views().list_runs(session, limit=limit, job=job)
         if fmt == "json":
             emit_json(rows)
         else:
@@ -72,7 +77,7 @@ def register(app: typer.Typer) -> None:
         """Show one run: params, code, environment, inputs and outputs."""
         check_format(fmt, _FORMATS)
         with state(ctx).catalog().read() as session:
-            doc = describe_run(session, run_id)
+            doc = views().describe_run(session, run_id)
         emit_json(doc) if fmt == "json" else print_mapping(doc)
 
     @datasets.command("list")
@@ -80,7 +85,7 @@ def register(app: typer.Typer) -> None:
         """List datasets with their latest version."""
         check_format(fmt, _FORMATS)
         with state(ctx).catalog().read() as session:
-            rows = list_datasets(session, limit=limit)
+            rows = views().list_datasets(session, limit=limit)
         if fmt == "json":
             emit_json(rows)
         else:
@@ -92,7 +97,7 @@ def register(app: typer.Typer) -> None:
         """Show a dataset version: fingerprint, schema, fields and tags."""
         check_format(fmt, _FORMATS)
         with state(ctx).catalog().read() as session:
-            doc = describe_dataset_version(session, ref)
+            doc = views().describe_dataset_version(session, ref)
         emit_json(doc) if fmt == "json" else print_mapping(doc)
 
     @models.command("list")
@@ -100,7 +105,7 @@ def register(app: typer.Typer) -> None:
         """List models with their latest version and aliases."""
         check_format(fmt, _FORMATS)
         with state(ctx).catalog().read() as session:
-            rows = list_models(session, limit=limit)
+            rows = views().list_models(session, limit=limit)
         if fmt == "json":
             emit_json(rows)
         else:
@@ -112,7 +117,7 @@ def register(app: typer.Typer) -> None:
         """Show a model version: artifact, params, metrics, card fields, aliases."""
         check_format(fmt, _FORMATS)
         with state(ctx).catalog().read() as session:
-            doc = describe_model_version(session, ref)
+            doc = views().describe_model_version(session, ref)
         emit_json(doc) if fmt == "json" else print_mapping(doc)
 
     app.add_typer(runs, name="runs")

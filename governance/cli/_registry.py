@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from governance.cli._context import check_format, emit_json, state
+from governance.cli._context import check_format, emit_json, say, state
 from governance.cli._policy import FORMATS, check_output, sensitive_columns, write_report
 from governance.cli._read import print_table
 from governance.errors import InputError
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
                             metrics=_json_option(metrics, "--metrics"),
                             params=_json_option(params, "--params"),
                             catalog=st.catalog(), actor=st.actor)
-        typer.echo(f"registered {name}@{mv.version}")
+        say(f"registered {name}@{mv.version}")
 
     @app.command("document")
     def document_cmd(
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         mv = document(ref, card=_json_option(card, "--card"), owner=owner, description=description,
                       risk_tier=risk_tier, catalog=st.catalog(), actor=st.actor)
-        typer.echo(f"documented version {mv.version}: card fields {', '.join(sorted(mv.card)) or 'none'}")
+        say(f"documented version {mv.version}: card fields {', '.join(sorted(mv.card)) or 'none'}")
 
     @app.command("promote")
     def promote_cmd(
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         if decision.get("action") != "promote":
             raise refusal_error(report)
         if fmt != "json" or output is not None:
-            typer.echo(_decision_text(decision), err=fmt == "json")
+            say(_decision_text(decision), err=fmt == "json")
         return 0
 
     @app.command("rollback")
@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             emit_json(out)
         else:
-            typer.echo(f"rolled back {out['model']}@{out['stage']}: version {out['from_version']} -> "
+            say(f"rolled back {out['model']}@{out['stage']}: version {out['from_version']} -> "
                        f"{out['to_version']} ({out['reason']})")
 
     @app.command("history")
@@ -217,7 +217,7 @@ def register(app: typer.Typer) -> None:
         row = approve(ref, stage=stage, role=role, comment=comment, catalog=st.catalog(), actor=st.actor,
                       key=key, policy=policy)
         how = "signed" if key is not None else "unsigned"
-        typer.echo(f"approval {row.id} recorded ({how}): {row.approver} approves {ref} for {stage}")
+        say(f"approval {row.id} recorded ({how}): {row.approver} approves {ref} for {stage}")
 
     @app.command("waive")
     def waive_cmd(
@@ -243,7 +243,7 @@ def register(app: typer.Typer) -> None:
             if not waiver_id.isdigit():
                 raise InputError(f"gov waive revoke: expected a waiver id, got {waiver_id!r}")
             revoked = revoke_waiver(int(waiver_id), reason=reason, catalog=st.catalog(), actor=st.actor)
-            typer.echo(f"waiver {revoked.id} revoked")
+            say(f"waiver {revoked.id} revoked")
             return
         if waiver_id is not None:
             raise InputError(f"gov waive: unexpected extra argument {waiver_id!r}")
@@ -256,12 +256,12 @@ def register(app: typer.Typer) -> None:
                     expires=str(expires), ticket=ticket, catalog=st.catalog(), actor=st.actor, key=key)
         if row.approver is None:
             scope = f"version {row.versions[0]}" if row.versions else "every version"
-            typer.echo(f"waiver {row.id} requested (signed by {row.requester}): {check_id} for {scope} until "
-                       f"{row.expires_at.isoformat()}; it counts once another person signs "
-                       f"`gov waivers approve {row.id} --key KEYFILE`")
+            say(f"waiver {row.id} requested (signed by {row.requester}): {check_id} for {scope} until "
+                f"{row.expires_at.isoformat()}; it counts once another person signs "
+                f"`gov waivers approve {row.id} --key KEYFILE`")
             return
         scope = f"version {row.versions[0]}" if row.versions else "every version"
-        typer.echo(f"waiver {row.id} recorded: {check_id} waived for {scope} until "
+        say(f"waiver {row.id} recorded: {check_id} waived for {scope} until "
                    f"{row.expires_at.isoformat()} (approved by {row.approver})")
 
     @waivers.command("list")
@@ -295,8 +295,8 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         row = approve_waiver(waiver_id, key=key, catalog=st.catalog(), actor=st.actor)
-        typer.echo(f"waiver {row.id} approved by {row.approver} (signed): {row.check_id} until "
-                   f"{row.expires_at.isoformat()}")
+        say(f"waiver {row.id} approved by {row.approver} (signed): {row.check_id} until "
+            f"{row.expires_at.isoformat()}")
 
     @waivers.command("revoke")
     def waivers_revoke(
@@ -309,7 +309,7 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         revoked = revoke_waiver(waiver_id, reason=reason, catalog=st.catalog(), actor=st.actor)
-        typer.echo(f"waiver {revoked.id} revoked")
+        say(f"waiver {revoked.id} revoked")
 
     @app.command("monitor")
     def monitor_cmd(
@@ -345,10 +345,10 @@ def register(app: typer.Typer) -> None:
                                "rolled_back": report.rolled_back}
         write_report(document, fmt, output, report.gate.policy_path)
         if report.notified and report.notified.get("error"):
-            typer.echo(f"gov: warning: notification to {notify} failed: {report.notified['error']}", err=True)
+            say(f"gov: warning: notification to {notify} failed: {report.notified['error']}", err=True)
         if report.rolled_back:
             rb = report.rolled_back
-            typer.echo(f"rolled back {rb['model']}@{rb['stage']}: version {rb['from_version']} -> "
+            say(f"rolled back {rb['model']}@{rb['stage']}: version {rb['from_version']} -> "
                        f"{rb['to_version']}", err=True)
         return report.exit_code(fail_on_warn=fail_on_warn)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from governance.cli._context import check_format, state
+from governance.cli._context import check_format, say, state
 
 __all__ = ["register"]
 
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         render_model_card(
             parsed, format=fmt, output=output, catalog=state(ctx).catalog(), template_dir=template_dir
         )
-        typer.echo(f"wrote {output}")
+        say(f"wrote {output}")
 
     @report.command("audit")
     def audit(
@@ -66,6 +66,6 @@ def register(app: typer.Typer) -> None:
             checkpoint=checkpoint,
             pubkey=pubkey,
         )
-        typer.echo(f"wrote {output}")
+        say(f"wrote {output}")
 
     app.add_typer(report, name="report")

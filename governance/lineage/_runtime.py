@@ -1,7 +1,8 @@
 """Per-process capture runtime: caches, catalog health, fail-open recording to the catalog or the spool.
 
-Fail-open: when the catalog cannot be opened or written (unreachable server, a SQLite file locked
-past its busy timeout, a broken database, any error in the write), the run goes to the local spool
+Fail-open: when the catalog cannot be opened or written (unreachable server, a lock held by another
+process for longer than ``lock_timeout`` (2 s by default: every lock wait of the write counts against
+it), a broken database, any error in the write), the run goes to the local spool
 and one warning is logged on the ``governance`` logger for the outage (not one per call).  For
 ``RETRY_AFTER`` seconds after a failure, runs go straight to the spool so a dead catalog does not
 cost every step a connection timeout; then the catalog is tried again.
@@ -15,7 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from governance.catalog import Catalog, open_catalog
+from governance._display import printable
+from governance.catalog import Catalog, bounded_lock_wait, open_catalog
 from governance.config import Settings
 from governance.lineage._environment import CodeInfoCache, EnvironmentCache
 from governance.lineage._record import RunRecord, write_run
@@ -64,9 +66,9 @@ class CatalogHealth:
             _LOG.warning(
                 "governance: lineage catalog %s is unavailable (%s); runs are written to the spool %s "
                 "(replay with `gov sync`)",
-                display,
-                _first_line(exc),
-                spool,
+                printable(display),
+                printable(_first_line(exc)),
+                printable(spool),
             )
 
     def mark_up(self, url: str, display: str) -> None:
@@ -116,22 +118,23 @@ class Runtime:
         display = url if target is None else target.display_url
         if not self.health.is_down(url):
             try:
-                catalog = open_catalog(settings) if target is None else target
-                display = catalog.display_url
-                write_run(catalog, record)
+                with bounded_lock_wait(settings.lock_timeout):
+                    catalog = open_catalog(settings) if target is None else target
+                    display = catalog.display_url
+                    write_run(catalog, record)
             except Exception as exc:  # noqa: BLE001 - fail-open: the run is spooled and the outage logged
                 self.health.mark_down(url, display, exc, str(settings.spool_dir))
             else:
                 self.health.mark_up(url, display)
                 return "catalog"
         try:
-            spool_write(settings.spool_dir, record)
+            spool_write(settings.spool_dir, record, timeout=settings.lock_timeout)
         except OSError as exc:
             _LOG.error(
                 "governance: could not write run %s to the spool %s: %s",
-                record.run_uuid,
-                settings.spool_dir,
-                _first_line(exc),
+                printable(record.run_uuid),
+                printable(settings.spool_dir),
+                printable(_first_line(exc)),
             )
             return "lost"
         return "spool"
@@ -140,9 +143,10 @@ class Runtime:
         """An adapter or the capture machinery failed: log (first time with the traceback)."""
         if not self._warned_capture:
             self._warned_capture = True
-            _LOG.warning("governance: lineage capture failed (%s): %s", what, _first_line(exc), exc_info=exc)
+            _LOG.warning("governance: lineage capture failed (%s): %s", printable(what), printable(_first_line(exc)),
+                         exc_info=exc)
         else:
-            _LOG.debug("governance: lineage capture failed (%s): %s", what, _first_line(exc))
+            _LOG.debug("governance: lineage capture failed (%s): %s", printable(what), printable(_first_line(exc)))
 
 
 _RUNTIME = Runtime()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,28 +34,55 @@ except ImportError:  # pragma: no cover - Windows: single-writer files are still
 
 
 @contextmanager
-def _locked(handle: IO[Any]) -> Iterator[None]:
+def _locked(handle: IO[Any], timeout: float | None = None) -> Iterator[bool]:
+    """``flock`` the file for the block; yields whether it was taken (within ``timeout`` seconds when
+    given: polled, so a stopped replayer holding the file cannot hang a step)."""
     if fcntl is None:  # pragma: no cover
-        yield
+        yield True
         return
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    if timeout is None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    elif not _poll_lock(handle.fileno(), timeout):
+        yield False
+        return
     try:
-        yield
+        yield True
     finally:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _poll_lock(fd: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.01)
 
 
 def _own_file(spool_dir: Path) -> Path:
     return spool_dir / f"{socket.gethostname()}-{os.getpid()}.jsonl"
 
 
-def spool_write(spool_dir: Path, record: RunRecord) -> Path:
-    """Append one run to this process's spool file; returns the file."""
+def spool_write(spool_dir: Path, record: RunRecord, *, timeout: float | None = None) -> Path:
+    """Append one run to this process's spool file; returns the file.
+
+    With ``timeout``, a spool file another process (a stopped ``gov sync``) keeps locked longer than
+    that is left alone: the run goes to a new file of its own, which no one else can hold.
+    """
     line = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
     spool_dir.mkdir(parents=True, exist_ok=True)
     path = _own_file(spool_dir)
     while True:
-        with path.open("a", encoding="utf-8") as handle, _locked(handle):
+        with path.open("a", encoding="utf-8") as handle, _locked(handle, timeout) as taken:
+            if not taken:
+                break
             try:
                 same = os.fstat(handle.fileno()).st_ino == path.stat().st_ino
             except FileNotFoundError:
@@ -63,6 +91,10 @@ def spool_write(spool_dir: Path, record: RunRecord) -> Path:
                 handle.write(line)
                 handle.flush()
                 return path
+    alone = path.with_name(f"{path.stem}-{uuid.uuid4().hex[:12]}.jsonl")
+    with alone.open("x", encoding="utf-8") as handle:
+        handle.write(line)
+    return alone
 
 
 def spool_files(spool_dir: Path) -> list[Path]:

@@ -3,7 +3,9 @@
 Per check:
 
 * the check id in ``uses`` is unknown or its ``with`` is invalid -> ERROR;
-* an input the check requires is missing -> NOT_RUN;
+* an input the check requires is missing -> NOT_RUN, unless the subject cannot have it by its nature
+  (``CheckContext.inapplicable``: a predictions table has no registered model version; a model without
+  probabilities has no scores) -> NOT_APPLICABLE, which neither passes nor blocks;
 * the check raised -> ERROR (the message names the exception);
 * the measurement says the evidence is insufficient (small groups) -> INSUFFICIENT_EVIDENCE;
 * the assertion holds -> PASS, else FAIL (severity ``block``) or WARN (severity ``warn``);
@@ -50,6 +52,7 @@ class Status(StrEnum):
     FAIL = "FAIL"
     ERROR = "ERROR"
     NOT_RUN = "NOT_RUN"
+    NOT_APPLICABLE = "NOT_APPLICABLE"
     WAIVED = "WAIVED"
     INSUFFICIENT_EVIDENCE = "INSUFFICIENT_EVIDENCE"
 
@@ -325,8 +328,13 @@ def run_pack(
                 continue
             missing = sorted(set(check.requires) - available)
             if missing:
-                outcome.status = Status.NOT_RUN
-                outcome.message = f"missing required input(s): {', '.join(missing)}"
+                reasons = sorted({ctx.inapplicable[m] for m in missing if m in ctx.inapplicable})
+                if all(m in ctx.inapplicable for m in missing):
+                    outcome.status = Status.NOT_APPLICABLE
+                    outcome.message = f"not applicable: {'; '.join(reasons)}"
+                else:
+                    outcome.status = Status.NOT_RUN
+                    outcome.message = f"missing required input(s): {', '.join(missing)}"
                 continue
             try:
                 measurement = check.compute(ctx, params)

@@ -26,13 +26,13 @@ from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
-from governance.checks import CheckContext, CheckRegistry, drift_statistics, quality_summary
+from governance.checks import CheckContext, CheckRegistry, drift_statistics, empty_sensitive_columns, quality_summary
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.checks._fairness import confusion_evidence
 from governance.checks._performance import metrics_evidence
 from governance.errors import EvaluationError, InputError
 from governance.policy._engine import EvaluationResult, run_pack
-from governance.policy._inputs import context_for_model_version
+from governance.policy._inputs import context_for_model_version, hard_labels
 from governance.policy._loader import load_pack
 from governance.policy._schema import PolicyPack
 from governance.policy._store import store_evaluation
@@ -51,6 +51,34 @@ class EvidenceRecord:
     result: EvaluationResult | None = None
     evaluation_id: int | None = None
     predictions: pd.DataFrame | None = field(default=None, repr=False)
+
+
+def _predict(model: Any, frame_x: pd.DataFrame, regression: bool) -> tuple[Any, Any, str | None]:
+    """Predicted labels, the positive class's probability (or None) and why there is none.
+
+    A ``predict_proba`` that returns only 0 and 1 gives predicted labels, not scores: AUC and log loss
+    computed from it would only restate balanced accuracy and punish confidence the model never had,
+    so the evidence records that the model has no scores instead.
+    """
+    try:
+        y_pred = np.asarray(model.predict(frame_x))
+        if regression:
+            return y_pred, None, None
+        if not hasattr(model, "predict_proba"):
+            return y_pred, None, (f"{type(model).__name__} has no predict_proba: AUC, log loss and calibration "
+                                  "need scores")
+        proba = np.asarray(model.predict_proba(frame_x))
+    except Exception as exc:
+        raise EvaluationError(
+            f"the model could not predict on the evaluation data: {type(exc).__name__}: {exc}"
+        ) from exc
+    if proba.ndim != 2 or proba.shape[1] != 2:
+        return y_pred, None, "predict_proba does not give two-class probabilities: AUC and log loss need them"
+    score = proba[:, 1]
+    if hard_labels(score):
+        return y_pred, None, (f"{type(model).__name__}.predict_proba returns only 0 and 1 (predicted labels, not "
+                              "probabilities): AUC, log loss and calibration need scores")
+    return y_pred, score, None
 
 
 def _fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
@@ -145,20 +173,13 @@ def evaluate(
             f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
             f"{', '.join(map(str, data.columns))}"
         )
+    empty = empty_sensitive_columns(data, sensitive)
+    if empty:
+        raise InputError(f"evaluation data: sensitive column {empty[0]!r} has no values: every row is missing")
     names = _feature_names(model, data, label, sensitive, features)
     frame_x = data.loc[:, names]
     regression = _is_regressor(model)
-    try:
-        y_pred = np.asarray(model.predict(frame_x))
-        score = None
-        if not regression and hasattr(model, "predict_proba"):
-            proba = np.asarray(model.predict_proba(frame_x))
-            if proba.ndim == 2 and proba.shape[1] == 2:
-                score = proba[:, 1]
-    except Exception as exc:
-        raise EvaluationError(
-            f"the model could not predict on the evaluation data: {type(exc).__name__}: {exc}"
-        ) from exc
+    y_pred, score, no_scores = _predict(model, frame_x, regression)
     preds = pd.DataFrame({"label": data[label].to_numpy(), "prediction": y_pred}, index=data.index)
     if score is not None:
         preds["score"] = score
@@ -182,6 +203,7 @@ def evaluate(
         "label": "label",
         "prediction": "prediction",
         "score": score_col,
+        "no_scores": no_scores,
         "sensitive": list(sensitive),
         "features": names,
         "source_label": label,

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlmodel import col, select
 
 from governance.catalog import Catalog, Evidence, Ref, resolve_model_version
-from governance.checks import CheckContext, training_baseline
+from governance.checks import CheckContext, empty_sensitive_columns, training_baseline
 from governance.errors import InputError, NotFoundError
 
 __all__ = [
@@ -61,6 +61,28 @@ def read_table_with_fingerprint(path: str | Path) -> tuple[pd.DataFrame, dict[st
     return frame, fingerprint
 
 
+DATA_ONLY_INAPPLICABLE = {
+    "model_version": "a predictions table is not a registered model version",
+    "catalog": "a predictions table has no catalog record (lineage, documentation, champion)",
+    "estimator": "a predictions table has no model object",
+    "importance": "a predictions table has no model to explain",
+    "baseline": "a predictions table has no training baseline",
+}
+"""What a check can never get from a predictions table alone: checks needing only these are
+NOT_APPLICABLE in data-only mode (a distinct status, not a pass and not a failure)."""
+
+
+def hard_labels(values: Any) -> bool:
+    """Whether a "score" column holds only 0 and 1: predicted labels, not probabilities."""
+    distinct = pd.unique(pd.Series(values).dropna())
+    return len(distinct) > 0 and set(pd.to_numeric(pd.Series(distinct), errors="coerce").tolist()) <= {0.0, 1.0}
+
+
+def no_scores_reason(score: str) -> str:
+    return (f"score column {score!r} holds only 0 and 1 (predicted labels, not probabilities): AUC, log loss "
+            "and calibration need scores")
+
+
 def context_for_frame(
     frame: pd.DataFrame,
     *,
@@ -80,6 +102,13 @@ def context_for_frame(
     if absent:
         have = ", ".join(map(str, frame.columns)) or "(none)"
         raise InputError(f"{source}: no {'; no '.join(absent)}; columns are: {have}")
+    empty = empty_sensitive_columns(frame, sensitive)
+    if empty:
+        raise InputError(f"{source}: sensitive column {empty[0]!r} has no values: every row is missing")
+    inapplicable = dict(DATA_ONLY_INAPPLICABLE)
+    if score is not None and hard_labels(frame[score]):
+        inapplicable["scores"] = no_scores_reason(score)
+        score = None
     return CheckContext(
         predictions=frame,
         label=label,
@@ -89,6 +118,7 @@ def context_for_frame(
         features=features,
         subject={"predictions": source},
         sources={"predictions": source, "rows": len(frame)},
+        inapplicable=inapplicable,
     )
 
 
@@ -172,7 +202,9 @@ def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
             "dataset_version_ids": sorted({r.dataset_version_id for r in rows if r.dataset_version_id}),
             "baseline_dataset_version_ids": baseline_ids,
         }
+    no_scores = evidence.get("no_scores")
     return CheckContext(
+        inapplicable={"scores": str(no_scores)} if no_scores else {},
         baseline=baseline,
         model=info,
         evidence=evidence,

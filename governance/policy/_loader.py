@@ -111,6 +111,31 @@ def _tagged(node: yaml.Node | None, prefix: Loc = ()) -> tuple[Loc, yaml.Node] |
     return None
 
 
+def _duplicate_key(node: yaml.Node | None, prefix: Loc = ()) -> tuple[Loc, str, int, int] | None:
+    """The first key written twice in one mapping (depth first): its path, the key, and both lines.
+
+    YAML loaders keep the last of two equal keys, so a pack that shows ``severity: block`` and later
+    ``severity: warn`` would silently mean the second: a duplicate is refused instead.
+    """
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key != "<<" and key in seen:
+                return prefix, key, seen[key], line
+            seen.setdefault(key, line)
+            found = _duplicate_key(value_node, (*prefix, key))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*prefix, i))
+            if found:
+                return found
+    return None
+
+
 def _shown_tag(tag: str) -> str:
     return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
 
@@ -148,6 +173,13 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     if node is not None and _expanded_size(node, {}) > MAX_PACK_NODES:
         raise InputError(f"{source}: the pack expands to more than {MAX_PACK_NODES} YAML nodes once its "
                          "aliases (*name) are followed; write the values out or simplify the pack")
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        loc, key, first, again = duplicate
+        raise InputError(
+            f"{_where(source, again)}: {_field((*loc, key))}: duplicate key {key!r} (first at line {first}); "
+            "YAML would keep only the last one, so write each key once"
+        )
     lines = _line_index(node)
     try:
         data = yaml.load(text, Loader=yaml.SafeLoader)

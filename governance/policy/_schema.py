@@ -14,7 +14,8 @@ COMPARATORS = ("gte", "lte", "gt", "lt", "eq", "between")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # a threshold of .nan or .inf would make every comparison false (or true): refused as bad input
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class Metadata(_Strict):

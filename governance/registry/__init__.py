@@ -6,7 +6,7 @@ from governance.registry._document import CARD_FIELDS, document
 from governance.registry._gate import GateReport, check
 from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
-from governance.registry._output import FORMATS, GithubOutput, render, render_github
+from governance.registry._output import FORMATS, GithubOutput, render, render_github, summary_line
 from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
@@ -48,6 +48,7 @@ __all__ = [
     "rollback",
     "signed_decisions",
     "stage_version",
+    "summary_line",
     "version_of",
     "waive",
     "waiver_signatures",

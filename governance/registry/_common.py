@@ -38,6 +38,18 @@ def validate_stage(stage: str, what: str = "--to") -> str:
     return name
 
 
+def _expiry_value(raw: str, relative: re.Match[str] | None, current: datetime) -> datetime:
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return current + {"d": timedelta(days=amount), "h": timedelta(hours=amount),
+                          "w": timedelta(weeks=amount)}[unit]
+    if len(raw) == 10:
+        day = datetime.fromisoformat(raw).date()
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def parse_expiry(text: str | datetime, *, now: datetime | None = None, what: str = "--expires") -> datetime:
     """An expiry: an ISO date (valid through that day, UTC), an ISO datetime, or ``30d``/``12h``/``2w``.
 
@@ -49,22 +61,13 @@ def parse_expiry(text: str | datetime, *, now: datetime | None = None, what: str
     else:
         raw = text.strip()
         relative = _RELATIVE.match(raw)
-        if relative:
-            amount, unit = int(relative.group(1)), relative.group(2)
-            value = current + {"d": timedelta(days=amount), "h": timedelta(hours=amount),
-                               "w": timedelta(weeks=amount)}[unit]
-        else:
-            try:
-                if len(raw) == 10:
-                    day = datetime.fromisoformat(raw).date()
-                    value = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
-                else:
-                    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            except ValueError:
-                raise InputError(f"{what}: expected a date (2025-12-31), a datetime (2025-12-31T18:00Z) "
-                                 f"or a duration (30d, 12h, 2w), got {text!r}") from None
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
+        try:
+            value = _expiry_value(raw, relative, current)
+        except ValueError:
+            raise InputError(f"{what}: expected a date (2025-12-31), a datetime (2025-12-31T18:00Z) "
+                             f"or a duration (30d, 12h, 2w), got {text!r}") from None
+        except OverflowError:
+            raise InputError(f"{what}: {text!r} is too far in the future to be a date") from None
     value = value.astimezone(UTC)
     if value <= current:
         raise InputError(f"{what}: the expiry {value.isoformat()} is not in the future")

@@ -214,8 +214,14 @@ def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
         ctx, evidence=evidence, predictions=data_ctx.predictions, label=data_ctx.label,
         prediction=data_ctx.prediction, score=data_ctx.score, sensitive=data_ctx.sensitive,
         features=table_features if table_features is not None else ctx.features,
-        sources={**ctx.sources, **data_ctx.sources},
+        sources={**ctx.sources, **data_ctx.sources}, inapplicable=_table_inapplicable(data_ctx),
     )
+
+
+def _table_inapplicable(data_ctx: CheckContext) -> dict[str, str]:
+    """What stays out of reach when a model version is gated on a table: only the table's own lack of
+    scores (the version itself is registered, so nothing else is inapplicable)."""
+    return {k: v for k, v in data_ctx.inapplicable.items() if k == "scores"}
 
 
 _MEASURED_ON_PREDICTIONS = ("confusion", "score_metrics", "metrics", "label", "prediction", "score")
@@ -262,7 +268,7 @@ def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
     return dataclasses.replace(
         ctx, evidence=evidence, predictions=data_ctx.predictions, label=data_ctx.label,
         prediction=data_ctx.prediction, score=data_ctx.score, sensitive=data_ctx.sensitive, features=frame,
-        sources={**ctx.sources, **data_ctx.sources},
+        sources={**ctx.sources, **data_ctx.sources}, inapplicable=_table_inapplicable(data_ctx),
     )
 
 

@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 from rich.console import Console
 from rich.table import Table
 
+from governance._display import guard_lines, plain, printable
 from governance.errors import InputError
 from governance.registry._verdict import (
     Outcome,
@@ -39,13 +40,13 @@ __all__ = [
     "render_junit",
     "render_sarif",
     "render_text",
+    "summary_line",
 ]
 
 FORMATS = ("text", "json", "junit", "sarif", "github")
 TOOL_NAME = "ml-governance"
 TOOL_URI = "https://github.com/ml-governance/ml-governance"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SYMBOL = {
     Outcome.PASS: "PASS", Outcome.WAIVED: "WAIVED", Outcome.SKIPPED: "SKIPPED", Outcome.WARNING: "WARN",
     Outcome.FAILURE: "FAIL", Outcome.ERROR: "ERROR",
@@ -57,18 +58,26 @@ def _results(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _subject_text(document: Mapping[str, Any]) -> str:
+    """The subject as one inert line (names come from data)."""
     subject = document.get("subject") or {}
     if subject.get("model"):
         version = subject.get("version")
-        return f"{subject['model']}@{version}" if version is not None else str(subject["model"])
-    if subject.get("predictions"):
-        return f"predictions {subject['predictions']}"
-    return json.dumps(subject, sort_keys=True, default=str) if subject else "-"
+        text = f"{subject['model']}@{version}" if version is not None else str(subject["model"])
+    elif subject.get("predictions"):
+        text = f"predictions {subject['predictions']}"
+    else:
+        text = json.dumps(subject, sort_keys=True, default=str) if subject else "-"
+    return printable(text)
 
 
 def _policy_text(document: Mapping[str, Any]) -> str:
     policy = document.get("policy") or {}
-    return f"{policy.get('name', '?')} {policy.get('version', '')}".strip()
+    return printable(f"{policy.get('name', '?')} {policy.get('version', '')}".strip())
+
+
+def _message(result: Mapping[str, Any]) -> str:
+    """A result's message as one inert line (it quotes group names and waiver reasons)."""
+    return printable(result_message(result))
 
 
 def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, str]]:
@@ -102,34 +111,43 @@ def render_text(document: Mapping[str, Any], *, width: int = 120) -> str:
     console = Console(file=buffer, width=width, color_system=None, highlight=False, soft_wrap=False)
     policy = document.get("policy") or {}
     digest = str(policy.get("digest", ""))
-    console.print(f"policy {_policy_text(document)} ({digest[:19]})  subject {_subject_text(document)}",
+    console.print(f"policy {_policy_text(document)} ({printable(digest[:19])})  subject {_subject_text(document)}",
                   markup=False)
     table = Table(show_lines=False)
     for column in ("check", "status", "severity", "value", "assert", "detail"):
         table.add_column(column, overflow="fold")
     for result in _results(document):
-        table.add_row(
-            str(result.get("id", "?")), str(result.get("status", "?")), str(result.get("severity", "block")),
+        table.add_row(*(plain(cell) for cell in (
+            result.get("id", "?"), result.get("status", "?"), result.get("severity", "block"),
             value_text(result.get("value")), assertion_text(result.get("assert")), result_message(result),
-        )
+        )))
     console.print(table)
     for result in _results(document):
         groups = result.get("by_group")
         if isinstance(groups, Mapping) and groups and classify(result) is not Outcome.PASS:
-            console.print(f"  {result.get('id')} by group:", markup=False)
+            console.print(f"  {printable(result.get('id'))} by group:", markup=False)
             for group, values in groups.items():
-                shown = ", ".join(f"{k}={value_text(v)}" for k, v in values.items()) \
-                    if isinstance(values, Mapping) else value_text(values)
-                console.print(f"    {group}: {shown}", markup=False)
+                shown = ", ".join(f"{printable(k)}={printable(value_text(v))}" for k, v in values.items()) \
+                    if isinstance(values, Mapping) else printable(value_text(values))
+                console.print(f"    {printable(group)}: {shown}", markup=False)
+    console.print(summary_line(document), markup=False)
+    return guard_lines(buffer.getvalue())
+
+
+def summary_line(document: Mapping[str, Any]) -> str:
+    """One line: the verdict, the policy, the subject and the checks that decided it."""
     code = exit_code(document)
     verdict = {0: "PASSED", 1: "BLOCKED", 3: "COULD NOT BE EVALUATED"}.get(code, "FAILED")
-    console.print(f"gate {verdict}: status {document.get('status', '?')}", markup=False)
-    return buffer.getvalue()
+    deciding = [printable(r.get("id", "?")) for r in _results(document)
+                if classify(r) in (Outcome.FAILURE, Outcome.ERROR)]
+    why = f" ({', '.join(deciding)})" if deciding else ""
+    return (f"gate {verdict}: status {printable(document.get('status', '?'))}{why}; policy "
+            f"{_policy_text(document)} on {_subject_text(document)}")
 
 
 # -------------------------------------------------------------------------------------------- junit
 def _xml_text(value: Any) -> str:
-    return _XML_BAD.sub("?", str(value))
+    return printable(value)
 
 
 def render_junit(document: Mapping[str, Any]) -> str:
@@ -259,7 +277,7 @@ def render_sarif(document: Mapping[str, Any], *, policy_path: Path | None = None
         kind, level = _sarif_level(outcome)
         item: dict[str, Any] = {
             "ruleId": check_id, "ruleIndex": index[check_id], "kind": kind, "level": level,
-            "message": {"text": f"{check_id}: {result.get('status')}: {result_message(result)}"},
+            "message": {"text": printable(f"{check_id}: {result.get('status')}: {result_message(result)}")},
             "properties": {"status": result.get("status"), "value": result.get("value"),
                            "assert": result.get("assert"), "by_group": result.get("by_group") or {}},
         }
@@ -273,7 +291,7 @@ def render_sarif(document: Mapping[str, Any], *, policy_path: Path | None = None
             waiver: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
             item["suppressions"] = [{
                 "kind": "external", "status": "accepted",
-                "justification": str(waiver.get("reason") or result_message(result)),
+                "justification": printable(waiver.get("reason") or result_message(result)),
             }]
         results.append(item)
     run: dict[str, Any] = {
@@ -306,8 +324,20 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<|~])")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Inert Markdown: one line, the characters that start emphasis, links, HTML or code escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", printable(text))
+
+
+def _md_code(text: str) -> str:
+    """A Markdown code span of ``text`` (one line) that no backtick in it can close early."""
+    shown = printable(text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", shown)), default=0) + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
 
 
 def render_github(document: Mapping[str, Any], *, policy_path: Path | None = None) -> GithubOutput:
@@ -317,18 +347,20 @@ def render_github(document: Mapping[str, Any], *, policy_path: Path | None = Non
     verdict = {0: "passed", 1: "blocked", 3: "could not be evaluated"}.get(code, "failed")
     policy = document.get("policy") or {}
     out = [
-        f"## {icon} Policy gate {verdict}: `{_policy_text(document)}` on `{_subject_text(document)}`",
+        f"## {icon} Policy gate {verdict}: {_md_code(_policy_text(document))} on "
+        f"{_md_code(_subject_text(document))}",
         "",
-        f"Status **{document.get('status', '?')}**, policy digest `{policy.get('digest', '-')}`.",
+        f"Status **{_md_cell(str(document.get('status', '?')))}**, policy digest "
+        f"{_md_code(str(policy.get('digest', '-')))}.",
         "",
         "| Check | Status | Severity | Value | Assertion | Detail |",
         "|---|---|---|---|---|---|",
     ]
     for result in _results(document):
-        out.append("| " + " | ".join(_md_cell(x) for x in (
-            f"`{result.get('id', '?')}`", _SYMBOL[classify(result)], str(result.get("severity", "block")),
+        out.append("| " + " | ".join((_md_code(str(result.get("id", "?"))), *(_md_cell(x) for x in (
+            _SYMBOL[classify(result)], str(result.get("severity", "block")),
             value_text(result.get("value")), assertion_text(result.get("assert")), result_message(result),
-        )) + " |")
+        )))) + " |")
     out.append("")
     uri = _artifact_uri(policy_path)
     lines = _check_lines(policy_path)
@@ -340,13 +372,13 @@ def render_github(document: Mapping[str, Any], *, policy_path: Path | None = Non
         if command is None:
             continue
         check_id = str(result.get("id", "?"))
-        title = f"gov policy {check_id} {result.get('status')}"
+        title = printable(f"gov policy {check_id} {result.get('status')}")
         props = [f"title={_escape_property(title)}"]
         if uri is not None and not uri.startswith("file:"):
             props.insert(0, f"file={_escape_property(uri)}")
             if check_id in lines:
                 props.insert(1, f"line={lines[check_id]}")
-        annotations.append(f"::{command} {','.join(props)}::{_escape_data(result_message(result))}")
+        annotations.append(f"::{command} {','.join(props)}::{_escape_data(_message(result))}")
     return GithubOutput("\n".join(out) + "\n", "\n".join(annotations) + ("\n" if annotations else ""))
 
 

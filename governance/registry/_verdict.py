@@ -11,7 +11,7 @@ agree on one reading independent of engine internals.  The exit code follows the
 
 Per check, :func:`classify` says how to show a result: *failure*, *error* (``ERROR``/``NOT_RUN`` of a
 required check), *warning* (also ``ERROR`` of a check with ``required: false``), *skipped* (``NOT_RUN``
-of a check with ``required: false``: it does not gate), *waived* or *pass*.  A result without the
+of a check with ``required: false``, and ``NOT_APPLICABLE``: neither gates), *waived* or *pass*.  A result without the
 ``required`` field (documents written before it existed) counts as required.
 """
 
@@ -72,7 +72,7 @@ def classify(result: Mapping[str, Any]) -> Outcome:
         return Outcome.FAILURE if blocking else Outcome.WARNING
     if status == "WARN":
         return Outcome.WARNING
-    if status == "NOT_RUN" and result.get("required") is False:
+    if status == "NOT_APPLICABLE" or (status == "NOT_RUN" and result.get("required") is False):
         return Outcome.SKIPPED
     if status == "ERROR" and result.get("required") is False:
         return Outcome.WARNING
@@ -122,6 +122,8 @@ def result_message(result: Mapping[str, Any]) -> str:
     """One line saying what happened to a check (the engine's message when it gave one)."""
     message = result.get("message")
     status = str(result.get("status", "")).upper()
+    if status == "NOT_APPLICABLE":
+        return str(message).splitlines()[0] if message else "not applicable"
     if classify(result) is Outcome.SKIPPED:
         why = str(message).splitlines()[0] if message else "not run"
         return f"skipped (not required): {why}"

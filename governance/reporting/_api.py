@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import datetime
-from pathlib import Path
 
+from governance._outputs import write_output
 from governance.catalog import Catalog, Ref, open_catalog
 from governance.errors import InputError
 from governance.reporting._audit_context import build_audit_context
@@ -40,24 +39,7 @@ def _check_format(value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _write(output: str | os.PathLike[str], content: bytes | str) -> None:
-    """Write atomically (a temporary file in the same directory, then a rename)."""
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise InputError(f"--output: directory {path.parent} does not exist (writing {path})")
-    if path.is_dir():
-        raise InputError(f"--output: {path} is a directory; expected a file name")
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"--output: cannot write {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_output(output, content)
 
 
 def _pdf(html: str, assets: list[str]) -> bytes:

@@ -228,7 +228,7 @@ class _Builder:
             "explainer": evidence.get("explainer"),
             "sample_size": evidence.get("sample_size"),
         }
-        if result.status not in {"ERROR", "NOT_RUN"}:
+        if result.status not in {"ERROR", "NOT_RUN", "NOT_APPLICABLE"}:
             outcome = f"check {result.check_id}: {result.status}"
             if result.value is not None:
                 outcome += f" (value {fmt_num(result.value)}, threshold {entry['threshold']})"
