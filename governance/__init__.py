@@ -45,6 +45,7 @@ _LAZY = {
     "rollback": "governance.registry",
     "waive": "governance.registry",
     "approve": "governance.registry",
+    "approve_waiver": "governance.registry",
     "document": "governance.registry",
     "version_of": "governance.registry",
     # audit
@@ -69,6 +70,7 @@ __all__ = [
     "PolicyViolation",
     "__version__",
     "approve",
+    "approve_waiver",
     "capture_adapter",
     "check",
     "diff_versions",
@@ -119,5 +121,15 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers; loaded lazily a
         upstream,
     )
     from governance.policy import evaluate, load_pack
-    from governance.registry import approve, check, document, promote, register_model, rollback, version_of, waive
+    from governance.registry import (
+        approve,
+        approve_waiver,
+        check,
+        document,
+        promote,
+        register_model,
+        rollback,
+        version_of,
+        waive,
+    )
     from governance.reporting import render_audit_report, render_model_card

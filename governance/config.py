@@ -5,10 +5,23 @@ Precedence, highest first:
 1. keyword arguments to :func:`load_settings` (the CLI passes its options here);
 2. environment variables ``GOVERNANCE_*`` (``GOVERNANCE_CATALOG_URL``, ``GOVERNANCE_ACTOR``,
    ``GOVERNANCE_DISABLED``, ``GOVERNANCE_HOME``, ``GOVERNANCE_NAMESPACE``, ``GOVERNANCE_BUSY_TIMEOUT``,
-   ``GOVERNANCE_LOCK_TIMEOUT``);
+   ``GOVERNANCE_LOCK_TIMEOUT``, ``GOVERNANCE_ALLOWED_SIGNERS``, ``GOVERNANCE_WAIVER_MAX_DAYS``);
 3. ``governance.toml`` in the working directory (or the file named by ``GOVERNANCE_CONFIG``),
    top-level keys or a ``[governance]`` table with the same names in lower case;
 4. defaults: the catalog is ``sqlite:///.governance/catalog.db`` under the working directory.
+
+Sign-off settings (section 7a of the design) live in the same file; ``roles`` and ``stages`` come from
+the file only, never from the environment or the command line::
+
+    [governance]
+    allowed_signers = "allowed_signers"      # OpenSSH allowed_signers (relative to this file)
+    waiver_max_days = 90
+    [governance.roles]                       # pack role -> principals of the trust store
+    model-risk = ["bob"]
+    [governance.stages.production]           # the pack a stage requires: digest or minimum version
+    pack = "high-risk"                       # the pack's metadata.name
+    min_version = "1.0.0"                    # or: digest = "sha256:..."
+    source = "policies/high-risk.yaml"       # optional: its file (else a shipped pack of that name)
 
 Nothing is read at import time; :func:`load_settings` reads when called.
 """
@@ -23,10 +36,25 @@ from typing import Any
 
 from governance.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "StagePolicy", "load_settings"]
 
+_FILE_ONLY = ("roles", "stages")  # sign-off rules: project configuration only
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class StagePolicy:
+    """The pack a stage requires: its name and either an exact digest or a minimum version."""
+
+    pack: str
+    digest: str | None = None
+    min_version: str | None = None
+    source: Path | None = None  # where to load it from when no --policy is given (else: a shipped pack)
+
+    @property
+    def location(self) -> str:
+        return str(self.source) if self.source is not None else self.pack
 
 
 @dataclass(frozen=True)
@@ -41,6 +69,24 @@ class Settings:
     busy_timeout: float = 10.0
     #: seconds a decorated step may wait, in all, for the catalog's locks before its run goes to the spool
     lock_timeout: float = 2.0
+    allowed_signers: Path | None = None
+    waiver_max_days: int = 90
+    roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    stages: tuple[tuple[str, StagePolicy], ...] = ()
+
+    def role_principals(self, role: str) -> tuple[str, ...] | None:
+        """The principals the configuration maps ``role`` to (None: the role is not configured)."""
+        for name, principals in self.roles:
+            if name == role:
+                return principals
+        return None
+
+    def stage_policy(self, stage: str) -> StagePolicy | None:
+        """The pack the configuration binds to ``stage`` (None: no binding)."""
+        for name, policy in self.stages:
+            if name == stage:
+                return policy
+        return None
 
     @property
     def spool_dir(self) -> Path:
@@ -80,6 +126,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [governance] must be a table")
     known = {f.name for f in fields(Settings)}
+    if "allowed_signers" in section and isinstance(section["allowed_signers"], str):
+        signers = Path(section["allowed_signers"])
+        section = {**section, "allowed_signers": signers if signers.is_absolute() else path.parent / signers}
     unknown = sorted(set(section) - known - {"governance"})
     if unknown:
         raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
@@ -125,13 +174,15 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
             sources[key] = f"{toml_path} ({key})"
 
     for f in fields(Settings):
+        if f.name in _FILE_ONLY:
+            continue
         raw = env.get(f"GOVERNANCE_{f.name.upper()}")
         if raw is not None and raw != "":
             values[f.name] = raw
             sources[f.name] = f"GOVERNANCE_{f.name.upper()}"
 
     for key, value in overrides.items():
-        if key not in {f.name for f in fields(Settings)}:
+        if key not in {f.name for f in fields(Settings)} or key in _FILE_ONLY:
             raise ConfigError(f"unknown setting {key!r}")
         if value is not None:
             values[key] = value
@@ -152,4 +203,61 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
     for name in ("busy_timeout", "lock_timeout"):
         if name in values:
             changes[name] = _parse_float(sources[name], values[name])
+    if "allowed_signers" in values and str(values["allowed_signers"]).strip():
+        signers = Path(str(values["allowed_signers"]))
+        changes["allowed_signers"] = signers if signers.is_absolute() else base / signers
+    if "waiver_max_days" in values:
+        changes["waiver_max_days"] = _parse_days(sources["waiver_max_days"], values["waiver_max_days"])
+    if "roles" in values:
+        changes["roles"] = _parse_roles(sources["roles"], values["roles"])
+    if "stages" in values:
+        changes["stages"] = _parse_stages(sources["stages"], values["stages"], toml_path.parent)
     return replace(settings, **changes)
+
+
+def _parse_days(name: str, raw: object) -> int:
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number of days, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {raw!r}")
+    return value
+
+
+def _parse_roles(name: str, raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a table of role = [principals]")
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for role, principals in raw.items():
+        if not isinstance(principals, list) or not all(isinstance(p, str) and p.strip() for p in principals):
+            raise ConfigError(f"{name}: role {role!r} needs a list of principal names, got {principals!r}")
+        out.append((str(role), tuple(principals)))
+    return tuple(out)
+
+
+def _parse_stages(name: str, raw: object, base: Path) -> tuple[tuple[str, StagePolicy], ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a table of [stages.NAME] tables")
+    out: list[tuple[str, StagePolicy]] = []
+    for stage, spec in raw.items():
+        where = f"{name}: stages.{stage}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: expected a table with pack and digest or min_version")
+        unknown = sorted(set(spec) - {"pack", "digest", "min_version", "source"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: pack, digest, min_version, source")
+        source = spec.get("source")
+        if source is not None and not isinstance(source, str):
+            raise ConfigError(f"{where}: source must be a path to the pack file")
+        pack, digest, minimum = spec.get("pack"), spec.get("digest"), spec.get("min_version")
+        if not isinstance(pack, str) or not pack.strip():
+            raise ConfigError(f"{where}: needs pack = \"NAME\"")
+        if (digest is None) == (minimum is None):
+            raise ConfigError(f"{where}: give exactly one of digest = \"sha256:...\" or min_version = \"X.Y.Z\"")
+        if digest is not None and not (isinstance(digest, str) and digest.startswith("sha256:")):
+            raise ConfigError(f"{where}: digest must look like sha256:<hex>, got {digest!r}")
+        where_from = None if source is None else (Path(source) if Path(source).is_absolute() else base / source)
+        out.append((str(stage), StagePolicy(pack.strip(), digest, None if minimum is None else str(minimum),
+                                            where_from)))
+    return tuple(out)

@@ -63,7 +63,12 @@ def _register(
     card: dict[str, str],
     code_hash: str | None = "c0de",
     content_hash: str | None = "abc123",
+    artifacts: tuple[object, ...] = (),
 ) -> None:
+    """Two versions of ``credit``; version N is the artifact of ``artifacts[N-1]`` when given."""
+    from governance.lineage import artifact_digest
+
+    hashes = [artifact_digest(m) for m in artifacts]
     with audited(catalog, "setup") as tx:
         s = tx.session
         ds = Dataset(namespace="t", name="train")
@@ -101,7 +106,7 @@ def _register(
                 ModelVersion(
                     model_id=model.id,
                     version=version,
-                    artifact_hash=f"h{version}",
+                    artifact_hash=hashes[version - 1] if version <= len(hashes) else f"h{version}",
                     training_run_id=run.id,
                     card=card,
                     features=FEATURES,
@@ -141,7 +146,7 @@ CARD = {
 def test_evaluate_stores_evidence_and_gate_reasserts_without_data(catalog: Catalog) -> None:
     train, holdout = _data(3000, 1), _data(1500, 2)
     model = LogisticRegression(max_iter=500).fit(train[FEATURES], train["y"])
-    _register(catalog, train, card=CARD)
+    _register(catalog, train, card=CARD, artifacts=(model,))
     pack = parse_pack(PACK)
     record = evaluate(
         model,
@@ -199,7 +204,10 @@ def test_evaluate_stores_evidence_and_gate_reasserts_without_data(catalog: Catal
 def test_drift_lineage_docs_and_champion_fail_when_they_should(sqlite_catalog: Catalog) -> None:
     train = _data(3000, 1)
     model = LogisticRegression(max_iter=500).fit(train[FEATURES], train["y"])
-    _register(sqlite_catalog, train, card={**CARD, "limitations": "TBD"}, code_hash=None)
+    weak = LogisticRegression(max_iter=500).fit(
+        train[["age"]].assign(**{c: 0.0 for c in FEATURES if c != "age"})[FEATURES], train["y"]
+    )
+    _register(sqlite_catalog, train, card={**CARD, "limitations": "TBD"}, code_hash=None, artifacts=(model, weak))
     first = evaluate(
         model,
         _data(1500, 2),
@@ -213,9 +221,6 @@ def test_drift_lineage_docs_and_champion_fail_when_they_should(sqlite_catalog: C
         mv1 = tx.session.exec(select(ModelVersion).where(ModelVersion.version == 1)).one()
         tx.session.add(ModelAlias(model_id=mv1.model_id, alias="production", model_version_id=mv1.id))
         tx.record("model.alias", "model:credit@production", {})
-    weak = LogisticRegression(max_iter=500).fit(
-        train[["age"]].assign(**{c: 0.0 for c in FEATURES if c != "age"})[FEATURES], train["y"]
-    )
     shifted = _data(1500, 3, shift=15.0)
     record = evaluate(
         weak,

@@ -215,17 +215,23 @@ def test_waive_approve_and_list_commands(env: dict[str, Path], capsys: Any) -> N
                  "--approver", "tester", "--expires", "7d"]) == 2
     assert "approver must differ from the requester (tester)" in capsys.readouterr().err
     assert main(["waive", "credit@1", "--check", "docs.card", "--reason", "card in review",
-                 "--approver", "bob", "--expires", "2999-01-01", "--ticket", "RISK-1"]) == 0
+                 "--approver", "bob", "--expires", "30d", "--ticket", "RISK-1"]) == 0
     assert "waiver 1 recorded" in capsys.readouterr().out
-    assert main(["check", "credit@1", "--policy", str(env["docs_pack"]), "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["results"][0]["status"] == "WAIVED"
+    # unsigned: not counted by a pack that requires signatures, and listed as unsigned
+    assert main(["check", "credit@1", "--policy", str(env["docs_pack"]), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["status"] == "FAIL" and doc["waivers_not_counted"][0]["id"] == 1
     assert main(["waivers", "list", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["ticket"] == "RISK-1"
+    listed = json.loads(capsys.readouterr().out)[0]
+    assert listed["ticket"] == "RISK-1" and listed["approver_verification"] == "unsigned"
     assert main(["--actor", "carol", "waive", "revoke", "1", "--reason", "no"]) == 0
     assert main(["check", "credit@1", "--policy", str(env["docs_pack"])]) == 1
     capsys.readouterr()
-    assert main(["--actor", "bob", "approve", "credit@1", "--stage", "production", "--role", "risk"]) == 0
-    assert "bob approves credit@1 for production as risk" in capsys.readouterr().out
+    assert main(["--actor", "bob", "approve", "credit@1", "--stage", "production", "--role", "risk"]) == 2
+    assert "roles come from the project configuration" in capsys.readouterr().err
+    assert main(["--actor", "bob", "approve", "credit@1", "--stage", "production", "--policy",
+                 str(env["docs_pack"])]) == 0
+    assert "(unsigned): bob approves credit@1 for production" in capsys.readouterr().out
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -6,11 +6,18 @@
    features; every frame is fingerprinted, profiled and linked by column lineage;
 2. a decorated training step fits a logistic regression on the historically biased labels; an
    evaluation step records its evidence (per-group confusion counts, metrics, SHAP importances);
-3. the ``baseline`` policy pack blocks it: women are approved at under two thirds of the rate of men;
+3. the production pack (the ``baseline`` checks plus one signed approval by a model validator) blocks
+   it: women are approved at under two thirds of the rate of men;
 4. a mitigated model (fairlearn's ExponentiatedGradient under a demographic-parity constraint on the
-   intersection of sex and race, without either as a feature) is trained, evaluated and passes;
-5. it is promoted to production, the model card and the audit trail are rendered as HTML and PDF,
+   intersection of sex and race, without either as a feature) is trained, evaluated and passes the
+   checks, but the data scientist alone cannot promote it: the pack needs a second person;
+5. the validator signs an approval with her own key, the data scientist's signed promotion goes
+   through, the model card and the audit trail are rendered as HTML and PDF (with who signed what),
    the audit chain is verified and the OpenLineage events are written to a file.
+
+Sign-off is real: two Ed25519 keys (``keys/data-scientist`` and ``keys/validator``), an OpenSSH
+``allowed_signers`` trust store and a ``governance.toml`` binding the production stage to its pack,
+all written into OUT_DIR, which is the working directory the story runs in (``gov demo`` does that).
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data import LABEL, PROTECTED, make_credit_data
 
 MODEL = "credit-scorer"
-POLICY = "baseline"
+POLICY = "policies/credit-release.yaml"
+DATA_SCIENTIST, VALIDATOR = "dana", "vera"
 BASE_FEATURES = ["age", "log_income", "debt_ratio", "credit_history_years", "late_payments", "employment_years"]
 CARD = {
     "intended_use": "Rank consumer credit applications for manual review by a credit officer.",
@@ -128,6 +136,31 @@ def evaluate(model: Any, test: pd.DataFrame, model_ref: str) -> dict[str, Any]:
     return {"evidence_id": record.evidence_id, "metrics": record.data.get("metrics", {})}
 
 
+def setup_team(out_dir: Path) -> dict[str, Path]:
+    """Two people with their own keys, the trust store, the production pack and the configuration
+    that binds the stage to it and maps the validator role to a principal (kept across runs)."""
+    from governance._resources import resource_dir
+    from governance.signing import NAMESPACE, generate_key, load_signing_key
+
+    keys = {DATA_SCIENTIST: out_dir / "keys" / "data-scientist", VALIDATOR: out_dir / "keys" / "validator"}
+    lines = []
+    for principal, path in keys.items():
+        key = load_signing_key(path) if path.exists() else generate_key(path, principal)
+        lines.append(f'{principal} namespaces="{NAMESPACE}" {key.public_key}')
+    (out_dir / "allowed_signers").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    baseline = (resource_dir("policies") / "baseline.yaml").read_text(encoding="utf-8")
+    pack = (baseline.replace("name: baseline", "name: credit-release")
+            .replace("appliesTo:", "approvals: {required: 1, roles: [model-validation]}\nappliesTo:"))
+    (out_dir / "policies").mkdir(exist_ok=True)
+    (out_dir / POLICY).write_text(pack, encoding="utf-8")
+    (out_dir / "governance.toml").write_text(
+        '[governance]\nallowed_signers = "allowed_signers"\n'
+        f'[governance.roles]\nmodel-validation = ["{VALIDATOR}"]\n'
+        f'[governance.stages.production]\npack = "credit-release"\nmin_version = "1.0.0"\nsource = "{POLICY}"\n',
+        encoding="utf-8")
+    return keys
+
+
 @dataclass
 class Story:
     """What the demo did and where everything went."""
@@ -156,7 +189,8 @@ def _summary(report: Any) -> str:
 
 
 def run(out_dir: Path, say: Callable[[str], None] = print, catalog: Any = None) -> Story:
-    """Run the whole story into ``out_dir``; ``catalog`` defaults to ``out_dir/.governance/catalog.db``."""
+    """Run the whole story into ``out_dir`` (the working directory); ``catalog`` defaults to
+    ``out_dir/.governance/catalog.db``."""
     from governance.catalog import Catalog, use_catalog
     from governance.lineage import capture_to
 
@@ -164,6 +198,8 @@ def run(out_dir: Path, say: Callable[[str], None] = print, catalog: Any = None) 
     out_dir.mkdir(parents=True, exist_ok=True)
     catalog = catalog or Catalog(f"sqlite:///{out_dir / '.governance' / 'catalog.db'}")
     story = Story()
+    keys = setup_team(out_dir)
+    policy = out_dir / POLICY
     with capture_to(catalog), use_catalog(catalog):
         # each run of the story is a new monthly batch of applicants: new data, new model versions
         batch = _batches_seen(catalog)
@@ -178,8 +214,8 @@ def run(out_dir: Path, say: Callable[[str], None] = print, catalog: Any = None) 
         gov.document(biased_ref, card=CARD, owner="retail-credit-risk", risk_tier="high",
                      description="Scores consumer credit applications.", catalog=catalog)
         evaluate(baseline, test, biased_ref)
-        report = gov.promote(biased_ref, to="production", policy=POLICY, catalog=catalog,
-                             reason="first candidate", raise_on_refusal=False)
+        report = gov.promote(biased_ref, to="production", policy=policy, catalog=catalog,
+                             reason="first candidate", raise_on_refusal=False, key=keys[DATA_SCIENTIST])
         story.blocked = biased_ref
         say(f"gate: {biased_ref} (plain logistic regression) -> {_summary(report)}: promotion refused")
 
@@ -187,10 +223,19 @@ def run(out_dir: Path, say: Callable[[str], None] = print, catalog: Any = None) 
         fair_ref = gov.version_of(mitigated, model=MODEL)
         gov.document(fair_ref, card=CARD, catalog=catalog)
         evaluate(mitigated, test, fair_ref)
-        report = gov.promote(fair_ref, to="production", policy=POLICY, catalog=catalog,
-                             reason="fairness-constrained retrain")
+        alone = gov.promote(fair_ref, to="production", policy=policy, catalog=catalog,
+                            reason="fairness-constrained retrain", raise_on_refusal=False, key=keys[DATA_SCIENTIST])
+        say(f"gate: {fair_ref} (fairlearn ExponentiatedGradient) -> {_summary(alone)}, but {DATA_SCIENTIST} alone "
+            f"cannot promote it: {alone.decision['action'] if alone.decision else '?'} (needs a validator's signature)")
+        approval = gov.approve(fair_ref, stage="production", key=keys[VALIDATOR], catalog=catalog,
+                               comment="independent validation of the mitigated model")
+        report = gov.promote(fair_ref, to="production", policy=policy, catalog=catalog,
+                             reason="fairness-constrained retrain", key=keys[DATA_SCIENTIST])
         story.promoted = fair_ref
-        say(f"gate: {fair_ref} (fairlearn ExponentiatedGradient) -> {_summary(report)}: promoted to production")
+        signer = (report.decision or {}).get("approvals", {}).get("approvers", ["?"])[0]
+        say(f"sign-off: {approval.approver} approved {fair_ref} with her own key ({signer})")
+        say(f"gate: {fair_ref} (fairlearn ExponentiatedGradient) -> {_summary(report)}: promoted to production, "
+            f"signed by {DATA_SCIENTIST}")
 
     for fmt in ("html", "pdf"):
         path = out_dir / f"model-card.{fmt}"
@@ -217,7 +262,11 @@ def run(out_dir: Path, say: Callable[[str], None] = print, catalog: Any = None) 
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "credit-demo")
+    import os
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "credit-demo").resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    os.chdir(target)  # the story's configuration (governance.toml, allowed_signers) lives there
     result = run(target)
     for what, where in result.artifacts.items():
         print(f"{what:24} {where}")

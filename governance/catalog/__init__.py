@@ -28,6 +28,7 @@ from governance.catalog._models import (
     PromotionEvent,
     Run,
     RunIO,
+    SignedStatement,
     Waiver,
     utcnow,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "Ref",
     "Run",
     "RunIO",
+    "SignedStatement",
     "Statement",
     "Waiver",
     "bounded_lock_wait",

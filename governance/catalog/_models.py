@@ -36,6 +36,7 @@ __all__ = [
     "PromotionEvent",
     "Run",
     "RunIO",
+    "SignedStatement",
     "Waiver",
     "utcnow",
 ]
@@ -317,7 +318,7 @@ class Waiver(SQLModel, table=True):
     reason: str
     ticket: str | None = None
     requester: str
-    approver: str
+    approver: str | None = None  # set when the waiver is approved (signed: `gov waivers approve`)
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     revoked_by: str | None = None
@@ -334,6 +335,29 @@ class Approval(SQLModel, table=True):
     approver: str
     role: str | None = None
     comment: str | None = None
+    created_at: datetime = _ts()
+
+
+class SignedStatement(SQLModel, table=True):
+    """A decision as the person made it: the canonical statement bytes and their SSHSIG signature.
+
+    ``kind`` is ``approval``, ``waiver.request``, ``waiver.approval``, ``promotion`` or ``rollback``;
+    ``target_id`` is the approval, waiver or promotion event it belongs to.  ``signature`` is None for an
+    unsigned decision (counted only where the pack says ``signatures: optional``).  The gate re-verifies
+    the statement against the trust store every time: nothing here is believed as stored.
+    """
+
+    __tablename__ = "signed_statement"
+    __table_args__ = (sa.Index("ix_signed_statement_target", "kind", "target_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    target_id: int
+    statement: str = Field(sa_type=sa.Text)
+    signature: str | None = Field(default=None, sa_type=sa.Text)
+    key_fingerprint: str | None = Field(default=None, max_length=80)
+    principal: str | None = None
+    trust_digest: str | None = Field(default=None, max_length=80)
     created_at: datetime = _ts()
 
 

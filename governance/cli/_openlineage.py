@@ -23,13 +23,13 @@ from governance.cli._context import emit_json, say, state
 __all__ = ["register"]
 
 
-def _replay_spool(catalog: Any) -> str:
+def _replay_spool(catalog: Any, actor: str | None = None) -> str:
     import importlib
 
     replay_spool = getattr(importlib.import_module("governance.lineage"), "replay_spool", None)
     if replay_spool is None:
         return "spool: replay not available in this installation"
-    result = replay_spool(catalog)
+    result = replay_spool(catalog, actor=actor)
     count = result if isinstance(result, int) else getattr(result, "replayed", result)
     return f"spool: replayed {count}"
 
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         check_format(fmt, ("text", "json"))
         st = state(ctx)
         catalog = st.catalog()
-        spool = _replay_spool(catalog)
+        spool = _replay_spool(catalog, st.actor)
         report = sync(catalog, actor=resolve_actor(st.actor, st.settings))
         if fmt == "json":
             emit_json({"spool": spool, "transport": report.transport, "sent": report.sent,

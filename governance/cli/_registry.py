@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
         to: str = typer.Option(..., "--to", help="Stage or alias to move (production, staging, ...)."),
-        policy: str = typer.Option(..., "--policy", help="Policy pack: a path or a shipped pack's name."),
+        policy: str | None = typer.Option(None, "--policy", help="Policy pack: a path or a shipped pack's name "
+                                          "(default: the stage's pack in governance.toml)."),
         predictions: Path | None = typer.Option(None, "--predictions", help="Gate on this table."),
         label: str | None = typer.Option(None, "--label"),
         prediction: str | None = typer.Option(None, "--prediction"),
@@ -118,6 +119,8 @@ def register(app: typer.Typer) -> None:
         output: Path | None = typer.Option(None, "--output", "-o"),
         force: bool = typer.Option(False, "--force",
                                    help="Gate even if the pack's appliesTo.riskTier leaves out the model's."),
+        key: Path | None = typer.Option(None, "--key", metavar="KEYFILE",
+                                          help="Your OpenSSH Ed25519 private key: signs the decision."),
     ) -> int:
         """Gate MODEL@VERSION with a policy pack and, if it passes (and is signed off), move the stage.
 
@@ -141,7 +144,7 @@ def register(app: typer.Typer) -> None:
         report = promote(ref, to=to, policy=policy, predictions=predictions, label=label,
                          prediction=prediction, score=score, sensitive=sensitive_columns(sensitive),
                          reason=reason, if_current=expect,
-                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False, force=force)
+                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False, force=force, key=key)
         write_report(report.output_document(), fmt, output, report.policy_path)
         decision = report.decision or {}
         if decision.get("action") != "promote":
@@ -157,13 +160,15 @@ def register(app: typer.Typer) -> None:
         stage: str = typer.Option(..., "--stage", help="Stage to move back."),
         reason: str | None = typer.Option(None, "--reason", help="Why (kept in the promotion history)."),
         fmt: str = typer.Option("text", "--format", help="text or json"),
+        key: Path | None = typer.Option(None, "--key", metavar="KEYFILE",
+                                          help="Your OpenSSH Ed25519 private key: signs the decision."),
     ) -> None:
         """Move STAGE back to the previous version that passed its gate there."""
         from governance.registry import rollback
 
         check_format(fmt, _LIST_FORMATS)
         st = state(ctx)
-        out = rollback(model, stage=stage, reason=reason, catalog=st.catalog(), actor=st.actor)
+        out = rollback(model, stage=stage, reason=reason, catalog=st.catalog(), actor=st.actor, key=key)
         if fmt == "json":
             emit_json(out)
         else:
@@ -186,24 +191,33 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             emit_json(rows)
         else:
-            print_table(rows, ["id", "time", "stage", "action", "from_version", "to_version", "actor",
-                               "evaluation_status", "reason"], f"promotion history of {model}")
+            print_table(rows, ["id", "time", "stage", "action", "from_version", "to_version", "signer",
+                               "key_fingerprint", "verification", "evaluation_status", "reason"],
+                        f"promotion history of {model}")
 
     @app.command("approve")
     def approve_cmd(
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
         stage: str = typer.Option(..., "--stage", help="Stage the approval is for."),
-        role: str | None = typer.Option(None, "--role", help="Your role (a pack may require one)."),
+        role: str | None = typer.Option(None, "--role", hidden=True),
         comment: str | None = typer.Option(None, "--comment"),
+        key: Path | None = typer.Option(None, "--key", metavar="KEYFILE",
+                                          help="Your OpenSSH Ed25519 private key: signs the decision."),
+        policy: str | None = typer.Option(None, "--policy",
+                                          help="Pack approved under (default: the stage's pack in governance.toml)."),
     ) -> None:
-        """Sign off MODEL@VERSION for STAGE as the acting user (who must not be the promoter)."""
+        """Sign off MODEL@VERSION for STAGE on its current evidence and pack, with your own key.
+
+        Roles come from governance.toml ([governance.roles]); the approver must not be the promoter.
+        """
         from governance.registry import approve
 
         st = state(ctx)
-        row = approve(ref, stage=stage, role=role, comment=comment, catalog=st.catalog(), actor=st.actor)
-        say(f"approval {row.id} recorded: {row.approver} approves {ref} for {stage}"
-                   + (f" as {row.role}" if row.role else ""))
+        row = approve(ref, stage=stage, role=role, comment=comment, catalog=st.catalog(), actor=st.actor,
+                      key=key, policy=policy)
+        how = "signed" if key is not None else "unsigned"
+        say(f"approval {row.id} recorded ({how}): {row.approver} approves {ref} for {stage}")
 
     @app.command("waive")
     def waive_cmd(
@@ -214,9 +228,12 @@ def register(app: typer.Typer) -> None:
         waiver_id: str | None = typer.Argument(None, hidden=True),
         check_id: str | None = typer.Option(None, "--check", help="Check id in the pack."),
         reason: str | None = typer.Option(None, "--reason"),
-        approver: str | None = typer.Option(None, "--approver", help="Who approved (not you)."),
+        approver: str | None = typer.Option(None, "--approver",
+                                            help="Unsigned waivers only: who approved (not you)."),
         expires: str | None = typer.Option(None, "--expires", help="DATE, DATETIME or 30d/12h/2w."),
         ticket: str | None = typer.Option(None, "--ticket"),
+        key: Path | None = typer.Option(None, "--key", metavar="KEYFILE",
+                                        help="Your OpenSSH Ed25519 private key: signs the request."),
     ) -> None:
         """Waive one check for a model version until an expiry date."""
         from governance.registry import revoke_waiver, waive
@@ -230,12 +247,19 @@ def register(app: typer.Typer) -> None:
             return
         if waiver_id is not None:
             raise InputError(f"gov waive: unexpected extra argument {waiver_id!r}")
-        missing = [o for o, v in (("--check", check_id), ("--reason", reason), ("--approver", approver),
-                                  ("--expires", expires)) if not v]
+        missing = [o for o, v in (("--check", check_id), ("--reason", reason), ("--expires", expires)) if not v]
+        if key is None and not approver:
+            missing.append("--key (or --approver for an unsigned waiver)")
         if missing:
             raise InputError(f"gov waive: missing {', '.join(missing)}")
-        row = waive(ref, check_id=str(check_id), reason=str(reason), approver=str(approver),
-                    expires=str(expires), ticket=ticket, catalog=st.catalog(), actor=st.actor)
+        row = waive(ref, check_id=str(check_id), reason=str(reason), approver=approver,
+                    expires=str(expires), ticket=ticket, catalog=st.catalog(), actor=st.actor, key=key)
+        if row.approver is None:
+            scope = f"version {row.versions[0]}" if row.versions else "every version"
+            say(f"waiver {row.id} requested (signed by {row.requester}): {check_id} for {scope} until "
+                f"{row.expires_at.isoformat()}; it counts once another person signs "
+                f"`gov waivers approve {row.id} --key KEYFILE`")
+            return
         scope = f"version {row.versions[0]}" if row.versions else "every version"
         say(f"waiver {row.id} recorded: {check_id} waived for {scope} until "
                    f"{row.expires_at.isoformat()} (approved by {row.approver})")
@@ -255,8 +279,24 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             emit_json(rows)
         else:
-            print_table(rows, ["id", "model", "versions", "check", "state", "expires_at", "approver",
-                               "requester", "ticket", "reason"], "waivers")
+            print_table(rows, ["id", "model", "versions", "check", "state", "expires_at", "requester",
+                               "requester_verification", "approver", "approver_verification", "signatures",
+                               "ticket", "reason"], "waivers")
+
+    @waivers.command("approve")
+    def waivers_approve(
+        ctx: typer.Context,
+        waiver_id: int = typer.Argument(..., metavar="ID"),
+        key: Path = typer.Option(..., "--key", metavar="KEYFILE",
+                                 help="Your OpenSSH Ed25519 private key: signs the approval."),
+    ) -> None:
+        """Approve a signed waiver request with your own key (you must not be the requester)."""
+        from governance.registry import approve_waiver
+
+        st = state(ctx)
+        row = approve_waiver(waiver_id, key=key, catalog=st.catalog(), actor=st.actor)
+        say(f"waiver {row.id} approved by {row.approver} (signed): {row.check_id} until "
+            f"{row.expires_at.isoformat()}")
 
     @waivers.command("revoke")
     def waivers_revoke(

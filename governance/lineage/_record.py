@@ -597,12 +597,16 @@ def _audit_summary(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def write_run(catalog: Catalog, record: RunRecord) -> bool:
-    """Write one finished run; False when a run with this uuid is already stored as finished."""
+def write_run(catalog: Catalog, record: RunRecord, *, replayed_by: str | None = None) -> bool:
+    """Write one finished run; False when a run with this uuid is already stored as finished.
+
+    A spooled run replayed by ``gov sync`` is recorded under ``replayed_by`` (who replays it); the
+    identity the spool line claims is kept as data (``claimed_actor``), never believed.
+    """
     enqueue, kick = _events()
     known = ID_CACHE.for_catalog(catalog)
     pending = _CatalogIds(catalog)
-    with audited(catalog, record.actor) as tx:
+    with audited(catalog, replayed_by or record.actor) as tx:
         w = _Writer(tx, known, pending)
         session = tx.session
         raw = w.raw
@@ -610,7 +614,10 @@ def write_run(catalog: Catalog, record: RunRecord) -> bool:
         if existing is not None and existing[1] in FINAL:
             return False
         action = "run.complete" if record.status == "COMPLETED" else "run.fail"
-        tx.record(action, f"run:{record.run_uuid}", _audit_summary(record))
+        summary = _audit_summary(record)
+        if replayed_by is not None:
+            summary = {**summary, "replayed_from_spool": True, "claimed_actor": record.actor}
+        tx.record(action, f"run:{record.run_uuid}", summary)
         job_id = w.job_id(record.namespace, record.job, record.kind, record.source_file)
         parent_id = _ensure_ancestors(w, record.ancestors, enqueue)
         values = {name: getattr(record, name) for name in _RUN_VALUES}

@@ -104,17 +104,21 @@ def spool_files(spool_dir: Path) -> list[Path]:
     return sorted(p for p in spool_dir.iterdir() if p.is_file() and (p.suffix == ".jsonl" or _REPLAYING in p.name))
 
 
-def replay_spool(catalog: Catalog, *, spool_dir: Path | None = None) -> int:
+def replay_spool(catalog: Catalog, *, spool_dir: Path | None = None, actor: str | None = None) -> int:
     """Write spooled runs to ``catalog``; returns how many runs were newly written.
 
-    Idempotent: a run already in the catalog (same ``run_uuid``) is skipped and dropped from the
-    spool.  Lines that fail to write stay in the spool; malformed lines are kept aside in
-    ``*.bad`` files and logged.
+    Each run is recorded under the identity replaying it (``actor``, else the resolved actor); the
+    identity the spool line claims is kept as data.  Idempotent: a run already in the catalog (same
+    ``run_uuid``) is skipped and dropped from the spool.  Lines that fail to write stay in the spool;
+    malformed lines are kept aside in ``*.bad`` files and logged.
     """
-    if spool_dir is None:
-        from governance.lineage._settings import SettingsCache
+    from governance.audit import resolve_actor
+    from governance.lineage._settings import SettingsCache
 
-        spool_dir = SettingsCache().get().spool_dir
+    settings = SettingsCache().get()
+    if spool_dir is None:
+        spool_dir = settings.spool_dir
+    replayer = resolve_actor(actor, settings)
     written = 0
     for path in spool_files(spool_dir):
         if _REPLAYING in path.name:
@@ -142,7 +146,7 @@ def replay_spool(catalog: Catalog, *, spool_dir: Path | None = None) -> int:
                 failed.append(line)
                 continue
             try:
-                written += int(write_run(catalog, record))
+                written += int(write_run(catalog, record, replayed_by=replayer))
             except Exception as exc:  # noqa: BLE001 - the line stays in the spool and the error is logged
                 _LOG.warning("governance: spool replay stopped at run %s: %s", record.run_uuid, exc)
                 failed.append(line)

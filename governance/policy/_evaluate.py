@@ -119,6 +119,25 @@ def _feature_names(
     return names
 
 
+def _bound_artifact(model: Any, ctx: CheckContext) -> str:
+    """The artifact digest of ``model``, which must be the one recorded for the version evaluated."""
+    from governance.lineage import artifact_digest
+
+    label = f"{ctx.subject.get('model')}@{ctx.subject.get('version')}"
+    recorded = ctx.model.get("artifact_hash")
+    if not recorded:
+        raise InputError(f"model_ref {label}: the version has no artifact digest, so evidence cannot be bound "
+                         "to it; register it through a decorated training step")
+    try:
+        actual = artifact_digest(model)
+    except Exception as exc:
+        raise InputError(f"model: cannot compute its artifact digest: {type(exc).__name__}: {exc}") from exc
+    if actual != recorded:
+        raise InputError(f"model_ref {label}: the model object is not that version (artifact digest "
+                         f"{actual[:16]}..., version {recorded[:16]}...); evaluate the version's own model")
+    return actual
+
+
 def evaluate(
     model: Any,
     data: pd.DataFrame,
@@ -137,7 +156,9 @@ def evaluate(
 ) -> EvidenceRecord:
     """Predict on ``data``, compute every piece of evidence the built-in checks need, store it.
 
-    With ``model_ref`` the evidence is stored for that exact model version (audited ``evidence.record``)
+    With ``model_ref`` the evidence is stored for that exact model version (audited ``evidence.record``),
+    after checking that ``model`` is that version's artifact (same digest; :class:`InputError` otherwise),
+    and records the digest
     and linked to the evaluation dataset version (``dataset_ref``; otherwise its fingerprint is recorded);
     with ``policy`` the pack is also run and its evaluation stored.
     """
@@ -168,8 +189,10 @@ def evaluate(
 
     cat = catalog if (catalog is not None or model_ref is None) else open_catalog()
     model_ctx: CheckContext | None = None
+    digest: str | None = None
     if model_ref is not None and cat is not None:
         model_ctx = context_for_model_version(cat, model_ref)
+        digest = _bound_artifact(model, model_ctx)
     baseline = model_ctx.baseline if model_ctx is not None else None
     baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
 
@@ -185,6 +208,8 @@ def evaluate(
         "features": names,
         "source_label": label,
     }
+    if digest is not None:
+        doc["artifact_hash"] = digest
     if not regression:
         doc["confusion"] = confusion_evidence(preds, "label", "prediction", sensitive)
     doc["metrics"] = metrics_evidence(
@@ -260,6 +285,7 @@ def evaluate(
                 "dataset_version_id": dv_id,
                 "rows": len(data),
                 "fingerprint": doc["data_fingerprint"].get("content_hash"),
+                "artifact_hash": digest,
                 "sensitive": list(sensitive),
             },
         )

@@ -148,8 +148,27 @@ def merge_evidence(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def evidence_digest(rows: Sequence[Evidence]) -> str:
+    """``sha256:`` of the canonical JSON of the evidence rows a gate used (ids and documents): a changed
+    byte, or evidence added later, gives another digest (and voids the approvals given on the old one)."""
+    from governance.audit import canonical_json
+
+    body = canonical_json([{"id": r.id, "data": r.data or {}} for r in rows])
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def bound_evidence(rows: Sequence[Evidence], artifact_hash: str | None) -> tuple[list[Evidence], list[Evidence]]:
+    """``(used, refused)``: evidence computed from the version's own artifact, and the rest (evidence
+    recorded for another artifact digest, or with none)."""
+    used = [r for r in rows if artifact_hash and (r.data or {}).get("artifact_hash") == artifact_hash]
+    return used, [r for r in rows if r not in used]
+
+
 def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
     """A context from the stored evidence of exactly that version (newest first); recomputes nothing.
+
+    Only evidence recorded for the version's artifact digest is used; the ids of the rest are in
+    ``sources["evidence_refused"]`` and the digest of what was used in ``sources["evidence_digest"]``.
 
     The training baseline (drift, schema) is resolved here from the version's training run: the column
     statistics of the run's input dataset versions (``ModelVersion.training_run_id`` -> ``RunIO`` input
@@ -157,9 +176,10 @@ def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
     """
     with catalog.read() as session:
         model, mv = resolve_model_version(session, ref)
-        rows = session.exec(
+        stored = session.exec(
             select(Evidence).where(Evidence.model_version_id == mv.id).order_by(col(Evidence.id).desc())
         ).all()
+        rows, refused = bound_evidence(stored, mv.artifact_hash)
         evidence = merge_evidence([dict(r.data or {}) for r in rows])
         info = {
             "name": model.name,
@@ -176,6 +196,9 @@ def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
         baseline, baseline_ids = training_baseline(session, mv.training_run_id)
         sources = {
             "evidence_ids": [r.id for r in rows],
+            "evidence_refused": [r.id for r in refused],
+            "evidence_refused_digests": [str((r.data or {}).get("artifact_hash") or "none") for r in refused],
+            "evidence_digest": evidence_digest(rows),
             "dataset_version_ids": sorted({r.dataset_version_id for r in rows if r.dataset_version_id}),
             "baseline_dataset_version_ids": baseline_ids,
         }

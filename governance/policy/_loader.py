@@ -301,6 +301,13 @@ def parse_pack(text: str, source: str = "<string>", *, registry: CheckRegistry |
                 f"{_where(source, _line_for(lines, loc))}: {_field(loc)}: {what} for {spec.uses} "
                 f"(parameters: {known})"
             ) from exc
+    for i, spec in enumerate(pack.checks):
+        if spec.severity == "block" and spec.assert_ is None:
+            raise InputError(
+                f"{_where(source, lines.get(('checks', i, 'id')))}: checks[{i}]: {spec.id} has severity block "
+                "but no `assert`; a blocking check without an assertion would pass whatever it measures "
+                "(add an assert, or set severity: warn)"
+            )
     pack._digest = pack_digest(data)
     pack._source = source
     return pack

@@ -135,6 +135,7 @@ class PolicyPack(_Strict):
     metadata: Metadata
     applies_to: AppliesTo = Field(default_factory=AppliesTo, alias="appliesTo")
     approvals: Approvals | None = None
+    signatures: Literal["required", "optional"] = "required"
     checks: list[CheckSpec] = Field(min_length=1)
 
     _digest: str = PrivateAttr(default="")

@@ -9,8 +9,16 @@ from governance.registry._monitor import MonitorReport, monitor
 from governance.registry._output import FORMATS, GithubOutput, render, render_github, summary_line
 from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
 from governance.registry._register import register_model
+from governance.registry._signoff import decision_signatures, signed_decisions
 from governance.registry._verdict import Outcome, classify, exit_code
-from governance.registry._waivers import list_waivers, revoke_waiver, waive
+from governance.registry._waivers import (
+    approve_waiver,
+    list_waivers,
+    revoke_waiver,
+    waive,
+    waiver_signatures,
+    waiver_verdicts,
+)
 
 __all__ = [
     "CARD_FIELDS",
@@ -22,8 +30,10 @@ __all__ = [
     "Outcome",
     "PromotionConflict",
     "approve",
+    "approve_waiver",
     "check",
     "classify",
+    "decision_signatures",
     "document",
     "exit_code",
     "history",
@@ -36,8 +46,11 @@ __all__ = [
     "render_github",
     "revoke_waiver",
     "rollback",
+    "signed_decisions",
     "stage_version",
     "summary_line",
     "version_of",
     "waive",
+    "waiver_signatures",
+    "waiver_verdicts",
 ]

@@ -19,7 +19,7 @@ from governance.catalog._views import as_utc
 from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who
 from governance.registry._verdict import exit_code
-from governance.registry._waivers import waivers_for
+from governance.registry._waivers import waiver_verdicts, waivers_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from governance.checks import CheckContext
@@ -195,6 +195,13 @@ def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
             raise InputError("give MODEL@VERSION or --predictions FILE --label COL --prediction COL")
         return data_ctx
     ctx = context_for_model_version(catalog, f"{subject.model}@{subject.version}")
+    refused = list(ctx.sources.get("evidence_refused") or [])
+    if refused and not ctx.sources.get("evidence_ids") and not monitoring and data_ctx is None:
+        digests = ", ".join(str(d)[:16] for d in ctx.sources.get("evidence_refused_digests") or [])
+        raise InputError(
+            f"{subject.label}: evidence {', '.join(map(str, refused))} was not computed from this version's "
+            f"artifact (evidence digest {digests}, version {str(ctx.model.get('artifact_hash') or 'none')[:16]}); "
+            "the gate refuses it: re-run governance.evaluate(model, data, model_ref=...) with the version's model")
     if monitoring:
         return _monitoring_context(ctx, data_ctx, features)
     if data_ctx is None:
@@ -265,19 +272,31 @@ def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
     )
 
 
-def _waiver_infos(catalog: Catalog, subject: Subject) -> list[Any]:
+def _waiver_infos(catalog: Catalog, subject: Subject, pack: PolicyPack,
+                  now: datetime | None) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The waivers that count (both signatures verified, or unsigned under ``signatures: optional``),
+    and the ones that do not, with why."""
     from governance.policy import WaiverInfo
+    from governance.registry._signoff import Signoff
 
     if subject.model_id is None:
-        return []
+        return [], []
+    signoff = Signoff.load(now)
     with catalog.read() as session:
         rows = waivers_for(session, subject.model_id, subject.version)
-    return [
-        WaiverInfo(id=int(w.id or 0), check_id=w.check_id, expires_at=as_utc(w.expires_at),
-                   revoked_at=None if w.revoked_at is None else as_utc(w.revoked_at), approver=w.approver,
-                   reason=w.reason, ticket=w.ticket, requester=w.requester)
-        for w in rows
-    ]
+        verdicts = waiver_verdicts(session, rows, signoff, optional=pack.signatures == "optional")
+    counted, ignored = [], []
+    for w in rows:
+        verdict = verdicts[int(w.id or 0)]
+        if verdict["counts"]:
+            counted.append(WaiverInfo(
+                id=int(w.id or 0), check_id=w.check_id, expires_at=as_utc(w.expires_at),
+                revoked_at=None if w.revoked_at is None else as_utc(w.revoked_at),
+                approver=verdict["approver_label"], reason=w.reason, ticket=w.ticket,
+                requester=verdict["requester_label"]))
+        else:
+            ignored.append({"id": w.id, "check": w.check_id, "reason": verdict["reason"]})
+    return counted, ignored
 
 
 def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, now: datetime | None = None,
@@ -287,10 +306,15 @@ def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, no
     from governance.policy import run_pack
 
     ctx = _context(catalog, subject, monitoring=monitoring, features=features)
-    result = run_pack(pack, ctx, waivers=_waiver_infos(catalog, subject), now=now)
+    waivers, ignored = _waiver_infos(catalog, subject, pack, now)
+    result = run_pack(pack, ctx, waivers=waivers, now=now)
     document = result.to_document()
     if not document.get("subject"):
         document["subject"] = subject.as_dict()
+    if subject.model is not None and ctx.sources.get("evidence_digest"):
+        document["evidence_digest"] = ctx.sources["evidence_digest"]
+    if ignored:
+        document["waivers_not_counted"] = ignored
     return result, document
 
 

@@ -30,7 +30,7 @@ from governance.catalog import (
 )
 from governance.catalog._views import iso
 from governance.errors import EvaluationError, InputError, NotFoundError, PolicyViolation
-from governance.registry._approvals import approval_requirement, approvals_status
+from governance.registry._approvals import approvals_status
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
 from governance.registry._gate import (
     GateReport,
@@ -43,6 +43,7 @@ from governance.registry._gate import (
     resolve_subject,
     store,
 )
+from governance.registry._signoff import Signoff, check_stage_pack, pack_ref, statements_for
 from governance.registry._verdict import EXIT_ERROR, EXIT_OK, exit_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,7 +127,7 @@ def promote(
     ref: str,
     *,
     to: str,
-    policy: str | Path | PolicyPack,
+    policy: str | Path | PolicyPack | None = None,
     predictions: str | Path | None = None,
     label: str | None = None,
     prediction: str | None = None,
@@ -139,6 +140,7 @@ def promote(
     now: datetime | None = None,
     raise_on_refusal: bool = True,
     force: bool = False,
+    key: str | Path | None = None,
 ) -> GateReport:
     """Gate ``MODEL@VERSION`` with ``policy`` and, if it passes and is signed off, move ``to`` to it.
 
@@ -149,12 +151,23 @@ def promote(
     :class:`PromotionConflict` (the stage moved meanwhile) or :class:`EvaluationError` (a check could
     not be evaluated) after it was recorded; otherwise read ``report.decision``.  A pack whose
     ``appliesTo.riskTier`` leaves out the model's risk tier is refused (:class:`InputError`, nothing
-    recorded) unless ``force``.
+    recorded) unless ``force``.  A pack other than the one ``governance.toml`` binds to the stage is an
+    :class:`InputError`.  With ``key`` the decision is signed by the promoter (needed where the pack
+    requires signed approvals: approvers are told apart from the promoter by key).
     """
     stage = validate_stage(to)
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
-    who = resolve_who(actor)
+    signoff = Signoff.load(now)
+    if policy is None:
+        bound = signoff.settings.stage_policy(stage)
+        if bound is None:
+            raise InputError(f"--policy: give the pack to gate with (or bind stage {stage} to a pack in "
+                             "governance.toml [governance.stages])")
+        policy = bound.location
     pack, source = load_policy(policy)
+    stage_binding = check_stage_pack(signoff.settings, stage, pack)
+    signer = signoff.signer(resolve_who(actor), None if key is None else str(key))
+    who = signer.principal
     cat = resolve_catalog(catalog)
     subject = resolve_subject(cat, ref, spec)
     override = pack_applicability(pack, subject, force=force)
@@ -173,17 +186,22 @@ def promote(
             expected_id = expected.id
     result, document = evaluate_subject(cat, subject, pack, now=now)
     gate_code = exit_code(document)
-    required, roles = approval_requirement(pack)
+    evidence = str(document.get("evidence_digest") or "")
     with audited(cat, who) as tx:
         evaluation_id = store(tx, result, subject, "promote", {"stage": stage, **override})
         model = _lock_model(tx.session, model_id)
         current = _current(tx.session, model_id, stage)
         current_id = None if current is None else current.model_version_id
         target_id = int(subject.model_version_id or 0)
-        approvals = approvals_status(tx.session, target_id, stage, requester=who, required=required,
-                                     roles=roles)
+        target = tx.session.get(ModelVersion, target_id)
+        if target is None:
+            raise NotFoundError(f"{subject.label}: the model version disappeared during the evaluation")
+        approvals = approvals_status(tx.session, target, stage, requester=signer, pack=pack,
+                                     evidence_digest=evidence, signoff=signoff)
         base = {"version": subject.version, "stage": stage, "evaluation_id": evaluation_id,
-                "status": document.get("status"), "policy": document.get("policy")}
+                "status": document.get("status"), "policy": document.get("policy"),
+                "stage_policy": stage_binding, "evidence": evidence, "trust_store": signoff.trust.digest,
+                "key_fingerprint": signer.fingerprint}
         why: str | None
         if gate_code != EXIT_OK:
             action, why = "refused", _refusal_reason(document, gate_code, subject)
@@ -196,13 +214,22 @@ def promote(
                    "re-run the promotion")
         else:
             action, why = "promote", reason
-        _event(tx, model, stage, action, from_id=current_id, to_id=target_id, reason=why,
-               evaluation_id=evaluation_id,
-               data={**base, "from_version": _version_number(tx.session, current_id), "reason": why,
-                     "approvals": approvals.as_dict()})
+        row = _event(tx, model, stage, action, from_id=current_id, to_id=target_id, reason=why,
+                     evaluation_id=evaluation_id,
+                     data={**base, "from_version": _version_number(tx.session, current_id), "reason": why,
+                           "approvals": approvals.as_dict()})
+        signed = signoff.record(tx, "promotion", int(row.id or 0), signer, subject_name=subject.label,
+                                artifact_digest=target.artifact_hash,
+                                predicate={"decision": action, "model": subject.model, "version": subject.version,
+                                           "stage": stage, "evidence": evidence, "policy": pack_ref(pack),
+                                           "evaluation_id": evaluation_id,
+                                           "approvals": [s["approval_id"] for s in approvals.signers]})
         decision = {"action": action, "stage": stage, "model": subject.model, "version": subject.version,
                     "from_version": _version_number(tx.session, current_id), "reason": why,
-                    "approvals": approvals.as_dict(), "actor": who}
+                    "approvals": approvals.as_dict(), "actor": who,
+                    "signer": {"principal": who, "key_fingerprint": signer.fingerprint,
+                               "verification": "signed" if signer.key else "unsigned",
+                               "statement_id": signed.id}}
     report = GateReport(document, subject, source, evaluation_id, decision, result)
     if raise_on_refusal and action != "promote":
         raise refusal_error(report)
@@ -261,11 +288,14 @@ def _previous_passed(session: Session, model_id: int, stage: str, current_id: in
 
 
 def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Catalog | None = None,
-             actor: str | None = None) -> dict[str, Any]:
-    """Move ``stage`` back to the previous version that passed its gate there; records why."""
+             actor: str | None = None, key: str | Path | None = None) -> dict[str, Any]:
+    """Move ``stage`` back to the previous version that passed its gate there; records why (signed
+    by the holder of ``key`` when given)."""
     stage = validate_stage(stage, "--stage")
     name = parse_ref(model, "MODEL").name
-    who = resolve_who(actor)
+    signoff = Signoff.load()
+    signer = signoff.signer(resolve_who(actor), None if key is None else str(key))
+    who = signer.principal
     cat = resolve_catalog(catalog)
     with audited(cat, who) as tx:
         found = resolve_model(tx.session, name)
@@ -285,7 +315,14 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
         why = reason or "rollback"
         row = _event(tx, locked, stage, "rollback", from_id=from_id, to_id=target, reason=why,
                      evaluation_id=None, data={"from_version": _version_number(tx.session, from_id),
-                      "version": _version_number(tx.session, target), "reason": why})
+                      "version": _version_number(tx.session, target), "reason": why,
+                      "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest})
+        back = tx.session.get(ModelVersion, target)
+        signoff.record(tx, "rollback", int(row.id or 0), signer, subject_name=f"{name}@{back.version if back else '?'}",
+                       artifact_digest=back.artifact_hash if back else None,
+                       predicate={"decision": "rollback", "model": name, "stage": stage,
+                                  "from_version": _version_number(tx.session, from_id),
+                                  "version": back.version if back else None, "reason": why})
         out = {"model": name, "stage": stage, "from_version": _version_number(tx.session, from_id),
                "to_version": _version_number(tx.session, target), "reason": why, "event_id": row.id,
                "actor": who}
@@ -307,11 +344,20 @@ def history(model: str, *, stage: str | None = None, catalog: Catalog | None = N
         ids = [e.evaluation_id for e in events if e.evaluation_id is not None]
         statuses = dict(session.exec(select(PolicyEvaluation.id, PolicyEvaluation.status)
                                      .where(col(PolicyEvaluation.id).in_(ids))).all()) if ids else {}
-    return [{
-        "id": e.id, "time": iso(e.created_at), "stage": e.alias, "action": e.action,
-        "from_version": versions.get(e.from_version_id) if e.from_version_id else None,
-        "to_version": versions.get(e.to_version_id) if e.to_version_id else None,
-        "actor": e.actor, "reason": e.reason, "evaluation_id": e.evaluation_id,
-        "evaluation_status": statuses.get(e.evaluation_id) if e.evaluation_id else None,
-    } for e in events]
+        event_ids = [int(e.id or 0) for e in events]
+        statements = {**statements_for(session, "promotion", event_ids),
+                      **statements_for(session, "rollback", event_ids)}
+    signoff = Signoff.load()
+    out = []
+    for e in events:
+        check = signoff.verify(statements.get(int(e.id or 0)))
+        out.append({
+            "id": e.id, "time": iso(e.created_at), "stage": e.alias, "action": e.action,
+            "from_version": versions.get(e.from_version_id) if e.from_version_id else None,
+            "to_version": versions.get(e.to_version_id) if e.to_version_id else None,
+            "actor": e.actor, "reason": e.reason, "evaluation_id": e.evaluation_id,
+            "evaluation_status": statuses.get(e.evaluation_id) if e.evaluation_id else None,
+            "signer": check.principal, "key_fingerprint": check.fingerprint, "verification": check.status,
+        })
+    return out
 

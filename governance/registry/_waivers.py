@@ -1,10 +1,17 @@
-"""Waivers: a time-boxed, approved exception for one check of one model (some or all versions)."""
+"""Waivers: a time-boxed, approved exception for one check of one model (some or all versions).
+
+A waiver counts only with two signed statements from two people: the requester's (``gov waive ...
+--key``) and the approver's (``gov waivers approve ID --key``), from different trusted keys of
+different principals, both naming the waiver as stored.  Unsigned waivers count only under a pack
+with ``signatures: optional``.  No waiver may outlive ``waiver_max_days`` (default 90).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -14,8 +21,20 @@ from governance.catalog import Catalog, Model, Waiver, parse_ref, resolve_model,
 from governance.catalog._views import as_utc, iso
 from governance.errors import InputError, NotFoundError
 from governance.registry._common import parse_expiry, resolve_catalog, resolve_who
+from governance.registry._signoff import Signoff, statement_digest, statements_for
+from governance.signing import Verification, normalise_identity
 
-__all__ = ["list_waivers", "revoke_waiver", "waive", "waiver_state", "waiver_view", "waivers_for"]
+__all__ = [
+    "approve_waiver",
+    "list_waivers",
+    "revoke_waiver",
+    "waive",
+    "waiver_signatures",
+    "waiver_state",
+    "waiver_verdicts",
+    "waiver_view",
+    "waivers_for",
+]
 
 _CHECK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
 
@@ -30,14 +49,19 @@ def waiver_state(waiver: Waiver, now: datetime | None = None) -> str:
     return "active"
 
 
-def waiver_view(waiver: Waiver, model_name: str, now: datetime | None = None) -> dict[str, Any]:
-    """A JSON-safe description of a waiver."""
+def waiver_view(waiver: Waiver, model_name: str, now: datetime | None = None,
+                verdict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-safe description of a waiver (with who signed it, when ``verdict`` is given)."""
+    signed = {} if verdict is None else {
+        "requester_key": verdict["requester_key"], "requester_verification": verdict["requester_verification"],
+        "approver_key": verdict["approver_key"], "approver_verification": verdict["approver_verification"],
+        "signatures": "counted" if verdict["counts"] else verdict["reason"]}
     return {
         "id": waiver.id, "model": model_name, "versions": waiver.versions, "check": waiver.check_id,
         "state": waiver_state(waiver, now), "reason": waiver.reason, "ticket": waiver.ticket,
         "requester": waiver.requester, "approver": waiver.approver, "expires_at": iso(waiver.expires_at),
         "revoked_at": iso(waiver.revoked_at), "revoked_by": waiver.revoked_by,
-        "created_at": iso(waiver.created_at),
+        "created_at": iso(waiver.created_at), **signed,
     }
 
 
@@ -46,30 +70,46 @@ def waive(
     *,
     check_id: str,
     reason: str,
-    approver: str,
     expires: str | datetime,
+    approver: str | None = None,
     ticket: str | None = None,
     catalog: Catalog | None = None,
     actor: str | None = None,
     now: datetime | None = None,
+    key: str | Path | None = None,
 ) -> Waiver:
-    """Record a waiver for ``check_id`` on ``MODEL@VERSION`` (or ``MODEL``: every version).
+    """Record a waiver request for ``check_id`` on ``MODEL@VERSION`` (or ``MODEL``: every version).
 
-    The requester is ``actor``; ``approver`` must be someone else, and ``expires`` must be in the
-    future.  An alias (``MODEL@production``) is pinned to the version it points at now.
+    With ``key`` the request is signed by its holder, and the waiver waits for another person's
+    signed approval (:func:`approve_waiver`).  Without ``key`` it is an unsigned waiver naming
+    ``approver`` (who must be someone else), which counts only under ``signatures: optional``.
+    ``expires`` must be in the future and within ``waiver_max_days``.  An alias
+    (``MODEL@production``) is pinned to the version it points at now.
     """
     if not _CHECK_ID.match(check_id or ""):
         raise InputError(f"--check: expected a check id such as fairness.selection_rate_ratio, "
                          f"got {check_id!r}")
     if not (reason or "").strip():
         raise InputError("--reason: a waiver needs a reason")
-    if not (approver or "").strip():
-        raise InputError("--approver: a waiver needs an approver")
-    expires_at = parse_expiry(expires, now=now)
-    requester = resolve_who(actor)
-    if approver.strip().casefold() == requester.strip().casefold():
-        raise InputError(f"--approver: the approver must differ from the requester ({requester}); "
-                         "ask someone else to approve the waiver")
+    signoff = Signoff.load(now)
+    current = signoff.now
+    expires_at = parse_expiry(expires, now=current)
+    limit = signoff.settings.waiver_max_days
+    if expires_at > current + timedelta(days=limit):
+        raise InputError(f"--expires: {expires_at.date().isoformat()} is more than {limit} days away; waivers "
+                         f"last at most {limit} days (waiver_max_days in governance.toml)")
+    signer = signoff.signer(resolve_who(actor), None if key is None else str(key))
+    requester = signer.principal
+    if signer.key is not None and approver:
+        raise InputError("--approver: a signed waiver is approved by the approver's own signature "
+                         "(`gov waivers approve ID --key KEYFILE`), not by a name typed here")
+    if signer.key is None:
+        if not (approver or "").strip():
+            raise InputError("--approver: an unsigned waiver needs an approver (or sign the request with --key)")
+        approver = normalise_identity(str(approver), "--approver")
+        if approver == requester:
+            raise InputError(f"--approver: the approver must differ from the requester ({requester}); "
+                             "ask someone else to approve the waiver")
     parsed = parse_ref(ref)
     cat = resolve_catalog(catalog)
     with audited(cat, requester) as tx:
@@ -80,16 +120,122 @@ def waive(
             versions = [mv.version]
         waiver = Waiver(
             model_id=int(model.id or 0), versions=versions, check_id=check_id, reason=reason.strip(),
-            ticket=ticket, requester=requester, approver=approver.strip(), expires_at=expires_at,
+            ticket=ticket, requester=requester, approver=approver, expires_at=expires_at,
         )
         tx.session.add(waiver)
         tx.session.flush()
         subject = f"model:{model.name}@{versions[0]}" if versions else f"model:{model.name}"
+        artifact = mv.artifact_hash if versions else None
+        row = signoff.record(tx, "waiver.request", int(waiver.id or 0), signer,
+                             subject_name=f"{model.name}@{versions[0]}" if versions else model.name,
+                             artifact_digest=artifact, predicate=_waiver_predicate(waiver, model.name, "request"))
         tx.record("waiver.create", subject, {
             "waiver_id": waiver.id, "check": check_id, "versions": versions, "reason": waiver.reason,
-            "ticket": ticket, "approver": waiver.approver, "expires_at": expires_at,
+            "ticket": ticket, "approver": waiver.approver, "expires_at": expires_at, "statement_id": row.id,
+            "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest,
         })
     return waiver
+
+
+def _waiver_predicate(waiver: Waiver, model_name: str, decision: str) -> dict[str, Any]:
+    return {"decision": decision, "waiver_id": waiver.id, "model": model_name, "versions": waiver.versions,
+            "check": waiver.check_id, "reason": waiver.reason, "ticket": waiver.ticket,
+            "expires_at": iso(waiver.expires_at)}
+
+
+def approve_waiver(waiver_id: int, *, key: str | Path, catalog: Catalog | None = None, actor: str | None = None,
+                   now: datetime | None = None) -> Waiver:
+    """Sign the approval of a signed waiver request; the approver must be another key and principal."""
+    signoff = Signoff.load(now)
+    signer = signoff.signer(resolve_who(actor), str(key))
+    cat = resolve_catalog(catalog)
+    with audited(cat, signer.principal) as tx:
+        waiver = tx.session.get(Waiver, waiver_id)
+        if waiver is None:
+            raise NotFoundError(f"unknown waiver {waiver_id}; list them with `gov waivers list`")
+        state = waiver_state(waiver, signoff.now)
+        if state != "active":
+            raise InputError(f"waiver {waiver_id} is {state}; it cannot be approved")
+        request = statements_for(tx.session, "waiver.request", [waiver_id]).get(waiver_id)
+        if request is None or request.signature is None:
+            raise InputError(f"waiver {waiver_id} was not requested with a signature; ask the requester to "
+                             "record a signed request (`gov waive ... --key KEYFILE`)")
+        checked = signoff.verify(request)
+        if not checked.verified:
+            raise InputError(f"waiver {waiver_id}: the request does not verify ({checked.reason})")
+        if checked.fingerprint == signer.fingerprint or checked.principal == signer.principal:
+            raise InputError(f"waiver {waiver_id}: requested by {checked.principal} ({checked.fingerprint}); "
+                             "the approver must be another person with another key")
+        if statements_for(tx.session, "waiver.approval", [waiver_id]).get(waiver_id) is not None:
+            raise InputError(f"waiver {waiver_id} is already approved")
+        model = tx.session.get(Model, waiver.model_id)
+        name = model.name if model else str(waiver.model_id)
+        waiver.approver = signer.principal
+        tx.session.add(waiver)
+        predicate = {**_waiver_predicate(waiver, name, "approve"), "request": statement_digest(request.statement)}
+        row = signoff.record(tx, "waiver.approval", waiver_id, signer, subject_name=name,
+                             artifact_digest=checked.subject_digest, predicate=predicate)
+        tx.record("waiver.approve", f"model:{name}", {
+            "waiver_id": waiver_id, "check": waiver.check_id, "statement_id": row.id,
+            "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest})
+    return waiver
+
+
+def waiver_verdicts(session: Session, waivers: Sequence[Waiver], signoff: Signoff, *,
+                    optional: bool) -> dict[int, dict[str, Any]]:
+    """For each waiver: whether it counts, who requested and approved it (verified), and why not."""
+    ids = [int(w.id or 0) for w in waivers]
+    requests = statements_for(session, "waiver.request", ids)
+    approvals = statements_for(session, "waiver.approval", ids)
+    models = {int(m.id or 0): m.name for m in session.exec(
+        select(Model).where(col(Model.id).in_({w.model_id for w in waivers}))).all()} if waivers else {}
+    out: dict[int, dict[str, Any]] = {}
+    for w in waivers:
+        wid = int(w.id or 0)
+        request, approval = requests.get(wid), approvals.get(wid)
+        req, app = signoff.verify(request), signoff.verify(approval)
+        expected = _waiver_predicate(w, models.get(w.model_id, ""), "request")
+        reason = None
+        if request is None:  # recorded before signed waivers existed
+            req = Verification("unsigned", principal=w.requester, predicate=expected)
+        if approval is None and w.approver:  # an unsigned waiver names its approver
+            app = Verification("unsigned", principal=w.approver, predicate={**expected, "decision": "approve"})
+        if req.status not in ("verified", "unsigned") or app.status not in ("verified", "unsigned"):
+            bad = req if req.status not in ("verified", "unsigned") else app
+            reason = f"signature not accepted: {bad.reason}"
+        elif approval is None and w.approver is None:
+            reason = "awaiting a signed approval (`gov waivers approve ID --key KEYFILE`)"
+        elif not optional and not (req.verified and app.verified):
+            reason = "unsigned (the pack requires signatures: a signed request and a signed approval)"
+        elif any((req.predicate or {}).get(k) != v for k, v in expected.items() if k != "decision") or any(
+                (app.predicate or {}).get(k) != v for k, v in expected.items() if k != "decision"):
+            reason = "the stored waiver differs from what was signed"
+        elif approval is not None and req.verified and (app.predicate or {}).get("request") != statement_digest(
+                request.statement if request else ""):
+            reason = "the approval was given on another request"
+        elif (req.fingerprint is not None and req.fingerprint == app.fingerprint) or (
+                req.principal or "").casefold() == (app.principal or "").casefold():
+            reason = "requested and approved by the same person or key"
+        out[wid] = {
+            "counts": reason is None, "reason": reason,
+            "requester": req.principal or w.requester, "requester_key": req.fingerprint,
+            "requester_verification": req.status,
+            "approver": app.principal or w.approver, "approver_key": app.fingerprint,
+            "approver_verification": app.status,
+            "requester_label": _label(req.principal or w.requester, req.fingerprint),
+            "approver_label": _label(app.principal or w.approver, app.fingerprint),
+        }
+    return out
+
+
+def waiver_signatures(session: Session, waivers: Sequence[Waiver],
+                      now: datetime | None = None) -> dict[int, dict[str, Any]]:
+    """For reports: :func:`waiver_verdicts` against the configured trust store, signatures required."""
+    return waiver_verdicts(session, waivers, Signoff.load(now), optional=False)
+
+
+def _label(principal: str | None, fingerprint: str | None) -> str:
+    return f"{principal} ({fingerprint})" if fingerprint else f"{principal} (unsigned)"
 
 
 def revoke_waiver(waiver_id: int, *, reason: str | None = None, catalog: Catalog | None = None,
@@ -134,5 +280,6 @@ def list_waivers(*, model: str | None = None, state: str | None = None, catalog:
         if model is not None:
             stmt = stmt.where(Model.id == resolve_model(session, parse_ref(model, "MODEL").name).id)
         rows = session.exec(stmt.order_by(col(Waiver.id).desc())).all()
-    views = [waiver_view(w, m.name, now) for w, m in rows]
+        verdicts = waiver_verdicts(session, [w for w, _ in rows], Signoff.load(now), optional=False)
+    views = [waiver_view(w, m.name, now, verdicts[int(w.id or 0)]) for w, m in rows]
     return [v for v in views if state is None or v["state"] == state]

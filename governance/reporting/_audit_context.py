@@ -173,6 +173,9 @@ def build_audit_context(
             select(AuditEvent.time).order_by(col(AuditEvent.seq).desc()).limit(1)
         ).first()
         total_chain = session.exec(select(sa.func.count()).select_from(AuditEvent)).one()
+        from governance.registry import signed_decisions
+
+        decisions = signed_decisions(session, model)
     events = [_event_doc(r) for r in rows]
     for e in events:
         e["brief"] = _brief(e["data"])
@@ -212,4 +215,5 @@ def build_audit_context(
         "shown": shown,
         "summary": summary,
         "max_events": max_events,
+        "decisions": decisions,
     }

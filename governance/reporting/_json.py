@@ -187,4 +187,5 @@ def audit_json(context: dict[str, Any]) -> str:
         {k: e[k] for k in ("seq", "time", "actor", "action", "subject", "data", "hash", "prev_hash")}
         for e in context["events"]
     ]
+    doc["decisions"] = context.get("decisions", [])  # signed decisions, each verified against the trust store
     return _dump(doc)

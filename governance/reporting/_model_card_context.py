@@ -449,10 +449,13 @@ def build_model_card_context(
     for d in drift:
         b.found("drift", f"drift statistics from {d['source']}")
 
+    from governance.registry import decision_signatures, waiver_signatures
+
     waivers = []
     waiver_rows = session.exec(
         select(Waiver).where(Waiver.model_id == model.id).order_by(col(Waiver.id))
     ).all()
+    verdicts = waiver_signatures(session, waiver_rows)
     for waiver in waiver_rows:
         if waiver.versions is not None and mv.version not in waiver.versions:
             continue
@@ -471,16 +474,21 @@ def build_model_card_context(
                 "expires_at": iso(waiver.expires_at),
                 "revoked_at": iso(waiver.revoked_at),
                 "revoked_by": waiver.revoked_by,
+                **{k: verdicts[int(waiver.id or 0)][k] for k in (
+                    "requester_key", "requester_verification", "approver_key", "approver_verification")},
             }
         )
         b.found("waiver", f"waiver #{waiver.id} for {waiver.check_id} approved by {waiver.approver}")
 
     approvals = []
-    for a in session.exec(
+    approval_rows = session.exec(
         select(Approval).where(Approval.model_version_id == mv.id).order_by(col(Approval.id))
-    ).all():
+    ).all()
+    approval_signatures = decision_signatures(session, "approval", [int(a.id or 0) for a in approval_rows])
+    for a in approval_rows:
         approvals.append(
             {
+                **approval_signatures[int(a.id or 0)],
                 "stage": a.stage,
                 "approver": a.approver,
                 "role": a.role,
@@ -496,11 +504,15 @@ def build_model_card_context(
         ).all()
     )
     promotions = []
-    for p in session.exec(
+    promotion_rows = session.exec(
         select(PromotionEvent).where(PromotionEvent.model_id == model.id).order_by(col(PromotionEvent.id))
-    ).all():
+    ).all()
+    promotion_ids = [int(p.id or 0) for p in promotion_rows]
+    promotion_signatures = decision_signatures(session, ("promotion", "rollback"), promotion_ids)
+    for p in promotion_rows:
         promotions.append(
             {
+                **promotion_signatures[int(p.id or 0)],
                 "alias": p.alias,
                 "action": p.action,
                 "from_version": versions.get(p.from_version_id),
