@@ -106,13 +106,27 @@ def evaluate(
     max_samples: int = 2000,
     seed: int = 0,
     registry: CheckRegistry | None = None,
+    tracking_uri: str | None = None,
 ) -> EvidenceRecord:
     """Predict on ``data``, compute every piece of evidence the built-in checks need, store it.
 
     With ``model_ref`` the evidence is stored for that exact model version (audited ``evidence.record``)
     and linked to the evaluation dataset version (``dataset_ref``; otherwise its fingerprint is recorded);
     with ``policy`` the pack is also run and its evaluation stored.
+
+    ``model`` may be an MLflow model URI (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``, on
+    ``tracking_uri`` or ``MLFLOW_TRACKING_URI``): it is loaded through ``mlflow.pyfunc``, the evidence
+    is stored for that imported version and records its artifact digest (``data["artifact"]``).
     """
+    artifact: dict[str, Any] | None = None
+    if isinstance(model, str):
+        from governance.mlflow import load_registered_model
+
+        if model_ref is not None:
+            raise InputError("model_ref: not with a models:/ URI, which names the version itself")
+        catalog = catalog if catalog is not None else open_catalog()
+        loaded = load_registered_model(model, catalog, tracking_uri=tracking_uri)
+        model, model_ref, artifact = loaded.model, loaded.ref, loaded.artifact
 
     if label not in data.columns:
         raise InputError(
@@ -179,6 +193,8 @@ def evaluate(
         doc["drift"] = drift_statistics(frame_x, baseline)
         doc["baseline_dataset_version_ids"] = baseline_ids
     doc["data_fingerprint"] = _fingerprint(data)
+    if artifact is not None:
+        doc["artifact"] = artifact
     record = EvidenceRecord(data=doc, predictions=preds)
 
     pack = (
@@ -239,6 +255,7 @@ def evaluate(
                 "rows": len(data),
                 "fingerprint": doc["data_fingerprint"].get("content_hash"),
                 "sensitive": list(sensitive),
+                **({"artifact_digest": artifact["digest"]} if artifact is not None else {}),
             },
         )
         record.evidence_id, record.model_version_id, record.dataset_version_id = evidence.id, mv_id, dv_id

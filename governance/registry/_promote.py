@@ -9,7 +9,7 @@ started (compare-and-set).  Refusals and lost races are recorded too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +139,7 @@ def promote(
     now: datetime | None = None,
     raise_on_refusal: bool = True,
     force: bool = False,
+    after_pass: Callable[[GateReport], None] | None = None,
 ) -> GateReport:
     """Gate ``MODEL@VERSION`` with ``policy`` and, if it passes and is signed off, move ``to`` to it.
 
@@ -149,7 +150,8 @@ def promote(
     :class:`PromotionConflict` (the stage moved meanwhile) or :class:`EvaluationError` (a check could
     not be evaluated) after it was recorded; otherwise read ``report.decision``.  A pack whose
     ``appliesTo.riskTier`` leaves out the model's risk tier is refused (:class:`InputError`, nothing
-    recorded) unless ``force``.
+    recorded) unless ``force``.  ``after_pass`` is called with the report once a promotion committed
+    (never on a refusal); e.g. the MLflow bridge sets the alias there.
     """
     stage = validate_stage(to)
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
@@ -202,8 +204,10 @@ def promote(
                      "approvals": approvals.as_dict()})
         decision = {"action": action, "stage": stage, "model": subject.model, "version": subject.version,
                     "from_version": _version_number(tx.session, current_id), "reason": why,
-                    "approvals": approvals.as_dict(), "actor": who}
+                    "approvals": approvals.as_dict(), "actor": who, "audit_seq": tx.events[-1].seq}
     report = GateReport(document, subject, source, evaluation_id, decision, result)
+    if action == "promote" and after_pass is not None:
+        after_pass(report)
     if raise_on_refusal and action != "promote":
         raise refusal_error(report)
     return report
@@ -261,8 +265,9 @@ def _previous_passed(session: Session, model_id: int, stage: str, current_id: in
 
 
 def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Catalog | None = None,
-             actor: str | None = None) -> dict[str, Any]:
-    """Move ``stage`` back to the previous version that passed its gate there; records why."""
+             actor: str | None = None, after: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Move ``stage`` back to the previous version that passed its gate there; records why.  ``after``
+    is called with the outcome once the rollback committed."""
     stage = validate_stage(stage, "--stage")
     name = parse_ref(model, "MODEL").name
     who = resolve_who(actor)
@@ -288,7 +293,9 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
                       "version": _version_number(tx.session, target), "reason": why})
         out = {"model": name, "stage": stage, "from_version": _version_number(tx.session, from_id),
                "to_version": _version_number(tx.session, target), "reason": why, "event_id": row.id,
-               "actor": who}
+               "actor": who, "audit_seq": tx.events[-1].seq}
+    if after is not None:
+        after(out)
     return out
 
 
