@@ -19,6 +19,7 @@ shows the latest one (:func:`finding_of`).  The same comparison serves the webho
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,6 +178,7 @@ def latest_reconcile(session: Session) -> list[dict[str, Any]]:
         if subject in seen:
             continue
         data = json.loads(payload).get("data") or {}
-        seen[subject] = {"seq": seq, "time": time, "tracking_uri": data.get("tracking_uri"),
+        when = time if time.tzinfo is not None else time.replace(tzinfo=UTC)
+        seen[subject] = {"seq": seq, "time": when.astimezone(UTC).isoformat(), "tracking_uri": data.get("tracking_uri"),
                          "aliases_checked": data.get("aliases_checked"), "findings": data.get("findings") or []}
     return list(seen.values())

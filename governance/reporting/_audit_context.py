@@ -24,6 +24,7 @@ from governance.audit import GENESIS_HASH, VerifyReport, load_public_key, read_c
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog, resolve_model
 from governance.catalog._views import as_utc, iso
 from governance.errors import InputError
+from governance.mlflow import latest_reconcile
 from governance.reporting._format import parse_time
 from governance.reporting._model_card_context import audit_subject_filter
 
@@ -173,6 +174,7 @@ def build_audit_context(
             select(AuditEvent.time).order_by(col(AuditEvent.seq).desc()).limit(1)
         ).first()
         total_chain = session.exec(select(sa.func.count()).select_from(AuditEvent)).one()
+        mlflow_reconcile = latest_reconcile(session)
     events = [_event_doc(r) for r in rows]
     for e in events:
         e["brief"] = _brief(e["data"])
@@ -212,4 +214,5 @@ def build_audit_context(
         "shown": shown,
         "summary": summary,
         "max_events": max_events,
+        "mlflow_reconcile": mlflow_reconcile,
     }
