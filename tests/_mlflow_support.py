@@ -64,6 +64,8 @@ def running_server(root: Path, *, backend: str | None = None, timeout: float = 1
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": _WEBHOOK_KEY,
         "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+        # no background job workers (GenAI scorers, trace archival): they only compete for the CPU
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     log = (root / "server.log").open("wb")
     command = [

@@ -127,11 +127,24 @@ def cat(tmp_path: Path) -> Iterator[Catalog]:
     catalog.dispose()
 
 
-def _gov(args: list[str], catalog: Catalog, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _gov(args: list[str], catalog: Catalog, cwd: Path, *,
+         capsys: pytest.CaptureFixture[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``gov ARGS`` in the catalog as ``ci-bot``: in this process through the CLI's ``main`` (with
+    ``capsys``), else as a real subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERNANCE_", "MLFLOW_"))}
     env.update(GOVERNANCE_CATALOG_URL=catalog.url, GOVERNANCE_ACTOR="ci-bot")
-    return subprocess.run([sys.executable, "-m", "governance.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=180, check=False)
+    if capsys is None:
+        return subprocess.run([sys.executable, "-m", "governance.cli", *args], capture_output=True, text=True,
+                              env=env, cwd=cwd, timeout=180, check=False)
+    from governance.cli import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOVERNANCE_CATALOG_URL", catalog.url)
+        patch.setenv("GOVERNANCE_ACTOR", "ci-bot")
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def _actions(catalog: Catalog) -> list[str]:
@@ -209,7 +222,7 @@ def _tags(client: Any, model: str, version: int) -> dict[str, str]:
 
 
 def test_promotion_through_the_gate_sets_mlflow_only_on_pass_and_reconcile_flags_a_hand_move(
-        pipeline: Pipeline, cat: Catalog, tmp_path: Path) -> None:
+        pipeline: Pipeline, cat: Catalog, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import mlflow
 
     import governance as gov
@@ -219,7 +232,8 @@ def test_promotion_through_the_gate_sets_mlflow_only_on_pass_and_reconcile_flags
     name = pipeline.model
     pack = tmp_path / "pack.yaml"
     pack.write_text(PACK, encoding="utf-8")
-    assert _gov(["import", "mlflow", "--tracking-uri", pipeline.uri, "--model", name], cat, tmp_path).returncode == 0
+    assert _gov(["import", "mlflow", "--tracking-uri", pipeline.uri, "--model", name], cat, tmp_path,
+                capsys=capsys).returncode == 0
     for version in (1, 2, 3):
         record = gov.evaluate(f"models:/{name}/{version}", pipeline.holdout, label="y", sensitive=["sex"],
                               catalog=cat, tracking_uri=pipeline.uri, actor="evaluator")
@@ -246,27 +260,28 @@ def test_promotion_through_the_gate_sets_mlflow_only_on_pass_and_reconcile_flags
     assert tags["governance.evidence_digest"] == evidence_digest(cat, int(mv1.id or 0))
     assert tags["governance.stage"] == "production" and tags["governance.actor"] == "ci-bot"
 
-    refused = _gov([*promote[:1], f"{name}@3", *promote[1:]], cat, tmp_path)
+    refused = _gov([*promote[:1], f"{name}@3", *promote[1:]], cat, tmp_path, capsys=capsys)
     assert refused.returncode == 1
     assert "blocked by policy" in refused.stderr
     assert client.get_model_version_by_alias(name, "production").version == "1"
     assert _tags(client, name, 3) == {}
 
-    assert _gov([*promote[:1], f"{name}@2", *promote[1:]], cat, tmp_path).returncode == 0
+    assert _gov([*promote[:1], f"{name}@2", *promote[1:]], cat, tmp_path, capsys=capsys).returncode == 0
     assert client.get_model_version_by_alias(name, "production").version == "2"
 
     back = _gov(["rollback", name, "--stage", "production", "--registry", "mlflow", "--tracking-uri",
-                 pipeline.uri], cat, tmp_path)
+                 pipeline.uri], cat, tmp_path, capsys=capsys)
     assert back.returncode == 0, back.stderr
     assert client.get_model_version_by_alias(name, "production").version == "1"
     assert _tags(client, name, 1)["governance.action"] == "rollback"
 
-    clean = _gov(["mlflow", "reconcile", "--tracking-uri", pipeline.uri, "--model", name], cat, tmp_path)
+    clean = _gov(["mlflow", "reconcile", "--tracking-uri", pipeline.uri, "--model", name], cat, tmp_path,
+                 capsys=capsys)
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
     client.set_registered_model_alias(name, "production", "3")  # around the gate
     flagged = _gov(["mlflow", "reconcile", "--tracking-uri", pipeline.uri, "--model", name, "--format", "json"],
-                   cat, tmp_path)
+                   cat, tmp_path, capsys=capsys)
     assert flagged.returncode == 1
     report = json.loads(flagged.stdout)
     assert report["findings"] == [{
@@ -276,12 +291,13 @@ def test_promotion_through_the_gate_sets_mlflow_only_on_pass_and_reconcile_flags
     assert "1 MLflow alias(es) moved without a matching PASS" in flagged.stderr
 
     # a later import mirrors the hand move as an observation, never as a gated promotion
-    assert _gov(["import", "mlflow", "--tracking-uri", pipeline.uri, "--model", name], cat, tmp_path).returncode == 0
+    assert _gov(["import", "mlflow", "--tracking-uri", pipeline.uri, "--model", name], cat, tmp_path,
+                capsys=capsys).returncode == 0
     with cat.read() as session:
         actions = session.exec(select(PromotionEvent.action).order_by(col(PromotionEvent.id))).all()
     assert actions == ["promote", "refused", "promote", "rollback", "imported"]
     assert _gov(["mlflow", "reconcile", "--tracking-uri", pipeline.uri, "--model", name], cat,
-                tmp_path).returncode == 1
+                tmp_path, capsys=capsys).returncode == 1
 
     from governance.reporting._audit_context import build_audit_context
 
