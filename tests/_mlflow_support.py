@@ -82,10 +82,9 @@ def running_server(root: Path, *, backend: str | None = None, timeout: float = 1
             if process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited with {process.returncode}: "
                                    + (root / "server.log").read_text(errors="replace")[-2000:])
-            with suppress(OSError):
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
+            with suppress(OSError), urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
             if time.monotonic() > deadline:
                 raise RuntimeError("mlflow server did not answer /health in time: "
                                    + (root / "server.log").read_text(errors="replace")[-2000:])

@@ -32,7 +32,6 @@ from governance.catalog import (
     DatasetField,
     DatasetVersion,
     Evidence,
-    ModelVersion,
     PromotionEvent,
     Run,
     resolve_model_version,
