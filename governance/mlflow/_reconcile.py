@@ -19,9 +19,9 @@ shows the latest one (:func:`finding_of`).  The same comparison serves the webho
 from __future__ import annotations
 
 import json
-from datetime import UTC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from sqlmodel import Session, col, select
