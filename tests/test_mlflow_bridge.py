@@ -152,12 +152,20 @@ def _actions(catalog: Catalog) -> list[str]:
 
 
 def test_import_is_audited_idempotent_incremental_and_reaches_the_training_data(pipeline: Pipeline,
-                                                                               cat: Catalog) -> None:
+                                                                               shared_catalog_url: str) -> None:
+    """On a SQLite file and on PostgreSQL."""
+    import mlflow
+
     from governance.lineage import upstream
     from governance.mlflow import import_mlflow, read_watermarks
 
+    cat = Catalog(shared_catalog_url)
+    client = mlflow.MlflowClient(pipeline.uri)
+    exp = client.get_experiment_by_name(pipeline.experiment)
+    finished = len(client.search_runs([exp.experiment_id]))  # the pipeline's 3, and a late run per earlier leg
+
     first = import_mlflow(pipeline.uri, experiments=[pipeline.experiment], catalog=cat, actor="importer")
-    assert (first.runs_imported, first.datasets, first.versions_imported, first.problems) == (3, 6, 3, [])
+    assert (first.runs_imported, first.datasets, first.versions_imported, first.problems) == (finished, 6, 3, [])
     with cat.read() as session:
         runs = {r.run_uuid: r for r in session.exec(select(Run)).all()}
         run = runs[str(uuid.UUID(hex=pipeline.run_ids[0]))]
@@ -188,31 +196,28 @@ def test_import_is_audited_idempotent_incremental_and_reaches_the_training_data(
     assert "/data/credit-train.csv" in labels and "/data/credit-holdout.csv" in labels
     assert verify_audit(cat).ok
     actions = _actions(cat)
-    assert actions.count("run.complete") == 3
+    assert actions.count("run.complete") == finished
     assert actions.count("mlflow.model_version.import") == 3
     assert actions[-1] == "mlflow.import"
 
     again = import_mlflow(pipeline.uri, experiments=[pipeline.experiment], catalog=cat, actor="importer")
     assert (again.runs_imported, again.versions_imported, again.aliases_moved) == (0, 0, 0)
     assert again.versions_unchanged == 3
-    assert _actions(cat).count("run.complete") == 3
+    assert _actions(cat).count("run.complete") == finished
 
-    import mlflow
-
-    client = mlflow.MlflowClient(pipeline.uri)
-    exp = client.get_experiment_by_name(pipeline.experiment)
     late = client.create_run(exp.experiment_id)
     client.log_param(late.info.run_id, "note", "late")
     client.set_terminated(late.info.run_id)
     marks = read_watermarks(cat, pipeline.uri)
     third = import_mlflow(pipeline.uri, experiments=[pipeline.experiment], catalog=cat, actor="importer")
-    assert third.runs_imported == 1
-    assert third.runs_read < 4  # only what ended at or after the watermark was asked for
+    # only what ended at or after the watermark was asked for: the newest run imported before, and the late one
+    assert (third.runs_read, third.runs_unchanged, third.runs_imported) == (2, 1, 1)
     assert read_watermarks(cat, pipeline.uri)[exp.experiment_id] > marks[exp.experiment_id]
     with cat.read() as session:
         late_row = session.exec(select(Run).where(Run.run_uuid == str(uuid.UUID(hex=late.info.run_id)))).one()
         assert late_row.params == {"note": "late"}
     assert verify_audit(cat).ok
+    cat.dispose()
 
 
 def _tags(client: Any, model: str, version: int) -> dict[str, str]:
