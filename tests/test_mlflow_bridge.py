@@ -355,3 +355,17 @@ def test_without_mlflow_the_bridge_names_the_install_command(monkeypatch: pytest
     assert main(["import", "mlflow", "--tracking-uri", "http://127.0.0.1:9"]) == 2
     assert main(["promote", "m@1", "--to", "production", "--policy", "baseline", "--registry", "mlflow"]) == 2
     catalog.dispose()
+
+
+def test_an_unreachable_server_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests._mlflow_support import free_port, require_mlflow
+
+    require_mlflow()
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    uri = f"http://127.0.0.1:{free_port()}"
+    for args in (["import", "mlflow"], ["mlflow", "reconcile"]):
+        result = _gov([*args, "--tracking-uri", uri], catalog, tmp_path, capsys=capsys)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"gov: error: --tracking-uri {uri}: no MLflow tracking server answers there")
+        assert len(result.stderr.splitlines()) == 1
+    catalog.dispose()

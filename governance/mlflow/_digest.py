@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from governance.errors import InputError
-from governance.mlflow._client import Connection
+from governance.mlflow._client import Connection, first_line
 
 __all__ = ["TREE_ALGO", "downloaded_model", "tree_digest"]
 
@@ -54,10 +54,6 @@ def downloaded_model(conn: Connection, name: str, version: int | str) -> Iterato
                                                         tracking_uri=conn.uri)
         except mlflow.exceptions.MlflowException as exc:
             raise InputError(f"models:/{name}/{version}: cannot download its artifacts from {uri}: "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
         yield Path(local)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

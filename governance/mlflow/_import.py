@@ -57,7 +57,7 @@ from governance.catalog import (
 from governance.config import load_settings
 from governance.errors import InputError, NotFoundError
 from governance.lineage import DatasetCapture, RunRecord, record_model_version, write_run
-from governance.mlflow._client import Connection, connect
+from governance.mlflow._client import Connection, connect, first_line
 from governance.mlflow._digest import TREE_ALGO, downloaded_model, tree_digest
 from governance.openlineage import dataset_identity
 
@@ -191,6 +191,19 @@ def _paged(fetch: Any) -> Iterator[Any]:
             return
 
 
+def _prefetched(fetch: Any) -> Iterator[Any]:
+    """Like :func:`_paged`, asking the server for the next page while the caller handles this one."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gov-mlflow-page") as pool:
+        pending: Future[Any] | None = pool.submit(fetch, None)
+        while pending is not None:
+            page = pending.result()
+            token = getattr(page, "token", None)
+            pending = pool.submit(fetch, token) if token else None
+            yield from page
+
+
 def read_watermarks(catalog: Catalog, tracking_uri: str) -> dict[str, int]:
     """Per experiment id, the largest run ``end_time`` (ms) imported from ``tracking_uri`` so far."""
     with catalog.read() as session:
@@ -232,7 +245,7 @@ def _import_runs(conn: Connection, catalog: Catalog, actor: str, experiment: Any
             [experiment.experiment_id], filter_string=f"attributes.end_time >= {int(since)}",
             order_by=["attributes.end_time ASC"], max_results=page_size, page_token=token)
 
-    for run in _paged(fetch):
+    for run in _prefetched(fetch):
         report.runs_read += 1
         record = _run_record(run, name, conn.uri, actor)
         if record is None:
@@ -420,6 +433,14 @@ def import_mlflow(
     settings = load_settings()
     cat = catalog if catalog is not None else open_catalog(settings)
     who = actor or resolve_actor(None, settings)
+    try:
+        return _import(conn, cat, who, experiments, models, page_size)
+    except conn.mlflow.exceptions.MlflowException as exc:
+        raise InputError(f"MLflow at {conn.uri}: {first_line(exc)}") from exc
+
+
+def _import(conn: Connection, cat: Catalog, who: str, experiments: Sequence[str], models: Sequence[str],
+            page_size: int) -> ImportReport:
     report = ImportReport(conn.uri)
     marks = read_watermarks(cat, conn.uri)
     exp_names: dict[str, str] = {}

@@ -30,7 +30,7 @@ from sqlmodel import col, select
 from governance.audit import canonical_json
 from governance.catalog import Catalog, Evidence, resolve_model_version
 from governance.errors import CatalogError, InputError, NotFoundError
-from governance.mlflow._client import Connection, connect
+from governance.mlflow._client import Connection, connect, first_line
 from governance.mlflow._digest import TREE_ALGO, downloaded_model, tree_digest
 
 __all__ = ["TAG_PREFIX", "MlflowPublishError", "MlflowRegistry", "evidence_digest"]
@@ -69,7 +69,7 @@ class MlflowRegistry:
         try:
             self.conn.client.get_model_version(name, str(version))
         except mlflow.exceptions.MlflowException as exc:
-            raise NotFoundError(f"{where}: not found on {self.conn.uri}: {_first_line(exc)}") from exc
+            raise NotFoundError(f"{where}: not found on {self.conn.uri}: {first_line(exc)}") from exc
         with downloaded_model(self.conn, name, version) as local:
             now = tree_digest(local)
         if now != digest:
@@ -86,7 +86,7 @@ class MlflowRegistry:
         except self.conn.mlflow.exceptions.MlflowException as exc:
             raise MlflowPublishError(
                 f"models:/{name}/{version}: recorded in the catalog (audit seq {tags.get('audit_seq')}) but MLflow "
-                f"alias {alias!r} not set: {_first_line(exc)}; re-run to publish") from exc
+                f"alias {alias!r} not set: {first_line(exc)}; re-run to publish") from exc
 
     def publish_promotion(self, report: Any) -> None:
         """The ``after_pass`` hook of ``governance.registry.promote``: tags, then the alias."""
@@ -115,7 +115,3 @@ class MlflowRegistry:
             "action": "rollback", "stage": outcome["stage"], "audit_seq": outcome.get("audit_seq"),
             "actor": outcome.get("actor"), "reason": outcome.get("reason"),
         })
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

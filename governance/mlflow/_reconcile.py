@@ -29,8 +29,8 @@ from sqlmodel import Session, col, select
 from governance.audit import audited, resolve_actor
 from governance.catalog import AuditEvent, Catalog, Model, ModelVersion, PromotionEvent, open_catalog
 from governance.config import load_settings
-from governance.errors import NotFoundError
-from governance.mlflow._client import connect
+from governance.errors import InputError, NotFoundError
+from governance.mlflow._client import Connection, connect, first_line
 
 __all__ = ["GATED_ACTIONS", "RECONCILE_ACTION", "Finding", "ReconcileReport", "alias_finding", "latest_reconcile",
            "reconcile"]
@@ -119,6 +119,26 @@ def _gated_aliases(session: Session, model: str) -> set[str]:
     return set(rows)
 
 
+def _registered(conn: Connection, models: Sequence[str]) -> list[Any]:
+    client = conn.client
+    if models:
+        found = []
+        for name in models:
+            try:
+                found.append(client.get_registered_model(name))
+            except conn.mlflow.exceptions.MlflowException as exc:
+                raise NotFoundError(f"--model: no registered model {name!r} on {conn.uri}") from exc
+        return found
+    registered: list[Any] = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        registered.extend(page)
+        token = page.token
+        if not token:
+            return registered
+
+
 def reconcile(
     tracking_uri: str | None,
     *,
@@ -133,23 +153,11 @@ def reconcile(
     settings = load_settings()
     cat = catalog if catalog is not None else open_catalog(settings)
     who = actor or resolve_actor(None, settings)
-    client = conn.client
+    try:
+        registered = _registered(conn, models)
+    except conn.mlflow.exceptions.MlflowException as exc:
+        raise InputError(f"MLflow at {conn.uri}: {first_line(exc)}") from exc
     report = ReconcileReport(conn.uri)
-    if models:
-        registered = []
-        for name in models:
-            try:
-                registered.append(client.get_registered_model(name))
-            except conn.mlflow.exceptions.MlflowException as exc:
-                raise NotFoundError(f"--model: no registered model {name!r} on {conn.uri}") from exc
-    else:
-        registered, token = [], None
-        while True:
-            page = client.search_registered_models(max_results=1000, page_token=token)
-            registered.extend(page)
-            token = page.token
-            if not token:
-                break
     wanted = set(aliases)
     with cat.read() as session:
         for rm in registered:
