@@ -303,11 +303,11 @@ def test_promotion_through_the_gate_sets_mlflow_only_on_pass_and_reconcile_flags
     assert _gov(["mlflow", "reconcile", "--tracking-uri", pipeline.uri, "--model", name], cat,
                 tmp_path, capsys=capsys).returncode == 1
 
-    from governance.reporting._audit_context import build_audit_context
+    from governance.reporting import render_audit_report
 
-    context = build_audit_context(cat, model=None, since=None, max_events=None)
-    latest = context["mlflow_reconcile"]
-    assert latest[0]["findings"][0]["kind"] == "ungated"
+    audit = json.loads(render_audit_report(catalog=cat, format="json"))
+    assert [f["kind"] for f in audit["mlflow_reconcile"][0]["findings"]] == ["ungated"]
+    assert "moved without a matching PASS" in str(render_audit_report(catalog=cat, format="html"))
     assert verify_audit(cat).ok
     client.set_registered_model_alias(name, "production", "1")
 

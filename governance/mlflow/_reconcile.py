@@ -171,7 +171,8 @@ def reconcile(
                 if finding is not None:
                     report.findings.append(finding)
     with audited(cat, who) as tx:
-        report.audit_seq = tx.record(RECONCILE_ACTION, f"mlflow:{conn.uri}", report.as_dict()).seq
+        recorded = {k: v for k, v in report.as_dict().items() if k != "audit_seq"}  # the event is its own seq
+        report.audit_seq = tx.record(RECONCILE_ACTION, f"mlflow:{conn.uri}", recorded).seq
     return report
 
 
