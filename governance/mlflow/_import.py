@@ -119,7 +119,7 @@ def _schema_fields(text: str | None) -> tuple[list[dict[str, Any]], str | None]:
         doc = json.loads(text)
     except ValueError:
         return [], None
-    specs = doc.get("mlflow_colspec") or doc.get("mlflow_tensorspec") or [] if isinstance(doc, dict) else []
+    specs = doc.get("mlflow_colspec") or [] if isinstance(doc, dict) else []  # tensor specs carry no columns
     fields = [
         {"name": str(spec.get("name", i)), "dtype": str(spec.get("type")), "position": i, "tags": []}
         for i, spec in enumerate(specs) if isinstance(spec, dict)
@@ -164,8 +164,7 @@ def _run_record(run: Any, experiment: str, tracking_uri: str, actor: str) -> Run
     tags = {k: v for k, v in run.data.tags.items() if k not in _SKIP_TAGS}
     inputs = list(getattr(run.inputs, "dataset_inputs", None) or []) if run.inputs else []
     datasets = [_dataset_capture(i) for i in inputs if getattr(i, "dataset", None) is not None]
-    started = _time(info.start_time) or _time(info.end_time)
-    assert started is not None
+    started = datetime.fromtimestamp((info.start_time or info.end_time) / 1000, UTC)
     return RunRecord(
         run_uuid=run_uuid(info.run_id), job=experiment, namespace=NAMESPACE,
         kind="training" if any(d.role == "training" for d in datasets) else "other",
