@@ -32,6 +32,7 @@ from governance.catalog import (
     DatasetField,
     DatasetVersion,
     Evidence,
+    Model,
     PromotionEvent,
     Run,
     resolve_model_version,
@@ -115,6 +116,7 @@ def pipeline(mlflow_server: MlflowServer) -> Iterator[Pipeline]:  # noqa: F811
     for c, shuffle in ((1.0, False), (0.5, False), (1.0, True)):
         run_id, digests = _log_training(mlflow, train, holdout, model_name, c, shuffle)
         run_ids.append(run_id)
+    mlflow.MlflowClient().update_registered_model(model_name, description="Scores credit applications.")
     yield Pipeline(mlflow_server.uri, experiment, model_name, run_ids, train, holdout, digests)
     mlflow.set_tracking_uri(previous)
 
@@ -190,6 +192,8 @@ def test_import_is_audited_idempotent_incremental_and_reaches_the_training_data(
         assert mv.hash_algo == "sha256-tree" and len(mv.artifact_hash or "") == 64
         assert mv.features == ["income", "debt"]
         assert mv.training_run_id == runs[str(uuid.UUID(hex=pipeline.run_ids[2]))].id
+        assert session.exec(select(Model.description).where(Model.name == pipeline.model)).one() == (
+            "Scores credit applications.")
     graph = upstream(f"{pipeline.model}@1", catalog=cat).to_json()
     labels = json.dumps(graph)
     assert pipeline.run_ids[0][:8] in labels.replace("-", "")

@@ -404,6 +404,19 @@ def _import_aliases(conn: Connection, catalog: Catalog, actor: str, name: str, a
             report.problems.append((where, str(exc)))
 
 
+def _import_description(catalog: Catalog, actor: str, name: str, description: str | None) -> None:
+    """A registered model's MLflow description fills in ours when we have none (never overwrites)."""
+    if not description:
+        return
+    with audited(catalog, actor) as tx:
+        model = tx.session.exec(select(Model).where(Model.name == name)).first()
+        if model is None or model.description:
+            return
+        model.description = description
+        tx.session.add(model)
+        tx.record("model.update", f"model:{name}", {"description": description, "source": "mlflow"})
+
+
 def _quoted(name: str) -> str:
     if "'" not in name:
         return f"'{name}'"
@@ -469,6 +482,7 @@ def _import(conn: Connection, cat: Catalog, who: str, experiments: Sequence[str]
                         continue
             _ensure_source_run(conn, cat, who, mv.run_id, exp_names, report)
             _import_version(conn, cat, who, mv, report)
+        _import_description(cat, who, name, getattr(model, "description", None))
         _import_aliases(conn, cat, who, name, dict(getattr(model, "aliases", None) or {}), report)
     with audited(cat, who) as tx:
         link = tx.record(IMPORT_ACTION, f"mlflow:{conn.uri}", {
