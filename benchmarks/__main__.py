@@ -28,7 +28,7 @@ from rich.text import Text
 
 from benchmarks._common import Result
 
-AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "startup", "signoff")
+AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "startup", "signoff", "mlflow")
 
 
 def _fmt(value: float | None) -> str:

@@ -51,7 +51,8 @@ def _register_optional() -> None:
     """Areas that live in their own modules; each adds its commands to ``app``."""
     import importlib
 
-    for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo", "_keys"):
+    for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo", "_keys",
+                 "_mlflow"):
         try:
             module = importlib.import_module(f"governance.cli.{name}")
         except ModuleNotFoundError as exc:

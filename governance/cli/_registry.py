@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,6 +11,9 @@ from governance.cli._context import check_format, emit_json, say, state
 from governance.cli._policy import FORMATS, check_output, sensitive_columns, write_report
 from governance.cli._read import print_table
 from governance.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.mlflow import MlflowRegistry
 
 __all__ = ["register"]
 
@@ -121,6 +124,10 @@ def register(app: typer.Typer) -> None:
                                    help="Gate even if the pack's appliesTo.riskTier leaves out the model's."),
         key: Path | None = typer.Option(None, "--key", metavar="KEYFILE",
                                           help="Your OpenSSH Ed25519 private key: signs the decision."),
+        registry: str = typer.Option("catalog", "--registry", help="catalog, or mlflow: also move the MLflow "
+                                     "alias and tag the version, only after a PASS."),
+        tracking_uri: str | None = typer.Option(None, "--tracking-uri", metavar="URI",
+                                                help="MLflow tracking URI (else MLFLOW_TRACKING_URI)."),
     ) -> int:
         """Gate MODEL@VERSION with a policy pack and, if it passes (and is signed off), move the stage.
 
@@ -141,10 +148,14 @@ def register(app: typer.Typer) -> None:
             else:
                 raise InputError(f"--if-current: expected a version number or 'none', got {if_current!r}")
         st = state(ctx)
+        hook = _registry_hook(registry, tracking_uri, st.catalog())
+        if hook is not None:
+            hook.preflight(ref)
         report = promote(ref, to=to, policy=policy, predictions=predictions, label=label,
                          prediction=prediction, score=score, sensitive=sensitive_columns(sensitive),
                          reason=reason, if_current=expect,
-                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False, force=force, key=key)
+                         catalog=st.catalog(), actor=st.actor, raise_on_refusal=False, force=force, key=key,
+                         after_pass=None if hook is None else hook.publish_promotion)
         write_report(report.output_document(), fmt, output, report.policy_path)
         decision = report.decision or {}
         if decision.get("action") != "promote":
@@ -162,13 +173,19 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text or json"),
         key: Path | None = typer.Option(None, "--key", metavar="KEYFILE",
                                           help="Your OpenSSH Ed25519 private key: signs the decision."),
+        registry: str = typer.Option("catalog", "--registry", help="catalog, or mlflow: also move the MLflow "
+                                     "alias back."),
+        tracking_uri: str | None = typer.Option(None, "--tracking-uri", metavar="URI",
+                                                help="MLflow tracking URI (else MLFLOW_TRACKING_URI)."),
     ) -> None:
         """Move STAGE back to the previous version that passed its gate there."""
         from governance.registry import rollback
 
         check_format(fmt, _LIST_FORMATS)
         st = state(ctx)
-        out = rollback(model, stage=stage, reason=reason, catalog=st.catalog(), actor=st.actor, key=key)
+        hook = _registry_hook(registry, tracking_uri, st.catalog())
+        out = rollback(model, stage=stage, reason=reason, catalog=st.catalog(), actor=st.actor, key=key,
+                       after=None if hook is None else hook.publish_rollback)
         if fmt == "json":
             emit_json(out)
         else:
@@ -353,3 +370,16 @@ def register(app: typer.Typer) -> None:
         return report.exit_code(fail_on_warn=fail_on_warn)
 
     app.add_typer(waivers, name="waivers")
+
+
+def _registry_hook(registry: str, tracking_uri: str | None, catalog: Any) -> MlflowRegistry | None:
+    """``--registry``: None for the catalog alone; the MLflow side for ``mlflow``."""
+    if registry == "catalog":
+        if tracking_uri is not None:
+            raise InputError("--tracking-uri: only with --registry mlflow")
+        return None
+    if registry != "mlflow":
+        raise InputError(f"--registry: expected catalog or mlflow, got {registry!r}")
+    from governance.mlflow import MlflowRegistry
+
+    return MlflowRegistry(tracking_uri, catalog)

@@ -42,12 +42,14 @@ def record_model_version(
     features: list[str] | None = None,
     training_run_id: int | None = None,
     home: Path | None = None,
+    version: int | None = None,
 ) -> ModelVersion:
     """Create the next version of ``model_name`` (and the model if needed) inside ``tx``.
 
     With ``estimator``, the artifact is saved under ``home/artifacts`` (default: the configured
-    home) and its hash, uri, flavor, params and feature names are filled in unless given.  Records an
-    audit event ``model_version.create``.
+    home) and its hash, uri, flavor, params and feature names are filled in unless given.  ``version``
+    keeps another registry's number (MLflow import); by default the next number.  Records an audit
+    event ``model_version.create``.
     """
     if not isinstance(model_name, str) or not model_name.strip() or "@" in model_name:
         raise InputError(f"model name: expected a non-empty name without '@', got {model_name!r}")
@@ -67,8 +69,13 @@ def record_model_version(
             features = [str(n) for n in names]
     model = get_or_create_model(tx, model_name)
     session = tx.session
-    latest = session.exec(select(sa.func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)).first()
-    version = int(latest or 0) + 1
+    if version is None:
+        stmt = select(sa.func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
+        latest = session.exec(stmt).first()
+        version = int(latest or 0) + 1
+    elif version < 1 or session.exec(select(ModelVersion.id).where(
+            ModelVersion.model_id == model.id, ModelVersion.version == version)).first() is not None:
+        raise InputError(f"model {model_name!r}: version {version} exists already or is not a positive number")
     mv = ModelVersion(
         model_id=int(model.id or 0),
         version=version,

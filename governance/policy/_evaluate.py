@@ -138,6 +138,18 @@ def _bound_artifact(model: Any, ctx: CheckContext) -> str:
     return actual
 
 
+def _bound_files(artifact: dict[str, Any], ctx: CheckContext) -> str:
+    """A model loaded from a registry (``models:/``) is bound by the digest of the files it was loaded
+    from, which must be the digest recorded for the version (the object's own digest would differ:
+    a deserialised model is not the bytes that were registered)."""
+    recorded = ctx.model.get("artifact_hash")
+    if not recorded or artifact.get("digest") != recorded:
+        label = f"{ctx.model.get('name')}@{ctx.model.get('version')}"
+        raise InputError(f"model_ref {label}: the loaded files (digest {str(artifact.get('digest'))[:16]}...) are "
+                         f"not the version's artifact ({str(recorded)[:16]}...)")
+    return str(recorded)
+
+
 def evaluate(
     model: Any,
     data: pd.DataFrame,
@@ -153,6 +165,7 @@ def evaluate(
     max_samples: int = 2000,
     seed: int = 0,
     registry: CheckRegistry | None = None,
+    tracking_uri: str | None = None,
 ) -> EvidenceRecord:
     """Predict on ``data``, compute every piece of evidence the built-in checks need, store it.
 
@@ -161,7 +174,20 @@ def evaluate(
     and records the digest
     and linked to the evaluation dataset version (``dataset_ref``; otherwise its fingerprint is recorded);
     with ``policy`` the pack is also run and its evaluation stored.
+
+    ``model`` may be an MLflow model URI (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``, on
+    ``tracking_uri`` or ``MLFLOW_TRACKING_URI``): it is loaded through ``mlflow.pyfunc``, the evidence
+    is stored for that imported version and records its artifact digest (``data["artifact"]``).
     """
+    artifact: dict[str, Any] | None = None
+    if isinstance(model, str):
+        from governance.mlflow import load_registered_model
+
+        if model_ref is not None:
+            raise InputError("model_ref: not with a models:/ URI, which names the version itself")
+        catalog = catalog if catalog is not None else open_catalog()
+        loaded = load_registered_model(model, catalog, tracking_uri=tracking_uri)
+        model, model_ref, artifact = loaded.model, loaded.ref, loaded.artifact
 
     if label not in data.columns:
         raise InputError(
@@ -192,7 +218,7 @@ def evaluate(
     digest: str | None = None
     if model_ref is not None and cat is not None:
         model_ctx = context_for_model_version(cat, model_ref)
-        digest = _bound_artifact(model, model_ctx)
+        digest = _bound_artifact(model, model_ctx) if artifact is None else _bound_files(artifact, model_ctx)
     baseline = model_ctx.baseline if model_ctx is not None else None
     baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
 
@@ -226,6 +252,8 @@ def evaluate(
         doc["drift"] = drift_statistics(frame_x, baseline)
         doc["baseline_dataset_version_ids"] = baseline_ids
     doc["data_fingerprint"] = _fingerprint(data)
+    if artifact is not None:
+        doc["artifact"] = artifact
     record = EvidenceRecord(data=doc, predictions=preds)
 
     pack = (
@@ -287,6 +315,7 @@ def evaluate(
                 "fingerprint": doc["data_fingerprint"].get("content_hash"),
                 "artifact_hash": digest,
                 "sensitive": list(sensitive),
+                **({"artifact_digest": artifact["digest"]} if artifact is not None else {}),
             },
         )
         record.evidence_id, record.model_version_id, record.dataset_version_id = evidence.id, mv_id, dv_id

@@ -9,7 +9,7 @@ started (compare-and-set).  Refusals and lost races are recorded too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,7 @@ def promote(
     raise_on_refusal: bool = True,
     force: bool = False,
     key: str | Path | None = None,
+    after_pass: Callable[[GateReport], None] | None = None,
 ) -> GateReport:
     """Gate ``MODEL@VERSION`` with ``policy`` and, if it passes and is signed off, move ``to`` to it.
 
@@ -154,6 +155,8 @@ def promote(
     recorded) unless ``force``.  A pack other than the one ``governance.toml`` binds to the stage is an
     :class:`InputError`.  With ``key`` the decision is signed by the promoter (needed where the pack
     requires signed approvals: approvers are told apart from the promoter by key).
+    ``after_pass`` is called with the report once a promotion committed (never on a refusal); e.g. the
+    MLflow bridge sets the alias there.
     """
     stage = validate_stage(to)
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
@@ -226,11 +229,13 @@ def promote(
                                            "approvals": [s["approval_id"] for s in approvals.signers]})
         decision = {"action": action, "stage": stage, "model": subject.model, "version": subject.version,
                     "from_version": _version_number(tx.session, current_id), "reason": why,
-                    "approvals": approvals.as_dict(), "actor": who,
+                    "approvals": approvals.as_dict(), "actor": who, "audit_seq": tx.events[-1].seq,
                     "signer": {"principal": who, "key_fingerprint": signer.fingerprint,
                                "verification": "signed" if signer.key else "unsigned",
                                "statement_id": signed.id}}
     report = GateReport(document, subject, source, evaluation_id, decision, result)
+    if action == "promote" and after_pass is not None:
+        after_pass(report)
     if raise_on_refusal and action != "promote":
         raise refusal_error(report)
     return report
@@ -288,9 +293,11 @@ def _previous_passed(session: Session, model_id: int, stage: str, current_id: in
 
 
 def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Catalog | None = None,
-             actor: str | None = None, key: str | Path | None = None) -> dict[str, Any]:
+             actor: str | None = None, key: str | Path | None = None,
+             after: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Move ``stage`` back to the previous version that passed its gate there; records why (signed
-    by the holder of ``key`` when given)."""
+    by the holder of ``key`` when given).  ``after`` is called with the outcome once the rollback
+    committed."""
     stage = validate_stage(stage, "--stage")
     name = parse_ref(model, "MODEL").name
     signoff = Signoff.load()
@@ -325,7 +332,9 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
                                   "version": back.version if back else None, "reason": why})
         out = {"model": name, "stage": stage, "from_version": _version_number(tx.session, from_id),
                "to_version": _version_number(tx.session, target), "reason": why, "event_id": row.id,
-               "actor": who}
+               "actor": who, "audit_seq": tx.events[-1].seq}
+    if after is not None:
+        after(out)
     return out
 
 

@@ -24,6 +24,7 @@ from governance.audit import GENESIS_HASH, VerifyReport, load_public_key, read_c
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog, resolve_model
 from governance.catalog._views import as_utc, iso
 from governance.errors import InputError
+from governance.mlflow import latest_reconcile
 from governance.reporting._format import parse_time
 from governance.reporting._model_card_context import audit_subject_filter
 
@@ -176,6 +177,7 @@ def build_audit_context(
         from governance.registry import signed_decisions
 
         decisions = signed_decisions(session, model)
+        mlflow_reconcile = latest_reconcile(session)
     events = [_event_doc(r) for r in rows]
     for e in events:
         e["brief"] = _brief(e["data"])
@@ -216,4 +218,5 @@ def build_audit_context(
         "summary": summary,
         "max_events": max_events,
         "decisions": decisions,
+        "mlflow_reconcile": mlflow_reconcile,
     }

@@ -183,6 +183,8 @@ def audit_json(context: dict[str, Any]) -> str:
             "total",
         )
     }
+    if context.get("mlflow_reconcile"):
+        doc["mlflow_reconcile"] = context["mlflow_reconcile"]
     doc["events"] = [
         {k: e[k] for k in ("seq", "time", "actor", "action", "subject", "data", "hash", "prev_hash")}
         for e in context["events"]
