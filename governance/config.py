@@ -77,7 +77,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [governance] must be a table")
     known = {f.name for f in fields(Settings)}
-    unknown = sorted(set(section) - known - {"governance"})
+    unknown = sorted(set(section) - known - {"governance", "server"})  # [server]: governance.server
     if unknown:
         raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
     return {k: v for k, v in section.items() if k in known}

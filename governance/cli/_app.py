@@ -50,7 +50,7 @@ def _register_optional() -> None:
     """Areas that live in their own modules; each adds its commands to ``app``."""
     import importlib
 
-    for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo"):
+    for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo", "_serve"):
         try:
             module = importlib.import_module(f"governance.cli.{name}")
         except ModuleNotFoundError as exc:
