@@ -114,10 +114,10 @@ def run_event(run_id: str, event_type: str = "COMPLETE", *, job: str = "etl.orde
 def seed_catalog(catalog: Catalog, name: str = "credit-scorer", **kwargs: Any) -> Any:
     """``seed_model`` (the report tests' catalog) plus the training run's output edge to the model
     version, as capture records it, so lineage reaches the model."""
-    from governance.audit import audited
-    from governance.catalog import Model, ModelVersion, RunIO
     from sqlmodel import select
 
+    from governance.audit import audited
+    from governance.catalog import Model, ModelVersion, RunIO
     from tests.test_report_seed import seed_model
 
     seeded = seed_model(catalog, name=name, **kwargs)

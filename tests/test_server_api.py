@@ -123,11 +123,10 @@ def test_pagination_and_bad_parameters(served: tuple[Catalog, Live]) -> None:
 
 def test_real_openlineage_client_posts_into_the_catalog(served: tuple[Catalog, Live]) -> None:
     from openlineage.client import OpenLineageClient
-    from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
-
     from openlineage.client.event_v2 import Dataset as OLDataset
     from openlineage.client.event_v2 import Job, RunEvent, RunState
     from openlineage.client.event_v2 import Run as OLRun
+    from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
     catalog, live = served
     events = []

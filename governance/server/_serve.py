@@ -1,9 +1,13 @@
-"""``serve``: run the app on uvicorn until SIGINT/SIGTERM (uvicorn's handlers: finish in-flight
-requests, run the shutdown, exit 0)."""
+"""``serve``: run the app on uvicorn until SIGINT/SIGTERM: stop accepting, finish in-flight requests,
+run the shutdown (the lineage writer commits what it holds), then return normally (exit 0)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from governance.catalog import Catalog
 from governance.errors import ConfigError
@@ -30,6 +34,34 @@ def serve(catalog: Catalog, config: ServerConfig, *, host: str = "127.0.0.1", po
                                     f"identity header {config.proxy_header}" if config.proxy_header else ""])))
     shown = f"[{host}]" if ":" in host else host
     say(f"gov serve: {catalog.display_url} at http://{shown}:{port}/ (auth: {mode}); Ctrl+C or SIGTERM stops")
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="on", server_header=False, timeout_graceful_shutdown=10))
+    class _Server(uvicorn.Server):
+        """uvicorn's server, but a signal ends it like a normal return (uvicorn re-raises it, so the
+        process would die of SIGTERM after a clean shutdown and report -15)."""
+
+        received: list[int] = []  # noqa: RUF012 - set per instance below
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            self.received = []
+
+            def on_signal(sig: int, frame: Any) -> None:
+                self.received.append(sig)
+                self.handle_exit(sig, frame)
+
+            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                    lifespan="on", server_header=False, timeout_graceful_shutdown=10))
     server.run()
+    if not server.started:
+        raise ConfigError(f"--host/--port: could not listen on {shown}:{port} (in use, or not an address here)")
+    names = ", ".join(signal.Signals(s).name for s in server.received) or "shutdown"
+    say(f"gov serve: stopped cleanly ({names})")
