@@ -99,7 +99,8 @@ def run_event(run_id: str, event_type: str = "COMPLETE", *, job: str = "etl.orde
         return {"namespace": "postgres://warehouse:5432", "name": name,
                 "facets": {"schema": {"_producer": "https://example.test/producer",
                                       "_schemaURL": "https://openlineage.io/spec/facets/1-1-1/SchemaDatasetFacet.json",
-                                      "fields": [{"name": "id", "type": "BIGINT"}, {"name": "amount", "type": "DECIMAL"}]}}}
+                                      "fields": [{"name": "id", "type": "BIGINT"},
+                                                 {"name": "amount", "type": "DECIMAL"}]}}}
     return {
         "eventType": event_type, "eventTime": time_,
         "producer": "https://github.com/apache/airflow/tree/providers-openlineage/1.0",

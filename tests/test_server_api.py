@@ -166,7 +166,8 @@ def test_lineage_post_answers_like_marquez(served: tuple[Catalog, Live]) -> None
     bad["run"]["runId"] = ""
     reply = live.post_json("/api/v1/lineage", bad, WRITE)
     assert reply.status == 400
-    assert reply.json()["errors"] == [{"path": "$.run.runId", "message": "expected a non-empty string"}]
+    [problem] = reply.json()["errors"]
+    assert problem["path"] == "$.run.runId" and problem["message"].startswith("expected")
 
     other = str(uuid.uuid4())
     batch = [run_event(other, "START"), run_event(other, "COMPLETE", time_="not a time"), "x"]

@@ -182,6 +182,6 @@ def test_open_mode_only_on_loopback(tmp_path: Path) -> None:
     from governance.server import serve
 
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    with pytest.raises(ConfigError, match="only listens on 127.0.0.1"):
+    with pytest.raises(ConfigError, match=r"only listens on 127\.0\.0\.1"):
         serve(catalog, ServerConfig(), host="0.0.0.0", port=5999)
     catalog.dispose()

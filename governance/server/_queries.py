@@ -157,14 +157,15 @@ def model_detail(catalog: Catalog, name: str, page: Page) -> dict[str, Any]:
 
 
 def model_version(catalog: Catalog, ref: str, frameworks: tuple[Any, ...]) -> dict[str, Any]:
-    """The model card context of ``MODEL@VERSION`` (what the HTML/PDF card shows), plus approvals.
+    """The model card context of ``MODEL@VERSION`` (what the HTML/PDF card shows, but its lineage:
+    that is ``GET /api/v1/lineage``), plus approvals.
 
     ``governance.reporting`` (matplotlib, WeasyPrint) is imported on first use, so the server starts fast.
     """
     from governance.reporting._model_card_context import CARD_FIELDS, build_model_card_context
 
     with catalog.read() as session:
-        context = build_model_card_context(session, ref, frameworks)
+        context = build_model_card_context(session, ref, frameworks, with_lineage=False)
     context["approvals_detail"] = list_approvals(context["version"]["label"], catalog=catalog)
     context["card_titles"] = dict(CARD_FIELDS)
     return context
