@@ -161,6 +161,8 @@ def _layout(view: GraphView) -> None:
             columns[c].sort(key=bary)
             for i, key in enumerate(columns[c]):
                 position[key] = float(i)
+    spans = [abs(layer[b] - layer[a]) for a, b in view.edges]
+    margin = 20.0 + 0.75 * min(30.0 + 22.0 * max(spans, default=0), 600.0) if max(spans, default=0) > 1 else 20.0
     x = 20.0
     tallest = 0.0
     for c in order:
@@ -172,14 +174,14 @@ def _layout(view: GraphView) -> None:
             h = len(lines) * _LINE_H + 2 * _PAD_Y
             boxes.append((key, lines, w, h))
         col_w = max(b[2] for b in boxes)
-        y = 20.0
+        y = margin
         for key, lines, _w, h in boxes:
-            view.nodes[key].update({"x": x, "y": y, "w": col_w, "h": h, "lines": lines})
+            view.nodes[key].update({"x": x, "y": y, "w": col_w, "h": h, "lines": lines, "column": c})
             y += h + _ROW_GAP
         tallest = max(tallest, y)
         x += col_w + _COL_GAP
     view.width = x
-    view.height = tallest + 20.0
+    view.height = tallest + margin
     for node in view.nodes.values():
         node["cy"] = node["y"] + node["h"] / 2
         node["line_y"] = [node["y"] + _PAD_Y + 11.0 + i * _LINE_H for i in range(len(node["lines"]))]
@@ -194,7 +196,13 @@ def edge_paths(view: GraphView) -> list[dict[str, Any]]:
             continue
         x1, y1 = a["x"] + a["w"], a["cy"]
         x2, y2 = b["x"], b["cy"]
-        mid = (x1 + x2) / 2
-        out.append({"source": src, "target": dst,
-                    "d": f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"})
+        span = int(b.get("column", 0)) - int(a.get("column", 0))
+        if span > 1:  # skips columns: an arc over (or under) the boxes in between, higher for longer spans
+            lift = min(30.0 + 22.0 * span, 600.0) * (1 if span % 2 else -1)
+            c1, c2 = x1 + 60.0, x2 - 60.0
+            d = f"M{x1:.1f},{y1:.1f} C{c1:.1f},{y1 - lift:.1f} {c2:.1f},{y2 - lift:.1f} {x2:.1f},{y2:.1f}"
+        else:
+            mid = (x1 + x2) / 2
+            d = f"M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+        out.append({"source": src, "target": dst, "d": d})
     return out

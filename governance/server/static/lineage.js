@@ -92,6 +92,24 @@
     }
   });
 
+  // follow dependencies: pointing at (or focusing) a node highlights its edges and dims the rest
+  var edges = svg.querySelectorAll("path.edge");
+  function highlight(key) {
+    svg.classList.toggle("focusing", key !== null);
+    for (var i = 0; i < edges.length; i++) {
+      var e = edges[i];
+      var on = key !== null && (e.getAttribute("data-s") === key || e.getAttribute("data-t") === key);
+      e.classList.toggle("hl", on);
+    }
+  }
+  function nodeKey(target) {
+    var g = target && target.closest ? target.closest("g.node") : null;
+    return g ? g.getAttribute("data-key") : null;
+  }
+  svg.addEventListener("mouseover", function (ev) { highlight(nodeKey(ev.target)); });
+  svg.addEventListener("mouseleave", function () { highlight(null); });
+  svg.addEventListener("focusin", function (ev) { highlight(nodeKey(ev.target)); });
+
   var tools = document.getElementById("graph-tools");
   if (tools) {
     tools.addEventListener("click", function (ev) {
