@@ -3,6 +3,7 @@ lineage explorer's layout (no overlaps, full labels, every edge drawn) on a grap
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -10,28 +11,31 @@ import pytest
 
 pytest.importorskip("starlette", reason="the server tests need the [server] extra")
 
-from governance.catalog import Catalog  # noqa: E402
-from governance.server._charts import check_charts  # noqa: E402
-from governance.server._graph import edge_paths, lineage_view  # noqa: E402
+from governance.catalog import Catalog
+from governance.server._charts import check_charts
+from governance.server._graph import edge_paths, lineage_view
 
 
 def _check(uses: str, assertion: dict[str, float], groups: dict[str, dict[str, float]]) -> dict:
-    return {"id": "c1", "uses": uses, "status": "FAIL", "family": uses.split(".")[0], "assertion": assertion,
-            "threshold": str(assertion), "groups": [{"group": g, "values": v} for g, v in groups.items()]}
+    return {"id": "c1", "uses": uses, "status": "FAIL", "family": uses.split(".", maxsplit=1)[0],
+            "assertion": assertion, "threshold": str(assertion), "groups": [{"group": g, "values": v} for g, v in groups.items()]}
 
 
 def test_threshold_lines_sit_where_the_policy_bites() -> None:
     groups = {"sex=F": {"selection_rate": 0.30, "tpr": 0.70, "fpr": 0.10},
               "sex=M": {"selection_rate": 0.50, "tpr": 0.90, "fpr": 0.20},
               "sex=F & race=A": {"selection_rate": 0.45, "tpr": 0.80, "fpr": 0.12}}
-    ratio = check_charts([{"name": "p", "checks": [_check("fairness.demographic_parity_ratio", {"gte": 0.8}, groups)]}])
-    assert [(p["metric"], p["grouping"]) for p in ratio] == [("selection rate", "sex"), ("selection rate", "sex × race")]
+    dpr = _check("fairness.demographic_parity_ratio", {"gte": 0.8}, groups)
+    ratio = check_charts([{"name": "p", "checks": [dpr]}])
+    assert [(p["metric"], p["grouping"]) for p in ratio] == [("selection rate", "sex"),
+                                                             ("selection rate", "sex × race")]
     sex = ratio[0]
     assert sex["line_label"] == "0.8 × highest rate = 0.400"
     assert sex["line_x"] == pytest.approx(sex["left"] + sex["plot_w"] * 0.4)
     assert [(b["group"], b["below"]) for b in sex["bars"]] == [("sex=F", True), ("sex=M", False)]
 
-    eod = check_charts([{"name": "p", "checks": [_check("fairness.equalized_odds_difference", {"lte": 0.1}, groups)]}])
+    eod = check_charts([{"name": "p",
+                         "checks": [_check("fairness.equalized_odds_difference", {"lte": 0.1}, groups)]}])
     tpr = next(p for p in eod if p["metric"] == "true positive rate" and p["grouping"] == "sex")
     assert tpr["line_label"] == "highest rate − 0.1 = 0.800"
     assert [b["below"] for b in tpr["bars"]] == [True, False]
@@ -65,7 +69,7 @@ def test_layout_of_a_few_hundred_nodes_has_no_overlaps_and_full_labels(tmp_path:
         columns.setdefault(node["x"], []).append(node)
     for members in columns.values():
         members.sort(key=lambda n: n["y"])
-        for above, below in zip(members, members[1:], strict=False):
+        for above, below in itertools.pairwise(members):
             assert above["y"] + above["h"] <= below["y"]
     paths = edge_paths(view)
     assert len(paths) == len(view.edges) > len(nodes)
