@@ -18,7 +18,8 @@ from governance.server._graph import edge_paths, lineage_view
 
 def _check(uses: str, assertion: dict[str, float], groups: dict[str, dict[str, float]]) -> dict:
     return {"id": "c1", "uses": uses, "status": "FAIL", "family": uses.split(".", maxsplit=1)[0],
-            "assertion": assertion, "threshold": str(assertion), "groups": [{"group": g, "values": v} for g, v in groups.items()]}
+            "assertion": assertion, "threshold": str(assertion),
+            "groups": [{"group": g, "values": v} for g, v in groups.items()]}
 
 
 def test_threshold_lines_sit_where_the_policy_bites() -> None:
