@@ -55,8 +55,8 @@ def _ui_shows_the_demo(catalog: str, cwd: Path, promoted: int, status: str) -> N
         assert "credit-scorer" in page and f"v{promoted}" in page and status in page
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert proc.returncode == 0
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
 
 
 def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
