@@ -68,6 +68,7 @@ def _guard(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
 
     async def endpoint(request: Request) -> Response:
         try:
+            await anyio.to_thread.run_sync(_state(request).wait_warm)
             result = await anyio.to_thread.run_sync(fn, request)
         except NotFoundError as exc:
             return _error(404, str(exc))
@@ -95,6 +96,7 @@ async def post_lineage(request: Request) -> Response:
     if problems:
         return _error(400, f"{problems[0].path}: {problems[0].message}", errors=[p.to_json() for p in problems])
     identity: Identity = request.scope["state"]["identity"]
+    await anyio.to_thread.run_sync(state.wait_warm)
     job = await anyio.to_thread.run_sync(state.writer.submit, identity.name, texts)
     if job.error is not None:
         return _error(503 if not job.error.startswith("refused") else 400, job.error)

@@ -51,7 +51,7 @@ def create_app(catalog: Catalog, config: ServerConfig | None = None) -> Starlett
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        threading.Thread(target=warm_up, name="governance-server-warm-up", daemon=True).start()
+        threading.Thread(target=warm_up, args=(state.warmed,), name="governance-server-warm-up", daemon=True).start()
         try:
             yield
         finally:

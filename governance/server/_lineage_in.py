@@ -22,7 +22,6 @@ from pathlib import Path
 
 from governance.catalog import Catalog
 from governance.errors import GovernanceError, InputError
-from governance.openlineage import ingest_openlineage
 
 __all__ = ["EventProblem", "LineageWriter", "parse_events", "problems_of"]
 
@@ -148,6 +147,8 @@ class LineageWriter:
                 name = f"request-{number:06d}.json"
                 names[name] = job
                 (folder / name).write_text("\n".join(job.texts) + "\n", encoding="utf-8")
+            from governance.openlineage import ingest_openlineage
+
             report = ingest_openlineage(self.catalog, folder, actor)
             for location, reason in report.invalid:
                 file_part, _, line = location.rpartition(":")

@@ -33,7 +33,6 @@ from governance.catalog import (
 )
 from governance.catalog._views import describe_dataset_version, describe_run, iso
 from governance.errors import InputError, NotFoundError
-from governance.registry import history, list_approvals, list_waivers
 
 __all__ = [
     "AuditStatus",
@@ -151,6 +150,8 @@ def model_detail(catalog: Catalog, name: str, page: Page) -> dict[str, Any]:
                 "gate": gates.get(int(v.id or 0)),
             } for v in versions], int(total)),
         }
+    from governance.registry import history, list_waivers
+
     doc["history"] = history(model.name, catalog=catalog)
     doc["waivers"] = list_waivers(model=model.name, catalog=catalog)
     return doc
@@ -166,6 +167,8 @@ def model_version(catalog: Catalog, ref: str, frameworks: tuple[Any, ...]) -> di
 
     with catalog.read() as session:
         context = build_model_card_context(session, ref, frameworks, with_lineage=False)
+    from governance.registry import list_approvals
+
     context["approvals_detail"] = list_approvals(context["version"]["label"], catalog=catalog)
     context["card_titles"] = dict(CARD_FIELDS)
     return context

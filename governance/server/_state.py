@@ -20,9 +20,21 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
 
 
-def warm_up() -> None:
-    """Import the report builders (matplotlib, WeasyPrint: about a second) off the request path."""
-    import governance.reporting._model_card_context  # noqa: F401
+def warm_up(done: threading.Event) -> None:
+    """Import the report builders (matplotlib, WeasyPrint: about a second), the registry, the
+    OpenLineage import and networkx once, in one thread, while ``/healthz`` already answers.
+
+    Handlers wait for ``done`` before they run: two threads importing numpy at once can see it half
+    initialised, so nothing imports these lazily on a request thread while this runs."""
+    try:
+        import networkx  # noqa: F401
+
+        import governance.openlineage
+        import governance.registry
+        import governance.reporting._audit_context
+        import governance.reporting._model_card_context  # noqa: F401
+    finally:
+        done.set()
 
 
 
@@ -34,8 +46,13 @@ class ServerState:
     writer: LineageWriter
     templates: jinja2.Environment
     audit: AuditStatus = field(default_factory=AuditStatus)
+    warmed: threading.Event = field(default_factory=threading.Event, repr=False)
     _frameworks: tuple[Any, ...] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def wait_warm(self) -> None:
+        """Block until :func:`warm_up` has imported what handlers import lazily."""
+        self.warmed.wait(timeout=120)
 
     @property
     def frameworks(self) -> tuple[Any, ...]:

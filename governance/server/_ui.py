@@ -44,6 +44,7 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
 def _page_view(template: str, fn: Callable[[Request], dict[str, Any]]) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         try:
+            await anyio.to_thread.run_sync(_state(request).wait_warm)
             context = await anyio.to_thread.run_sync(fn, request)
         except NotFoundError as exc:
             return _render(request, "error.html.j2", 404, title="Not found", message=str(exc))
@@ -140,6 +141,7 @@ async def card_download(request: Request) -> Response:
         return _render(request, "error.html.j2", 400, title="Bad request", message="format: expected html or pdf")
     try:
         ref = _required(request, "ref")
+        await anyio.to_thread.run_sync(_state(request).wait_warm)
         body = await anyio.to_thread.run_sync(
             lambda: render_model_card(ref, format=fmt, catalog=_state(request).catalog))
     except NotFoundError as exc:
