@@ -28,7 +28,7 @@ from rich.text import Text
 
 from benchmarks._common import Result
 
-AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "startup", "signoff", "mlflow")
+AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "startup", "signoff", "mlflow", "server")
 
 
 def _fmt(value: float | None) -> str:

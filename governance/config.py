@@ -129,7 +129,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if "allowed_signers" in section and isinstance(section["allowed_signers"], str):
         signers = Path(section["allowed_signers"])
         section = {**section, "allowed_signers": signers if signers.is_absolute() else path.parent / signers}
-    unknown = sorted(set(section) - known - {"governance"})
+    unknown = sorted(set(section) - known - {"governance", "server"})  # [server]: governance.server
     if unknown:
         raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
     return {k: v for k, v in section.items() if k in known}

@@ -303,8 +303,16 @@ INGEST_REPORT_CASES: list[Case] = [
     (["demo", "--out", "/proc/x/demo"], 2, "/proc/x/demo"),
 ]
 
+SERVER_CASES: list[Case] = [
+    (["serve", "--port", "70000"], 2, "--port: expected 1 to 65535"),
+    (["serve", "--port", "abc"], 2, "--port"),
+    (["serve", "--host", "0.0.0.0"], 2, "only listens on 127.0.0.1"),
+    (["serve-token", "x", "--scope", "admin"], 2, "--scope: expected read or write"),
+    (["serve-token", "a:b"], 2, "NAME"),
+]
+
 CASES = CATALOG_CASES + READ_CASES + LINEAGE_CASES + POLICY_CASES + REGISTRY_CASES + AUDIT_CASES \
-    + INGEST_REPORT_CASES
+    + INGEST_REPORT_CASES + SERVER_CASES
 
 
 # Rows that fail today in code owned elsewhere (reported, not hidden): strict xfail, so a fix shows up.

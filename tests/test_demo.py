@@ -28,6 +28,37 @@ def _pdf_text(path: Path) -> str:
     return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
 
 
+def _ui_shows_the_demo(catalog: str, cwd: Path, promoted: int, status: str) -> None:
+    """What the demo prints to open its catalog in the web UI works (on a free port)."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    pytest.importorskip("uvicorn", reason="the web UI needs the [server] extra")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVERNANCE_", "OPENLINEAGE"))}
+    proc = subprocess.Popen([sys.executable, "-m", "governance.cli", "--catalog", catalog, "serve", "--port",
+                             str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    page = resp.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "gov serve did not start"
+                time.sleep(0.2)
+        assert "credit-scorer" in page and f"v{promoted}" in page and status in page
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
 def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
     require_spec()
     out = tmp_path / "demo"
@@ -56,6 +87,9 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
 
     verify = _gov("--catalog", catalog, "audit", "verify", cwd=tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    shown = re.search(r"open it in the web UI: gov --catalog (\S+) serve, then http://127\.0\.0\.1:5000/", first.stdout)
+    assert shown and shown.group(1) == catalog, first.stdout
+    _ui_shows_the_demo(catalog, tmp_path, int(promoted.group(1)), promoted.group(2))
     models = _gov("--catalog", catalog, "models", "show", "credit-scorer@production", "--format", "json", cwd=tmp_path)
     assert json.loads(models.stdout)["version"] == int(promoted.group(1))
     history = _gov("--catalog", catalog, "history", "credit-scorer", "--format", "json", cwd=tmp_path)

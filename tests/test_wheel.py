@@ -27,6 +27,10 @@ def test_wheel_installs_into_a_fresh_venv_and_finds_its_data(tmp_path: Path) -> 
     assert any(n.startswith("governance/_data/reports/") for n in names), names
     assert "governance/catalog/migrations/env.py" in names
     assert any(n.startswith("governance/catalog/migrations/versions/0001") for n in names)
+    server_assets = {"governance/server/static/app.css", "governance/server/static/lineage.js",
+                     "governance/server/static/favicon.svg", "governance/server/templates/base.html.j2",
+                     "governance/server/templates/lineage.html.j2"}
+    assert server_assets <= set(names), sorted(server_assets - set(names))
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)

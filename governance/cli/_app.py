@@ -52,7 +52,7 @@ def _register_optional() -> None:
     import importlib
 
     for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo", "_keys",
-                 "_mlflow"):
+                 "_mlflow", "_serve"):
         try:
             module = importlib.import_module(f"governance.cli.{name}")
         except ModuleNotFoundError as exc:

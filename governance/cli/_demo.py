@@ -50,3 +50,5 @@ def register(app: typer.Typer) -> None:
         for what, where in story.artifacts.items():
             console.print(f"  {what:24} {where}", markup=False)
         console.print(f"next: gov --catalog {catalog.display_url} lineage {story.promoted}", markup=False)
+        console.print(f"open it in the web UI: gov --catalog {catalog.display_url} serve, then http://127.0.0.1:5000/ "
+                      "(needs pip install 'ml-governance[server]')", markup=False)

@@ -237,9 +237,12 @@ class _Builder:
 
 
 def build_model_card_context(
-    session: Session, ref: Ref | str, frameworks: tuple[Framework, ...]
+    session: Session, ref: Ref | str, frameworks: tuple[Framework, ...], *, with_lineage: bool = True
 ) -> dict[str, Any]:
-    """Everything the model card shows, as plain JSON-safe data."""
+    """Everything the model card shows, as plain JSON-safe data.
+
+    ``with_lineage=False`` leaves ``lineage`` as ``None`` (the server's page links to its lineage
+    explorer instead of walking the graph for every view)."""
     b = _Builder(session, frameworks)
     model, mv = resolve_model_version(session, ref)
     assert model.id is not None and mv.id is not None
@@ -537,7 +540,7 @@ def build_model_card_context(
     for w in waivers:
         w["state"] = _waiver_state(w, as_of_dt)
 
-    lineage = build_lineage(session, mv, label, [int(d) for d in seen_eval])
+    lineage = build_lineage(session, mv, label, [int(d) for d in seen_eval]) if with_lineage else None
     matrix = build_matrix(frameworks, b.evidence, mapped)
     return {
         "kind": "model_card",
