@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,8 @@ def spark() -> Iterator[Any]:
         _unavailable("pyspark is not installed: pip install 'ml-governance[spark]'")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         _unavailable("no Java runtime (java on PATH or JAVA_HOME) for Spark")
+    saved = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers need this venv's sklearn and pyarrow
     session = (
         SparkSession.builder.master("local[2]")
         .appName("governance-tests")
@@ -45,6 +48,10 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    if saved is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = saved
 
 
 def predictions_frame(n: int, seed: int = 0) -> pd.DataFrame:

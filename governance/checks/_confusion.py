@@ -159,9 +159,9 @@ def confusion_by_group(
         if weights is None:
             counts = np.bincount(flat, minlength=radix * 4).reshape(radix, 4)
         else:
-            counts = np.zeros(radix * 4, dtype=np.int64)
-            np.add.at(counts, flat, weights.astype(np.int64))
-            counts = counts.reshape(radix, 4)
+            cells = np.zeros(radix * 4, dtype=np.int64)
+            np.add.at(cells, flat, weights.astype(np.int64))
+            counts = cells.reshape(radix, 4)
         present = np.flatnonzero(counts.sum(axis=1))
         counts = counts[present]
     else:

@@ -91,40 +91,17 @@ def _feature_names(
     return names
 
 
-def evaluate(
-    model: Any,
-    data: pd.DataFrame,
-    *,
-    label: str,
-    sensitive: Sequence[str],
-    model_ref: Ref | str | None = None,
-    features: Sequence[str] | None = None,
-    policy: PolicyPack | str | Path | None = None,
-    catalog: Catalog | None = None,
-    actor: str | None = None,
-    dataset_ref: Ref | str | None = None,
-    max_samples: int = 2000,
-    seed: int = 0,
-    registry: CheckRegistry | None = None,
-) -> EvidenceRecord:
-    """Predict on ``data``, compute every piece of evidence the built-in checks need, store it.
+def _is_spark(data: Any) -> bool:
+    from governance.lineage import is_spark_frame
 
-    With ``model_ref`` the evidence is stored for that exact model version (audited ``evidence.record``)
-    and linked to the evaluation dataset version (``dataset_ref``; otherwise its fingerprint is recorded);
-    with ``policy`` the pack is also run and its evaluation stored.
-    """
+    return is_spark_frame(data)
 
-    if label not in data.columns:
-        raise InputError(
-            f"evaluation data: no label column {label!r}; columns are: {', '.join(map(str, data.columns))}"
-        )
-    absent = [s for s in sensitive if s not in data.columns]
-    if absent:
-        raise InputError(
-            f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
-            f"{', '.join(map(str, data.columns))}"
-        )
-    names = _feature_names(model, data, label, sensitive, features)
+
+def _pandas_evidence(
+    model: Any, data: pd.DataFrame, label: str, sensitive: Sequence[str], names: list[str],
+    baseline: dict[str, Any] | None, max_samples: int, seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Predict in memory and compute the evidence document (without drift and fingerprint)."""
     frame_x = data.loc[:, names]
     regression = _is_regressor(model)
     try:
@@ -144,14 +121,6 @@ def evaluate(
     for s in sensitive:
         preds[s] = data[s].to_numpy()
     score_col = "score" if score is not None else None
-
-    cat = catalog if (catalog is not None or model_ref is None) else open_catalog()
-    model_ctx: CheckContext | None = None
-    if model_ref is not None and cat is not None:
-        model_ctx = context_for_model_version(cat, model_ref)
-    baseline = model_ctx.baseline if model_ctx is not None else None
-    baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
-
     doc: dict[str, Any] = {
         "schema": 1,
         "task": "regression" if regression else "classification",
@@ -175,10 +144,75 @@ def evaluate(
         data, list(sensitive), [n for n in names if n not in sensitive]
     )
     doc["data_quality"] = quality_summary(frame_x, baseline)
+    return preds, frame_x, doc
+
+
+def evaluate(
+    model: Any,
+    data: Any,
+    *,
+    label: str,
+    sensitive: Sequence[str],
+    model_ref: Ref | str | None = None,
+    features: Sequence[str] | None = None,
+    policy: PolicyPack | str | Path | None = None,
+    catalog: Catalog | None = None,
+    actor: str | None = None,
+    dataset_ref: Ref | str | None = None,
+    max_samples: int = 2000,
+    seed: int = 0,
+    registry: CheckRegistry | None = None,
+) -> EvidenceRecord:
+    """Predict on ``data``, compute every piece of evidence the built-in checks need, store it.
+
+    With ``model_ref`` the evidence is stored for that exact model version (audited ``evidence.record``)
+    and linked to the evaluation dataset version (``dataset_ref``; otherwise its fingerprint is recorded);
+    with ``policy`` the pack is also run and its evaluation stored.
+
+    ``data`` is a pandas DataFrame, or a Spark DataFrame: then the model predicts on the executors and
+    every count is a cluster aggregate (:func:`governance.spark.evaluation_evidence`; needs the
+    ``spark`` extra); the data fingerprint is the DataFrame's version identity (a Delta snapshot, or
+    its plan and source files), the one ``@step`` records for it.
+    """
+
+    spark = _is_spark(data)
+    if label not in data.columns:
+        raise InputError(
+            f"evaluation data: no label column {label!r}; columns are: {', '.join(map(str, data.columns))}"
+        )
+    absent = [s for s in sensitive if s not in data.columns]
+    if absent:
+        raise InputError(
+            f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
+            f"{', '.join(map(str, data.columns))}"
+        )
+    names = _feature_names(model, data, label, sensitive, features)
+
+    cat = catalog if (catalog is not None or model_ref is None) else open_catalog()
+    model_ctx: CheckContext | None = None
+    if model_ref is not None and cat is not None:
+        model_ctx = context_for_model_version(cat, model_ref)
+    baseline = model_ctx.baseline if model_ctx is not None else None
+    baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
+
+    if spark:
+        from governance.spark import evaluation_evidence
+
+        doc = evaluation_evidence(
+            model, data, label=label, sensitive=list(sensitive), names=names, baseline=baseline,
+            max_samples=max_samples, seed=seed,
+        )
+        preds: pd.DataFrame | None = None
+        frame_x: pd.DataFrame | None = None
+        score_col = doc["score"]
+    else:
+        preds, frame_x, doc = _pandas_evidence(model, data, label, sensitive, names, baseline, max_samples, seed)
+        score_col = doc["score"]
+        if baseline is not None:
+            doc["drift"] = drift_statistics(frame_x, baseline)
+        doc["data_fingerprint"] = _fingerprint(data)
     if baseline is not None:
-        doc["drift"] = drift_statistics(frame_x, baseline)
         doc["baseline_dataset_version_ids"] = baseline_ids
-    doc["data_fingerprint"] = _fingerprint(data)
     record = EvidenceRecord(data=doc, predictions=preds)
 
     pack = (
@@ -236,7 +270,7 @@ def evaluate(
             {
                 "evidence_id": evidence.id,
                 "dataset_version_id": dv_id,
-                "rows": len(data),
+                "rows": int(doc["n"]),
                 "fingerprint": doc["data_fingerprint"].get("content_hash"),
                 "sensitive": list(sensitive),
             },
