@@ -44,6 +44,8 @@ def _text(graph: Any) -> str:
 
     def describe(node: Any) -> str:
         if node.kind == "dataset":
+            if node.attrs.get("hash_algo") == "delta-version":
+                return f"[dataset] {node.label} Delta version {node.attrs.get('content_hash')}"
             return f"[dataset] {node.label} {str(node.attrs.get('content_hash') or '')[:16]}"
         if node.kind == "run":
             return f"[run] {node.label} {node.attrs.get('status')} {node.attrs.get('started_at')}"

@@ -30,7 +30,15 @@ from governance.lineage._model_versions import record_model_version
 from governance.lineage._queries import diff_versions, downstream, upstream
 from governance.lineage._record import RunRecord, write_run
 from governance.lineage._runtime import capture_to
-from governance.lineage._spark import DeltaSnapshot, SparkIdentity, delta_snapshot, is_spark_frame, spark_identity
+from governance.lineage._spark import (
+    DeltaSnapshot,
+    SparkDatasetKey,
+    SparkIdentity,
+    dataset_key,
+    delta_snapshot,
+    is_spark_frame,
+    spark_identity,
+)
 from governance.lineage._spool import replay_spool
 from governance.lineage._stats import STATS_FORMAT, column_stats, table_stats
 from governance.lineage._step import KINDS, StepSpec, current_run, step
@@ -48,6 +56,7 @@ __all__ = [
     "Fingerprint",
     "ModelCapture",
     "RunRecord",
+    "SparkDatasetKey",
     "SparkIdentity",
     "StepSpec",
     "artifact_digest",
@@ -55,6 +64,7 @@ __all__ = [
     "capture_to",
     "column_stats",
     "current_run",
+    "dataset_key",
     "delta_snapshot",
     "diff_versions",
     "downstream",

@@ -45,7 +45,9 @@ __all__ = [
     "MAX_VERSIONS_SEARCHED",
     "ROW_COUNT_CONF",
     "DeltaSnapshot",
+    "SparkDatasetKey",
     "SparkIdentity",
+    "dataset_key",
     "delta_root",
     "delta_snapshot",
     "is_spark_frame",
@@ -162,6 +164,13 @@ class SparkIdentity:
     files: tuple[dict[str, Any], ...] = ()
     delta: dict[str, Any] | None = None
     sources: tuple[str, ...] = field(default=())
+    plain_scan: bool = False
+
+    @property
+    def delta_version(self) -> int | None:
+        """The Delta version when the DataFrame reads exactly one snapshot of one table."""
+        tables = (self.delta or {}).get("tables") or []
+        return int(tables[0]["version"]) if self.kind == "delta" and len(tables) == 1 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +183,13 @@ class SparkIdentity:
             "delta": self.delta,
             "sources": list(self.sources),
         }
+
+
+def _is_plain_scan(plan: str) -> bool:
+    """The plan only reads (and maybe selects columns): no filter, join or computed column."""
+    steps = [line.strip(" +-:") for line in plan.splitlines() if line.strip()]
+    return all(step.startswith(("Relation", "Project [")) and "(" not in step.partition("]")[0]
+               for step in steps)
 
 
 def plan_text(df: Any) -> str:
@@ -231,6 +247,7 @@ def spark_identity(df: Any) -> SparkIdentity:
                 delta={"tables": [{"location": s.location, "version": s.version, "files": len(s.files)}
                                   for s in found]},
                 sources=tuple(s.location for s in found),
+                plain_scan=_is_plain_scan(plan),
             )
     facts = _file_facts(df, files)
     body = json.dumps({"plan": plan_hash, "files": facts}, sort_keys=True, separators=(",", ":"))
@@ -243,6 +260,7 @@ def spark_identity(df: Any) -> SparkIdentity:
         plan_hash=plan_hash,
         files=tuple(facts),
         sources=sources,
+        plain_scan=_is_plain_scan(plan),
     )
 
 
@@ -260,11 +278,46 @@ def _row_count_enabled(df: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+@dataclass(frozen=True)
+class SparkDatasetKey:
+    """How a DataFrame is named and versioned in the catalog and in OpenLineage events.
+
+    A DataFrame that reads one table or directory is that dataset when it is an input (OpenLineage
+    names a job's inputs after the tables it reads, whatever it does with them), or when it is an output
+    that only reads it (no filter or computed column).  A Delta table's version is then the Delta version
+    as a string, the ``datasetVersion`` the OpenLineage Spark integration sends, so events from Spark jobs
+    meet these versions on ingest.  Anything else is named after the step and argument, versioned by the
+    full identity hash.
+    """
+
+    namespace: str | None
+    name: str | None
+    uri: str | None
+    content_hash: str
+    hash_algo: str
+    coverage: str
+    identity: SparkIdentity
+
+
+def dataset_key(df: Any, direction: str = "input") -> SparkDatasetKey:
+    """The catalog name and version of ``df`` seen as an ``input`` or ``output`` (see the class doc)."""
+    ident = spark_identity(df)
+    if len(ident.sources) == 1 and (direction == "input" or ident.plain_scan):
+        namespace, name = _dataset_name(ident.sources[0])
+        if ident.delta_version is not None:
+            return SparkDatasetKey(namespace, name, ident.sources[0], str(ident.delta_version), "delta-version",
+                                   "snapshot", ident)
+        return SparkDatasetKey(namespace, name, ident.sources[0], ident.content_hash, ident.hash_algo,
+                               ident.coverage, ident)
+    return SparkDatasetKey(None, None, None, ident.content_hash, ident.hash_algo, ident.coverage, ident)
+
+
 def spark_capture(df: Any, role: Any) -> Any:
     """A :class:`~governance.lineage.DatasetCapture` of a Spark DataFrame (see the module docstring)."""
     from governance.lineage._adapters import DatasetCapture
 
-    ident = spark_identity(df)
+    key = dataset_key(df, role.direction)
+    ident = key.identity
     schema = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
     schema_hash = hashlib.sha256(json.dumps(schema, separators=(",", ":")).encode()).hexdigest()
     tags = dict(role.tags)
@@ -272,10 +325,8 @@ def spark_capture(df: Any, role: Any) -> Any:
         {"name": name, "dtype": dtype, "position": i, "hash": None, "tags": list(tags.get(name, ()))}
         for i, (name, dtype) in enumerate(schema)
     ]
-    if len(ident.sources) == 1:
-        namespace, name = _dataset_name(ident.sources[0])
-        uri: str | None = ident.sources[0]
-        reuse = False
+    if key.name is not None and key.namespace is not None:
+        namespace, name, uri, reuse = key.namespace, key.name, key.uri, False
     else:
         namespace, name, uri, reuse = role.namespace, role.dataset_name, None, role.direction == "input"
     rows = int(df.count()) if _row_count_enabled(df) else None
@@ -286,9 +337,9 @@ def spark_capture(df: Any, role: Any) -> Any:
         name=name,
         kind="table",
         uri=uri,
-        content_hash=ident.content_hash,
-        hash_algo=ident.hash_algo,
-        coverage=ident.coverage,
+        content_hash=key.content_hash,
+        hash_algo=key.hash_algo,
+        coverage=key.coverage,
         schema_hash="sha256:" + schema_hash,
         row_count=rows,
         byte_size=sum(int(f["size"]) for f in ident.files) or None,

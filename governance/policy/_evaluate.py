@@ -25,7 +25,7 @@ import pandas as pd
 from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
-from governance.catalog import Catalog, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
+from governance.catalog import Catalog, Dataset, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
 from governance.checks import CheckContext, CheckRegistry, drift_statistics, quality_summary
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.checks._fairness import confusion_evidence
@@ -248,12 +248,17 @@ def evaluate(
             _, dv = resolve_dataset_version(tx.session, dataset_ref)
         elif doc["data_fingerprint"].get("content_hash"):
             # the same bytes captured by a step (e.g. the evaluation step's input) are that dataset version
-            dv = tx.session.exec(
+            query = (
                 select(DatasetVersion)
                 .where(DatasetVersion.content_hash == doc["data_fingerprint"]["content_hash"],
                        DatasetVersion.hash_algo == doc["data_fingerprint"].get("hash_algo"))
                 .order_by(col(DatasetVersion.id).desc())
-            ).first()
+            )
+            named = doc["data_fingerprint"].get("dataset")
+            if named:  # a table version (e.g. Delta "3") is only unique within its table
+                query = query.join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id).where(
+                    Dataset.namespace == named["namespace"], Dataset.name == named["name"])
+            dv = tx.session.exec(query).first()
         if dv is not None:
             dv_id = dv.id
             if dv.content_hash:

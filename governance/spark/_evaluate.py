@@ -12,7 +12,7 @@ import pandas as pd
 from governance.checks import CheckContext
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.errors import EvaluationError, InputError
-from governance.lineage import spark_identity
+from governance.lineage import dataset_key
 from governance.spark._evidence import DEFAULT_SCORE_BINS, data_evidence, predictions_evidence
 from governance.spark._read import read_table
 from governance.spark._session import active_session, require_pyspark
@@ -26,12 +26,13 @@ _SCORE = "__gov_score"
 def identity_fingerprint(df: Any) -> dict[str, Any]:
     """The evidence's ``data_fingerprint`` for a DataFrame: its version identity (a Delta snapshot, or
     plan and file fingerprints; see :mod:`governance.lineage._spark`), the same one capture records."""
-    ident = spark_identity(df)
+    key = dataset_key(df, "input")
     return {
-        "content_hash": ident.content_hash,
-        "hash_algo": ident.hash_algo,
-        "coverage": ident.coverage,
-        "identity": ident.to_dict(),
+        "content_hash": key.content_hash,
+        "hash_algo": key.hash_algo,
+        "coverage": key.coverage,
+        "dataset": None if key.name is None else {"namespace": key.namespace, "name": key.name},
+        "identity": key.identity.to_dict(),
     }
 
 
