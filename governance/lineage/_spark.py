@@ -10,11 +10,12 @@ DataFrame reaches a step).  A captured DataFrame records:
 
   - ``delta``: every file the DataFrame reads (``inputFiles()``) lies in a Delta table and the set of
     files read equals the active file set of one snapshot of that table, found in its ``_delta_log``
-    (newest first, up to :data:`MAX_VERSIONS_SEARCHED` versions back).  ``content_hash`` is
-    ``delta:v<version>:<sha256 of table location, version and file set>``.  It proves the DataFrame reads
+    (newest first, up to :data:`MAX_VERSIONS_SEARCHED` versions back).  It proves the DataFrame reads
     exactly that committed snapshot (Delta data files are immutable; a rewrite is a new file and a new
-    version).  It does not prove that rows were not filtered or transformed after the read: the
-    logical plan is recorded with it for that.
+    version).  In the catalog the table's version is the Delta version (``content_hash`` ``"3"``,
+    ``hash_algo`` ``delta-version``, see :class:`SparkDatasetKey`); a DataFrame derived from it (a filter,
+    a computed column) is versioned ``delta:v<version>:<sha256 of location, version, files and plan>``.
+    Neither proves what the step did with the rows after reading them: that is the run's code.
   - ``plan+files``: otherwise, SHA-256 over the analysed logical plan (expression ids removed, so it
     is stable across sessions) and each input file's (path, size, modification time) as the file
     system reports them.  It proves the same transformation text ran over files that had the same
