@@ -141,3 +141,42 @@ def test_two_million_row_parquet_through_spark_equals_pandas(spark: Any, tmp_pat
     assert doc["n"] == n
     assert doc["confusion"] == confusion_evidence(frame, "label", "prediction", sensitive)
     assert len(doc["confusion"]["sex&race&age_band"]["groups"]) == 2 * 5 * 6
+
+
+MODEL_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: spark-model-gate, version: 1.0.0}
+checks:
+  - {id: dp, uses: fairness.demographic_parity_ratio, assert: {gte: 0.5}}
+  - {id: acc, uses: performance.accuracy, assert: {gte: 0.5}}
+  - {id: psi, uses: drift.psi, assert: {lte: 0.2}}
+  - {id: range, uses: data_quality.value_range, assert: {lte: 0.05}}
+  - {id: schema, uses: data_quality.schema_match, assert: {eq: 0}}
+"""
+
+
+def test_model_version_gate_on_a_spark_table_equals_pandas(spark: Any, tmp_path: Path) -> None:
+    """MODEL@VERSION plus a predictions table with feature columns: drift and data quality against the
+    version's training baseline, computed on Spark, equal the pandas engine's."""
+    from governance.registry import check
+
+    train, holdout = _data(3000, 1), _data(1500, 3, shift=8.0)
+    model = LogisticRegression(max_iter=500).fit(train[FEATURES], train["y"])
+    table = holdout.assign(pred=model.predict(holdout[FEATURES]))
+    path = tmp_path / "scored.parquet"
+    table.to_parquet(path, index=False)
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(MODEL_PACK, encoding="utf-8")
+    catalog = Catalog(f"sqlite:///{tmp_path / 'cat.db'}")
+    _register(catalog, train, card=CARD)
+    reports = {
+        engine: check("credit@1", policy=str(pack), predictions=str(path), label="y", prediction="pred",
+                      sensitive=["sex"], catalog=catalog, actor="alice", engine=engine)
+        for engine in ("pandas", "spark")
+    }
+    catalog.dispose()
+    want, got = (_results(reports[e].document) for e in ("pandas", "spark"))
+    assert got == want
+    assert got["psi"][0] == "FAIL" and got["psi"][1] > 0.2  # the shifted income drifts
+    assert reports["spark"].exit_code() == reports["pandas"].exit_code() == 1
