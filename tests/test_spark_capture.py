@@ -163,3 +163,44 @@ def test_missing_pyspark_is_one_line_config_error(tmp_path: Path) -> None:
             "print('pyspark' in sys.modules, 'deltalake' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"  # importing never loads pyspark or deltalake
+
+
+def test_step_joins_the_table_version_a_spark_job_reported(spark: Any, delta_table: Path, gov_env: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """An OpenLineage event from a Spark job that wrote Delta version 1 (ingested first) and a step that
+    reads version 1 meet on one dataset version: lineage runs Spark job -> table@v1 -> model."""
+    producer = "https://github.com/OpenLineage/OpenLineage/tree/1.20.0/integration/spark"
+    event = {
+        "eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:00Z",
+        "run": {"runId": "01890000-0000-7000-8000-00000000abcd"},
+        "job": {"namespace": "spark_cluster", "name": "etl.write_applicants"},
+        "inputs": [],
+        "outputs": [{"namespace": "file", "name": str(delta_table), "facets": {"version": {
+            "_producer": producer,
+            "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json",
+            "datasetVersion": "1"}}}],
+        "producer": producer,
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    }
+    events = gov_env / "spark-events.ndjson"
+    events.write_text(json.dumps(event) + "\n", encoding="utf-8")
+    assert main(["ingest", "openlineage", str(events)]) == 0
+    capsys.readouterr()
+
+    @gov.step(kind="training", model="joined-scorer")
+    def train(table: Any) -> LogisticRegression:
+        sample = table.select("income", "y").toArrow().to_pandas()
+        return LogisticRegression().fit(sample[["income"]], sample["y"])
+
+    train(read_table(spark, delta_table))
+    with open_catalog().read() as session:
+        rows = session.execute(
+            sa.select(DatasetVersion.version, DatasetVersion.content_hash)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+            .where(Dataset.namespace == "file", Dataset.name == str(delta_table))
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, "1")]  # one version: the Spark job's output is the step's input
+    assert main(["lineage", "joined-scorer@1", "--upstream"]) == 0
+    text = capsys.readouterr().out
+    assert f"[dataset] {delta_table}@1 1 (table)" in text  # the version row the ingest created
+    assert "[run] etl.write_applicants" in text
