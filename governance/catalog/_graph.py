@@ -206,11 +206,12 @@ def _describe(session: Session, keys: set[str]) -> dict[str, tuple[str, dict[str
                 col(Dataset.namespace),
                 col(Dataset.name),
                 col(DatasetVersion.row_count),
+                col(DatasetVersion.hash_algo),
             )
             .join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id)
             .where(col(DatasetVersion.id).in_(ids))
         ).all()
-        for ident, version, digest, namespace, name, rows_n in rows:
+        for ident, version, digest, namespace, name, rows_n, algo in rows:
             out[f"dataset:{ident}"] = (
                 f"{name}@{version}",
                 {
@@ -218,6 +219,7 @@ def _describe(session: Session, keys: set[str]) -> dict[str, tuple[str, dict[str
                     "name": name,
                     "version": version,
                     "content_hash": digest,
+                    "hash_algo": algo,
                     "row_count": rows_n,
                 },
             )

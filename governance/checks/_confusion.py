@@ -116,8 +116,16 @@ def confusion_by_group(
     sensitive: pd.DataFrame,
     *,
     missing: Literal["group", "drop", "error"] = "group",
+    weights: npt.NDArray[np.int64] | None = None,
 ) -> GroupCounts:
-    """Counts per group of the intersection of every column of ``sensitive`` (one ``bincount``)."""
+    """Counts per group of the intersection of every column of ``sensitive`` (one ``bincount``).
+
+    ``weights`` (one non-negative integer per row) makes each row count that many times: the Spark
+    engine passes the rows of a ``groupBy(sensitive..., label, prediction).count()`` with their counts,
+    so both engines share this function and agree exactly.
+    """
+    if weights is not None and len(weights) != len(y_true):
+        raise InputError(f"lengths differ: labels {len(y_true)}, weights {len(weights)}")
     if len(y_true) != len(y_pred) or len(y_true) != len(sensitive):
         raise InputError(
             f"lengths differ: labels {len(y_true)}, predictions {len(y_pred)}, sensitive {len(sensitive)}"
@@ -146,14 +154,20 @@ def confusion_by_group(
     flat = combined * 4 + cell
     if keep is not None:
         flat = flat[keep]
+        weights = None if weights is None else weights[keep]
     if radix <= 4_000_000:
-        counts = np.bincount(flat, minlength=radix * 4).reshape(radix, 4)
+        if weights is None:
+            counts = np.bincount(flat, minlength=radix * 4).reshape(radix, 4)
+        else:
+            cells = np.zeros(radix * 4, dtype=np.int64)
+            np.add.at(cells, flat, weights.astype(np.int64))
+            counts = cells.reshape(radix, 4)
         present = np.flatnonzero(counts.sum(axis=1))
         counts = counts[present]
     else:
         uniq, inverse = np.unique(flat // 4, return_inverse=True)
         counts = np.zeros((len(uniq), 4), dtype=np.int64)
-        np.add.at(counts, (inverse, flat % 4), 1)
+        np.add.at(counts, (inverse, flat % 4), 1 if weights is None else weights.astype(np.int64))
         present = uniq
     labels = []
     for present_code in present.tolist():

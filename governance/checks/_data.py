@@ -15,6 +15,7 @@ categorical columns (reported as null).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -29,10 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlmodel import Session
 
 __all__ = [
+    "ColumnCounts",
     "baseline_stats",
     "data_checks",
+    "drift_bins",
+    "drift_from_counts",
     "drift_statistics",
     "load_baseline",
+    "quality_from_counts",
+    "quality_rule",
     "quality_summary",
     "training_baseline",
 ]
@@ -92,72 +98,144 @@ def _numeric_counts(values: np.ndarray[Any, Any], edges: np.ndarray[Any, Any]) -
     return np.bincount(idx, minlength=len(edges) - 1)
 
 
+def drift_bins(spec: Mapping[str, Any]) -> np.ndarray[Any, Any] | None:
+    """The bin edges a numeric baseline column is compared on, or None when it has no usable bins."""
+    if len(spec.get("bin_edges") or []) < 2 or spec.get("unit"):
+        return None
+    return np.asarray(spec["bin_edges"], dtype=np.float64)
+
+
 def drift_statistics(frame: pd.DataFrame, baseline: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
     """PSI and (binned) KS for every column present in both the frame and the baseline."""
-    out: dict[str, dict[str, float | None]] = {}
+    actual: dict[str, np.ndarray[Any, Any]] = {}
     for name, spec in (baseline.get("columns") or {}).items():
         if name not in frame.columns:
             continue
         col = frame[name]
         if spec.get("kind") == "numeric":
-            if len(spec.get("bin_edges") or []) < 2 or spec.get("unit"):
+            edges = drift_bins(spec)
+            if edges is None:
                 continue
-            edges = np.asarray(spec["bin_edges"], dtype=np.float64)
-            expected = np.asarray(spec["bin_counts"], dtype=np.float64)
             values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=np.float64)
-            actual = _numeric_counts(values, edges).astype(np.float64)
+            actual[name] = _numeric_counts(values, edges)
+        else:
+            keys = list(dict(spec.get("frequencies") or {}))
+            current = col.dropna().astype(str).value_counts()
+            known = np.array([current.get(k, 0) for k in keys], dtype=np.int64)
+            actual[name] = np.append(known, int(current.sum()) - int(known.sum()))
+    return drift_from_counts(baseline, actual)
+
+
+def drift_from_counts(
+    baseline: Mapping[str, Any], actual: Mapping[str, Any]
+) -> dict[str, dict[str, float | None]]:
+    """PSI and binned KS from the current data's counts on the baseline's bins.
+
+    ``actual[column]`` is, for a numeric column, the count of non-missing values in each of the
+    baseline's bins (a value below the first edge counts in the first bin, above the last edge in the
+    last); for a categorical column, the count of each baseline category (in the baseline's order)
+    followed by the count of every other non-missing value.  The pandas path and the Spark engine both
+    compute these counts and share this function.
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    for name, spec in (baseline.get("columns") or {}).items():
+        if name not in actual:
+            continue
+        counts = np.asarray(actual[name], dtype=np.float64)
+        if spec.get("kind") == "numeric":
+            expected = np.asarray(spec["bin_counts"], dtype=np.float64)
             cdf_e = np.cumsum(expected) / max(expected.sum(), 1)
-            cdf_a = np.cumsum(actual) / max(actual.sum(), 1)
-            out[name] = {"psi": _psi(expected, actual), "ks": float(np.max(np.abs(cdf_e - cdf_a)))}
+            cdf_a = np.cumsum(counts) / max(counts.sum(), 1)
+            out[name] = {"psi": _psi(expected, counts), "ks": float(np.max(np.abs(cdf_e - cdf_a)))}
         else:
             freq: dict[str, int] = dict(spec.get("frequencies") or {})
-            keys = list(freq)
-            current = col.dropna().astype(str).value_counts()
-            actual_known = np.array([current.get(k, 0) for k in keys], dtype=np.float64)
-            actual_other = float(current.sum() - actual_known.sum())
             expected = np.array([*freq.values(), spec.get("other", 0)], dtype=np.float64)
-            actual = np.append(actual_known, actual_other)
-            out[name] = {"psi": _psi(expected, actual), "ks": None}
+            out[name] = {"psi": _psi(expected, counts), "ks": None}
     return out
+
+
+@dataclass(frozen=True)
+class ColumnCounts:
+    """What data quality needs to know about one column, as counts.
+
+    ``outside``: non-missing numeric values outside the baseline's [min, max] (with ``valid`` the
+    number of non-missing numeric values); ``unseen``: non-missing values that are not a baseline
+    category (with ``valid`` the non-missing values).  Both None when the baseline does not ask.
+    """
+
+    rows: int
+    nulls: int
+    dtype: str
+    numeric: bool
+    valid: int = 0
+    outside: int | None = None
+    unseen: int | None = None
+
+
+def quality_rule(spec: Mapping[str, Any] | None) -> str | None:
+    """Which comparison a baseline column asks for: ``"range"``, ``"unseen"`` or None."""
+    if spec and spec.get("kind") == "numeric" and spec.get("min") is not None:
+        return "range"
+    if spec and spec.get("kind") == "categorical" and not spec.get("other"):
+        return "unseen"
+    return None
+
+
+def _is_numeric(col: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col))
 
 
 def quality_summary(frame: pd.DataFrame, baseline: Mapping[str, Any] | None) -> dict[str, Any]:
     """Null rates, out-of-range fractions (against the baseline's min/max) and the schema comparison."""
     cols = (baseline or {}).get("columns") or {}
-    columns: dict[str, Any] = {}
+    counts: dict[str, ColumnCounts] = {}
     for name in frame.columns:
         col = frame[name]
-        row: dict[str, Any] = {
-            "null_rate": float(col.isna().mean()) if len(col) else 0.0,
-            "dtype": str(col.dtype),
-        }
         spec = cols.get(str(name))
-        if spec and spec.get("kind") == "numeric" and spec.get("min") is not None:
+        rule = quality_rule(spec)
+        valid, outside, unseen = 0, None, None
+        if rule == "range" and spec is not None:
             values = pd.to_numeric(col, errors="coerce").dropna().to_numpy(dtype=np.float64)
-            outside = (values < spec["min"]) | (values > spec["max"])
-            row["out_of_range"] = float(outside.mean()) if len(values) else 0.0
-        elif spec and spec.get("kind") == "categorical" and not spec.get("other"):
+            valid = len(values)
+            outside = int(((values < spec["min"]) | (values > spec["max"])).sum())
+        elif rule == "unseen" and spec is not None:
             seen = set((spec.get("frequencies") or {}).keys())
-            values = col.dropna().astype(str)
-            row["unseen_categories"] = float((~values.isin(seen)).mean()) if len(values) else 0.0
-        columns[str(name)] = row
+            strings = col.dropna().astype(str)
+            valid = len(strings)
+            unseen = int((~strings.isin(seen)).sum())
+        counts[str(name)] = ColumnCounts(
+            rows=len(col), nulls=int(col.isna().sum()), dtype=str(col.dtype), numeric=_is_numeric(col),
+            valid=valid, outside=outside, unseen=unseen,
+        )
+    return quality_from_counts(counts, baseline)
+
+
+def quality_from_counts(columns: Mapping[str, ColumnCounts], baseline: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``data_quality`` evidence block from per-column counts (shared by the pandas and Spark paths)."""
+    cols = (baseline or {}).get("columns") or {}
+    out: dict[str, Any] = {}
+    for name, c in columns.items():
+        row: dict[str, Any] = {"null_rate": c.nulls / c.rows if c.rows else 0.0, "dtype": c.dtype}
+        if c.outside is not None:
+            row["out_of_range"] = c.outside / c.valid if c.valid else 0.0
+        elif c.unseen is not None:
+            row["unseen_categories"] = c.unseen / c.valid if c.valid else 0.0
+        out[name] = row
     schema = None
     if cols:
-        present = set(map(str, frame.columns))
+        present = set(columns)
         expected = set(cols)
-        kind_mismatch = []
-        for name in sorted(present & expected):
-            numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(
-                frame[name]
-            )
-            if (cols[name].get("kind") == "numeric") != numeric:
-                kind_mismatch.append(name)
+        kind_mismatch = [
+            name
+            for name in sorted(present & expected)
+            if (cols[name].get("kind") == "numeric") != columns[name].numeric
+        ]
         schema = {
             "missing": sorted(expected - present),
             "unexpected": sorted(present - expected),
             "type_mismatch": kind_mismatch,
         }
-    return {"columns": columns, "schema": schema}
+    return {"columns": out, "schema": schema}
 
 
 def training_baseline(session: Session, training_run_id: int | None) -> tuple[dict[str, Any] | None, list[int]]:

@@ -20,13 +20,41 @@ from governance.checks._confusion import to_binary
 from governance.checks._fairness import groupings
 from governance.errors import EvaluationError
 
-__all__ = ["HIGHER_IS_BETTER", "METRICS", "compute_metrics", "metrics_evidence", "performance_checks"]
+__all__ = [
+    "CLASSIFICATION",
+    "HIGHER_IS_BETTER",
+    "METRICS",
+    "SCORED",
+    "classification_from_counts",
+    "compute_metrics",
+    "metrics_evidence",
+    "performance_checks",
+]
 
 CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1", "precision", "recall")
 SCORED = ("roc_auc", "log_loss")
 REGRESSION = ("rmse", "mae", "r2")
 METRICS = (*CLASSIFICATION, *SCORED, *REGRESSION)
 HIGHER_IS_BETTER = {m: m not in ("log_loss", "rmse", "mae") for m in METRICS}
+
+
+def classification_from_counts(tn: int, fp: int, fn: int, tp: int) -> dict[str, float | None]:
+    """Accuracy, precision, recall, F1 and balanced accuracy from confusion counts (sklearn's definitions).
+
+    Both engines use it: the pandas path on counts it takes from the arrays, the Spark path on counts
+    aggregated on the cluster.
+    """
+    n = tn + fp + fn + tp
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    spec = tn / (tn + fp) if tn + fp else 0.0
+    return {
+        "accuracy": (tp + tn) / n if n else None,
+        "precision": prec,
+        "recall": rec,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "balanced_accuracy": (rec + spec) / 2 if (tp + fn and tn + fp) else (rec or spec),
+    }
 
 
 def compute_metrics(
@@ -45,16 +73,7 @@ def compute_metrics(
             fp = int(np.sum(~t & p))
             fn = int(np.sum(t & ~p))
             tn = len(t) - tp - fp - fn
-            prec = tp / (tp + fp) if tp + fp else 0.0
-            rec = tp / (tp + fn) if tp + fn else 0.0
-            spec = tn / (tn + fp) if tn + fp else 0.0
-            table = {
-                "accuracy": (tp + tn) / len(t) if len(t) else None,
-                "precision": prec,
-                "recall": rec,
-                "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-                "balanced_accuracy": (rec + spec) / 2 if (tp + fn and tn + fp) else (rec or spec),
-            }
+            table = classification_from_counts(tn, fp, fn, tp)
             out.update({m: table[m] for m in CLASSIFICATION if m in wanted})
         if wanted & set(SCORED):
             if score is None:

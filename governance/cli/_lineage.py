@@ -46,6 +46,8 @@ def _text(graph: Any) -> str:
     def describe(node: Any) -> str:
         label = printable(node.label)
         if node.kind == "dataset":
+            if node.attrs.get("hash_algo") == "delta-version":
+                return f"[dataset] {label} Delta version {printable(node.attrs.get('content_hash'))}"
             return f"[dataset] {label} {printable(str(node.attrs.get('content_hash') or '')[:16])}"
         if node.kind == "run":
             return f"[run] {label} {printable(node.attrs.get('status'))} {node.attrs.get('started_at')}"

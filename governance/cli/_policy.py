@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text, json, junit, sarif or github."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
         fail_on_warn: bool = typer.Option(False, "--fail-on-warn", help="Exit 1 on warnings too."),
+        engine: str = typer.Option("pandas", "--engine",
+                                   help="pandas, or spark: compute the --predictions table's evidence on Spark "
+                                        "(Parquet or Delta paths; needs ml-governance[spark])."),
         force: bool = typer.Option(False, "--force",
                                    help="Evaluate even if the pack's appliesTo.riskTier leaves out the model's."),
     ) -> int:
@@ -91,7 +94,8 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         report = check(ref, policy=policy, predictions=predictions, label=label, prediction=prediction,
                        score=score, sensitive=sensitive_columns(sensitive),
-                       catalog=st.catalog() if ref is not None else None, actor=st.actor, force=force)
+                       catalog=st.catalog() if ref is not None else None, actor=st.actor, force=force,
+                       engine=engine)
         write_report(report.output_document(), fmt, output, report.policy_path)
         missing = report.missing_evidence()
         if missing:

@@ -11,6 +11,8 @@ Public API (also reachable as ``governance.step``, ``governance.Dataset``, ...):
 * :func:`column_stats` / :func:`table_stats` - drift baselines (format in ``_stats``);
 * :func:`upstream`, :func:`downstream`, :func:`diff_versions` - lineage queries by reference;
 * :func:`record_model_version`, :func:`load_model_artifact` - model versions and verified artifacts;
+* :func:`spark_identity`, :func:`delta_snapshot`, :func:`is_spark_frame` - what a Spark DataFrame
+  reads (a Delta snapshot, or its plan and files), see ``_spark``;
 * :func:`replay_spool` - write spooled runs to the catalog (``gov sync``).
 """
 
@@ -28,6 +30,15 @@ from governance.lineage._model_versions import record_model_version
 from governance.lineage._queries import diff_versions, downstream, upstream
 from governance.lineage._record import RunRecord, write_run
 from governance.lineage._runtime import capture_to
+from governance.lineage._spark import (
+    DeltaSnapshot,
+    SparkDatasetKey,
+    SparkIdentity,
+    dataset_key,
+    delta_snapshot,
+    is_spark_frame,
+    spark_identity,
+)
 from governance.lineage._spool import replay_spool
 from governance.lineage._stats import STATS_FORMAT, column_stats, table_stats
 from governance.lineage._step import KINDS, StepSpec, current_run, step
@@ -41,21 +52,28 @@ __all__ = [
     "ColumnDigest",
     "Dataset",
     "DatasetCapture",
+    "DeltaSnapshot",
     "Fingerprint",
     "ModelCapture",
     "RunRecord",
+    "SparkDatasetKey",
+    "SparkIdentity",
     "StepSpec",
     "artifact_digest",
     "capture_adapter",
     "capture_to",
     "column_stats",
     "current_run",
+    "dataset_key",
+    "delta_snapshot",
     "diff_versions",
     "downstream",
     "fingerprint",
+    "is_spark_frame",
     "load_model_artifact",
     "record_model_version",
     "replay_spool",
+    "spark_identity",
     "step",
     "table_capture",
     "table_stats",

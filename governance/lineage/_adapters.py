@@ -4,7 +4,8 @@
 :class:`DatasetCapture` (data: tables, arrays, files), a :class:`ModelCapture` (a trained model), or
 ``None`` (not an artifact: the value becomes a JSON-safe parameter, or is skipped).  Built in: pandas
 DataFrame/Series, numpy arrays, pyarrow Table/RecordBatch, ``pathlib.Path`` and
-:class:`governance.Dataset` (files and directories), scikit-learn estimators and pipelines.
+:class:`governance.Dataset` (files and directories), scikit-learn estimators and pipelines, Spark
+DataFrames (schema and version identity, see :mod:`governance.lineage._spark`).
 
 Plugin contract, for third parties::
 
@@ -331,4 +332,19 @@ def _register_sklearn() -> None:
     capture_adapter.register(BaseEstimator, estimator_capture)
 
 
-_LAZY = LazyRegistrations({"pandas": _register_pandas, "pyarrow": _register_pyarrow, "sklearn": _register_sklearn})
+def _register_pyspark() -> None:
+    from pyspark.sql import DataFrame
+
+    from governance.lineage._spark import spark_capture
+
+    capture_adapter.register(DataFrame, spark_capture)
+
+
+_LAZY = LazyRegistrations(
+    {
+        "pandas": _register_pandas,
+        "pyarrow": _register_pyarrow,
+        "sklearn": _register_sklearn,
+        "pyspark": _register_pyspark,
+    }
+)

@@ -244,6 +244,7 @@ _VERSION_WITHOUT_HASH = Statement(
     .order_by(_dv.c.version.desc())
     .limit(1)
 )
+_INGESTED_ALIKE = frozenset({"delta-version"})  # identities producers send as their datasetVersion
 _LATEST_VERSION = Statement(sa.select(sa.func.max(_dv.c.version)).where(_dv.c.dataset_id == sa.bindparam("dataset_id")))
 _INSERT_VERSION = insert_statement(
     _dv,
@@ -469,6 +470,10 @@ def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str
         if cached is not None:
             return _Resolved(cached[0], cap)
         row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
+        if row is None and cap.hash_algo in _INGESTED_ALIKE:
+            # a Delta version ingested from a Spark job's OpenLineage event is the same table version
+            row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash,
+                                         hash_algo="openlineage")
     else:
         row = _VERSION_WITHOUT_HASH.first(raw, dataset_id=dataset_id)
     if row is not None:

@@ -25,7 +25,7 @@ import pandas as pd
 from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
-from governance.catalog import Catalog, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
+from governance.catalog import Catalog, Dataset, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
 from governance.checks import CheckContext, CheckRegistry, drift_statistics, empty_sensitive_columns, quality_summary
 from governance.checks._explain import global_importance, proxy_correlations
 from governance.checks._fairness import confusion_evidence
@@ -150,9 +150,56 @@ def _bound_files(artifact: dict[str, Any], ctx: CheckContext) -> str:
     return str(recorded)
 
 
+def _is_spark(data: Any) -> bool:
+    from governance.lineage import is_spark_frame
+
+    return is_spark_frame(data)
+
+
+def _pandas_evidence(
+    model: Any, data: pd.DataFrame, label: str, sensitive: Sequence[str], names: list[str],
+    baseline: dict[str, Any] | None, max_samples: int, seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Predict in memory and compute the evidence document (without drift and fingerprint)."""
+    frame_x = data.loc[:, names]
+    regression = _is_regressor(model)
+    y_pred, score, no_scores = _predict(model, frame_x, regression)
+    preds = pd.DataFrame({"label": data[label].to_numpy(), "prediction": y_pred}, index=data.index)
+    if score is not None:
+        preds["score"] = score
+    for s in sensitive:
+        preds[s] = data[s].to_numpy()
+    score_col = "score" if score is not None else None
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "task": "regression" if regression else "classification",
+        "n": len(data),
+        "label": "label",
+        "prediction": "prediction",
+        "score": score_col,
+        "no_scores": no_scores,
+        "sensitive": list(sensitive),
+        "features": names,
+        "source_label": label,
+    }
+    if not regression:
+        doc["confusion"] = confusion_evidence(preds, "label", "prediction", sensitive)
+    doc["metrics"] = metrics_evidence(
+        preds, "label", "prediction", score_col, sensitive, regression=regression
+    )
+    if score_col is not None:
+        doc["score_metrics"] = {k: doc["metrics"]["overall"].get(k) for k in ("roc_auc", "log_loss")}
+    doc["importance"] = global_importance(model, frame_x, max_samples=max_samples, seed=seed)
+    doc["proxy_correlations"] = proxy_correlations(
+        data, list(sensitive), [n for n in names if n not in sensitive]
+    )
+    doc["data_quality"] = quality_summary(frame_x, baseline)
+    return preds, frame_x, doc
+
+
 def evaluate(
     model: Any,
-    data: pd.DataFrame,
+    data: Any,
     *,
     label: str,
     sensitive: Sequence[str],
@@ -178,6 +225,11 @@ def evaluate(
     ``model`` may be an MLflow model URI (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``, on
     ``tracking_uri`` or ``MLFLOW_TRACKING_URI``): it is loaded through ``mlflow.pyfunc``, the evidence
     is stored for that imported version and records its artifact digest (``data["artifact"]``).
+
+    ``data`` is a pandas DataFrame, or a Spark DataFrame: then the model predicts on the executors and
+    every count is a cluster aggregate (:func:`governance.spark.evaluation_evidence`; needs the
+    ``spark`` extra); the data fingerprint is the DataFrame's version identity (a Delta snapshot, or
+    its plan and source files), the one ``@step`` records for it.
     """
     artifact: dict[str, Any] | None = None
     if isinstance(model, str):
@@ -189,6 +241,7 @@ def evaluate(
         loaded = load_registered_model(model, catalog, tracking_uri=tracking_uri)
         model, model_ref, artifact = loaded.model, loaded.ref, loaded.artifact
 
+    spark = _is_spark(data)
     if label not in data.columns:
         raise InputError(
             f"evaluation data: no label column {label!r}; columns are: {', '.join(map(str, data.columns))}"
@@ -199,19 +252,10 @@ def evaluate(
             f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
             f"{', '.join(map(str, data.columns))}"
         )
-    empty = empty_sensitive_columns(data, sensitive)
+    empty = [] if spark else empty_sensitive_columns(data, sensitive)
     if empty:
         raise InputError(f"evaluation data: sensitive column {empty[0]!r} has no values: every row is missing")
     names = _feature_names(model, data, label, sensitive, features)
-    frame_x = data.loc[:, names]
-    regression = _is_regressor(model)
-    y_pred, score, no_scores = _predict(model, frame_x, regression)
-    preds = pd.DataFrame({"label": data[label].to_numpy(), "prediction": y_pred}, index=data.index)
-    if score is not None:
-        preds["score"] = score
-    for s in sensitive:
-        preds[s] = data[s].to_numpy()
-    score_col = "score" if score is not None else None
 
     cat = catalog if (catalog is not None or model_ref is None) else open_catalog()
     model_ctx: CheckContext | None = None
@@ -222,36 +266,26 @@ def evaluate(
     baseline = model_ctx.baseline if model_ctx is not None else None
     baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
 
-    doc: dict[str, Any] = {
-        "schema": 1,
-        "task": "regression" if regression else "classification",
-        "n": len(data),
-        "label": "label",
-        "prediction": "prediction",
-        "score": score_col,
-        "no_scores": no_scores,
-        "sensitive": list(sensitive),
-        "features": names,
-        "source_label": label,
-    }
+    if spark:
+        from governance.spark import evaluation_evidence
+
+        doc = evaluation_evidence(
+            model, data, label=label, sensitive=list(sensitive), names=names, baseline=baseline,
+            max_samples=max_samples, seed=seed,
+        )
+        preds: pd.DataFrame | None = None
+        frame_x: pd.DataFrame | None = None
+        score_col = doc["score"]
+    else:
+        preds, frame_x, doc = _pandas_evidence(model, data, label, sensitive, names, baseline, max_samples, seed)
+        score_col = doc["score"]
+        if baseline is not None:
+            doc["drift"] = drift_statistics(frame_x, baseline)
+        doc["data_fingerprint"] = _fingerprint(data)
+    if baseline is not None:
+        doc["baseline_dataset_version_ids"] = baseline_ids
     if digest is not None:
         doc["artifact_hash"] = digest
-    if not regression:
-        doc["confusion"] = confusion_evidence(preds, "label", "prediction", sensitive)
-    doc["metrics"] = metrics_evidence(
-        preds, "label", "prediction", score_col, sensitive, regression=regression
-    )
-    if score_col is not None:
-        doc["score_metrics"] = {k: doc["metrics"]["overall"].get(k) for k in ("roc_auc", "log_loss")}
-    doc["importance"] = global_importance(model, frame_x, max_samples=max_samples, seed=seed)
-    doc["proxy_correlations"] = proxy_correlations(
-        data, list(sensitive), [n for n in names if n not in sensitive]
-    )
-    doc["data_quality"] = quality_summary(frame_x, baseline)
-    if baseline is not None:
-        doc["drift"] = drift_statistics(frame_x, baseline)
-        doc["baseline_dataset_version_ids"] = baseline_ids
-    doc["data_fingerprint"] = _fingerprint(data)
     if artifact is not None:
         doc["artifact"] = artifact
     record = EvidenceRecord(data=doc, predictions=preds)
@@ -289,12 +323,17 @@ def evaluate(
             _, dv = resolve_dataset_version(tx.session, dataset_ref)
         elif doc["data_fingerprint"].get("content_hash"):
             # the same bytes captured by a step (e.g. the evaluation step's input) are that dataset version
-            dv = tx.session.exec(
+            query = (
                 select(DatasetVersion)
                 .where(DatasetVersion.content_hash == doc["data_fingerprint"]["content_hash"],
                        DatasetVersion.hash_algo == doc["data_fingerprint"].get("hash_algo"))
                 .order_by(col(DatasetVersion.id).desc())
-            ).first()
+            )
+            named = doc["data_fingerprint"].get("dataset")
+            if named:  # a table version (e.g. Delta "3") is only unique within its table
+                query = query.join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id).where(
+                    Dataset.namespace == named["namespace"], Dataset.name == named["name"])
+            dv = tx.session.exec(query).first()
         if dv is not None:
             dv_id = dv.id
             if dv.content_hash:
@@ -311,7 +350,7 @@ def evaluate(
             {
                 "evidence_id": evidence.id,
                 "dataset_version_id": dv_id,
-                "rows": len(data),
+                "rows": int(doc["n"]),
                 "fingerprint": doc["data_fingerprint"].get("content_hash"),
                 "artifact_hash": digest,
                 "sensitive": list(sensitive),

@@ -37,15 +37,27 @@ class PredictionsSpec:
     prediction: str
     score: str | None = None
     sensitive: tuple[str, ...] = ()
+    engine: str = "pandas"
 
     def as_inputs(self) -> dict[str, Any]:
-        return {"predictions": str(self.path), "label": self.label, "prediction": self.prediction,
-                "score": self.score, "sensitive": list(self.sensitive)}
+        out = {"predictions": str(self.path), "label": self.label, "prediction": self.prediction,
+               "score": self.score, "sensitive": list(self.sensitive)}
+        if self.engine != "pandas":
+            out["engine"] = self.engine
+        return out
+
+
+ENGINES = ("pandas", "spark")
 
 
 def predictions_spec(predictions: str | Path | None, label: str | None, prediction: str | None,
-                     score: str | None, sensitive: Sequence[str] | str | None) -> PredictionsSpec | None:
-    """Validate the ``--predictions`` option group (all-or-nothing for label and prediction)."""
+                     score: str | None, sensitive: Sequence[str] | str | None,
+                     engine: str = "pandas") -> PredictionsSpec | None:
+    """Validate the ``--predictions`` option group (all-or-nothing for label and prediction).
+
+    ``engine="spark"`` evaluates the table on Spark (a Parquet file or directory, or a Delta table)."""
+    if engine not in ENGINES:
+        raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if isinstance(sensitive, str):
         sensitive = sensitive.split(",")
     columns = tuple(s.strip() for s in (sensitive or ()) if s.strip())
@@ -53,13 +65,18 @@ def predictions_spec(predictions: str | Path | None, label: str | None, predicti
         extra = [n for n, v in (("--label", label), ("--prediction", prediction), ("--score", score)) if v]
         if extra or columns:
             raise InputError(f"{(extra or ['--sensitive'])[0]}: only meaningful with --predictions FILE")
+        if engine != "pandas":
+            raise InputError("--engine: only meaningful with --predictions PATH")
         return None
     path = Path(predictions)
-    if not path.is_file():
+    if engine == "spark":
+        if not path.exists():
+            raise InputError(f"--predictions: no such file or directory {path}")
+    elif not path.is_file():
         raise InputError(f"--predictions: no such file {path}")
     if not label or not prediction:
         raise InputError("--predictions: also give --label COL and --prediction COL")
-    return PredictionsSpec(path, label, prediction, score, columns)
+    return PredictionsSpec(path, label, prediction, score, columns, engine)
 
 
 @dataclass(frozen=True)
@@ -189,12 +206,16 @@ def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
     from governance.policy import context_for_model_version
 
     spec = subject.predictions
-    data_ctx = None if spec is None else _predictions_context(spec)
     if subject.model is None:
-        if data_ctx is None:
+        if spec is None:
             raise InputError("give MODEL@VERSION or --predictions FILE --label COL --prediction COL")
-        return data_ctx
+        return _predictions_context(spec)
     ctx = context_for_model_version(catalog, f"{subject.model}@{subject.version}")
+    if spec is not None and spec.engine == "spark":
+        if monitoring:
+            raise InputError("--engine spark: monitoring reads the table with pandas; use gov check")
+        return _spark_context(ctx, spec)
+    data_ctx = None if spec is None else _predictions_context(spec)
     refused = list(ctx.sources.get("evidence_refused") or [])
     if refused and not ctx.sources.get("evidence_ids") and not monitoring and data_ctx is None:
         digests = ", ".join(str(d)[:16] for d in ctx.sources.get("evidence_refused_digests") or [])
@@ -222,6 +243,18 @@ def _table_inapplicable(data_ctx: CheckContext) -> dict[str, str]:
     """What stays out of reach when a model version is gated on a table: only the table's own lack of
     scores (the version itself is registered, so nothing else is inapplicable)."""
     return {k: v for k, v in data_ctx.inapplicable.items() if k == "scores"}
+
+
+def _spark_context(ctx: CheckContext, spec: PredictionsSpec) -> CheckContext:
+    """The model version's context with what the table measures replaced by Spark aggregates."""
+    data_ctx = _predictions_context(spec, baseline=ctx.baseline)
+    drop = set(_MEASURED_ON_PREDICTIONS)
+    if data_ctx.sources.get("table_features"):
+        drop.update(_MEASURED_ON_FEATURES)
+    evidence = {k: v for k, v in ctx.evidence.items() if k not in drop}
+    evidence.update(data_ctx.evidence)
+    return dataclasses.replace(ctx, evidence=evidence, sensitive=data_ctx.sensitive,
+                               sources={**ctx.sources, **data_ctx.sources})
 
 
 _MEASURED_ON_PREDICTIONS = ("confusion", "score_metrics", "metrics", "label", "prediction", "score")
@@ -344,15 +377,17 @@ def check(
     actor: str | None = None,
     now: datetime | None = None,
     force: bool = False,
+    engine: str = "pandas",
 ) -> GateReport:
     """Evaluate ``policy`` against ``MODEL@VERSION`` and/or a predictions table, without promoting.
 
     A model version's evaluation is stored and audited (purpose ``check``); a predictions table alone
     is evaluated in memory.  Never raises on a failing policy: read :meth:`GateReport.exit_code`.
     A pack whose ``appliesTo.riskTier`` leaves out the model's risk tier is an :class:`InputError`
-    unless ``force`` (then the override is stored with the evaluation).
+    unless ``force`` (then the override is stored with the evaluation).  ``engine="spark"`` computes the
+    predictions table's evidence on Spark (see :mod:`governance.spark`).
     """
-    spec = predictions_spec(predictions, label, prediction, score, sensitive)
+    spec = predictions_spec(predictions, label, prediction, score, sensitive, engine)
     if ref is None and spec is None:
         raise InputError("give MODEL@VERSION or --predictions FILE --label COL --prediction COL")
     pack, source = load_policy(policy)
@@ -379,7 +414,12 @@ def _data_only(pack: PolicyPack, spec: PredictionsSpec, now: datetime | None
     return result, document
 
 
-def _predictions_context(spec: PredictionsSpec) -> CheckContext:
+def _predictions_context(spec: PredictionsSpec, baseline: dict[str, Any] | None = None) -> CheckContext:
+    if spec.engine == "spark":
+        from governance.spark import spark_predictions_context
+
+        return spark_predictions_context(spec.path, label=spec.label, prediction=spec.prediction,
+                                         score=spec.score, sensitive=list(spec.sensitive), baseline=baseline)
     from governance.policy import context_for_predictions
 
     return context_for_predictions(spec.path, label=spec.label, prediction=spec.prediction, score=spec.score,
