@@ -110,7 +110,12 @@ def test_checkpoint_then_truncation_and_rollback_fail(gov_env: Path,
     assert "checkpoint seq 7: ok" in capsys.readouterr().out
 
     sql("DELETE FROM audit_event WHERE seq >= 6")  # truncation: the rest still chains
-    assert verify_audit(catalog).ok
+    plain = verify_audit(catalog)  # the catalog's own record of the exported head catches it too
+    assert not plain.ok and plain.first_bad_seq is None and plain.checkpoint_seq == 7
+    assert plain.checkpoint_reason == ("the catalog recorded an exported checkpoint at seq 7, but the log ends "
+                                       "at seq 5: events were deleted")
+    assert main(["audit", "verify"]) == 1
+    assert "events were deleted" in one_line_error(capsys)
     assert main(verify) == 1
     err = one_line_error(capsys)
     assert "log ends at seq 5 but the checkpoint covers seq 7" in err

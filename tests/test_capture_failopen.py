@@ -183,3 +183,23 @@ def test_a_spooled_training_run_replays_into_its_model_version(gov_env: Path, mo
     assert {(e.artifact_kind, e.direction) for e in edges} == {("dataset", "input"), ("model", "output")}
     loaded = load_model_artifact(mv)
     assert (loaded.predict_proba(data[["x"]]) == model.predict_proba(data[["x"]])).all()
+
+
+def test_a_type_error_inside_capture_is_logged_not_silently_dropped(
+    gov_env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only a call that does not match the signature skips capture in silence (the function raises its
+    own TypeError); a TypeError in the capture machinery is a logged capture failure."""
+    def broken(func: object) -> object:
+        raise TypeError("capture machinery bug")
+
+    build = make_step()
+    with monkeypatch.context() as patched, caplog.at_level(logging.DEBUG, logger="governance"):
+        patched.setattr(runtime().code, "for_function", broken)
+        out = build(pd.DataFrame({"a": [1]}))  # type: ignore[operator]
+    assert list(out["k"]) == [1]
+    assert "lineage capture failed" in caplog.text and "capture machinery bug" in caplog.text
+    caplog.clear()
+    with pytest.raises(TypeError), caplog.at_level(logging.DEBUG, logger="governance"):
+        build(pd.DataFrame({"a": [1]}), 1, 2, 3)  # type: ignore[operator]
+    assert "lineage capture failed" not in caplog.text

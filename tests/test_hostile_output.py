@@ -52,7 +52,8 @@ def test_printable_is_one_inert_line(name: str) -> None:
 
 
 def test_guard_lines_defuses_commands_formed_by_neighbours() -> None:
-    assert guard_lines(":" + ":error::x\n  ::warning::y\nok :: fine\n") == "\\x3a:error::x\n  \\x3a:warning::y\nok :: fine\n"
+    shown = guard_lines(":" + ":error::x\n  ::warning::y\nok :: fine\n")
+    assert shown == "\\x3a:error::x\n  \\x3a:warning::y\nok :: fine\n"
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlmodel import Session, col
 
 from governance.audit._chain import VerifyReport, hash_at, iter_chain, verify_events
 from governance.audit._checkpoint import Checkpoint, key_id, load_public_key, read_checkpoint
-from governance.catalog import AuditEvent, Catalog
+from governance.catalog import AuditCheckpoint, AuditEvent, Catalog
 from governance.errors import InputError
 
 __all__ = ["verify_audit"]
@@ -19,7 +20,9 @@ __all__ = ["verify_audit"]
 def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = None,
                  pubkey: Path | str | Ed25519PublicKey | None = None) -> VerifyReport:
     """Recompute the audit chain of ``catalog`` and, with ``checkpoint`` and ``pubkey``, prove the log
-    still extends the signed head.
+    still extends the signed head.  The heads the catalog itself recorded exporting
+    (``audit_checkpoint``) must still be in the log too, so deleting events past one is reported even
+    without the file.
 
     Returns a :class:`VerifyReport` (``report.ok``; ``report.first_bad_seq`` names the first link
     that does not verify; ``report.checkpoint_ok``/``checkpoint_reason`` the checkpoint verdict).
@@ -42,7 +45,7 @@ def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = 
     with catalog.read() as session:
         report = verify_events(iter_chain(session))
         if cp is None or public is None:
-            return report
+            return _recorded_checkpoints(session, report) or report
         if not cp.signature_valid(public):
             return replace(report, checkpoint_seq=cp.seq, checkpoint_ok=False,
                            checkpoint_reason="checkpoint signature does not match its contents "
@@ -57,5 +60,27 @@ def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = 
             return replace(report, checkpoint_seq=cp.seq, checkpoint_ok=False, checkpoint_reason=(
                 f"seq {cp.seq} has hash {stored[:12]}... but the checkpoint signed {cp.hash[:12]}...: "
                 "the log was rewritten or restored from a different backup"))
-        return replace(report, checkpoint_seq=cp.seq, checkpoint_ok=True,
-                       checkpoint_reason=f"log contains the signed head seq {cp.seq} (key {cp.key_id})")
+        return _recorded_checkpoints(session, report) or replace(
+            report, checkpoint_seq=cp.seq, checkpoint_ok=True,
+            checkpoint_reason=f"log contains the signed head seq {cp.seq} (key {cp.key_id})")
+
+
+def _recorded_checkpoints(session: Session, report: VerifyReport) -> VerifyReport | None:
+    """The catalog's own record of the heads it exported must still be in the log: deleting events
+    past an exported head (and leaving its record) is caught without the checkpoint file.  A failing
+    report for the newest record that the log no longer holds, else None."""
+    rows = session.execute(
+        sa.select(col(AuditCheckpoint.seq), col(AuditCheckpoint.hash)).order_by(col(AuditCheckpoint.seq).desc())
+    ).all()
+    for seq, digest in rows:
+        stored = hash_at(session, seq)
+        if stored == digest:
+            continue
+        if stored is None:
+            reason = (f"the catalog recorded an exported checkpoint at seq {seq}, but the log ends at seq "
+                      f"{report.head.seq}: events were deleted")
+        else:
+            reason = (f"seq {seq} has hash {stored[:12]}... but the catalog's checkpoint record says "
+                      f"{str(digest)[:12]}...: the log was rewritten")
+        return replace(report, checkpoint_seq=seq, checkpoint_ok=False, checkpoint_reason=reason)
+    return None

@@ -16,9 +16,9 @@ the chain, it would fail on the duplicate ``seq``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -129,7 +129,8 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
 
     The wait is bounded (:func:`_take_turn`): a holder that hangs (stopped, or slow) makes this
     writer fail with :class:`CatalogError` after the catalog's busy timeout, or sooner inside
-    :func:`governance.catalog.bounded_lock_wait` (capture's bound), never wait forever.
+    :func:`governance.catalog.bounded_lock_wait` (capture's bound), never wait forever; the turn
+    still passes at once when the holder lets go (a blocking ``flock``, on a helper thread).
     """
     database = catalog.sqlite_path
     if fcntl is None or database is None:
@@ -146,37 +147,52 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
         yield
         return
     token = _HELD.set(held | {path})
+    owned = True
     try:
-        _take_turn(fd, path, catalog)
+        if not _take_turn(fd, catalog):
+            owned = False  # the thread still waiting for the turn closes it
+            raise CatalogError(f"catalog {catalog.display_url}: another writer has held its lock ({path}) for "
+                               f"longer than this write may wait")
         yield
     finally:
         _HELD.reset(token)
-        os.close(fd)  # releases the lock
+        if owned:
+            os.close(fd)  # releases the lock
 
 
-def _take_turn(fd: int, path: str, catalog: Catalog) -> None:
-    """``flock`` the queue: at once when free, else polling (0.1 ms doubling to 2 ms) until the bound."""
+def _take_turn(fd: int, catalog: Catalog) -> bool:
+    """``flock`` the queue: at once when free; else a blocking ``flock`` on a helper thread, so the
+    turn is handed over the moment the holder lets go, for at most the bound.  Returns False when the
+    bound ran out; the waiting thread then owns ``fd`` and closes it whenever it gets the lock (or
+    never, if the holder never lets go: one parked thread, not a hung step)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
+        return True
     except BlockingIOError:
         pass
     bounded = lock_wait_ms()
     wait = catalog.busy_timeout if bounded is None else min(bounded / 1000, catalog.busy_timeout)
-    deadline = time.monotonic() + wait
-    delay = 0.0001
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise CatalogError(f"catalog {catalog.display_url}: another writer has held its lock ({path}) for "
-                               f"more than {wait:g} s")
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.002)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            continue
+    acquired = threading.Event()
+    guard = threading.Lock()
+    abandoned = False
+
+    def wait_for_turn() -> None:
+        with contextlib.suppress(OSError):  # the descriptor is ours and open
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with guard:
+            if abandoned:
+                os.close(fd)  # the writer gave up: let the turn pass on at once
+            else:
+                acquired.set()
+
+    threading.Thread(target=wait_for_turn, name="governance-audit-queue", daemon=True).start()
+    if acquired.wait(wait):
+        return True
+    with guard:
+        if acquired.is_set():
+            return True
+        abandoned = True
+    return False
 
 
 @contextmanager

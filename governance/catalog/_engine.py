@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
@@ -218,13 +218,15 @@ class Catalog:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Driver failures of the database itself (unreachable, locked, corrupted: SQLite's "database
-        disk image is malformed") as one :class:`CatalogError` line; constraint violations pass as they are."""
+        """Failures of the database itself (unreachable, locked, corrupted: SQLite's "database disk image
+        is malformed") as one :class:`CatalogError` line; constraint and programming errors pass as they are."""
         try:
             yield
-        except IntegrityError:
-            raise
-        except DatabaseError as exc:
+        except (OperationalError, DatabaseError) as exc:
+            # OperationalError, or the driver's bare DatabaseError (a corrupted file); a constraint,
+            # data or programming error is not the database's fault and passes as it is
+            if not isinstance(exc, OperationalError) and type(exc) is not DatabaseError:
+                raise
             raise CatalogError(f"catalog {self.display_url}: {_first_line(exc.orig)}") from exc
 
     # ------------------------------------------------------------------------------------- schema

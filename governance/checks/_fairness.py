@@ -16,7 +16,6 @@ from pydantic import Field
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
 from governance.checks._confusion import (
     DISPARITIES,
-    RATE_NAMES,
     GroupCounts,
     bootstrap_ci,
     confusion_by_group,
@@ -253,5 +252,3 @@ def confusion_evidence(
         for gc in (load_counts(ctx, cols, pos_label=pos_label) for cols in groupings(list(sensitive), True))
     }
 
-
-RATES = RATE_NAMES

@@ -319,10 +319,12 @@ class _Caller:
             code = rt.code.for_function(self.func)
             frame = RunFrame(uuid7(), self.job, settings.namespace, self.spec.kind, utcnow(), code.source_file, parent)
             call = _Call(settings, frame, {}, [], [])
-            for name, value in self._arguments(args, kwargs):
+            try:
+                arguments = self._arguments(args, kwargs)
+            except TypeError:
+                return None  # the call does not match the signature: the function raises its own error
+            for name, value in arguments:
                 self._capture(rt, settings, call, name, value, direction="input", params=call.params)
-        except TypeError:
-            return None  # the call does not match the signature: let the function raise its own error
         except Exception as exc:  # noqa: BLE001 - capture must never fail the step; logged
             rt.capture_failed(f"{self.job} start", exc)
             return None

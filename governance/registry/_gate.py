@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from governance.audit import AuditedTransaction, audited
-from governance.catalog import Catalog, Model, ModelVersion, parse_ref, resolve_model_version
+from governance.catalog import Catalog, parse_ref, resolve_model_version
 from governance.catalog._views import as_utc
 from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who
@@ -384,12 +384,3 @@ def _predictions_context(spec: PredictionsSpec) -> CheckContext:
 
     return context_for_predictions(spec.path, label=spec.label, prediction=spec.prediction, score=spec.score,
                                    sensitive=list(spec.sensitive))
-
-
-def model_and_version(session: Any, subject: Subject) -> tuple[Model, ModelVersion]:
-    """Re-read the subject's rows inside a transaction."""
-    model = session.get(Model, subject.model_id)
-    mv = session.get(ModelVersion, subject.model_version_id)
-    if model is None or mv is None:
-        raise InputError(f"{subject.label}: the model version disappeared during the evaluation")
-    return model, mv
