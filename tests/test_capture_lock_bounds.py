@@ -126,7 +126,8 @@ def test_a_step_returns_while_another_process_holds_the_write_path(audited_holde
 
 
 def test_gov_approve_gives_up_with_one_line_instead_of_hanging(audited_holder: str, tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "governance.cli", "approve", "m@1", "--stage", "production"],
+    proc = subprocess.run([sys.executable, "-m", "governance.cli", "approve", "m@1", "--stage", "production",
+                           "--policy", "baseline"],
                           env=_env(tmp_path, audited_holder, "cli"), capture_output=True, text=True, timeout=45,
                           check=False)
     assert proc.returncode == 2
