@@ -271,8 +271,25 @@ READ_ENDPOINTS: tuple[tuple[str, Callable[[Request], Any]], ...] = (
 )
 
 
+async def post_mlflow_webhook(request: Request) -> Response:
+    """A delivery of MLflow's registry webhooks: verified by its HMAC signature, then an alias moved
+    without a gated promotion becomes an audited finding (see :class:`governance.mlflow.WebhookReceiver`)."""
+    state = _state(request)
+    secret = state.config.mlflow_webhook_secret
+    if not secret:
+        return _error(404, "the MLflow webhook receiver is off: set GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET "
+                           "to the secret the webhook was created with")
+    from governance.mlflow import WebhookReceiver
+
+    body = await request.body()
+    receiver = WebhookReceiver(secret, state.catalog)
+    outcome = await anyio.to_thread.run_sync(receiver.handle, dict(request.headers), body)
+    return JSONResponse(outcome.as_dict(), status_code=outcome.http_status)
+
+
 def api_routes() -> list[Route]:
-    routes = [Route("/api/v1/lineage", post_lineage, methods=["POST"])]
+    routes = [Route("/api/v1/lineage", post_lineage, methods=["POST"]),
+              Route("/api/v1/mlflow/webhook", post_mlflow_webhook, methods=["POST"])]
     routes += [Route(path, _guard(fn), methods=["GET"]) for path, fn in READ_ENDPOINTS]
     return routes
 

@@ -14,6 +14,9 @@ reads, or ``GOVERNANCE_CONFIG``), then from ``GOVERNANCE_SERVER_*`` environment 
     sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     scopes = ["write"]
 
+``GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET`` (environment only: it is a usable secret, so it never goes in
+the file) turns on ``POST /api/v1/mlflow/webhook``, the receiver of MLflow's registry webhooks.
+
 ``GOVERNANCE_SERVER_TOKENS`` holds the same tokens as ``name:scope+scope:sha256hex`` separated by
 commas.  Only the SHA-256 of a token is stored (``gov serve-token NAME`` makes one): tokens are 256
 random bits, so a fast hash is enough and the configuration never holds a usable secret.
@@ -68,6 +71,8 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     proxy_scopes: frozenset[str] = field(default_factory=lambda: frozenset({"read"}))
     max_body_bytes: int = DEFAULT_MAX_BODY
+    #: the HMAC secret MLflow signs its webhook deliveries with (None: the receiver is off)
+    mlflow_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def open_access(self) -> bool:
@@ -170,4 +175,5 @@ def load_server_config(cwd: Path | None = None, environ: dict[str, str] | None =
         trusted_proxies=tuple(p.strip() for p in proxies),
         proxy_scopes=_scopes("proxy_scopes", scopes_raw),
         max_body_bytes=limit,
+        mlflow_webhook_secret=env.get("GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET") or None,
     )

@@ -55,6 +55,14 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "paths": {
+            "/api/v1/mlflow/webhook": {
+                "post": {
+                    "summary": "MLflow registry webhook deliveries (HMAC-signed; alias moves without a gated "
+                               "promotion become audited findings)",
+                    "responses": {"200": {"description": "handled, ignored or a duplicate delivery"},
+                                  "400": _ERROR, "401": _ERROR, "404": _ERROR},
+                },
+            },
             "/api/v1/lineage": {
                 "post": {
                     "summary": "Import OpenLineage events (as openlineage-python's HttpTransport sends them)",

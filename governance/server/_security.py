@@ -6,6 +6,8 @@ Paths and the scope they need:
 * ``POST /api/v1/lineage``: ``write``, by bearer token only (never a cookie, so a page cannot post
   lineage on a user's behalf), or the proxy identity when ``proxy_scopes`` includes ``write``;
 * ``/static/``, ``/login``, ``/healthz``, ``/openapi.json``: nobody;
+* ``POST /api/v1/mlflow/webhook``: no token (MLflow cannot send one); the receiver accepts only
+  deliveries signed with the configured HMAC secret;
 * everything else: ``read`` (bearer token, the ``gov_token`` cookie set by ``/login``, or the proxy).
 
 With no token and no proxy configured the server is in *open* mode, which :func:`governance.server.serve`
@@ -45,7 +47,7 @@ _HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
-_PUBLIC = ("/static/", "/login", "/healthz", "/openapi.json", "/favicon.ico")
+_PUBLIC = ("/static/", "/login", "/healthz", "/openapi.json", "/favicon.ico", "/api/v1/mlflow/webhook")
 
 
 @dataclass(frozen=True)
