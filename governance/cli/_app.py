@@ -7,6 +7,7 @@ fails closed).  ``--verbose`` shows tracebacks.
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from collections.abc import Sequence
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = "--verbose" in args or "-v" in args
     code = _run(args, verbose)
     if argv is None:
+        # The process ends here: moving every object to the permanent generation spares the
+        # interpreter's final garbage collections (a fifth of a short command's wall time) while
+        # atexit handlers, thread joins and reference-counted finalizers still run.
+        gc.freeze()
         sys.exit(code)
     return code
 
