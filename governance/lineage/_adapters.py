@@ -34,6 +34,7 @@ from governance.lineage._dataset import Dataset, file_dataset_name
 from governance.lineage._fingerprint import Fingerprint, fingerprint
 from governance.lineage._lazy import LazyRegistrations
 from governance.lineage._tags import frame_tags, merge_tag_maps
+from governance.openlineage import dataset_uri
 
 __all__ = [
     "CaptureRole",
@@ -257,7 +258,7 @@ def path_capture(ds: Dataset, role: CaptureRole) -> DatasetCapture:
         namespace=ds.namespace,
         name=ds.name,
         kind="directory" if local.is_dir() else "file",
-        uri=ds.uri,
+        uri=dataset_uri(ds.namespace, ds.name) if ds.namespace == "file" else ds.uri,
         **_fp_fields(fp),
     )
 
