@@ -108,9 +108,9 @@ def run(quick: bool = False) -> list[Result]:
         written = write_events(path, count)
         catalog = Catalog(f"sqlite:///{base / 'catalog.db'}")
         try:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             report = ingest_openlineage(catalog, path, "bench")
-            elapsed = time.perf_counter() - began
+            elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
             verified = verify_audit(catalog)
         finally:
             catalog.dispose()
@@ -129,7 +129,7 @@ def run(quick: bool = False) -> list[Result]:
             higher_is_better=True,
             peer="previous ingest (one audited transaction per event), issue 17: 510 events in 8.2 s",
             peer_measured=PREVIOUS_EVENTS_PER_S,
-            note=f"{elapsed:.1f} s; {len(report.runs):,} runs, {report.column_lineage:,} column lineage rows, "
+            note=f"{elapsed:.1f} s ({written / cpu:,.0f} events per CPU second); {len(report.runs):,} runs, {report.column_lineage:,} column lineage rows, "
                  f"audit chain verified",
         ),
     ]

@@ -53,18 +53,18 @@ import sqlalchemy as sa
 from governance.audit import AuditedTransaction, audited
 from governance.catalog import (
     Catalog,
-    RawConnection,
-    Statement,
-    insert_statement,
-    update_statement,
     ColumnLineage,
     Dataset,
     DatasetField,
     DatasetVersion,
     IngestedEvent,
     Job,
+    RawConnection,
     Run,
     RunIO,
+    Statement,
+    insert_statement,
+    update_statement,
     utcnow,
 )
 from governance.errors import InputError
@@ -99,7 +99,7 @@ _IN_CHUNK = 400
 
 _TIME = _dv.c.created_at.type
 _VERSION_COLUMNS = (_dv.c.id, _dv.c.dataset_id, _dv.c.created_at, _dv.c.produced_by_run_id, _dv.c.coverage,
-                    _dv.c.schema_fields)
+                    _dv.c.schema_fields, _dv.c.content_hash)
 _BY_IDENTITY = Statement(sa.select(*_VERSION_COLUMNS).where(
     _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.content_hash == sa.bindparam("identity"))
     .order_by(_dv.c.version).limit(1))
@@ -113,7 +113,15 @@ _CURRENT = Statement(
     sa.select(*_VERSION_COLUMNS)
     .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at <= sa.bindparam("when"),
            _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
-    .order_by(_dv.c.created_at.desc(), _dv.c.id.desc()).limit(1), {"when": _TIME})
+    # at equal times, a version some run wrote is newer than one a reader named
+    .order_by(_dv.c.created_at.desc(), _dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
+    {"when": _TIME})
+_BEFORE = Statement(  # the version current at a version's time, other than itself
+    sa.select(*_VERSION_COLUMNS)
+    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at <= sa.bindparam("when"),
+           _dv.c.id != sa.bindparam("exclude"), _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
+    .order_by(_dv.c.created_at.desc(), _dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
+    {"when": _TIME})
 _NEXT = Statement(
     sa.select(*_VERSION_COLUMNS)
     .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at > sa.bindparam("when"),
@@ -125,6 +133,7 @@ _INSERT_VERSION = insert_statement(_dv, ("dataset_id", "version", "content_hash"
                                    returning_id=True)
 _SET_CREATED = update_statement(_dv, ("created_at",))
 _SET_PRODUCED = update_statement(_dv, ("produced_by_run_id", "created_at"))
+_SET_IDENTITY = update_statement(_dv, ("content_hash", "hash_algo"))
 _SET_SCHEMA = update_statement(_dv, ("schema_fields",))
 _SET_ROWS = update_statement(_dv, ("row_count",))
 _SET_SIZE = update_statement(_dv, ("byte_size",))
@@ -294,6 +303,7 @@ class _Version:
     produced_by: int | None
     coverage: str
     schema: list[dict[str, Any]] | None
+    identity: str | None = None
 
 
 class _Batch:
@@ -315,6 +325,7 @@ class _Batch:
         self.binding = False  # in the inputs phase: moves from now on may affect inputs bound in this batch
         self.moved_late: set[int] = set()
         self.bound_here: set[tuple[int, int]] = set()  # (run id, dataset id) of inputs bound in this batch
+        self.emptied: set[int] = set()  # versions an edge moved away from: removed at the end if made up
         self.keys: list[list[str]] = []
         self.removed = 0
 
@@ -564,7 +575,7 @@ class _Batch:
         if row is None:
             return None
         return _Version(int(row.id), int(row.dataset_id), _naive(row.created_at), row.produced_by_run_id,
-                        str(row.coverage), row.schema_fields)
+                        str(row.coverage), row.schema_fields, row.content_hash)
 
     def _find(self, statement: Statement, **params: Any) -> _Version | None:
         return self._as_version(statement.first(self.raw, **params))
@@ -578,7 +589,7 @@ class _Batch:
             hash_algo="openlineage" if identity else None, coverage=coverage, schema_fields=stored,
             uri=uri, produced_by_run_id=produced_by, created_at=when.replace(tzinfo=UTC))[0]
         self._moved(dataset_id, _naive(when))
-        version = _Version(int(version_id), dataset_id, _naive(when), produced_by, coverage, stored)
+        version = _Version(int(version_id), dataset_id, _naive(when), produced_by, coverage, stored, identity)
         self.fields[version.id] = {}
         if schema:
             self._add_fields(version.id, schema)
@@ -628,6 +639,14 @@ class _Batch:
         when = _naive(event.event_time)
         if identity is not None:
             version = self._find(_BY_IDENTITY, dataset_id=dataset_id, identity=identity)
+            if version is None:  # an earlier event of the run named the output without its version
+                version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+                if version is not None and version.identity is None:
+                    _SET_IDENTITY.execute(self.raw, row_id=version.id, content_hash=identity,
+                                          hash_algo="openlineage")
+                    version.identity = identity
+                else:
+                    version = None
         else:
             version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
         if version is None:
@@ -658,6 +677,18 @@ class _Batch:
     def _current(self, dataset_id: int, when: datetime, run_id: int) -> _Version | None:
         """The version of ``dataset_id`` current at ``when`` that ``run_id`` did not write itself."""
         return self._find(_CURRENT, dataset_id=dataset_id, when=when.replace(tzinfo=UTC), run_id=run_id)
+
+    def _settled(self, version: _Version, run_id: int) -> _Version:
+        """``version``, or the one before it when ``version`` is an observation that adds nothing to it
+        (the same schema seen by a reader whose producer's version arrived later)."""
+        if version.coverage != OBSERVED:
+            return version
+        before = self._find(_BEFORE, dataset_id=version.dataset_id, when=version.created_at.replace(tzinfo=UTC),
+                            exclude=version.id, run_id=run_id)
+        if before is not None and version.schema is not None and _same_schema(
+                before.schema, [(str(f["name"]), f.get("type")) for f in version.schema]):
+            return before
+        return version
 
     def _next_observed(self, dataset_id: int, when: datetime, run_id: int,
                        schema: list[tuple[str, str | None]]) -> _Version | None:
@@ -732,6 +763,7 @@ class _Batch:
                                binding=binding)
             if found[0] != version_id:
                 self._remap_lineage(run_id, found[0], version_id)
+                self.emptied.add(found[0])
         edges[dataset_id] = (version_id, binding)
 
     # ----------------------------------------------------------------------------- column lineage
@@ -868,10 +900,14 @@ class _Batch:
             candidates[int(row.id)] = (int(row.run_id), dataset_id, int(row.artifact_id))
             starts[int(row.run_id)] = _naive(row.started_at)
         by_id = {s.id: s for s in self.runs.values()}
-        emptied: set[int] = set()
         for run_id, dataset_id, version_id in candidates.values():
             run = by_id.get(run_id) or _RunState(run_id, 0, starts[run_id], "", None)
+            later = self._find(_NEXT, dataset_id=dataset_id, when=run.started_at.replace(tzinfo=UTC), run_id=run_id)
+            if later is not None and later.id == version_id and later.coverage == OBSERVED:
+                self._set_created(later, run.started_at)  # what the run saw was there when it started
             current = self._current(dataset_id, run.started_at, run_id)
+            if current is not None:
+                current = self._settled(current, run_id)
             target = current.id if current is not None else self._bind(dataset_id, run, None, None)
             if target == version_id:
                 continue
@@ -879,8 +915,7 @@ class _Batch:
             edges[dataset_id] = (version_id, "time")
             self._edge(run_id, "input", dataset_id, target, "time")
             self.report.rebound += 1
-            emptied.add(version_id)
-        for version_id in sorted(emptied):
+        for version_id in sorted(self.emptied):
             self._drop_if_unused(version_id)
 
     def _drop_if_unused(self, version_id: int) -> None:
