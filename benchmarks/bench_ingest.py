@@ -129,7 +129,8 @@ def run(quick: bool = False) -> list[Result]:
             higher_is_better=True,
             peer="previous ingest (one audited transaction per event), issue 17: 510 events in 8.2 s",
             peer_measured=PREVIOUS_EVENTS_PER_S,
-            note=f"{elapsed:.1f} s ({written / cpu:,.0f} events per CPU second); {len(report.runs):,} runs, {report.column_lineage:,} column lineage rows, "
+            note=f"{elapsed:.1f} s ({written / cpu:,.0f} events per CPU second); {len(report.runs):,} runs, "
+                 f"{report.column_lineage:,} column lineage rows, "
                  f"audit chain verified",
         ),
     ]
