@@ -59,6 +59,8 @@ from governance.catalog import (
     DatasetVersion,
     IngestedEvent,
     Job,
+    Model,
+    ModelVersion,
     RawConnection,
     Run,
     RunIO,
@@ -95,7 +97,10 @@ _f = cast(sa.Table, sa.inspect(DatasetField).local_table)
 _io = cast(sa.Table, sa.inspect(RunIO).local_table)
 _cl = cast(sa.Table, sa.inspect(ColumnLineage).local_table)
 _ie = cast(sa.Table, sa.inspect(IngestedEvent).local_table)
+_m = cast(sa.Table, sa.inspect(Model).local_table)
+_mv = cast(sa.Table, sa.inspect(ModelVersion).local_table)
 _IN_CHUNK = 400
+MODEL_FACET = "governance_modelVersion"
 
 _TIME = _dv.c.created_at.type
 _VERSION_COLUMNS = (_dv.c.id, _dv.c.dataset_id, _dv.c.created_at, _dv.c.produced_by_run_id, _dv.c.coverage,
@@ -242,6 +247,16 @@ def _facets(item: Any) -> dict[str, Any]:
     return facets if isinstance(facets, dict) else {}
 
 
+def _model_facet(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``governance_modelVersion`` facet of a dataset that is a model version (ours, or another
+    ml-governance installation's), when it names the model and a version number."""
+    found = _facets(item).get(MODEL_FACET)
+    if isinstance(found, dict) and isinstance(found.get("name"), str) and found["name"] and \
+            isinstance(found.get("version"), int) and not isinstance(found.get("version"), bool):
+        return found
+    return None
+
+
 def _identity(item: dict[str, Any]) -> str | None:
     version = _facets(item).get("version")
     value = version.get("datasetVersion") if isinstance(version, dict) else None
@@ -326,6 +341,7 @@ class _Batch:
         self.moved_late: set[int] = set()
         self.bound_here: set[tuple[int, int]] = set()  # (run id, dataset id) of inputs bound in this batch
         self.emptied: set[int] = set()  # versions an edge moved away from: removed at the end if made up
+        self.models: set[str] = set()
         self.keys: list[list[str]] = []
         self.removed = 0
 
@@ -349,15 +365,25 @@ class _Batch:
                 self._job_event(event)
         outputs: dict[tuple[int, str, str, str], int] = {}
         for event in run_events:
+            for side in ("inputs", "outputs"):
+                for item in event.doc.get(side) or []:
+                    model = _model_facet(item)
+                    if model is not None:
+                        self._model_version(event, model, side[:-1])
+        for event in run_events:
             for item in event.doc.get("outputs") or []:
-                outputs[(id(event), item["namespace"], item["name"], "o")] = self._output(event, item)
+                if _model_facet(item) is None:
+                    outputs[(id(event), item["namespace"], item["name"], "o")] = self._output(event, item)
         self.binding = True
         for event in run_events:
             for item in event.doc.get("inputs") or []:
-                self._input(event, item)
+                if _model_facet(item) is None:
+                    self._input(event, item)
         for event in run_events:
             for index, item in enumerate(event.doc.get("outputs") or []):
-                self._column_lineage(event, index, item, outputs[(id(event), item["namespace"], item["name"], "o")])
+                if _model_facet(item) is None:
+                    self._column_lineage(event, index, item,
+                                         outputs[(id(event), item["namespace"], item["name"], "o")])
         self._rebind()
         self._record(accepted)
 
@@ -523,6 +549,8 @@ class _Batch:
                 items.setdefault((doc["dataset"]["namespace"], doc["dataset"]["name"]), doc["dataset"])
             for side in ("inputs", "outputs"):
                 for item in doc.get(side) or []:
+                    if _model_facet(item) is not None:
+                        continue  # a model version, not a dataset
                     items.setdefault((item["namespace"], item["name"]), item)
                     for source in self._lineage_sources(item):
                         items.setdefault(source, {})
@@ -852,6 +880,39 @@ class _Batch:
     def _remapped(self, field_id: int, old: dict[int, str], new_version: int) -> int:
         return self._field_id(new_version, old[field_id]) if field_id in old else field_id
 
+    # ------------------------------------------------------------------------------------ models
+    def _model_version(self, event: ParsedEvent, facet: dict[str, Any], direction: str) -> None:
+        """A dataset with the ``governance_modelVersion`` facet is that model version (never a dataset
+        named ``models/NAME``): our own events re-ingested give back the same graph."""
+        assert event.run_id is not None
+        run = self.runs[event.run_id]
+        name, number = str(facet["name"])[:512], int(facet["version"])
+        model_id = self.execute(sa.select(_m.c.id).where(_m.c.name == name)).scalar()
+        if model_id is None:
+            model_id = self.execute(sa.insert(_m).values(name=name, tags=[], created_at=self.tx.time)
+                                    .returning(_m.c.id)).scalar_one()
+        row = self.execute(sa.select(_mv.c.id, _mv.c.training_run_id).where(
+            _mv.c.model_id == model_id, _mv.c.version == number)).first()
+        text = {k: facet.get(key) if isinstance(facet.get(key), str) else None
+                for k, key in (("artifact_hash", "artifactHash"), ("hash_algo", "hashAlgorithm"),
+                               ("flavor", "flavor"), ("artifact_uri", "artifactUri"))}
+        if row is None:
+            version_id = self.execute(sa.insert(_mv).values(
+                model_id=model_id, version=number, params={}, metrics={}, card={}, features=[],
+                training_run_id=run.id if direction == "output" else None, created_at=event.event_time,
+                **text).returning(_mv.c.id)).scalar_one()
+        else:
+            version_id = row.id
+            if direction == "output" and row.training_run_id is None:
+                self.execute(sa.update(_mv).where(_mv.c.id == version_id).values(training_run_id=run.id))
+        found = self.execute(sa.select(_io.c.id).where(
+            _io.c.run_id == run.id, _io.c.artifact_kind == "model", _io.c.artifact_id == version_id,
+            _io.c.direction == direction)).first()
+        if found is None:
+            _INSERT_EDGE.execute(self.raw, run_id=run.id, artifact_kind="model", artifact_id=int(version_id),
+                                 direction=direction, binding=None, created_at=self.tx.time)
+        self.models.add(f"{name}@{number}")
+
     # -------------------------------------------------------------------------------- metadata
     def _dataset_event(self, event: ParsedEvent) -> None:
         item = event.doc["dataset"]
@@ -958,7 +1019,7 @@ class _Batch:
         self.report.imported += len(events)
         self.tx.record("openlineage.ingest", "openlineage:ingest", {
             "events": self.keys, "count": len(events), "rebound": self.report.rebound,
-            "removed_versions": self.removed,
+            "removed_versions": self.removed, "model_versions": sorted(self.models),
         })
 
 
