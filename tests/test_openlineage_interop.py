@@ -64,6 +64,17 @@ def test_the_graph_does_not_depend_on_arrival_order(
         assert graph[part] == expected, part
 
 
+def test_the_graph_does_not_depend_on_arrival_order_on_every_backend(
+    catalog: Catalog, in_file_order: dict[str, Any]
+) -> None:
+    events = producer_events()
+    random.Random(5).shuffle(events)
+    _ingest(catalog, events, 4)
+    graph = canonical_graph(catalog)
+    for part, expected in in_file_order.items():
+        assert graph[part] == expected, part
+
+
 def test_what_the_producers_events_become(sqlite_catalog: Catalog) -> None:
     report = _ingest(sqlite_catalog, producer_events())
     run = ids()

@@ -97,7 +97,8 @@ def shipped(gov_env: Path, no_ol_config: Path) -> tuple[Catalog, list[dict[str, 
 
 
 def test_emitted_events_follow_the_consumers_conventions(shipped: tuple[Catalog, list[dict[str, Any]]]) -> None:
-    _, events = shipped
+    catalog, events = shipped
+    catalog.dispose()
     for event in events:
         validate_event(event)
     jobs = {e["job"]["name"] for e in events}
@@ -126,6 +127,20 @@ def test_emitted_events_follow_the_consumers_conventions(shipped: tuple[Catalog,
     assert {(f["name"], f["field"]) for f in lineage["fields"]["ratio"]["inputFields"]} == {
         ("credit.pipeline.load.output", "income"), ("credit.pipeline.load.output", "debt")}
     assert lineage["fields"]["income"]["transformationType"] == "DIRECT"
+
+
+def test_the_file_lines_are_what_the_clients_file_transport_writes(
+    shipped: tuple[Catalog, list[dict[str, Any]]], gov_env: Path
+) -> None:
+    from openlineage.client.serde import Serde
+
+    from governance.openlineage._outbox import serialised
+
+    catalog, events = shipped
+    catalog.dispose()
+    lines = (gov_env / "events.ndjson").read_text(encoding="utf-8").splitlines()
+    assert lines == [Serde.to_json(event) for event in events]
+    assert [serialised(event) for event in events] == lines
 
 
 def test_our_events_reingested_give_the_same_graph(

@@ -30,6 +30,7 @@ entry per batch of up to ``batch_size`` events rather than one per event.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "backoff",
     "emitter",
     "pending_count",
+    "serialised",
     "ship_round",
     "sync",
     "to_client_event",
@@ -227,8 +229,40 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
 _SERIALISING = frozenset({"file", "http", "console", "noop"})
 
 
+def serialised(doc: dict[str, Any]) -> str:
+    """``doc`` as openlineage-python's ``Serde.to_json`` writes it (keys sorted, default separators).
+
+    Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
+    removes, so this is the same text without its recursive walk (a test compares the two)."""
+    return json.dumps(doc, sort_keys=True)
+
+
+def _file_emitter(transport: Any) -> Callable[[dict[str, Any]], None] | None:
+    """For the client's file transport in append mode on a local path: append the line the transport
+    would write (same path, same text), without the client's per-event serialisation walk, which cost
+    more than building the document."""
+    config = getattr(transport, "config", None)
+    path = getattr(config, "log_file_path", None)
+    if getattr(transport, "kind", None) != "file" or not getattr(config, "append", False) or \
+            getattr(config, "debug_mode", False) or not isinstance(path, str) or "://" in path:
+        return None
+
+    def emit(doc: dict[str, Any]) -> None:
+        line = serialised(doc) + "\n"
+        try:
+            with open(path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
+                handle.write(line)
+        except OSError as error:
+            raise RuntimeError(f"Failed to write to log file `{path}`: {error}") from error
+
+    return emit
+
+
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
     """A function that hands one stored document to the client's ``transport``."""
+    fast = _file_emitter(transport)
+    if fast is not None:
+        return fast
     if getattr(transport, "kind", None) in _SERIALISING and not getattr(getattr(transport, "config", None),
                                                                           "debug_mode", False):
         return cast(Callable[[dict[str, Any]], None], transport.emit)
