@@ -27,7 +27,7 @@ from rich.table import Table
 
 from benchmarks._common import Result
 
-AREAS = ("capture", "openlineage", "audit", "fairness", "reports")
+AREAS = ("capture", "openlineage", "ingest", "audit", "fairness", "reports")
 
 
 def _fmt(value: float | None) -> str:

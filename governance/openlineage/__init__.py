@@ -5,7 +5,10 @@
 * :func:`kick_shipper` wakes the bounded background shipper when a transport is configured by
   OpenLineage's own conventions (``openlineage.yml``, ``OPENLINEAGE__*``, ``OPENLINEAGE_URL``,
   ``OPENLINEAGE_DISABLED``); :func:`sync` drains on demand (``gov sync``);
-* :func:`ingest_openlineage` imports events of Airflow, Spark, dbt... (``gov ingest openlineage``);
+* :func:`ingest_openlineage` imports events of Spark, Flink, Airflow, dbt, Marquez... from a file or
+  already parsed (``gov ingest openlineage``), bound by time so that arrival order does not matter;
+* :func:`dataset_identity` / :func:`dataset_uri` are the one OpenLineage naming that capture and ingest
+  share;
 * :func:`policy_result_facet` is the custom run facet for policy results.
 """
 
