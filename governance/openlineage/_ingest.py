@@ -439,7 +439,10 @@ class _Batch:
         parent = (event.doc["run"].get("facets") or {}).get("parent")
         if not isinstance(parent, dict):
             return None
-        return (str(uuid.UUID(parent["run"]["runId"])), parent["job"]["namespace"], parent["job"]["name"])
+        run_id = str(uuid.UUID(parent["run"]["runId"]))
+        if run_id == event.run_id:
+            return None  # a run is not its own parent
+        return run_id, parent["job"]["namespace"], parent["job"]["name"]
 
     # -------------------------------------------------------------------------------------- runs
     def _load_runs(self, events: list[ParsedEvent]) -> list[ParsedEvent]:
