@@ -105,21 +105,31 @@ MODEL_FACET = "governance_modelVersion"
 _TIME = _dv.c.created_at.type
 _VERSION_COLUMNS = (_dv.c.id, _dv.c.dataset_id, _dv.c.created_at, _dv.c.produced_by_run_id, _dv.c.coverage,
                     _dv.c.schema_fields, _dv.c.content_hash)
+# "+ 0": ordering by the bare column makes SQLite walk the (dataset_id, version) index over every version
+# of the dataset instead of seeking (dataset_id, content_hash) or produced_by_run_id
 _BY_IDENTITY = Statement(sa.select(*_VERSION_COLUMNS).where(
     _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.content_hash == sa.bindparam("identity"))
-    .order_by(_dv.c.version).limit(1))
+    .order_by(_dv.c.version + 0).limit(1))
 _BY_PRODUCER = Statement(sa.select(*_VERSION_COLUMNS).where(
     _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.produced_by_run_id == sa.bindparam("run_id"))
-    .order_by(_dv.c.version).limit(1))
+    .order_by(_dv.c.version + 0).limit(1))
 _UNKNOWN_VERSION = Statement(sa.select(*_VERSION_COLUMNS).where(
     _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.coverage == sa.literal_column("'unknown'")).limit(1))
 _NOT_OWN = sa.or_(_dv.c.produced_by_run_id.is_(None), _dv.c.produced_by_run_id != sa.bindparam("run_id"))
+_latest = sa.alias(_dv, "latest")
+_LATEST_TIME = (  # walks the (dataset_id, created_at) index backwards to the first row that qualifies
+    sa.select(_latest.c.created_at)
+    .where(_latest.c.dataset_id == sa.bindparam("dataset_id"), _latest.c.created_at <= sa.bindparam("when"),
+           _latest.c.coverage != sa.literal_column("'unknown'"),
+           sa.or_(_latest.c.produced_by_run_id.is_(None), _latest.c.produced_by_run_id != sa.bindparam("run_id")))
+    .order_by(_latest.c.created_at.desc()).limit(1).scalar_subquery()
+)
 _CURRENT = Statement(
     sa.select(*_VERSION_COLUMNS)
-    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at <= sa.bindparam("when"),
+    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at == _LATEST_TIME,
            _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
     # at equal times, a version some run wrote is newer than one a reader named
-    .order_by(_dv.c.created_at.desc(), _dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
+    .order_by(_dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
     {"when": _TIME})
 _BEFORE = Statement(  # the version current at a version's time, other than itself
     sa.select(*_VERSION_COLUMNS)
@@ -160,7 +170,7 @@ _FLOATING = (sa.select(_io.c.id, _io.c.run_id, _dv.c.dataset_id, _io.c.artifact_
              .where(_io.c.artifact_kind == sa.literal_column("'dataset'"),
                     _io.c.direction == sa.literal_column("'input'"),
                     _io.c.binding == sa.literal_column("'time'")))
-_FLOATING_SINCE = Statement(_FLOATING.where(_r.c.started_at >= sa.bindparam("since")), {"since": _TIME})
+_RUNS_SINCE = Statement(sa.select(_r.c.id).where(_r.c.started_at >= sa.bindparam("since")), {"since": _TIME})
 
 
 @dataclass
@@ -953,7 +963,9 @@ class _Batch:
                 candidates[int(row.id)] = (int(row.run_id), int(row.dataset_id), int(row.artifact_id))
                 starts[int(row.run_id)] = _naive(row.started_at)
         earliest = min(self.moved.values(), default=None)
-        rows = _FLOATING_SINCE.all(self.raw, since=earliest.replace(tzinfo=UTC)) if earliest is not None else []
+        since_ids = [int(r.id) for r in _RUNS_SINCE.all(self.raw, since=earliest.replace(tzinfo=UTC))] \
+            if earliest is not None else []
+        rows = [row for chunk in _chunks(since_ids) for row in self.execute(query.where(_io.c.run_id.in_(chunk)))]
         for row in rows:
             dataset_id = int(row.dataset_id)
             since = self.moved.get(dataset_id)
