@@ -190,10 +190,15 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
         if isinstance(doc, Exception):
             failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
             break
+        line = getattr(emit, "line", None)
+        text = serialised(doc) if line is not None else None
         if row.payload is None:
-            built.append({"row_id": row.id, "payload": dumps_document(doc)})
+            built.append({"row_id": row.id, "payload": text if text is not None else dumps_document(doc)})
         try:
-            emit(doc)
+            if line is not None and text is not None:
+                line(text)  # the file transport's line, encoded once for the row and the file
+            else:
+                emit(doc)
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the row and retried
             failure = (row.id, row.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
             break
@@ -247,15 +252,25 @@ def _file_emitter(transport: Any) -> Callable[[dict[str, Any]], None] | None:
             getattr(config, "debug_mode", False) or not isinstance(path, str) or "://" in path:
         return None
 
-    def emit(doc: dict[str, Any]) -> None:
-        line = serialised(doc) + "\n"
-        try:
-            with open(path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
-                handle.write(line)
-        except OSError as error:
-            raise RuntimeError(f"Failed to write to log file `{path}`: {error}") from error
+    return _FileLines(path)
 
-    return emit
+
+class _FileLines:
+    """Appends event lines to a local file as the client's file transport does (see :func:`emitter`);
+    :meth:`line` takes the text already serialised by :func:`serialised`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        self.line(serialised(doc))
+
+    def line(self, text: str) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
+                handle.write(text + "\n")
+        except OSError as error:
+            raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
 
 
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
