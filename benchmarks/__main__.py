@@ -28,8 +28,8 @@ from rich.text import Text
 
 from benchmarks._common import Result
 
-AREAS = ("capture", "openlineage", "audit", "fairness", "reports", "startup", "signoff", "mlflow", "server",
-         "spark")
+AREAS = ("capture", "openlineage", "ingest", "audit", "fairness", "reports", "startup", "signoff", "mlflow",
+         "server", "spark")
 
 
 def _fmt(value: float | None) -> str:

@@ -137,7 +137,8 @@ def test_run_records_params_code_environment_and_data(cat: Catalog) -> None:
     edges = io_of(cat, run)
     assert [(e.direction, e.role) for e, _, _ in edges] == [("input", "raw"), ("output", "output")]
     (_, dv_in, ds_in), (_, dv_out, ds_out) = edges
-    assert ds_in is not None and ds_in.name.endswith("build.raw") and ds_in.namespace == "default"
+    assert ds_in is not None and ds_in.name.endswith("build.raw")
+    assert ds_in.namespace == "governance://default"  # in-memory values: _naming.memory_namespace
     assert ds_out is not None and ds_out.name.endswith("build.output")
     assert dv_in is not None and dv_in.content_hash == gov.fingerprint(raw).hash and dv_in.row_count == 50
     assert dv_out is not None and dv_out.produced_by_run_id == run.id and dv_in.produced_by_run_id is None

@@ -138,7 +138,7 @@ def test_json_card_validates_against_the_model_card_toolkit_schema(catalog: Cata
     }
     assert slices[("selection_rate", "sex=F")] == fmt_num(BY_SEX["sex=F"]["selection_rate"])
     assert slices[("roc_auc", None)] == "0.8123"
-    ext = doc["model_details"][EXTENSION_KEY]
+    ext = json.loads(render_model_card("credit-scorer@1", format="governance", catalog=catalog))[EXTENSION_KEY]
     assert ext["policies"][0]["checks"][0]["id"] == "fairness.selection_rate_ratio"
     assert {"caveats", "recommendations"} <= set(ext["missing"])
     assert any(
@@ -167,7 +167,8 @@ def test_missing_information_is_shown_as_missing(sqlite_catalog: Catalog) -> Non
     doc = json.loads(render_model_card("credit-scorer@1", format="json", catalog=sqlite_catalog))
     _validate(doc)
     assert "owners" not in doc["model_details"] and "considerations" not in doc
-    ext = doc["model_details"][EXTENSION_KEY]
+    ext = json.loads(render_model_card("credit-scorer@1", format="governance", catalog=sqlite_catalog))[
+        EXTENSION_KEY]
     assert {"intended_use", "model.owner", "training_run", "policy_results", "approvals"} <= set(
         ext["missing"]
     )
@@ -179,8 +180,8 @@ def test_missing_information_is_shown_as_missing(sqlite_catalog: Catalog) -> Non
 
 def test_placeholder_card_fields_count_as_missing(sqlite_catalog: Catalog) -> None:
     seed_model(sqlite_catalog)
-    doc = json.loads(render_model_card("credit-scorer@1", format="json", catalog=sqlite_catalog))
-    ext = doc["model_details"][EXTENSION_KEY]
+    doc = json.loads(render_model_card("credit-scorer@1", format="governance", catalog=sqlite_catalog))
+    ext = doc[EXTENSION_KEY]
     assert ext["card"]["recommendations"] is None  # stored as "TODO"
     assert "recommendations" in ext["missing"]
 

@@ -79,6 +79,7 @@ class DatasetVersion(SQLModel, table=True):
         sa.UniqueConstraint("dataset_id", "version", name="uq_dataset_version"),
         sa.Index("ix_dataset_version_hash", "dataset_id", "content_hash"),
         sa.Index("ix_dataset_version_content", "content_hash"),  # inputs reuse a producer's version
+        sa.Index("ix_dataset_version_time", "dataset_id", "created_at"),  # ingest binds inputs by time
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -112,7 +113,14 @@ class DatasetField(SQLModel, table=True):
 
 
 class ColumnLineage(SQLModel, table=True):
-    """Output field <- input field, recorded by the run that made the output."""
+    """Output field <- input field, recorded by the run that made the output.
+
+    ``transformation`` is OpenLineage's type (DIRECT | INDIRECT), ``subtype`` its subtype (IDENTITY,
+    TRANSFORMATION, AGGREGATION, JOIN, FILTER, GROUP_BY, SORT, WINDOW, CONDITIONAL...), ``masking``
+    whether the transformation masks the input.  A dataset-level entry (the facet's ``dataset`` list:
+    an input field that affects the whole output, such as a filter or join key) has no output field
+    and names the output version in ``output_version_id``.
+    """
 
     __tablename__ = "column_lineage"
     __table_args__ = (
@@ -122,9 +130,12 @@ class ColumnLineage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
-    output_field_id: int = Field(foreign_key="dataset_field.id")
+    output_field_id: int | None = Field(default=None, foreign_key="dataset_field.id")
+    output_version_id: int | None = Field(default=None, foreign_key="dataset_version.id")
     input_field_id: int = Field(foreign_key="dataset_field.id")
     transformation: str = Field(default="DIRECT", max_length=16)  # DIRECT | INDIRECT
+    subtype: str | None = Field(default=None, max_length=32)
+    masking: bool | None = None
     description: str | None = None
 
 
@@ -144,7 +155,10 @@ class Job(SQLModel, table=True):
 
 class Run(SQLModel, table=True):
     __tablename__ = "run"
-    __table_args__ = (sa.Index("ix_run_job_started", "job_id", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_run_job_started", "job_id", "started_at"),
+        sa.Index("ix_run_started", "started_at"),  # ingest re-binds inputs of runs started since a time
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_uuid: str = Field(max_length=36, unique=True)
@@ -186,6 +200,9 @@ class RunIO(SQLModel, table=True):
     artifact_id: int
     direction: str = Field(max_length=8)  # input | output
     role: str | None = None
+    #: an ingested input without a version facet is bound to the version current when its run started
+    #: (``time``) and re-bound when an earlier version arrives; None: the exact version is known
+    binding: str | None = Field(default=None, max_length=8)
     created_at: datetime = _ts()
 
 

@@ -10,7 +10,7 @@ import typer
 
 from governance._display import guard_lines, printable
 from governance.cli._context import check_format, emit_json, state
-from governance.errors import InputError
+from governance.errors import InputError, NotFoundError
 
 __all__ = ["register"]
 
@@ -95,18 +95,55 @@ def _diff_text(doc: dict[str, Any]) -> str:
     return guard_lines("\n".join(out))
 
 
+def _dataset_version_id(session: Any, ref: str) -> int | None:
+    """The dataset version of ``NAMESPACE/NAME[@VERSION]`` (or a URI such as ``file:///data/x.csv`` or
+    ``s3://bucket/key``, named by OpenLineage's conventions), the latest when no version is given; None
+    when ``ref`` names no dataset (it may be a model).  Without a version: the version current last
+    (ingested versions are numbered in the order they arrived, not in the order they were written)."""
+    from sqlmodel import col, select
+
+    from governance.catalog import Dataset, DatasetVersion
+    from governance.errors import NotFoundError
+    from governance.openlineage import dataset_identity
+
+    text, version = ref, None
+    head, at, tail = ref.rpartition("@")
+    if at and tail.isdigit():
+        text, version = head, int(tail)
+    candidates = [(text[:i], text[i + 1:]) for i, c in enumerate(text) if c == "/" and 0 < i < len(text) - 1]
+    if "://" in text or text.startswith("/"):
+        candidates.insert(0, dataset_identity(text))
+    for namespace, name in candidates:
+        dataset_id = session.exec(select(Dataset.id).where(Dataset.namespace == namespace,
+                                                            Dataset.name == name)).first()
+        if dataset_id is None:
+            continue
+        stmt = select(DatasetVersion.id).where(DatasetVersion.dataset_id == dataset_id)
+        if version is not None:
+            stmt = stmt.where(DatasetVersion.version == version)
+        # the latest by time (ingested versions are numbered in arrival order); a written one before a read one
+        found = session.exec(stmt.order_by(col(DatasetVersion.created_at).desc(),
+                                           col(DatasetVersion.produced_by_run_id).is_(None),
+                                           col(DatasetVersion.id).desc()).limit(1)).first()
+        if found is None:
+            raise NotFoundError(f"dataset {namespace}/{name} has no version {version if version else '(any)'}")
+        return int(found)
+    return None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("lineage")
     def lineage(
         ctx: typer.Context,
-        ref: str = typer.Argument(..., metavar="MODEL@VERSION"),
+        ref: str = typer.Argument(..., metavar="MODEL@VERSION | NAMESPACE/NAME[@VERSION]"),
         up: bool = typer.Option(False, "--upstream", help="What the version was built from (default)."),
         down: bool = typer.Option(False, "--downstream", help="What was built from the version."),
         depth: int | None = typer.Option(None, "--depth", min=0, help="How many runs to walk (default: all)."),
         as_of: str | None = typer.Option(None, "--as-of", metavar="TIME", help="Only edges recorded by this time."),
         fmt: str = typer.Option("text", "--format", help="text, json or dot"),
     ) -> None:
-        """Show the lineage graph of a model version."""
+        """Show the lineage graph of a model version or a dataset version (a table another producer
+        wrote, e.g. ``s3://warehouse/sales.orders@3`` or ``file:///data/raw.csv``; latest by default)."""
         from governance.catalog import parse_ref, resolve_model_version
         from governance.catalog._graph import downstream, parse_as_of, upstream
 
@@ -115,9 +152,16 @@ def register(app: typer.Typer) -> None:
             raise InputError("gov lineage: give --upstream or --downstream, not both")
         when = parse_as_of(as_of)
         with state(ctx).catalog().read() as session:
-            _, mv = resolve_model_version(session, parse_ref(ref))
             walk = downstream if down else upstream
-            graph = walk(session, "model", int(mv.id or 0), depth=depth, as_of=when)
+            dataset_version = _dataset_version_id(session, ref) if "/" in ref else None
+            if dataset_version is not None:
+                graph = walk(session, "dataset", dataset_version, depth=depth, as_of=when)
+            else:
+                if "/" in ref and "@" not in ref:
+                    raise NotFoundError(f"gov lineage: no dataset {ref!r} in the catalog (NAMESPACE/NAME, "
+                                        "e.g. s3://bucket/path or file:///data/x.csv)")
+                _, mv = resolve_model_version(session, parse_ref(ref))
+                graph = walk(session, "model", int(mv.id or 0), depth=depth, as_of=when)
         if fmt == "json":
             emit_json(graph.to_json())
         elif fmt == "dot":

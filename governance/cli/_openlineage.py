@@ -6,9 +6,10 @@ delivered (or no transport is configured: the events wait), 1 when a delivery fa
 process kept the outbox for longer than ``sync`` waits for its turn (the events stay in the outbox
 and are shipped later).
 
-``gov ingest openlineage FILE`` imports RunEvents of other producers (NDJSON, or a directory of
-.json files).  Exit 0 when every line was imported (or already was), 2 when some lines were invalid:
-each is reported on stderr as ``FILE:LINE: reason`` and the others are imported.
+``gov ingest openlineage FILE`` imports events of other producers (NDJSON, a JSON array, JSON
+documents, or a directory of them).  Exit 0 when every event was imported (or already was), 2 when
+some were invalid: each is reported on stderr as ``FILE:LINE: JSON.path: reason`` (``FILE[INDEX]``
+in an array) and the others are imported.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ def register(app: typer.Typer) -> None:
     @ingest.command("openlineage")
     def ingest_openlineage_command(
         ctx: typer.Context,
-        path: Path = typer.Argument(..., metavar="FILE", help="NDJSON file or directory of .json events."),
+        path: Path = typer.Argument(..., metavar="FILE",
+                                    help="NDJSON, a JSON array or JSON documents; or a directory of them."),
         fmt: str = typer.Option("text", "--format", help="text or json"),
     ) -> int:
-        """Import OpenLineage RunEvents (Airflow, Spark, dbt...) as jobs, runs and dataset versions."""
+        """Import OpenLineage events (Spark, Airflow, dbt, Flink...) as jobs, runs and dataset versions."""
         from governance.audit import resolve_actor
         from governance.cli._context import check_format
         from governance.openlineage import ingest_openlineage
@@ -83,13 +85,16 @@ def register(app: typer.Typer) -> None:
         for location, reason in report.invalid:
             say(f"gov: {location}: {reason}", err=True)
         if fmt == "json":
-            emit_json({"read": report.read, "imported": report.imported, "duplicates": report.duplicates,
-                       "invalid": [{"location": loc, "reason": why} for loc, why in report.invalid],
-                       "runs": len(report.runs), "datasets": len(report.datasets)})
+            emit_json(report.to_json())
         else:
-            say(f"read {report.read} event(s): imported {report.imported}, already imported "
-                       f"{report.duplicates}, invalid {len(report.invalid)}; {len(report.runs)} run(s), "
-                       f"{len(report.datasets)} dataset(s)")
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items()))
+            say(f"read {report.read} event(s): imported {report.imported}{f' ({kinds})' if kinds else ''}, "
+                       f"already imported {report.duplicates}, invalid {len(report.invalid)}; "
+                       f"{len(report.runs)} run(s), {len(report.datasets)} dataset(s), "
+                       f"{report.column_lineage} column lineage link(s), {report.inferred_inputs} input(s) "
+                       f"inferred from column lineage, {report.rebound} input(s) re-bound to an earlier version")
+            for reason, count in sorted(report.unlinked.items()):
+                say(f"not linked: {count} x {reason}")
         return 0 if report.ok else 2
 
     app.add_typer(ingest, name="ingest")

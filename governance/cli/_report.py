@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
     def model_card(
         ctx: typer.Context,
         ref: str = typer.Argument(..., metavar="MODEL@VERSION", help="A version number or an alias."),
-        fmt: str = typer.Option("html", "--format", help="html, pdf, md or json"),
+        fmt: str = typer.Option(
+            "html", "--format", help="html, pdf, md, json (Model Card Toolkit; writes the governance sidecar "
+            "FILE.governance.json too) or governance (the sidecar alone)"),
         output: Path = typer.Option(..., "--output", "-o", help="File to write."),
         template_dir: Path | None = typer.Option(
             None, "--template-dir", help="Directory overriding shipped templates and styles."
@@ -36,6 +38,10 @@ def register(app: typer.Typer) -> None:
             parsed, format=fmt, output=output, catalog=state(ctx).catalog(), template_dir=template_dir
         )
         say(f"wrote {output}")
+        if fmt == "json":
+            from governance.reporting import sidecar_path
+
+            say(f"wrote {sidecar_path(output)}")
 
     @report.command("audit")
     def audit(

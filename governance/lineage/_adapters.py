@@ -35,6 +35,7 @@ from governance.lineage._dataset import Dataset, file_dataset_name
 from governance.lineage._fingerprint import Fingerprint, fingerprint
 from governance.lineage._lazy import LazyRegistrations
 from governance.lineage._tags import frame_tags, merge_tag_maps
+from governance.openlineage import dataset_uri, memory_namespace
 
 __all__ = [
     "CaptureRole",
@@ -197,7 +198,7 @@ def _in_memory(role: CaptureRole, fp: Fingerprint, kind: str, fields: list[dict[
     return DatasetCapture(
         role=role.name,
         direction=role.direction,
-        namespace=role.namespace,
+        namespace=role.namespace if "://" in role.namespace else memory_namespace(role.namespace),
         name=role.dataset_name,
         kind=kind,
         uri=None,
@@ -258,7 +259,7 @@ def path_capture(ds: Dataset, role: CaptureRole) -> DatasetCapture:
         namespace=ds.namespace,
         name=ds.name,
         kind="directory" if local.is_dir() else "file",
-        uri=ds.uri,
+        uri=dataset_uri(ds.namespace, ds.name) if ds.namespace == "file" else ds.uri,
         **_fp_fields(fp),
     )
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from governance.errors import InputError
+from governance.openlineage import dataset_identity
 
 __all__ = ["Dataset", "file_dataset_name"]
 
 
 def file_dataset_name(path: Path) -> tuple[str, str]:
     """OpenLineage naming of a local file or directory: ``("file", absolute path)``."""
-    return "file", str(Path(os.path.abspath(path)))  # noqa: PTH100 - normalises "..", keeps symlinks
+    return dataset_identity(path)
 
 
 @dataclass(frozen=True, init=False)

@@ -245,6 +245,17 @@ _VERSION_WITHOUT_HASH = Statement(
     .limit(1)
 )
 _INGESTED_ALIKE = frozenset({"delta-version"})  # identities producers send as their datasetVersion
+_EXTERNAL_CURRENT = Statement(  # the version of a table current at a time, when another producer recorded it
+    sa.select(_dv.c.id, _dv.c.version, _dv.c.hash_algo, _dv.c.content_hash, _dv.c.produced_by_run_id)
+    .where(
+        _dv.c.dataset_id == sa.bindparam("dataset_id"),
+        _dv.c.created_at <= sa.bindparam("when"),
+        _dv.c.coverage != sa.literal_column("'unknown'"),
+    )
+    .order_by(_dv.c.created_at.desc(), _dv.c.produced_by_run_id.is_(None), _dv.c.id.desc())
+    .limit(1),
+    {"when": _dv.c.created_at.type},
+)
 _LATEST_VERSION = Statement(sa.select(sa.func.max(_dv.c.version)).where(_dv.c.dataset_id == sa.bindparam("dataset_id")))
 _INSERT_VERSION = insert_statement(
     _dv,
@@ -455,7 +466,19 @@ class _Field:
     stored: list[str]
 
 
-def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str) -> _Resolved:
+def _external_version(w: _Writer, dataset_id: int, started_at: datetime) -> int | None:
+    """The version of a table current when the step started, if another producer (an ingested Spark,
+    Airflow or dbt run) recorded it: its identity is the producer's (a Delta version, a snapshot id),
+    not our fingerprint, so the step read that version.  None when the current version is ours."""
+    row = _EXTERNAL_CURRENT.first(w.raw, dataset_id=dataset_id, when=started_at)
+    if row is None or not (row.hash_algo == "openlineage" or (row.content_hash is None and row.produced_by_run_id)):
+        return None
+    return int(row.id)
+
+
+def _dataset_version(
+    w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str, started_at: datetime | None = None
+) -> _Resolved:
     if cap.content_hash:
         w.pending.contents.add((cap.content_hash, cap.hash_algo or ""))
     raw = w.raw
@@ -480,6 +503,10 @@ def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str
         if key is not None:
             w.pending.versions[key] = (int(row[0]), int(row[1]))
         return _Resolved(int(row[0]), cap)
+    if cap.direction == "input" and not cap.reuse_any and started_at is not None:
+        external = _external_version(w, dataset_id, started_at)
+        if external is not None:  # our fingerprint stays in the run's audit event
+            return _Resolved(external, cap)
     latest = _LATEST_VERSION.first(raw, dataset_id=dataset_id)
     version = int((latest[0] if latest else None) or 0) + 1
     inserted = _INSERT_VERSION.first(
@@ -646,7 +673,7 @@ def write_run(catalog: Catalog, record: RunRecord, *, replayed_by: str | None = 
         for direction, resolved in (("input", inputs), ("output", outputs)):
             for cap in record.datasets:
                 if cap.direction == direction:
-                    res = _dataset_version(w, cap, run_id, record.run_uuid)
+                    res = _dataset_version(w, cap, run_id, record.run_uuid, record.started_at)
                     resolved.append(res)
                     edges.append(_edge(run_id, "dataset", res.dv_id, direction, cap.role, tx.time))
             for mcap in record.models:

@@ -316,6 +316,7 @@ def dataset_key(df: Any, direction: str = "input") -> SparkDatasetKey:
 def spark_capture(df: Any, role: Any) -> Any:
     """A :class:`~governance.lineage.DatasetCapture` of a Spark DataFrame (see the module docstring)."""
     from governance.lineage._adapters import DatasetCapture
+    from governance.openlineage import memory_namespace
 
     key = dataset_key(df, role.direction)
     ident = key.identity
@@ -329,7 +330,9 @@ def spark_capture(df: Any, role: Any) -> Any:
     if key.name is not None and key.namespace is not None:
         namespace, name, uri, reuse = key.namespace, key.name, key.uri, False
     else:
-        namespace, name, uri, reuse = role.namespace, role.dataset_name, None, role.direction == "input"
+        # an in-memory (plan-only) frame is named like any in-memory dataset: governance://NAMESPACE
+        namespace = role.namespace if "://" in role.namespace else memory_namespace(role.namespace)
+        name, uri, reuse = role.dataset_name, None, role.direction == "input"
     rows = int(df.count()) if _row_count_enabled(df) else None
     return DatasetCapture(
         role=role.name,

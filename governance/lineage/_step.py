@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
 from governance.audit import resolve_actor
@@ -159,6 +161,31 @@ def step(
     return lambda f: _decorate(f, spec)
 
 
+def _module_path(func: Any) -> str:
+    """The dotted module path of ``func``; for a function of a script run as ``__main__``, the module
+    path Python would give that file when imported (``python -m pkg.mod`` -> ``pkg.mod``;
+    ``python examples/credit/pipeline.py`` -> ``credit.pipeline`` when ``examples/credit`` is a package,
+    else ``pipeline``), so job names do not depend on how the pipeline was started."""
+    module = getattr(func, "__module__", None) or "main"
+    if module != "__main__":
+        return str(module)
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None)
+    if isinstance(name, str) and name and name != "__main__":
+        return name.removesuffix(".__main__")
+    file = getattr(getattr(func, "__code__", None), "co_filename", None) or getattr(main, "__file__", None)
+    if not file or file.startswith("<"):
+        return "main"
+    path = Path(file).resolve()
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
 def _decorate(func: Any, spec: StepSpec) -> Any:
     if not callable(func):
         raise InputError(f"step: expected a function to decorate, got {type(func).__name__} {func!r:.80}")
@@ -167,7 +194,7 @@ def _decorate(func: Any, spec: StepSpec) -> Any:
             f"step: {getattr(func, '__qualname__', func)!r} is a generator function; "
             "decorate a function that returns its result instead"
         )
-    job = spec.name or f"{getattr(func, '__module__', None) or 'main'}.{getattr(func, '__qualname__', repr(func))}"
+    job = spec.name or f"{_module_path(func)}.{getattr(func, '__qualname__', repr(func))}"
     try:
         signature: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):

@@ -9,6 +9,7 @@ from typing import Any
 from governance.catalog import Dataset, DatasetVersion
 from governance.errors import InputError
 from governance.lineage._fingerprint import ALGO, Fingerprint, fingerprint
+from governance.openlineage import local_path
 
 __all__ = ["VerifyResult", "verify_dataset"]
 
@@ -54,10 +55,10 @@ def verify_dataset(dataset: Dataset, dv: DatasetVersion, path: Path | None) -> V
     if (dv.hash_algo or ALGO) != ALGO:
         raise InputError(f"verify-data: {label} was hashed with {dv.hash_algo!r}; this version verifies {ALGO}")
     if path is None:
-        uri = dv.uri or dataset.uri
-        if not uri or "://" in uri:
+        local = local_path(dv.uri or dataset.uri)
+        if local is None:
             raise InputError(f"verify-data: {label} has no local uri; pass the PATH of the data to verify")
-        path = Path(uri)
+        path = local
     if not path.exists():
         raise InputError(f"verify-data: no such file or directory: {path}")
     if path.is_dir() and not any(path.iterdir()):

@@ -5,7 +5,10 @@
 * :func:`kick_shipper` wakes the bounded background shipper when a transport is configured by
   OpenLineage's own conventions (``openlineage.yml``, ``OPENLINEAGE__*``, ``OPENLINEAGE_URL``,
   ``OPENLINEAGE_DISABLED``); :func:`sync` drains on demand (``gov sync``);
-* :func:`ingest_openlineage` imports events of Airflow, Spark, dbt... (``gov ingest openlineage``);
+* :func:`ingest_openlineage` imports events of Spark, Flink, Airflow, dbt, Marquez... from a file or
+  already parsed (``gov ingest openlineage``), bound by time so that arrival order does not matter;
+* :func:`dataset_identity` / :func:`dataset_uri` are the one OpenLineage naming that capture and ingest
+  share;
 * :func:`policy_result_facet` is the custom run facet for policy results.
 """
 
@@ -26,6 +29,8 @@ from governance.openlineage._naming import (
     PRODUCER,
     RUN_EVENT_SCHEMA_URL,
     dataset_identity,
+    dataset_uri,
+    local_path,
     memory_namespace,
     model_dataset,
 )
@@ -46,12 +51,14 @@ __all__ = [
     "build_run_event",
     "build_run_events",
     "dataset_identity",
+    "dataset_uri",
     "enqueue_events",
     "enqueue_run_event",
     "enqueue_run_events",
     "ingest_openlineage",
     "kick_shipper",
     "load_transport_config",
+    "local_path",
     "memory_namespace",
     "model_dataset",
     "outbox_documents",

@@ -52,7 +52,9 @@ from governance.catalog import (
 )
 from governance.errors import InputError, NotFoundError
 from governance.openlineage._facets import (
+    Transformation,
     column_lineage_facet,
+    data_source_facet,
     dataset_type_facet,
     dataset_version_facet,
     error_message_facet,
@@ -146,15 +148,22 @@ _FIELDS_QUERY = Statement(
 )
 
 _COLUMN_LINEAGE_QUERY = Statement(
-    sa.select(_fo.c.dataset_version_id, _fo.c.name.label("out_field"), _di.c.namespace, _di.c.name,
-              _fi.c.name.label("in_field"), _cl.c.transformation)
-    .select_from(_cl.join(_fo, _fo.c.id == _cl.c.output_field_id)
+    sa.select(sa.func.coalesce(_fo.c.dataset_version_id, _cl.c.output_version_id).label("dataset_version_id"),
+              _fo.c.name.label("out_field"), _di.c.namespace, _di.c.name,
+              _fi.c.name.label("in_field"), _cl.c.transformation, _cl.c.subtype, _cl.c.description, _cl.c.masking)
+    .select_from(_cl.outerjoin(_fo, _fo.c.id == _cl.c.output_field_id)
                  .join(_fi, _fi.c.id == _cl.c.input_field_id)
                  .join(_dvi, _dvi.c.id == _fi.c.dataset_version_id)
                  .join(_di, _di.c.id == _dvi.c.dataset_id))
     .where(_cl.c.run_id == sa.bindparam("run_id"))
     .order_by(_cl.c.id)
 )
+
+_ANCESTOR = Statement(
+    sa.select(_r.c.run_uuid, _r.c.parent_run_id, _j.c.namespace, _j.c.name)
+    .select_from(_r.join(_j, _j.c.id == _r.c.job_id)).where(_r.c.id == sa.bindparam("run_id"))
+)
+_MAX_DEPTH = 1000  # a cycle in parent links (a damaged catalog) must not loop forever
 
 _RUN_TIMES = Statement(
     sa.select(_r.c.run_uuid, _r.c.started_at, _r.c.ended_at).where(_r.c.id == sa.bindparam("run_id"))
@@ -210,7 +219,13 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
     if run.params:
         run_facets["executionParameters"] = execution_parameters_facet(run.params)
     if run.parent_uuid is not None:
-        root = (run.parent_uuid, run.parent_ns, run.parent_name) if run.grandparent_id is None else None
+        root = (run.parent_uuid, run.parent_ns, run.parent_name)
+        ancestor, hops = run.grandparent_id, 0
+        while ancestor is not None and hops < _MAX_DEPTH:  # the outermost run, however deep the nesting
+            up = _ANCESTOR.first(raw, run_id=ancestor)
+            if up is None:
+                break
+            root, ancestor, hops = (up.run_uuid, up.namespace, up.name), up.parent_run_id, hops + 1
         run_facets["parent"] = parent_facet(run.parent_uuid, run.parent_ns, run.parent_name, root)
     job = {"namespace": run.namespace, "name": run.name, "facets": job_facets}
     started_facets = {**run_facets, "governance_run": run_facet(
@@ -254,11 +269,12 @@ def _datasets(raw: RawConnection, run_id: int, job_namespace: str,
     if any(e.dv_id is not None for e in edges):
         for row in _FIELDS_QUERY.all(raw, run_id=run_id):
             fields[row.dataset_version_id].append(row)
-    lineage: dict[int, dict[str, list[tuple[str, str, str, str]]]] = defaultdict(lambda: defaultdict(list))
+    lineage: dict[int, dict[str | None, list[Transformation]]] = defaultdict(lambda: defaultdict(list))
     if any(e.direction == "output" and e.dv_id is not None for e in edges):
         for row in _COLUMN_LINEAGE_QUERY.all(raw, run_id=run_id):
-            lineage[row.dataset_version_id][row.out_field].append(
-                (row.namespace, row.name, row.in_field, row.transformation))
+            lineage[row.dataset_version_id][row.out_field].append(Transformation(
+                row.namespace, row.name, row.in_field, row.transformation, row.subtype, row.description,
+                row.masking))
 
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
@@ -279,11 +295,12 @@ def _datasets(raw: RawConnection, run_id: int, job_namespace: str,
     return inputs, outputs
 
 
-def _dataset_doc(edge: Any, fields: list[Any], lineage: dict[str, list[tuple[str, str, str, str]]] | None,
+def _dataset_doc(edge: Any, fields: list[Any], lineage: dict[str | None, list[Transformation]] | None,
                  ) -> dict[str, Any]:
     facets: dict[str, Any] = {
         "version": dataset_version_facet(edge.content_hash or str(edge.dv_version)),
         "datasetType": dataset_type_facet(_DATASET_TYPES.get(edge.ds_kind, "TABLE")),
+        "dataSource": data_source_facet(edge.ds_ns),
     }
     if fields:
         facets["schema"] = schema_facet((f.name, f.dtype, f.position) for f in fields)
@@ -303,6 +320,7 @@ def _model_doc(edge: Any, job_namespace: str) -> dict[str, Any]:
     facets = {
         "version": dataset_version_facet(str(edge.mv_version)),
         "datasetType": dataset_type_facet("MODEL"),
+        "dataSource": data_source_facet(namespace),
         "governance_modelVersion": model_version_facet(
             name=edge.model_name, version=edge.mv_version, artifact_hash=edge.artifact_hash,
             hash_algo=edge.mv_algo, flavor=edge.flavor, artifact_uri=edge.artifact_uri),

@@ -15,13 +15,15 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from governance.openlineage._naming import FACET_SCHEMA_BASE, PRODUCER
 
 __all__ = [
     "FACET_SCHEMA_URLS",
+    "Transformation",
     "column_lineage_facet",
+    "data_source_facet",
     "dataset_type_facet",
     "dataset_version_facet",
     "error_message_facet",
@@ -56,6 +58,7 @@ FACET_SCHEMA_URLS: dict[str, str] = {
     "version": _spec("1-0-1", "DatasetVersionDatasetFacet"),
     "columnLineage": _spec("1-2-0", "ColumnLineageDatasetFacet"),
     "datasetType": _spec("1-0-1", "DatasetTypeDatasetFacet"),
+    "dataSource": _spec("1-0-1", "DatasourceDatasetFacet"),
     "tags": _spec("1-0-0", "TagsDatasetFacet"),
     "outputStatistics": _spec("1-0-2", "OutputStatisticsOutputDatasetFacet"),
     "parent": _spec("1-2-0", "ParentRunFacet"),
@@ -110,17 +113,58 @@ def tags_dataset_facet(tags: Iterable[tuple[str, str | None]]) -> dict[str, Any]
     return facet("tags", {"tags": items})
 
 
-def column_lineage_facet(
-    fields: Mapping[str, list[tuple[str, str, str, str]]],
-) -> dict[str, Any]:
-    """``{output field: [(input namespace, input name, input field, DIRECT|INDIRECT)]}``."""
-    return facet("columnLineage", {"fields": {
-        out: {"inputFields": [
-            {"namespace": ns, "name": name, "field": field, "transformations": [{"type": kind}]}
-            for ns, name, field, kind in inputs
-        ]}
-        for out, inputs in fields.items()
-    }})
+class Transformation(NamedTuple):
+    """One input field of an output field (or of the whole output when the output field is None)."""
+
+    namespace: str
+    name: str
+    field: str
+    type: str  # DIRECT | INDIRECT
+    subtype: str | None = None
+    description: str | None = None
+    masking: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type}
+        for key, value in (("subtype", self.subtype), ("description", self.description),
+                           ("masking", self.masking)):
+            if value is not None:
+                body[key] = value
+        return {"namespace": self.namespace, "name": self.name, "field": self.field, "transformations": [body]}
+
+
+def column_lineage_facet(fields: Mapping[str | None, list[Transformation]]) -> dict[str, Any]:
+    """``{output field: [input transformations]}``; the key None holds dataset-level entries (inputs that
+    affect the whole output: filters, join keys).  Each output field also carries the older
+    ``transformationType``/``transformationDescription`` that consumers such as Marquez read."""
+    out: dict[str, Any] = {}
+    for name, inputs in fields.items():
+        if name is None:
+            continue
+        types = [t.type for t in inputs]
+        described = [t.description or t.subtype or t.type for t in inputs]
+        if any(t.masking for t in inputs):
+            legacy = "MASKED"
+        elif inputs and all(t.type == "DIRECT" and t.subtype == "IDENTITY" for t in inputs):
+            legacy = "IDENTITY"
+        else:
+            legacy = "DIRECT" if "DIRECT" in types else "INDIRECT"
+        out[name] = {
+            "inputFields": [t.to_json() for t in inputs],
+            "transformationType": legacy,
+            "transformationDescription": "; ".join(dict.fromkeys(described)),
+        }
+    body: dict[str, Any] = {"fields": out}
+    if fields.get(None):
+        body["dataset"] = [t.to_json() for t in fields[None]]
+    return facet("columnLineage", body)
+
+
+def data_source_facet(namespace: str) -> dict[str, Any]:
+    """The datasource a dataset belongs to, named after its namespace (``s3://bucket``, ``file``,
+    ``governance://default``), so consumers group datasets by their real source."""
+    uri = "file:///" if namespace == "file" else namespace if ":" in namespace else f"{namespace}://"
+    return facet("dataSource", {"name": namespace, "uri": uri})
 
 
 def parent_facet(run_uuid: str, job_namespace: str, job_name: str,

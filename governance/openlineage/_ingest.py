@@ -1,41 +1,54 @@
-"""Import OpenLineage ``RunEvent``s from other producers (Airflow, Spark, dbt...) into the catalog.
+"""Import OpenLineage events of other producers (Spark, Flink, Hive, Airflow, dbt, Marquez...).
 
-Input: an NDJSON file (one event per line; blank lines ignored) or a directory of ``*.json`` files
-(each one event, or NDJSON), read in name order.  Each event becomes:
+:func:`ingest_openlineage` reads what :mod:`governance.openlineage._ingest_read` accepts (NDJSON, a
+JSON array, one or more documents, a directory, or parsed events) and imports the valid events in
+batches of :data:`BATCH_SIZE`, each one audited transaction with one ``openlineage.ingest`` audit
+event that lists the key (runId or dataset/job, eventType, eventTime) and location of every event it
+imported.  Idempotent on ``(runId, eventType, eventTime)``.  Invalid events are reported with their
+location and the JSON path of the problem; the valid ones are imported.
 
-* a ``Job`` (namespace, name; kind ``other``), and a ``Run`` keyed by ``runId`` with
-  ``Run.producer`` set.  ``START``/``RUNNING`` -> RUNNING, ``COMPLETE`` -> COMPLETED, ``FAIL`` ->
-  FAILED (``errorMessage`` facet -> error), ``ABORT`` -> ABORTED; a terminal status is never
-  regressed by a late ``START``; ``parent`` facet -> ``parent_run_id`` when that run is known;
-* ``Dataset`` rows by ``(namespace, name)`` (the same row our own steps use for that name, so a
-  warehouse table written by an Airflow task and read by a decorated step links up);
-* ``DatasetVersion`` rows: the ``version`` (datasetVersion) facet is the identity (matched against
-  ``content_hash``, so a producer that reports our fingerprint meets our version; new ones are stored
-  with ``hash_algo = "openlineage"``: an identity, not a fingerprint we can re-verify).  Without it an
-  output is one version per producing run and an input is the dataset's latest version;
-* ``schema`` facet -> ``DatasetField`` rows (nested fields flattened as ``a.b``);
-* ``RunIO`` edges both ways and ``columnLineage`` -> ``ColumnLineage`` where both fields are known.
+What an event becomes:
 
-Idempotent on ``(runId, eventType, eventTime)`` through ``IngestedEvent``.  Invalid lines are
-reported with ``file:line`` and a one-line reason; the valid ones are imported.  Each event is one
-audit event (``openlineage.ingest``), in the same transaction as its rows.  Files are streamed and
-imported in batches; a line longer than :data:`MAX_EVENT_BYTES` (16 MiB) is reported and skipped
-without being loaded, a binary file is reported once, and an input with no events at all is an
-:class:`~governance.errors.InputError`.  Event contents are data: they are parsed with ``json`` and
-stored through bound parameters, never interpreted.
+* RunEvent: a ``Job`` (namespace, name) and a ``Run`` keyed by ``runId`` (a UUID).  A runId that
+  already belongs to another job is refused with the event's location, never merged.  The run's
+  start is the earliest event time seen, its status that of the latest terminal event (a terminal
+  status is never regressed by a ``START`` that arrives late); ``errorMessage`` -> error; ``parent``
+  -> the parent run (created from the facet's job and runId when its own events have not arrived).
+* DatasetEvent: the dataset's metadata (type, description; the version with its schema when the event
+  names one).  JobEvent: the job and its datasets.
+* Datasets by ``(namespace, name)`` (OpenLineage naming, the same row a decorated step uses for that
+  table, see :func:`~governance.openlineage.dataset_identity`), with a well-formed ``uri``.
+* Dataset versions.  The ``version`` facet (``datasetVersion``) is the identity (matched against
+  ``content_hash``, so a producer reporting our fingerprint meets our version).  An output without it
+  is one version per producing run.  A version becomes current at the time of its producing run's
+  latest event naming it (a version only read so far: the earliest time it was read).
+  An input without a version facet is bound by time: to the version current when its run started,
+  excluding versions the run itself wrote (a job that reads and writes a table reads the version
+  before its own output), and re-bound when an earlier version, or an earlier start of the run,
+  arrives later: the graph does not depend on the order events arrive in.  When that version's schema
+  differs from the one the event reports, the event saw a version nobody reported writing: an
+  *observed* version with that schema.  When no version is known before the run started, it reads an
+  *unknown* earlier state of the table (one per dataset, removed once nothing refers to it).
+* ``schema`` -> fields (nested fields flattened as ``a.b``), added to the version, never removed.
+* ``columnLineage`` -> one row per (output field, input field, transformation) with type, subtype,
+  description and masking; the facet's dataset-level entries with no output field.  A source dataset
+  that is not among the event's inputs is an input of the run (it read it), bound by time; a field
+  that is not in a version's schema is added to it.  Entries that cannot be linked (malformed) are
+  counted per reason in :attr:`IngestReport.unlinked`.
+
+Event contents are data: parsed with ``json`` and stored through bound parameters, never interpreted.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+import hashlib
+import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
 
 from governance.audit import AuditedTransaction, audited
 from governance.catalog import (
@@ -46,23 +59,124 @@ from governance.catalog import (
     DatasetVersion,
     IngestedEvent,
     Job,
+    Model,
+    ModelVersion,
+    RawConnection,
     Run,
     RunIO,
+    Statement,
+    insert_statement,
+    update_statement,
+    utcnow,
 )
 from governance.errors import InputError
+from governance.openlineage._ingest_read import (
+    MAX_EVENT_BYTES,
+    EventSource,
+    ParsedEvent,
+    read_source,
+    validate,
+)
+from governance.openlineage._naming import dataset_uri
 
-__all__ = ["MAX_EVENT_BYTES", "IngestReport", "ingest_openlineage", "read_events"]
+__all__ = ["BATCH_SIZE", "MAX_EVENT_BYTES", "IngestReport", "ingest_openlineage"]
 
+BATCH_SIZE = 1000
 _STATUS = {"START": "RUNNING", "RUNNING": "RUNNING", "COMPLETE": "COMPLETED", "FAIL": "FAILED",
            "ABORT": "ABORTED"}
-_TERMINAL = {"COMPLETED", "FAILED", "ABORTED"}
-_EVENT_TYPES = {*_STATUS, "OTHER"}
-_BATCH = 200
+_TERMINAL = {"COMPLETE", "FAIL", "ABORT"}
+_TRANSFORMATION_TYPES = ("DIRECT", "INDIRECT")
+#: coverage of versions that ingest made up and may remove again once nothing refers to them
+OBSERVED, UNKNOWN = "observed", "unknown"
+
+_r = cast(sa.Table, sa.inspect(Run).local_table)
+_j = cast(sa.Table, sa.inspect(Job).local_table)
+_d = cast(sa.Table, sa.inspect(Dataset).local_table)
+_dv = cast(sa.Table, sa.inspect(DatasetVersion).local_table)
+_f = cast(sa.Table, sa.inspect(DatasetField).local_table)
+_io = cast(sa.Table, sa.inspect(RunIO).local_table)
+_cl = cast(sa.Table, sa.inspect(ColumnLineage).local_table)
+_ie = cast(sa.Table, sa.inspect(IngestedEvent).local_table)
+_m = cast(sa.Table, sa.inspect(Model).local_table)
+_mv = cast(sa.Table, sa.inspect(ModelVersion).local_table)
+_IN_CHUNK = 400
+MODEL_FACET = "governance_modelVersion"
+
+_TIME = _dv.c.created_at.type
+_VERSION_COLUMNS = (_dv.c.id, _dv.c.dataset_id, _dv.c.created_at, _dv.c.produced_by_run_id, _dv.c.coverage,
+                    _dv.c.schema_fields, _dv.c.content_hash)
+# "+ 0": ordering by the bare column makes SQLite walk the (dataset_id, version) index over every version
+# of the dataset instead of seeking (dataset_id, content_hash) or produced_by_run_id
+_BY_IDENTITY = Statement(sa.select(*_VERSION_COLUMNS).where(
+    _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.content_hash == sa.bindparam("identity"))
+    .order_by(_dv.c.version + 0).limit(1))
+_BY_PRODUCER = Statement(sa.select(*_VERSION_COLUMNS).where(
+    _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.produced_by_run_id == sa.bindparam("run_id"))
+    .order_by(_dv.c.version + 0).limit(1))
+_UNKNOWN_VERSION = Statement(sa.select(*_VERSION_COLUMNS).where(
+    _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.coverage == sa.literal_column("'unknown'")).limit(1))
+_NOT_OWN = sa.or_(_dv.c.produced_by_run_id.is_(None), _dv.c.produced_by_run_id != sa.bindparam("run_id"))
+_latest = sa.alias(_dv, "latest")
+_LATEST_TIME = (  # walks the (dataset_id, created_at) index backwards to the first row that qualifies
+    sa.select(_latest.c.created_at)
+    .where(_latest.c.dataset_id == sa.bindparam("dataset_id"), _latest.c.created_at <= sa.bindparam("when"),
+           _latest.c.coverage != sa.literal_column("'unknown'"),
+           sa.or_(_latest.c.produced_by_run_id.is_(None), _latest.c.produced_by_run_id != sa.bindparam("run_id")))
+    .order_by(_latest.c.created_at.desc()).limit(1).scalar_subquery()
+)
+_CURRENT = Statement(
+    sa.select(*_VERSION_COLUMNS)
+    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at == _LATEST_TIME,
+           _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
+    # at equal times, a version some run wrote is newer than one a reader named
+    .order_by(_dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
+    {"when": _TIME})
+_BEFORE = Statement(  # the version current at a version's time, other than itself
+    sa.select(*_VERSION_COLUMNS)
+    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at <= sa.bindparam("when"),
+           _dv.c.id != sa.bindparam("exclude"), _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
+    .order_by(_dv.c.created_at.desc(), _dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
+    {"when": _TIME})
+_NEXT = Statement(
+    sa.select(*_VERSION_COLUMNS)
+    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at > sa.bindparam("when"),
+           _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
+    .order_by(_dv.c.created_at, _dv.c.id).limit(1), {"when": _TIME})
+_MAX_VERSION = Statement(sa.select(sa.func.max(_dv.c.version)).where(_dv.c.dataset_id == sa.bindparam("dataset_id")))
+_INSERT_VERSION = insert_statement(_dv, ("dataset_id", "version", "content_hash", "hash_algo", "coverage",
+                                         "schema_fields", "uri", "produced_by_run_id", "created_at"),
+                                   returning_id=True)
+_SET_CREATED = update_statement(_dv, ("created_at",))
+_SET_PRODUCED = update_statement(_dv, ("produced_by_run_id", "created_at"))
+_SET_IDENTITY = update_statement(_dv, ("content_hash", "hash_algo"))
+_SET_SCHEMA = update_statement(_dv, ("schema_fields",))
+_SET_ROWS = update_statement(_dv, ("row_count",))
+_SET_SIZE = update_statement(_dv, ("byte_size",))
+_FIELDS = Statement(sa.select(_f.c.id, _f.c.name).where(_f.c.dataset_version_id == sa.bindparam("version_id")))
+_INSERT_FIELD = insert_statement(_f, ("dataset_version_id", "name", "dtype", "position", "tags"))
+_INSERT_EDGE = insert_statement(_io, ("run_id", "artifact_kind", "artifact_id", "direction", "binding",
+                                      "created_at"))
+_MOVE_EDGE = Statement(
+    sa.update(_io).where(_io.c.run_id == sa.bindparam("run_id"), _io.c.direction == sa.bindparam("direction"),
+                         _io.c.artifact_kind == sa.literal_column("'dataset'"),
+                         _io.c.artifact_id == sa.bindparam("old_id"))
+    .values(artifact_id=sa.bindparam("new_id"), binding=sa.bindparam("binding")))
+_INSERT_LINEAGE = insert_statement(_cl, ("run_id", "output_field_id", "output_version_id", "input_field_id",
+                                         "transformation", "subtype", "description", "masking"))
+_UPDATE_RUN = update_statement(_r, ("started_at", "status", "ended_at", "error_message", "error_traceback",
+                                    "parent_run_id"))
+_FLOATING = (sa.select(_io.c.id, _io.c.run_id, _dv.c.dataset_id, _io.c.artifact_id, _r.c.started_at)
+             .join(_dv, _dv.c.id == _io.c.artifact_id).join(_r, _r.c.id == _io.c.run_id)
+             .where(_io.c.artifact_kind == sa.literal_column("'dataset'"),
+                    _io.c.direction == sa.literal_column("'input'"),
+                    _io.c.binding == sa.literal_column("'time'")))
+_RUNS_SINCE = Statement(sa.select(_r.c.id).where(_r.c.started_at >= sa.bindparam("since")), {"since": _TIME})
 
 
 @dataclass
 class IngestReport:
-    """Counts of one import; ``invalid`` holds ``(location, reason)`` per rejected line."""
+    """What one import did.  ``invalid`` holds ``(location, reason)`` per refused event; ``unlinked``
+    counts what could not be linked, per reason; ``kinds`` counts imported events per kind."""
 
     read: int = 0
     imported: int = 0
@@ -70,339 +184,103 @@ class IngestReport:
     invalid: list[tuple[str, str]] = field(default_factory=list)
     runs: set[str] = field(default_factory=set)
     datasets: set[tuple[str, str]] = field(default_factory=set)
+    kinds: Counter[str] = field(default_factory=Counter)
+    unlinked: Counter[str] = field(default_factory=Counter)
+    column_lineage: int = 0
+    inferred_inputs: int = 0
+    rebound: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.invalid
 
-
-@dataclass(frozen=True)
-class _Event:
-    location: str
-    doc: dict[str, Any]
-    event_type: str
-    event_time: datetime
-    raw_time: str
-    run_id: str
-
-
-MAX_EVENT_BYTES = 16 * 1024 * 1024
-"""The largest event (one NDJSON line, or one pretty-printed ``.json`` file) that is parsed.
-
-A longer line is reported as invalid and skipped without being held in memory (it is read in 1 MiB
-chunks up to its newline).  16 MiB leaves room for Spark events with wide schemas and column lineage
-(typically well under 1 MiB) while bounding what one hostile line can cost."""
-
-_CHUNK = 1024 * 1024
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "read": self.read, "imported": self.imported, "duplicates": self.duplicates,
+            "invalid": [{"location": loc, "reason": why} for loc, why in self.invalid],
+            "events": dict(sorted(self.kinds.items())), "runs": len(self.runs), "datasets": len(self.datasets),
+            "column_lineage": self.column_lineage, "inferred_inputs": self.inferred_inputs,
+            "rebound": self.rebound, "unlinked": dict(sorted(self.unlinked.items())),
+        }
 
 
-def read_events(path: Path) -> Iterator[tuple[str, str | None, str | None]]:
-    """``(location, text, None)`` per non-blank event line under ``path``, or ``(location, None,
-    reason)`` for a line that cannot be an event (too long, not UTF-8 text).  Files are streamed."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
-    elif path.is_file():
-        files = [path]
-    else:
-        raise InputError(f"{path}: no such file or directory; expected an NDJSON file or a directory "
-                         "of .json files")
-    for file in files:
-        try:
-            if path.is_dir() and file.stat().st_size <= MAX_EVENT_BYTES:
-                stripped = file.read_bytes().strip()
-                if stripped.startswith(b"{") and b"\n{" not in stripped:
-                    yield _decoded(f"{file}:1", stripped)  # one pretty-printed event per file
-                    continue
-            yield from _file_lines(file)
-        except OSError as exc:
-            raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
+                       batch_size: int = BATCH_SIZE) -> IngestReport:
+    """Import the OpenLineage events of ``source`` into ``catalog`` as ``actor``.
 
-
-def _file_lines(file: Path) -> Iterator[tuple[str, str | None, str | None]]:
-    with file.open("rb") as handle:
-        number = 0
-        while line := handle.readline(MAX_EVENT_BYTES + 1):
-            number += 1
-            location = f"{file}:{number}"
-            if len(line) > MAX_EVENT_BYTES and not line.endswith(b"\n"):
-                while (rest := handle.readline(_CHUNK)) and not rest.endswith(b"\n"):
-                    pass
-                yield location, None, (f"line longer than {MAX_EVENT_BYTES // (1024 * 1024)} MiB "
-                                       "(MAX_EVENT_BYTES); skipped")
-                continue
-            if not line.strip():
-                continue
-            event = _decoded(location, line.strip())
-            yield event
-            if event[1] is None:
-                return  # a binary file: the first bad line says so, the rest is noise
-
-
-def _decoded(location: str, raw: bytes) -> tuple[str, str | None, str | None]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return location, None, f"not UTF-8 text (byte {exc.start}); expected JSON OpenLineage RunEvents"
-    if "\x00" in text:
-        return location, None, "contains NUL bytes (a binary file?); expected JSON OpenLineage RunEvents"
-    return location, text, None
-
-
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str) or "t" not in value.lower():
-        raise ValueError(f"eventTime: expected an ISO 8601 date-time, got {value!r}")
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _require_str(doc: dict[str, Any], path: str) -> str:
-    node: Any = doc
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    if not isinstance(node, str) or not node:
-        raise ValueError(f"{path}: expected a non-empty string")
-    return node
-
-
-def _validate(location: str, text: str) -> _Event:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(doc, dict):
-        raise ValueError("expected a JSON object (an OpenLineage RunEvent)")
-    if "run" not in doc:
-        raise ValueError("not a RunEvent (no `run`); DatasetEvent/JobEvent are not imported")
-    event_type = doc.get("eventType", "OTHER")
-    if event_type not in _EVENT_TYPES:
-        raise ValueError(f"eventType: expected one of {', '.join(sorted(_EVENT_TYPES))}, got {event_type!r}")
-    try:
-        event_time = _parse_time(doc.get("eventTime"))
-    except ValueError as exc:
-        raise ValueError(f"eventTime: expected an ISO 8601 date-time, got {doc.get('eventTime')!r}") from exc
-    _require_str(doc, "producer")
-    run_id = _require_str(doc, "run.runId")
-    if len(run_id) > 36:
-        raise ValueError(f"run.runId: expected a UUID, got {run_id!r}")
-    _require_str(doc, "job.namespace")
-    _require_str(doc, "job.name")
-    for side in ("inputs", "outputs"):
-        items = doc.get(side, [])
-        if not isinstance(items, list):
-            raise ValueError(f"{side}: expected a list of datasets")
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise ValueError(f"{side}[{index}]: expected an object")
-            _require_str(item, "namespace")
-            _require_str(item, "name")
-    return _Event(location, doc, event_type, event_time, str(doc["eventTime"]), run_id)
-
-
-def ingest_openlineage(catalog: Catalog, path: str | Path, actor: str) -> IngestReport:
-    """Import the RunEvents at ``path`` (NDJSON file or directory of .json) into ``catalog``."""
+    ``source`` is a path (NDJSON file, JSON array file, a file of one or more documents, or a directory
+    of ``.json``/``.ndjson``/``.jsonl`` files) or events already parsed (one mapping, or an iterable of
+    mappings).  Safe to call from several threads or processes at once: every batch is one audited
+    write transaction, and those are serialised by the catalog.  A path with no events at all is an
+    :class:`~governance.errors.InputError`.
+    """
     report = IngestReport()
-    batch: list[_Event] = []
-    for location, text, problem in read_events(Path(path)):
+    batch: list[ParsedEvent] = []
+    for location, doc, problem in read_source(source):
         report.read += 1
         try:
-            if text is None:
+            if problem is not None:
                 raise ValueError(problem)
-            batch.append(_validate(location, text))
+            batch.append(validate(location, doc))
         except ValueError as exc:
             report.invalid.append((location, str(exc)))
-        if len(batch) >= _BATCH:
+        if len(batch) >= batch_size:
             _import(catalog, actor, batch, report)
             batch = []
     if batch:
         _import(catalog, actor, batch, report)
-    if report.read == 0:
-        what = "no .json files with events" if Path(path).is_dir() else "no events (the file is empty)"
-        raise InputError(f"{path}: {what}; expected OpenLineage RunEvents, one JSON object per line")
+    if report.read == 0 and not isinstance(source, dict):
+        raise InputError(f"{source}: no events (empty); expected OpenLineage events as NDJSON, a JSON array "
+                         "or JSON documents")
     return report
 
 
-def _import(catalog: Catalog, actor: str, events: list[_Event], report: IngestReport) -> None:
+def _import(catalog: Catalog, actor: str, events: list[ParsedEvent], report: IngestReport) -> None:
     with audited(catalog, actor) as tx:
-        importer = _Importer(tx)
-        for event in events:
-            importer.add(event, report)
+        _Batch(tx, report).run(events)
 
 
-class _Importer:
-    """Get-or-create helpers over one transaction, with small per-batch lookups."""
-
-    def __init__(self, tx: AuditedTransaction) -> None:
-        self.tx = tx
-        self.session: Session = tx.session
-        self.seen: set[tuple[str, str, str]] = set()
-
-    def add(self, event: _Event, report: IngestReport) -> None:
-        key = (event.run_id, event.event_type, event.raw_time)
-        exists = self.session.exec(select(IngestedEvent.id).where(
-            IngestedEvent.run_uuid == key[0], IngestedEvent.event_type == key[1],
-            IngestedEvent.event_time == key[2])).first()
-        if exists is not None or key in self.seen:
-            report.duplicates += 1
-            return
-        self.seen.add(key)
-        doc = event.doc
-        job = self._job(doc["job"]["namespace"], doc["job"]["name"])
-        run = self._run(event, job)
-        versions: dict[tuple[str, str], DatasetVersion] = {}
-        for direction, side in (("input", "inputs"), ("output", "outputs")):
-            for item in doc.get(side) or []:
-                version = self._dataset_version(item, run, direction)
-                versions[(item["namespace"], item["name"])] = version
-                self._edge(run, version, direction)
-                report.datasets.add((item["namespace"], item["name"]))
-        for item in doc.get("outputs") or []:
-            self._column_lineage(item, run, versions)
-        self.session.add(IngestedEvent(run_uuid=key[0], event_type=key[1], event_time=key[2],
-                                       producer=str(doc.get("producer"))))
-        self.session.flush()
-        self.tx.record("openlineage.ingest", f"run:{event.run_id}", {
-            "eventType": event.event_type, "eventTime": event.raw_time, "producer": doc.get("producer"),
-            "job": f"{job.namespace}/{job.name}", "source": event.location,
-        })
-        report.imported += 1
-        report.runs.add(event.run_id)
-
-    def _job(self, namespace: str, name: str) -> Job:
-        job = self.session.exec(select(Job).where(Job.namespace == namespace, Job.name == name)).first()
-        if job is None:
-            job = Job(namespace=namespace, name=name, kind="other")
-            self.session.add(job)
-            self.session.flush()
-        return job
-
-    def _run(self, event: _Event, job: Job) -> Run:
-        doc = event.doc
-        run = self.session.exec(select(Run).where(Run.run_uuid == event.run_id)).first()
-        if run is None:
-            run = Run(run_uuid=event.run_id, job_id=_pk(job), started_at=event.event_time,
-                      producer=str(doc.get("producer")))
-            self.session.add(run)
-        status = _STATUS.get(event.event_type)
-        if status is not None and not (run.status in _TERMINAL and status == "RUNNING"):
-            run.status = status
-        if event.event_type == "START" or _naive(event.event_time) < _naive(run.started_at):
-            run.started_at = event.event_time
-        if status in _TERMINAL:
-            run.ended_at = event.event_time
-        facets = (doc.get("run") or {}).get("facets") or {}
-        error = facets.get("errorMessage")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            run.error_message = error["message"]
-            trace = error.get("stackTrace")
-            run.error_traceback = trace if isinstance(trace, str) else None
-        parent = facets.get("parent")
-        if isinstance(parent, dict) and run.parent_run_id is None:
-            parent_uuid = (parent.get("run") or {}).get("runId")
-            if isinstance(parent_uuid, str):
-                run.parent_run_id = self.session.exec(
-                    select(Run.id).where(Run.run_uuid == parent_uuid)).first()
-        self.session.flush()
-        return run
-
-    def _dataset(self, item: dict[str, Any]) -> Dataset:
-        namespace, name = item["namespace"], item["name"]
-        dataset = self.session.exec(select(Dataset).where(Dataset.namespace == namespace,
-                                                          Dataset.name == name)).first()
-        if dataset is None:
-            facets = item.get("facets") or {}
-            kind = ((facets.get("datasetType") or {}).get("datasetType") or "table").lower()
-            dataset = Dataset(namespace=namespace, name=name, kind=kind[:32],
-                              uri=f"{namespace.rstrip('/')}/{name.lstrip('/')}")
-            self.session.add(dataset)
-            self.session.flush()
-        return dataset
-
-    def _dataset_version(self, item: dict[str, Any], run: Run, direction: str) -> DatasetVersion:
-        dataset = self._dataset(item)
-        facets = item.get("facets") or {}
-        identity = (facets.get("version") or {}).get("datasetVersion")
-        versions = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id)
-        version: DatasetVersion | None
-        if isinstance(identity, str) and identity:
-            version = self.session.exec(versions.where(DatasetVersion.content_hash == identity)
-                                        .order_by(col(DatasetVersion.version))).first()
-        elif direction == "output":
-            version = self.session.exec(versions.where(DatasetVersion.produced_by_run_id == run.id)).first()
-        else:
-            version = self.session.exec(versions.order_by(col(DatasetVersion.version).desc())).first()
-        if version is None:
-            number = self.session.exec(select(sa.func.max(DatasetVersion.version))
-                                       .where(DatasetVersion.dataset_id == dataset.id)).one()
-            known = isinstance(identity, str) and bool(identity)
-            version = DatasetVersion(dataset_id=_pk(dataset), version=(number or 0) + 1,
-                                     content_hash=identity if known else None,
-                                     hash_algo="openlineage" if known else None, uri=dataset.uri)
-            self.session.add(version)
-            self.session.flush()
-        if direction == "output" and version.produced_by_run_id is None:
-            version.produced_by_run_id = run.id
-        self._fields(version, facets.get("schema"))
-        stats = (item.get("outputFacets") or {}).get("outputStatistics") or {}
-        if direction == "output" and isinstance(stats.get("rowCount"), int) and version.row_count is None:
-            version.row_count = stats["rowCount"]
-        self.session.flush()
-        return version
-
-    def _fields(self, version: DatasetVersion, schema: Any) -> None:
-        if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
-            return
-        existing = self.session.exec(select(DatasetField.id).where(
-            DatasetField.dataset_version_id == version.id)).first()
-        if existing is not None:
-            return
-        flat = list(_flatten(schema["fields"]))
-        for position, (name, dtype) in enumerate(flat):
-            self.session.add(DatasetField(dataset_version_id=_pk(version), name=name, dtype=dtype,
-                                          position=position))
-        if version.schema_fields is None:
-            version.schema_fields = [{"name": n, "type": t} for n, t in flat]
-
-    def _edge(self, run: Run, version: DatasetVersion, direction: str) -> None:
-        found = self.session.exec(select(RunIO.id).where(
-            RunIO.run_id == run.id, RunIO.artifact_kind == "dataset", RunIO.artifact_id == version.id,
-            RunIO.direction == direction)).first()
-        if found is None:
-            self.session.add(RunIO(run_id=_pk(run), artifact_kind="dataset", artifact_id=_pk(version),
-                                   direction=direction))
-
-    def _field_id(self, version_id: int | None, name: str) -> int | None:
-        return self.session.exec(select(DatasetField.id).where(
-            DatasetField.dataset_version_id == version_id, DatasetField.name == name)).first()
-
-    def _column_lineage(self, item: dict[str, Any], run: Run,
-                        versions: dict[tuple[str, str], DatasetVersion]) -> None:
-        lineage = (item.get("facets") or {}).get("columnLineage") or {}
-        fields = lineage.get("fields") if isinstance(lineage, dict) else None
-        if not isinstance(fields, dict):
-            return
-        out_version = versions[(item["namespace"], item["name"])]
-        for out_name, spec in fields.items():
-            out_id = self._field_id(out_version.id, out_name)
-            if out_id is None or not isinstance(spec, dict):
-                continue
-            for source in spec.get("inputFields") or []:
-                if not isinstance(source, dict):
-                    continue
-                in_version = versions.get((str(source.get("namespace")), str(source.get("name"))))
-                in_id = self._field_id(in_version.id, str(source.get("field"))) if in_version else None
-                if in_id is None:
-                    continue
-                kinds = [t.get("type") for t in source.get("transformations") or [] if isinstance(t, dict)]
-                transformation = "INDIRECT" if kinds and all(k == "INDIRECT" for k in kinds) else "DIRECT"
-                known = self.session.exec(select(ColumnLineage.id).where(
-                    ColumnLineage.run_id == run.id, ColumnLineage.output_field_id == out_id,
-                    ColumnLineage.input_field_id == in_id)).first()
-                if known is None:
-                    self.session.add(ColumnLineage(run_id=run.id, output_field_id=out_id,
-                                                   input_field_id=in_id, transformation=transformation))
+def _key(event: ParsedEvent) -> tuple[str, str, str]:
+    if event.run_id is not None:
+        return event.run_id, event.event_type, event.raw_time
+    target = event.doc["dataset"] if event.kind == "dataset" else event.doc["job"]
+    digest = hashlib.sha256(f"{target['namespace']}\x00{target['name']}".encode()).hexdigest()[:40]
+    return f"{event.kind}:{digest}", event.event_type, event.raw_time
 
 
-def _flatten(fields: list[Any], prefix: str = "") -> Iterator[tuple[str, str | None]]:
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _facets(item: Any) -> dict[str, Any]:
+    facets = item.get("facets") if isinstance(item, dict) else None
+    return facets if isinstance(facets, dict) else {}
+
+
+def _model_facet(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``governance_modelVersion`` facet of a dataset that is a model version (ours, or another
+    ml-governance installation's), when it names the model and a version number."""
+    found = _facets(item).get(MODEL_FACET)
+    if isinstance(found, dict) and isinstance(found.get("name"), str) and found["name"] and \
+            isinstance(found.get("version"), int) and not isinstance(found.get("version"), bool):
+        return found
+    return None
+
+
+def _identity(item: dict[str, Any]) -> str | None:
+    version = _facets(item).get("version")
+    value = version.get("datasetVersion") if isinstance(version, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _schema(item: dict[str, Any]) -> list[tuple[str, str | None]] | None:
+    schema = _facets(item).get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+        return None
+    return list(_flatten(schema["fields"]))
+
+
+def _flatten(fields: list[Any], prefix: str = "") -> Any:
     for item in fields:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
@@ -413,11 +291,752 @@ def _flatten(fields: list[Any], prefix: str = "") -> Iterator[tuple[str, str | N
             yield from _flatten(item["fields"], f"{name}.")
 
 
-def _pk(row: Job | Run | Dataset | DatasetVersion) -> int:
-    if row.id is None:  # pragma: no cover - rows are flushed before their key is used
-        raise InputError(f"internal: {type(row).__name__} has no primary key yet")
-    return row.id
+def _same_schema(stored: list[dict[str, Any]] | None, seen: list[tuple[str, str | None]]) -> bool:
+    if stored is None:
+        return False
+    have = {str(f.get("name")): f.get("type") or f.get("dtype") for f in stored}
+    if set(have) != {name for name, _ in seen}:
+        return False
+    return all(have[name] is None or dtype is None or have[name] == dtype for name, dtype in seen)
 
 
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+def _chunks(items: list[Any]) -> Any:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start:start + _IN_CHUNK]
+
+
+@dataclass
+class _RunState:
+    id: int
+    job_id: int
+    started_at: datetime
+    status: str
+    ended_at: datetime | None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    parent_run_id: int | None = None
+    existed: bool = True
+    start_moved: bool = False
+    changed: bool = False
+
+
+@dataclass
+class _Version:
+    id: int
+    dataset_id: int
+    created_at: datetime
+    produced_by: int | None
+    coverage: str
+    schema: list[dict[str, Any]] | None
+    identity: str | None = None
+
+
+class _Batch:
+    """One batch in one audited transaction: bulk lookups, then outputs, inputs, column lineage and
+    the re-binding of inputs whose version may have changed."""
+
+    def __init__(self, tx: AuditedTransaction, report: IngestReport) -> None:
+        self.tx = tx
+        self.session = tx.session
+        self.raw: RawConnection = tx.raw
+        self.report = report
+        self.jobs: dict[tuple[str, str], int] = {}
+        self.datasets: dict[tuple[str, str], int] = {}
+        self.runs: dict[str, _RunState] = {}
+        self.fields: dict[int, dict[str, int]] = {}  # version id -> field name -> id
+        self.edges: dict[tuple[int, str], dict[int, tuple[int, str | None]]] = {}  # (run, dir) -> dataset
+        self.lineage: set[tuple[Any, ...]] = set()
+        self.moved: dict[int, datetime] = {}  # dataset id -> earliest time a version appeared or moved
+        self.binding = False  # in the inputs phase: moves from now on may affect inputs bound in this batch
+        self.moved_late: set[int] = set()
+        self.bound_here: set[tuple[int, int]] = set()  # (run id, dataset id) of inputs bound in this batch
+        self.emptied: set[int] = set()  # versions an edge moved away from: removed at the end if made up
+        self.models: set[str] = set()
+        self.keys: list[list[str]] = []
+        self.removed = 0
+
+    def execute(self, stmt: Any, params: Any = None) -> Any:
+        return self.session.execute(stmt, params) if params is not None else self.session.execute(stmt)
+
+    # ------------------------------------------------------------------------------------- phases
+    def run(self, events: list[ParsedEvent]) -> None:
+        fresh = self._fresh(events)
+        if not fresh:
+            return
+        self._load_jobs(fresh)
+        accepted = self._load_runs(fresh)
+        self._load_datasets(accepted)
+        run_events = [e for e in accepted if e.kind == "run"]
+        self._load_edges(run_events)
+        for event in accepted:
+            if event.kind == "dataset":
+                self._dataset_event(event)
+            elif event.kind == "job":
+                self._job_event(event)
+        outputs: dict[tuple[int, str, str, str], int] = {}
+        for event in run_events:
+            for side in ("inputs", "outputs"):
+                for item in event.doc.get(side) or []:
+                    model = _model_facet(item)
+                    if model is not None:
+                        self._model_version(event, model, side[:-1])
+        for event in run_events:
+            for item in event.doc.get("outputs") or []:
+                if _model_facet(item) is None:
+                    outputs[(id(event), item["namespace"], item["name"], "o")] = self._output(event, item)
+        self.binding = True
+        for event in run_events:
+            for item in event.doc.get("inputs") or []:
+                if _model_facet(item) is None:
+                    self._input(event, item)
+        for event in run_events:
+            for index, item in enumerate(event.doc.get("outputs") or []):
+                if _model_facet(item) is None:
+                    self._column_lineage(event, index, item,
+                                         outputs[(id(event), item["namespace"], item["name"], "o")])
+        self._rebind()
+        self._record(accepted)
+
+    def _fresh(self, events: list[ParsedEvent]) -> list[ParsedEvent]:
+        keys = {_key(e): e for e in events}
+        known: set[tuple[str, str, str]] = set()
+        ids = sorted({k[0] for k in keys})
+        for chunk in _chunks(ids):
+            rows = self.execute(sa.select(_ie.c.run_uuid, _ie.c.event_type, _ie.c.event_time)
+                                .where(_ie.c.run_uuid.in_(chunk)))
+            known.update((str(a), str(b), str(c)) for a, b, c in rows)
+        fresh: list[ParsedEvent] = []
+        seen: set[tuple[str, str, str]] = set()
+        for event in events:
+            key = _key(event)
+            if key in known or key in seen:
+                self.report.duplicates += 1
+                continue
+            seen.add(key)
+            fresh.append(event)
+        return fresh
+
+    # -------------------------------------------------------------------------------------- jobs
+    def _load_jobs(self, events: list[ParsedEvent]) -> None:
+        wanted: set[tuple[str, str]] = set()
+        for event in events:
+            if event.kind in ("run", "job"):
+                wanted.add((event.doc["job"]["namespace"], event.doc["job"]["name"]))
+            parent = self._parent(event)
+            if parent is not None:
+                wanted.add((parent[1], parent[2]))
+        self._get_or_create(_j, wanted, self.jobs, lambda ns, name: {
+            "namespace": ns, "name": name, "kind": "other", "created_at": self.tx.time})
+
+    def _get_or_create(self, table: sa.Table, wanted: set[tuple[str, str]], into: dict[tuple[str, str], int],
+                       values: Any) -> None:
+        def load(keys: list[tuple[str, str]]) -> None:
+            for chunk in _chunks(keys):
+                rows = self.execute(sa.select(table.c.id, table.c.namespace, table.c.name)
+                                    .where(sa.tuple_(table.c.namespace, table.c.name).in_(chunk)))
+                into.update({(str(ns), str(name)): int(i) for i, ns, name in rows})
+
+        load(sorted(wanted - into.keys()))
+        missing = sorted(wanted - into.keys())
+        if missing:
+            self.execute(sa.insert(table), [values(ns, name) for ns, name in missing])
+            load(missing)
+
+    @staticmethod
+    def _parent(event: ParsedEvent) -> tuple[str, str, str] | None:
+        if event.kind != "run":
+            return None
+        parent = (event.doc["run"].get("facets") or {}).get("parent")
+        if not isinstance(parent, dict):
+            return None
+        run_id = str(uuid.UUID(parent["run"]["runId"]))
+        if run_id == event.run_id:
+            return None  # a run is not its own parent
+        return run_id, parent["job"]["namespace"], parent["job"]["name"]
+
+    # -------------------------------------------------------------------------------------- runs
+    def _load_runs(self, events: list[ParsedEvent]) -> list[ParsedEvent]:
+        uuids = {e.run_id for e in events if e.run_id is not None}
+        uuids |= {p[0] for e in events if (p := self._parent(e)) is not None}
+        for chunk in _chunks(sorted(uuids)):
+            rows = self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at, _r.c.status,
+                                          _r.c.ended_at, _r.c.error_message, _r.c.error_traceback,
+                                          _r.c.parent_run_id).where(_r.c.run_uuid.in_(chunk)))
+            for row in rows:
+                self.runs[str(row.run_uuid)] = _RunState(
+                    int(row.id), int(row.job_id), _naive(row.started_at), str(row.status),
+                    _naive(row.ended_at) if row.ended_at else None, row.error_message, row.error_traceback,
+                    row.parent_run_id)
+        accepted: list[ParsedEvent] = []
+        claimed: dict[str, tuple[int, str]] = {}  # run uuid -> (job id, location) within this batch
+        jobs_by_id = {v: k for k, v in self.jobs.items()}
+        for event in events:
+            if event.kind != "run":
+                accepted.append(event)
+                continue
+            assert event.run_id is not None
+            job_id = self.jobs[(event.doc["job"]["namespace"], event.doc["job"]["name"])]
+            state = self.runs.get(event.run_id)
+            owner = state.job_id if state is not None else claimed.get(event.run_id, (job_id, ""))[0]
+            if owner != job_id:
+                ns, name = jobs_by_id.get(owner) or self._job_name(owner)
+                where = claimed.get(event.run_id, (0, ""))[1]
+                self.report.invalid.append((event.location, (
+                    f"run.runId: {event.run_id} is already a run of job {ns}/{name}"
+                    f"{f' ({where})' if where else ''}; one runId never spans two jobs, so this event "
+                    "is refused, not merged")))
+                continue
+            claimed.setdefault(event.run_id, (job_id, event.location))
+            accepted.append(event)
+        new: dict[str, dict[str, Any]] = {}
+        for event in accepted:
+            if event.kind != "run":
+                continue
+            assert event.run_id is not None
+            job_id = claimed[event.run_id][0]
+            if event.run_id not in self.runs and event.run_id not in new:
+                new[event.run_id] = {"run_uuid": event.run_id, "job_id": job_id, "status": "RUNNING",
+                                     "started_at": event.event_time, "ended_at": None,
+                                     "producer": str(event.doc["producer"])[:2000], "params": {},
+                                     "environment": {}}
+            parent = self._parent(event)
+            if parent is not None and parent[0] not in self.runs and parent[0] not in new \
+                    and parent[0] not in claimed:  # known only from the facet (its own events come later)
+                new[parent[0]] = {"run_uuid": parent[0], "job_id": self.jobs[(parent[1], parent[2])],
+                                  "status": "RUNNING", "started_at": event.event_time, "ended_at": None,
+                                  "producer": str(event.doc["producer"])[:2000], "params": {},
+                                  "environment": {}}
+        if new:
+            self.execute(sa.insert(_r), list(new.values()))
+            for chunk in _chunks(sorted(new)):
+                for row in self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at)
+                                        .where(_r.c.run_uuid.in_(chunk))):
+                    self.runs[str(row.run_uuid)] = _RunState(int(row.id), int(row.job_id),
+                                                             _naive(row.started_at), "RUNNING", None,
+                                                             existed=False)
+        for event in accepted:
+            if event.kind == "run":
+                self._update_run(event)
+        _UPDATE_RUN.executemany(self.raw, [
+            {"row_id": st.id, "started_at": st.started_at.replace(tzinfo=UTC), "status": st.status,
+             "ended_at": st.ended_at.replace(tzinfo=UTC) if st.ended_at else None,
+             "error_message": st.error_message, "error_traceback": st.error_traceback,
+             "parent_run_id": st.parent_run_id}
+            for st in self.runs.values() if st.changed])
+        return accepted
+
+    def _job_name(self, job_id: int) -> tuple[str, str]:
+        row = self.execute(sa.select(_j.c.namespace, _j.c.name).where(_j.c.id == job_id)).first()
+        return (str(row[0]), str(row[1])) if row is not None else ("?", "?")
+
+    def _update_run(self, event: ParsedEvent) -> None:
+        assert event.run_id is not None
+        state = self.runs[event.run_id]
+        when = _naive(event.event_time)
+        if when < state.started_at:
+            state.started_at = when
+            state.start_moved = state.existed
+            state.changed = True
+        if event.event_type in _TERMINAL and (state.ended_at is None or when >= state.ended_at):
+            state.ended_at = when
+            state.status = _STATUS[event.event_type]
+            state.changed = True
+        facets = event.doc["run"].get("facets") or {}
+        error = facets.get("errorMessage")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            trace = error.get("stackTrace")
+            state.error_message, state.error_traceback = error["message"], trace if isinstance(trace, str) else None
+            state.changed = True
+        parent = self._parent(event)
+        if parent is not None and state.parent_run_id != self.runs[parent[0]].id:
+            state.parent_run_id = self.runs[parent[0]].id
+            state.changed = True
+        self.report.runs.add(event.run_id)
+
+    # ---------------------------------------------------------------------------------- datasets
+    def _load_datasets(self, events: list[ParsedEvent]) -> None:
+        items: dict[tuple[str, str], dict[str, Any]] = {}
+        for event in events:
+            doc = event.doc
+            if event.kind == "dataset":
+                items.setdefault((doc["dataset"]["namespace"], doc["dataset"]["name"]), doc["dataset"])
+            for side in ("inputs", "outputs"):
+                for item in doc.get(side) or []:
+                    if _model_facet(item) is not None:
+                        continue  # a model version, not a dataset
+                    items.setdefault((item["namespace"], item["name"]), item)
+                    for source in self._lineage_sources(item):
+                        items.setdefault(source, {})
+
+        def values(ns: str, name: str) -> dict[str, Any]:
+            kind = (_facets(items[(ns, name)]).get("datasetType") or {})
+            kind_name = kind.get("datasetType") if isinstance(kind, dict) else None
+            return {"namespace": ns, "name": name, "kind": str(kind_name or "table").lower()[:32],
+                    "uri": dataset_uri(ns, name), "tags": [], "created_at": self.tx.time}
+
+        self._get_or_create(_d, set(items), self.datasets, values)
+        self.report.datasets.update(items)
+
+    @staticmethod
+    def _lineage_sources(item: dict[str, Any]) -> set[tuple[str, str]]:
+        facet = _facets(item).get("columnLineage")
+        if not isinstance(facet, dict):
+            return set()
+        found: set[tuple[str, str]] = set()
+        entries: list[Any] = []
+        if isinstance(facet.get("fields"), dict):
+            entries += [spec.get("inputFields") for spec in facet["fields"].values() if isinstance(spec, dict)]
+        entries.append(facet.get("dataset"))
+        for sources in entries:
+            for source in sources if isinstance(sources, list) else []:
+                if isinstance(source, dict) and isinstance(source.get("namespace"), str) and \
+                        isinstance(source.get("name"), str) and source["namespace"] and source["name"]:
+                    found.add((source["namespace"], source["name"]))
+        return found
+
+    def _load_edges(self, events: list[ParsedEvent]) -> None:
+        run_ids = sorted({self.runs[e.run_id].id for e in events if e.run_id is not None})
+        for chunk in _chunks(run_ids):
+            rows = self.execute(
+                sa.select(_io.c.id, _io.c.run_id, _io.c.direction, _io.c.artifact_id, _io.c.binding,
+                          _dv.c.dataset_id)
+                .join(_dv, _dv.c.id == _io.c.artifact_id)
+                .where(_io.c.run_id.in_(chunk), _io.c.artifact_kind == "dataset"))
+            for row in rows:
+                self.edges.setdefault((int(row.run_id), str(row.direction)), {})[int(row.dataset_id)] = (
+                    int(row.artifact_id), row.binding)
+            for row in self.execute(sa.select(_cl.c.run_id, _cl.c.output_field_id, _cl.c.output_version_id,
+                                              _cl.c.input_field_id, _cl.c.transformation, _cl.c.subtype)
+                                    .where(_cl.c.run_id.in_(chunk))):
+                self.lineage.add(tuple(row))
+
+    # ---------------------------------------------------------------------------------- versions
+    @staticmethod
+    def _as_version(row: Any) -> _Version | None:
+        if row is None:
+            return None
+        return _Version(int(row.id), int(row.dataset_id), _naive(row.created_at), row.produced_by_run_id,
+                        str(row.coverage), row.schema_fields, row.content_hash)
+
+    def _find(self, statement: Statement, **params: Any) -> _Version | None:
+        return self._as_version(statement.first(self.raw, **params))
+
+    def _new_version(self, dataset_id: int, *, identity: str | None, when: datetime, produced_by: int | None,
+                     coverage: str, schema: list[tuple[str, str | None]] | None, uri: str | None) -> _Version:
+        number = _MAX_VERSION.first(self.raw, dataset_id=dataset_id)[0]
+        stored = [{"name": n, "type": t} for n, t in schema] if schema else None
+        version_id = _INSERT_VERSION.first(
+            self.raw, dataset_id=dataset_id, version=int(number or 0) + 1, content_hash=identity,
+            hash_algo="openlineage" if identity else None, coverage=coverage, schema_fields=stored,
+            uri=uri, produced_by_run_id=produced_by, created_at=when.replace(tzinfo=UTC))[0]
+        self._moved(dataset_id, _naive(when))
+        version = _Version(int(version_id), dataset_id, _naive(when), produced_by, coverage, stored, identity)
+        self.fields[version.id] = {}
+        if schema:
+            self._add_fields(version.id, schema)
+        return version
+
+    def _set_created(self, version: _Version, when: datetime) -> None:
+        _SET_CREATED.execute(self.raw, row_id=version.id, created_at=when.replace(tzinfo=UTC))
+        self._moved(version.dataset_id, min(version.created_at, when))
+        version.created_at = when
+
+    def _moved(self, dataset_id: int, when: datetime) -> None:
+        if self.binding:
+            self.moved_late.add(dataset_id)
+        current = self.moved.get(dataset_id)
+        self.moved[dataset_id] = when if current is None else min(current, when)
+
+    def _field_names(self, version_id: int) -> dict[str, int]:
+        found = self.fields.get(version_id)
+        if found is None:
+            found = self.fields[version_id] = {
+                str(row.name): int(row.id) for row in _FIELDS.all(self.raw, version_id=version_id)}
+        return found
+
+    def _add_fields(self, version_id: int, schema: list[tuple[str, str | None]]) -> None:
+        have = self._field_names(version_id)
+        missing = [(n, t) for n, t in dict(schema).items() if n not in have]
+        if not missing:
+            return
+        start = len(have)
+        _INSERT_FIELD.executemany(self.raw, [
+            {"dataset_version_id": version_id, "name": n, "dtype": t, "position": start + i, "tags": []}
+            for i, (n, t) in enumerate(missing)])
+        have.update({str(row.name): int(row.id) for row in _FIELDS.all(self.raw, version_id=version_id)})
+
+    def _field_id(self, version_id: int, name: str) -> int:
+        have = self._field_names(version_id)
+        if name not in have:
+            self._add_fields(version_id, [(name, None)])
+        return have[name]
+
+    def _output(self, event: ParsedEvent, item: dict[str, Any]) -> int:
+        assert event.run_id is not None
+        run = self.runs[event.run_id]
+        dataset_id = self.datasets[(item["namespace"], item["name"])]
+        identity = _identity(item)
+        schema = _schema(item)
+        when = _naive(event.event_time)
+        if identity is not None:
+            version = self._find(_BY_IDENTITY, dataset_id=dataset_id, identity=identity)
+            if version is None:  # an earlier event of the run named the output without its version
+                version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+                if version is not None and version.identity is None:
+                    _SET_IDENTITY.execute(self.raw, row_id=version.id, content_hash=identity,
+                                          hash_algo="openlineage")
+                    version.identity = identity
+                else:
+                    version = None
+        else:
+            version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+        if version is None:
+            version = self._new_version(dataset_id, identity=identity, when=event.event_time, produced_by=run.id,
+                                        coverage="none", schema=schema, uri=dataset_uri(*item_key(item)))
+        else:
+            if version.produced_by is None:
+                _SET_PRODUCED.execute(self.raw, row_id=version.id, produced_by_run_id=run.id,
+                                      created_at=event.event_time)
+                self._moved(dataset_id, min(version.created_at, when))
+                version.produced_by, version.created_at = run.id, when
+            elif version.produced_by == run.id and when > version.created_at:
+                self._set_created(version, when)
+            if schema and version.schema is None:
+                _SET_SCHEMA.execute(self.raw, row_id=version.id,
+                                    schema_fields=[{"name": n, "type": t} for n, t in schema])
+            if schema:
+                self._add_fields(version.id, schema)
+        stats = (item.get("outputFacets") or {}).get("outputStatistics")
+        if isinstance(stats, dict):
+            for key, statement, column in (("rowCount", _SET_ROWS, "row_count"), ("size", _SET_SIZE, "byte_size")):
+                value = stats.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    statement.execute(self.raw, row_id=version.id, **{column: value})
+        self._edge(run.id, "output", dataset_id, version.id, None)
+        return version.id
+
+    def _current(self, dataset_id: int, when: datetime, run_id: int) -> _Version | None:
+        """The version of ``dataset_id`` current at ``when`` that ``run_id`` did not write itself."""
+        return self._find(_CURRENT, dataset_id=dataset_id, when=when.replace(tzinfo=UTC), run_id=run_id)
+
+    def _settled(self, version: _Version, run_id: int) -> _Version:
+        """``version``, or the one before it when ``version`` is an observation that adds nothing to it
+        (the same schema seen by a reader whose producer's version arrived later)."""
+        if version.coverage != OBSERVED:
+            return version
+        before = self._find(_BEFORE, dataset_id=version.dataset_id, when=version.created_at.replace(tzinfo=UTC),
+                            exclude=version.id, run_id=run_id)
+        if before is not None and version.schema is not None and _same_schema(
+                before.schema, [(str(f["name"]), f.get("type")) for f in version.schema]):
+            return before
+        return version
+
+    def _next_observed(self, dataset_id: int, when: datetime, run_id: int,
+                       schema: list[tuple[str, str | None]]) -> _Version | None:
+        later = self._find(_NEXT, dataset_id=dataset_id, when=when.replace(tzinfo=UTC), run_id=run_id)
+        if later is None or later.coverage != OBSERVED or not _same_schema(later.schema, schema):
+            return None
+        return later
+
+    def _bind(self, dataset_id: int, run: _RunState, schema: list[tuple[str, str | None]] | None,
+              uri: str | None) -> int:
+        """The version a floating input of ``run`` binds to (creating an observed or unknown one)."""
+        when = run.started_at
+        version = self._current(dataset_id, when, run.id)
+        if schema and (version is None or not _same_schema(version.schema, schema)):
+            later = self._next_observed(dataset_id, when, run.id, schema)
+            if later is not None:  # the same observation made by a later reader: it was there already
+                self._set_created(later, when)
+                return later.id
+            return self._new_version(dataset_id, identity=None, when=when, produced_by=None, coverage=OBSERVED,
+                                     schema=schema, uri=uri).id
+        if version is not None:
+            return version.id
+        unknown = self._find(_UNKNOWN_VERSION, dataset_id=dataset_id)
+        if unknown is None:
+            return self._new_version(dataset_id, identity=None, when=when, produced_by=None, coverage=UNKNOWN,
+                                     schema=None, uri=uri).id
+        if when < unknown.created_at:
+            _SET_CREATED.execute(self.raw, row_id=unknown.id, created_at=when.replace(tzinfo=UTC))
+        return unknown.id
+
+    def _input(self, event: ParsedEvent, item: dict[str, Any]) -> None:
+        assert event.run_id is not None
+        run = self.runs[event.run_id]
+        dataset_id = self.datasets[(item["namespace"], item["name"])]
+        identity = _identity(item)
+        schema = _schema(item)
+        if identity is None:
+            existing = self.edges.get((run.id, "input"), {}).get(dataset_id)
+            if existing is not None and existing[1] is None:
+                return  # another event of the run named its exact version
+            if existing is not None and not schema:
+                return
+            version_id = self._bind(dataset_id, run, schema, dataset_uri(*item_key(item)))
+            self._edge(run.id, "input", dataset_id, version_id, "time")
+            return
+        when = _naive(event.event_time)
+        version = self._find(_BY_IDENTITY, dataset_id=dataset_id, identity=identity)
+        if version is None:
+            version = self._new_version(dataset_id, identity=identity, when=event.event_time, produced_by=None,
+                                        coverage="none", schema=schema, uri=dataset_uri(*item_key(item)))
+        else:
+            if version.produced_by is None and when < version.created_at:
+                self._set_created(version, when)
+            if schema:
+                self._add_fields(version.id, schema)
+        self._edge(run.id, "input", dataset_id, version.id, None)
+
+    def _edge(self, run_id: int, direction: str, dataset_id: int, version_id: int, binding: str | None) -> None:
+        """The run's edge to ``dataset_id``: a pinned edge (exact version known) wins over a floating one
+        (bound by time), which moves when its version changes."""
+        edges = self.edges.setdefault((run_id, direction), {})
+        found = edges.get(dataset_id)
+        if found == (version_id, binding) or (found is not None and found[1] is None and binding is not None):
+            return
+        if binding is not None:
+            self.bound_here.add((run_id, dataset_id))
+        if found is None or (found[1] is None and binding is None):
+            _INSERT_EDGE.execute(self.raw, run_id=run_id, artifact_kind="dataset", artifact_id=version_id,
+                                 direction=direction, binding=binding, created_at=self.tx.time)
+        else:
+            _MOVE_EDGE.execute(self.raw, run_id=run_id, direction=direction, old_id=found[0], new_id=version_id,
+                               binding=binding)
+            if found[0] != version_id:
+                self._remap_lineage(run_id, found[0], version_id)
+                self.emptied.add(found[0])
+        edges[dataset_id] = (version_id, binding)
+
+    # ----------------------------------------------------------------------------- column lineage
+    def _input_version(self, run: _RunState, namespace: str, name: str) -> int:
+        dataset_id = self.datasets[(namespace, name)]
+        found = self.edges.get((run.id, "input"), {}).get(dataset_id)
+        if found is not None:
+            return found[0]
+        self.report.inferred_inputs += 1
+        version_id = self._bind(dataset_id, run, None, dataset_uri(namespace, name))
+        self._edge(run.id, "input", dataset_id, version_id, "time")
+        return version_id
+
+    def _column_lineage(self, event: ParsedEvent, index: int, item: dict[str, Any], out_version: int) -> None:
+        facet = _facets(item).get("columnLineage")
+        if facet is None:
+            return
+        assert event.run_id is not None
+        run = self.runs[event.run_id]
+        base = f"outputs[{index}].facets.columnLineage"
+        if not isinstance(facet, dict):
+            self.report.unlinked[f"{base}: not an object"] += 1
+            return
+        rows: list[dict[str, Any]] = []
+        fields = facet.get("fields")
+        for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
+            if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
+                self.report.unlinked["columnLineage.fields entry without an inputFields list"] += 1
+                continue
+            out_field = self._field_id(out_version, str(out_name))
+            legacy = (spec.get("transformationType"), spec.get("transformationDescription"))
+            for source in spec["inputFields"]:
+                rows += self._lineage_rows(run, source, out_field, None, legacy)
+        for source in facet.get("dataset") or [] if isinstance(facet.get("dataset"), list) else []:
+            rows += self._lineage_rows(run, source, None, out_version, (None, None))
+        fresh = []
+        for row in rows:
+            key = (run.id, row["output_field_id"], row["output_version_id"], row["input_field_id"],
+                   row["transformation"], row["subtype"])
+            if key not in self.lineage:
+                self.lineage.add(key)
+                fresh.append(row)
+        if fresh:
+            _INSERT_LINEAGE.executemany(self.raw, fresh)
+            self.report.column_lineage += len(fresh)
+
+    def _lineage_rows(self, run: _RunState, source: Any, out_field: int | None, out_version: int | None,
+                      legacy: tuple[Any, Any]) -> list[dict[str, Any]]:
+        if not isinstance(source, dict) or not all(
+                isinstance(source.get(k), str) and source.get(k) for k in ("namespace", "name", "field")):
+            self.report.unlinked["columnLineage input field without namespace, name and field"] += 1
+            return []
+        version_id = self._input_version(run, source["namespace"], source["name"])
+        in_field = self._field_id(version_id, source["field"])
+        transformations = source.get("transformations")
+        if not isinstance(transformations, list) or not transformations:
+            kind = legacy[0] if legacy[0] in _TRANSFORMATION_TYPES else "DIRECT"
+            transformations = [{"type": kind, "description": legacy[1]}]
+        rows = []
+        for t in transformations:
+            kind = t.get("type") if isinstance(t, dict) else None
+            if kind not in _TRANSFORMATION_TYPES:
+                self.report.unlinked[f"columnLineage transformation type not DIRECT or INDIRECT: {kind!r:.40}"] += 1
+                continue
+            subtype = t.get("subtype")
+            description = t.get("description")
+            masking = t.get("masking")
+            rows.append({"run_id": run.id, "output_field_id": out_field, "output_version_id": out_version,
+                         "input_field_id": in_field, "transformation": kind,
+                         "subtype": str(subtype)[:32] if isinstance(subtype, str) and subtype else None,
+                         "description": description if isinstance(description, str) else None,
+                         "masking": masking if isinstance(masking, bool) else None})
+        return rows
+
+    def _remap_lineage(self, run_id: int, old_version: int, new_version: int) -> None:
+        old = {i: n for n, i in self._field_names(old_version).items()}
+        rows = self.execute(sa.select(_cl.c.id, _cl.c.input_field_id).where(
+            _cl.c.run_id == run_id, _cl.c.input_field_id.in_(list(old)))).all() if old else []
+        for row_id, field_id in rows:
+            new_field = self._field_id(new_version, old[int(field_id)])
+            self.execute(sa.update(_cl).where(_cl.c.id == row_id).values(input_field_id=new_field))
+        if rows:
+            self.lineage = {(k[0], k[1], k[2], self._remapped(k[3], old, new_version), *k[4:])
+                            if k[0] == run_id else k for k in self.lineage}
+
+    def _remapped(self, field_id: int, old: dict[int, str], new_version: int) -> int:
+        return self._field_id(new_version, old[field_id]) if field_id in old else field_id
+
+    # ------------------------------------------------------------------------------------ models
+    def _model_version(self, event: ParsedEvent, facet: dict[str, Any], direction: str) -> None:
+        """A dataset with the ``governance_modelVersion`` facet is that model version (never a dataset
+        named ``models/NAME``): our own events re-ingested give back the same graph."""
+        assert event.run_id is not None
+        run = self.runs[event.run_id]
+        name, number = str(facet["name"])[:512], int(facet["version"])
+        model_id = self.execute(sa.select(_m.c.id).where(_m.c.name == name)).scalar()
+        if model_id is None:
+            model_id = self.execute(sa.insert(_m).values(name=name, tags=[], created_at=self.tx.time)
+                                    .returning(_m.c.id)).scalar_one()
+        row = self.execute(sa.select(_mv.c.id, _mv.c.training_run_id).where(
+            _mv.c.model_id == model_id, _mv.c.version == number)).first()
+        text = {k: facet.get(key) if isinstance(facet.get(key), str) else None
+                for k, key in (("artifact_hash", "artifactHash"), ("hash_algo", "hashAlgorithm"),
+                               ("flavor", "flavor"), ("artifact_uri", "artifactUri"))}
+        if row is None:
+            version_id = self.execute(sa.insert(_mv).values(
+                model_id=model_id, version=number, params={}, metrics={}, card={}, features=[],
+                training_run_id=run.id if direction == "output" else None, created_at=event.event_time,
+                **text).returning(_mv.c.id)).scalar_one()
+        else:
+            version_id = row.id
+            if direction == "output" and row.training_run_id is None:
+                self.execute(sa.update(_mv).where(_mv.c.id == version_id).values(training_run_id=run.id))
+        found = self.execute(sa.select(_io.c.id).where(
+            _io.c.run_id == run.id, _io.c.artifact_kind == "model", _io.c.artifact_id == version_id,
+            _io.c.direction == direction)).first()
+        if found is None:
+            _INSERT_EDGE.execute(self.raw, run_id=run.id, artifact_kind="model", artifact_id=int(version_id),
+                                 direction=direction, binding=None, created_at=self.tx.time)
+        self.models.add(f"{name}@{number}")
+
+    # -------------------------------------------------------------------------------- metadata
+    def _dataset_event(self, event: ParsedEvent) -> None:
+        item = event.doc["dataset"]
+        dataset_id = self.datasets[(item["namespace"], item["name"])]
+        documentation = _facets(item).get("documentation")
+        if isinstance(documentation, dict) and isinstance(documentation.get("description"), str):
+            self.execute(sa.update(_d).where(_d.c.id == dataset_id).values(
+                description=documentation["description"]))
+        identity, schema = _identity(item), _schema(item)
+        if identity is not None:
+            version = self._find(_BY_IDENTITY, dataset_id=dataset_id, identity=identity)
+            if version is None:
+                self._new_version(dataset_id, identity=identity, when=event.event_time, produced_by=None,
+                                  coverage="none", schema=schema, uri=dataset_uri(*item_key(item)))
+            elif schema:
+                self._add_fields(version.id, schema)
+
+    def _job_event(self, event: ParsedEvent) -> None:
+        job = event.doc["job"]
+        documentation = _facets(job).get("documentation")
+        if isinstance(documentation, dict) and isinstance(documentation.get("description"), str):
+            self.execute(sa.update(_j).where(_j.c.id == self.jobs[(job["namespace"], job["name"])]).values(
+                description=documentation["description"]))
+
+    # --------------------------------------------------------------------------------- re-binding
+    def _rebind(self) -> None:
+        """Floating inputs whose binding may have changed: of runs whose start moved, and of datasets
+        that got a version (or whose version moved) at or before the run's start."""
+        candidates: dict[int, tuple[int, int, int]] = {}  # edge id -> (run id, dataset id, version id)
+        moved_runs = [s.id for s in self.runs.values() if s.start_moved]
+        query = _FLOATING
+        starts: dict[int, datetime] = {}
+        for chunk in _chunks(moved_runs):
+            for row in self.execute(query.where(_io.c.run_id.in_(chunk))):
+                candidates[int(row.id)] = (int(row.run_id), int(row.dataset_id), int(row.artifact_id))
+                starts[int(row.run_id)] = _naive(row.started_at)
+        earliest = min(self.moved.values(), default=None)
+        since_ids = [int(r.id) for r in _RUNS_SINCE.all(self.raw, since=earliest.replace(tzinfo=UTC))] \
+            if earliest is not None else []
+        rows = [row for chunk in _chunks(since_ids) for row in self.execute(query.where(_io.c.run_id.in_(chunk)))]
+        for row in rows:
+            dataset_id = int(row.dataset_id)
+            since = self.moved.get(dataset_id)
+            if since is None or _naive(row.started_at) < since:
+                continue
+            if dataset_id not in self.moved_late and (int(row.run_id), dataset_id) in self.bound_here:
+                continue  # bound after every version of this batch was in place
+            candidates[int(row.id)] = (int(row.run_id), dataset_id, int(row.artifact_id))
+            starts[int(row.run_id)] = _naive(row.started_at)
+        by_id = {s.id: s for s in self.runs.values()}
+        for run_id, dataset_id, version_id in candidates.values():
+            run = by_id.get(run_id) or _RunState(run_id, 0, starts[run_id], "", None)
+            later = self._find(_NEXT, dataset_id=dataset_id, when=run.started_at.replace(tzinfo=UTC), run_id=run_id)
+            if later is not None and later.id == version_id and later.coverage == OBSERVED:
+                self._set_created(later, run.started_at)  # what the run saw was there when it started
+            current = self._current(dataset_id, run.started_at, run_id)
+            if current is not None:
+                current = self._settled(current, run_id)
+            target = current.id if current is not None else self._bind(dataset_id, run, None, None)
+            if target == version_id:
+                continue
+            edges = self.edges.setdefault((run_id, "input"), {})
+            edges[dataset_id] = (version_id, "time")
+            self._edge(run_id, "input", dataset_id, target, "time")
+            self.report.rebound += 1
+        for version_id in sorted(self.emptied):
+            self._drop_if_unused(version_id)
+
+    def _drop_if_unused(self, version_id: int) -> None:
+        row = self.execute(sa.select(_dv.c.coverage, _dv.c.produced_by_run_id).where(_dv.c.id == version_id)
+                           ).first()
+        if row is None or row.coverage not in (OBSERVED, UNKNOWN) or row.produced_by_run_id is not None:
+            return
+        used = self.execute(sa.select(_io.c.id).where(_io.c.artifact_kind == "dataset",
+                                                      _io.c.artifact_id == version_id).limit(1)).first()
+        if used is not None:
+            return
+        field_ids = list(self._field_names(version_id).values())
+        if field_ids and self.execute(sa.select(_cl.c.id).where(sa.or_(
+                _cl.c.input_field_id.in_(field_ids), _cl.c.output_field_id.in_(field_ids))).limit(1)).first():
+            return
+        from governance.catalog import Evidence
+
+        evidence = cast(sa.Table, sa.inspect(Evidence).local_table)
+        if self.execute(sa.select(evidence.c.id).where(evidence.c.dataset_version_id == version_id)
+                        .limit(1)).first() is not None:
+            return
+        self.execute(sa.delete(_f).where(_f.c.dataset_version_id == version_id))
+        self.execute(sa.delete(_dv).where(_dv.c.id == version_id))
+        self.fields.pop(version_id, None)
+        self.removed += 1
+
+    # ------------------------------------------------------------------------------------- audit
+    def _record(self, events: list[ParsedEvent]) -> None:
+        if not events:
+            return
+        now = utcnow()
+        rows = []
+        for event in events:
+            key = _key(event)
+            rows.append({"run_uuid": key[0], "event_type": key[1], "event_time": key[2][:64],
+                         "producer": str(event.doc.get("producer"))[:2000], "created_at": now})
+            self.keys.append([key[0], key[1], key[2], event.location])
+            self.report.kinds[event.kind] += 1
+        self.execute(sa.insert(_ie), rows)
+        self.report.imported += len(events)
+        self.tx.record("openlineage.ingest", "openlineage:ingest", {
+            "events": self.keys, "count": len(events), "rebound": self.report.rebound,
+            "removed_versions": self.removed, "model_versions": sorted(self.models),
+        })
+
+
+def item_key(item: dict[str, Any]) -> tuple[str, str]:
+    return item["namespace"], item["name"]

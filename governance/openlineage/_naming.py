@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = [
     "FACET_SCHEMA_BASE",
@@ -31,6 +31,8 @@ __all__ = [
     "RUN_FACET",
     "SPEC_VERSION",
     "dataset_identity",
+    "dataset_uri",
+    "local_path",
     "memory_namespace",
     "model_dataset",
 ]
@@ -60,14 +62,40 @@ def model_dataset(job_namespace: str, model_name: str) -> tuple[str, str]:
 def dataset_identity(location: str | os.PathLike[str]) -> tuple[str, str]:
     """``(namespace, name)`` of a file path or URI by OpenLineage's naming conventions.
 
-    ``/data/x.csv`` and ``file:///data/x.csv`` -> ``("file", "/data/x.csv")``;
+    ``/data/x.csv`` and ``file:///data/x.csv`` -> ``("file", "/data/x.csv")`` (a relative path is made
+    absolute against the working directory; ``..`` is normalised, symlinks are kept);
     ``s3://bucket/key`` -> ``("s3://bucket", "key")``; ``postgres://h:5432/db.s.t`` ->
-    ``("postgres://h:5432", "db.s.t")``.
+    ``("postgres://h:5432", "db.s.t")``.  Capture (``gov.Dataset``, a ``pathlib.Path`` argument) and
+    ingest use this one function, so a table a Spark job wrote and a step read are one catalog row.
     """
     text = os.fspath(location)
     parts = urlsplit(text)
     if parts.scheme in ("", "file") or (len(parts.scheme) == 1 and os.name == "nt"):
-        path = parts.path if parts.scheme == "file" else text
-        return "file", str(Path(path).expanduser().resolve())
+        path = unquote(parts.path) if parts.scheme == "file" else text
+        return "file", os.path.abspath(Path(path).expanduser())  # noqa: PTH100 - keeps symlinks
     name = str(PurePosixPath(parts.path.lstrip("/"))) if parts.path.strip("/") else ""
     return f"{parts.scheme}://{parts.netloc}", name
+
+
+def dataset_uri(namespace: str, name: str) -> str:
+    """A well-formed URI of the dataset ``(namespace, name)``: ``("file", "/tmp/x/data.csv")`` ->
+    ``file:///tmp/x/data.csv``; ``("s3://bucket", "key")`` -> ``s3://bucket/key``;
+    ``("postgres://h:5432", "db.s.t")`` -> ``postgres://h:5432/db.s.t``."""
+    if namespace == "file" or namespace.startswith("file:"):
+        path = name if name.startswith("/") else f"/{name}"
+        return "file://" + quote(path, safe="/:@!$&'()*+,;=~-._")
+    if "://" not in namespace:  # a bare namespace (an Airflow connection id, a Kafka cluster name)
+        return f"{namespace}://{quote(name.lstrip('/'), safe='/:@!$&()*+,;=~-._')}"
+    return f"{namespace.rstrip('/')}/{name.lstrip('/')}"
+
+
+def local_path(uri: str | None) -> Path | None:
+    """The local path of a ``file://`` URI or a plain path, else None (a remote URI)."""
+    if not uri:
+        return None
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if "://" in uri:
+        return None
+    return Path(uri)

@@ -30,6 +30,7 @@ entry per batch of up to ``batch_size`` events rather than one per event.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "backoff",
     "emitter",
     "pending_count",
+    "serialised",
     "ship_round",
     "sync",
     "to_client_event",
@@ -188,10 +190,15 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
         if isinstance(doc, Exception):
             failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
             break
+        line = getattr(emit, "line", None)
+        text = serialised(doc) if line is not None else None
         if row.payload is None:
-            built.append({"row_id": row.id, "payload": dumps_document(doc)})
+            built.append({"row_id": row.id, "payload": text if text is not None else dumps_document(doc)})
         try:
-            emit(doc)
+            if line is not None and text is not None:
+                line(text)  # the file transport's line, encoded once for the row and the file
+            else:
+                emit(doc)
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the row and retried
             failure = (row.id, row.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
             break
@@ -227,8 +234,50 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
 _SERIALISING = frozenset({"file", "http", "console", "noop"})
 
 
+def serialised(doc: dict[str, Any]) -> str:
+    """``doc`` as openlineage-python's ``Serde.to_json`` writes it (keys sorted, default separators).
+
+    Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
+    removes, so this is the same text without its recursive walk (a test compares the two)."""
+    return json.dumps(doc, sort_keys=True)
+
+
+def _file_emitter(transport: Any) -> Callable[[dict[str, Any]], None] | None:
+    """For the client's file transport in append mode on a local path: append the line the transport
+    would write (same path, same text), without the client's per-event serialisation walk, which cost
+    more than building the document."""
+    config = getattr(transport, "config", None)
+    path = getattr(config, "log_file_path", None)
+    if getattr(transport, "kind", None) != "file" or not getattr(config, "append", False) or \
+            getattr(config, "debug_mode", False) or not isinstance(path, str) or "://" in path:
+        return None
+
+    return _FileLines(path)
+
+
+class _FileLines:
+    """Appends event lines to a local file as the client's file transport does (see :func:`emitter`);
+    :meth:`line` takes the text already serialised by :func:`serialised`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        self.line(serialised(doc))
+
+    def line(self, text: str) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
+                handle.write(text + "\n")
+        except OSError as error:
+            raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
+
+
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
     """A function that hands one stored document to the client's ``transport``."""
+    fast = _file_emitter(transport)
+    if fast is not None:
+        return fast
     if getattr(transport, "kind", None) in _SERIALISING and not getattr(getattr(transport, "config", None),
                                                                           "debug_mode", False):
         return cast(Callable[[dict[str, Any]], None], transport.emit)

@@ -38,10 +38,16 @@ log = logging.getLogger("governance.openlineage")
 
 @dataclass(frozen=True)
 class ShipperLimits:
+    """``linger``: seconds a woken shipper waits for more steps to commit before a round, so that one
+    round (one read, one bookkeeping transaction with its audit event) ships the events of many
+    steps instead of two; it bounds how late an event reaches the backend, and stays well inside
+    ``exit_grace``."""
+
     batch_size: int = 100
     max_failures: int = 5
     max_idle: float = 30.0
     exit_grace: float = 1.0
+    linger: float = 0.2
 
 
 class Shipper:
@@ -110,7 +116,11 @@ class Shipper:
         actor = resolve_actor()
         failures = 0
         try:
+            lingered = False
             while True:
+                if not lingered and self.limits.linger > 0:
+                    time.sleep(self.limits.linger)  # let the steps running now commit their rows too
+                lingered = True
                 with self._lock:
                     self._kicked = False
                 self._wake.clear()
@@ -133,6 +143,7 @@ class Shipper:
                     failures = 0
                 if not self._wait(result.next_due) and self._should_exit():
                     return
+                lingered = result.error is not None  # kicked again: gather that burst before shipping
         except Exception as exc:  # noqa: BLE001 - a background thread must never print into the pipeline
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("OpenLineage shipper stopped (events stay in the outbox): %s", self.last_error)

@@ -11,7 +11,9 @@ from governance.reporting._api import (
     MODEL_CARD_FORMATS,
     render_audit_report,
     render_model_card,
+    sidecar_path,
 )
 from governance.reporting._json import EXTENSION_KEY
 
-__all__ = ["AUDIT_FORMATS", "EXTENSION_KEY", "MODEL_CARD_FORMATS", "render_audit_report", "render_model_card"]
+__all__ = ["AUDIT_FORMATS", "EXTENSION_KEY", "MODEL_CARD_FORMATS", "render_audit_report", "render_model_card",
+           "sidecar_path"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
 from governance._outputs import write_output
 from governance.catalog import Catalog, Ref, open_catalog
 from governance.errors import InputError
 from governance.reporting._audit_context import build_audit_context
 from governance.reporting._html import AUDIT_TEMPLATE, MODEL_CARD_TEMPLATE, model_card_charts, render_html
-from governance.reporting._json import audit_json, model_card_json
+from governance.reporting._json import SIDECAR_SUFFIX, audit_json, model_card_governance_json, model_card_json
 from governance.reporting._markdown import render_markdown
 from governance.reporting._model_card_context import build_model_card_context
 from governance.reporting._templates import ReportTemplates
@@ -24,7 +25,7 @@ __all__ = [
     "render_model_card",
 ]
 
-MODEL_CARD_FORMATS = ("html", "pdf", "md", "json")
+MODEL_CARD_FORMATS = ("html", "pdf", "md", "json", "governance")
 AUDIT_FORMATS = ("html", "pdf", "json")
 AUDIT_PDF_MAX_EVENTS = 500
 AUDIT_HTML_MAX_EVENTS = 5000
@@ -48,6 +49,12 @@ def _pdf(html: str, assets: list[str]) -> bytes:
     return html_to_pdf(html, assets)
 
 
+def sidecar_path(card: str | os.PathLike[str]) -> Path:
+    """Where the governance sidecar of a JSON card goes: ``card.json`` -> ``card.governance.json``."""
+    path = Path(card)
+    return path.with_name(path.name.removesuffix(".json") + SIDECAR_SUFFIX)
+
+
 def render_model_card(
     ref: str | Ref,
     *,
@@ -56,10 +63,14 @@ def render_model_card(
     catalog: Catalog | None = None,
     template_dir: str | os.PathLike[str] | None = None,
 ) -> bytes | str:
-    """Render the compliance model card of ``MODEL@VERSION`` as ``html``, ``pdf``, ``md`` or ``json``.
+    """Render the compliance model card of ``MODEL@VERSION`` as ``html``, ``pdf``, ``md`` or ``json``
+    (Model Card Toolkit), or its governance sidecar (``governance``: lineage, policies, waivers,
+    approvals, traceability... as JSON).
 
     Returns the document (``bytes`` for PDF, ``str`` otherwise) and writes it to ``output`` when
-    given.  ``template_dir`` may override any file of the shipped ``reports/`` folder (templates,
+    given; with ``json`` the sidecar is written next to it too (``card.json`` ->
+    ``card.governance.json``) and the card names it in ``model_details.references``.
+    ``template_dir`` may override any file of the shipped ``reports/`` folder (templates,
     ``report.css``, ``traceability.yaml``).
     """
     fmt = _check_format(format, MODEL_CARD_FORMATS)
@@ -69,8 +80,14 @@ def render_model_card(
     with cat.read() as session:
         context = build_model_card_context(session, ref, frameworks)
     result: bytes | str
+    sidecar = None
     if fmt == "json":
-        result = model_card_json(context)
+        sidecar = None if output is None else sidecar_path(output)
+        result = model_card_json(context, sidecar.name if sidecar is not None else None)
+        if sidecar is not None:
+            _write(sidecar, model_card_governance_json(context, Path(output or "").name))
+    elif fmt == "governance":
+        result = model_card_governance_json(context)
     elif fmt == "md":
         result = render_markdown(templates, context)
     else:

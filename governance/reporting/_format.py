@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 __all__ = [
     "MISSING",
+    "card_licenses",
     "fmt_assertion",
     "fmt_date",
     "fmt_num",
@@ -28,6 +29,15 @@ _MD_TABLE = {ord(c): "\\" + c for c in "\\`*_{}[]()#!|~"}
 _MD_TABLE.update(
     {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&apos;"}
 )
+
+
+def card_licenses(context: dict[str, Any]) -> list[str]:
+    """The ``license`` card field of a model card context (a standard field or one of the others)."""
+    for group in ("card", "card_other"):
+        for item in context.get(group) or []:
+            if item["key"] == "license" and item["items"]:
+                return [str(text) for text in item["items"]]
+    return []
 
 
 def fmt_num(value: Any) -> str:

@@ -1,25 +1,32 @@
-"""The model card as Model Card Toolkit JSON (schema v0.0.2) plus the governance sections.
+"""The model card as Model Card Toolkit JSON (schema v0.0.2), and its governance sidecar.
 
-The schema forbids extra properties at the top level, but its section objects allow them, so the
-governance-specific sections (lineage, policy results, waivers, approvals, promotion history, the
-traceability matrix, what is missing) go under one extension key, ``model_details["x-governance"]``.
-Absent card fields are left out of the standard sections (never filled with placeholders) and listed
-in ``x-governance.missing``.
+The card holds only what the schema defines, so Model Card Toolkit's ``ModelCard.from_json`` loads it
+(its dataclasses refuse any key they do not define, at every level).  The governance-specific sections
+(lineage, policy results, waivers, approvals, promotion history, the traceability matrix, what is
+missing) go to a sidecar document, ``<card>.governance.json`` next to the card, under the key
+``x-governance``; the card names the sidecar in ``model_details.references``.  Absent card fields are
+left out of the standard sections (never filled with placeholders) and listed in
+``x-governance.missing``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from governance.reporting._format import fmt_date, fmt_num
+from governance.reporting._format import card_licenses, fmt_date, fmt_num
 
-__all__ = ["EXTENSION_KEY", "SCHEMA_VERSION", "audit_json", "model_card_json"]
+__all__ = ["EXTENSION_KEY", "SCHEMA_VERSION", "SIDECAR_SUFFIX", "audit_json", "model_card_governance_json",
+           "model_card_json"]
 
 SCHEMA_VERSION = "0.0.2"
 EXTENSION_KEY = "x-governance"
+SIDECAR_SUFFIX = ".governance.json"
+SIDECAR_FORMAT = "ml-governance/model-card-governance/v1"
+_SPDX = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")  # an SPDX identifier (or "proprietary"), not prose
 
 
 def _finite(value: Any) -> Any:
@@ -58,17 +65,9 @@ def _dataset(d: dict[str, Any], use: str) -> dict[str, Any]:
     return doc
 
 
-def model_card_json(context: dict[str, Any]) -> str:
+def _governance(context: dict[str, Any]) -> dict[str, Any]:
     card = {f["key"]: f["items"] for f in context["card"]}
     model, version = context["model"], context["version"]
-    details: dict[str, Any] = {"name": model["name"]}
-    if model["description"]:
-        details["overview"] = str(model["description"])
-    if model["owner"]:
-        details["owners"] = [{"name": str(model["owner"])}]
-    details["version"] = {"name": str(version["number"]), "date": fmt_date(version["created_at"])}
-    if version["artifact_uri"]:
-        details["path"] = str(version["artifact_uri"])
     missing = [key for key, items in card.items() if not items]
     for key, present in (
         ("model.owner", model["owner"]),
@@ -82,7 +81,7 @@ def model_card_json(context: dict[str, Any]) -> str:
     ):
         if not present:
             missing.append(key)
-    details[EXTENSION_KEY] = {
+    return {
         "description": "Governance sections of ml-governance (not part of the Model Card Toolkit schema).",
         "report_date": context["as_of"],
         "risk_tier": model["risk_tier"],
@@ -116,6 +115,39 @@ def model_card_json(context: dict[str, Any]) -> str:
         "traceability_summary": context["traceability_summary"],
         "missing": missing,
     }
+
+
+def model_card_governance_json(context: dict[str, Any], card_name: str | None = None) -> str:
+    """The governance sidecar of the card (``card_name``: the card file it belongs to)."""
+    doc = {
+        "format": SIDECAR_FORMAT,
+        "model": context["model"]["name"],
+        "version": context["version"]["number"],
+        "card": card_name,
+        EXTENSION_KEY: _governance(context),
+    }
+    return _dump(doc)
+
+
+def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) -> str:
+    """The Model Card Toolkit card; ``sidecar_name`` (the governance sidecar's file name) is listed in
+    ``model_details.references``."""
+    card = {f["key"]: f["items"] for f in context["card"]}
+    model, version = context["model"], context["version"]
+    details: dict[str, Any] = {"name": model["name"]}
+    if model["description"]:
+        details["overview"] = str(model["description"])
+    if model["owner"]:
+        details["owners"] = [{"name": str(model["owner"])}]
+    details["version"] = {"name": str(version["number"]), "date": fmt_date(version["created_at"])}
+    licenses = card_licenses(context)
+    if licenses:
+        details["licenses"] = [{"identifier": text} if _SPDX.fullmatch(text) else {"custom_text": text}
+                               for text in licenses]
+    if sidecar_name:
+        details["references"] = [{"reference": sidecar_name}]
+    if version["artifact_uri"]:
+        details["path"] = str(version["artifact_uri"])
     parameters: dict[str, Any] = {}
     if version["flavor"]:
         parameters["model_architecture"] = str(version["flavor"])
