@@ -8,6 +8,8 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from governance.catalog import Catalog
 
 
@@ -33,6 +35,8 @@ def test_a_held_lock_is_refused_and_free_again_after_release(catalog: Catalog) -
 _HOLDER = """
 import sys, time
 sys.path.insert(0, {root!r})
+import pytest
+
 from governance.catalog import Catalog
 catalog = Catalog({url!r})
 with catalog.try_lock("work") as taken:
@@ -73,3 +77,32 @@ def test_another_process_holding_the_lock_makes_it_busy(shared_catalog_url: str)
             assert taken
     finally:
         catalog.dispose()
+
+
+def test_flock_waiter_bounds_the_wait_and_passes_an_abandoned_turn_on(tmp_path: Path) -> None:
+    """A wait that runs out leaves its descriptor to the waiter, which releases it as soon as it gets
+    the lock, so the next writer is not blocked by a writer who already gave up."""
+    import fcntl
+    import os
+
+    from governance.catalog import FlockWaiter
+
+    path = tmp_path / "queue-lock"
+    path.touch()
+    waiter = FlockWaiter()
+    holder = os.open(path, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    gave_up = os.open(path, os.O_RDWR)
+    assert waiter.acquire(gave_up, 0.2) is False  # held: the bound runs out
+    os.close(holder)  # the holder lets go: the waiter takes the abandoned turn and passes it on
+    nxt = os.open(path, os.O_RDWR)
+    try:
+        assert waiter.acquire(nxt, 10) is True
+        probe = os.open(path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nxt holds it now
+        finally:
+            os.close(probe)
+    finally:
+        os.close(nxt)

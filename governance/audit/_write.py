@@ -16,7 +16,6 @@ the chain, it would fail on the duplicate ``seq``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -161,10 +160,9 @@ def _append_queue(catalog: Catalog) -> Iterator[None]:
 
 
 def _take_turn(fd: int, catalog: Catalog) -> bool:
-    """``flock`` the queue: at once when free; else a blocking ``flock`` on a helper thread, so the
-    turn is handed over the moment the holder lets go, for at most the bound.  Returns False when the
-    bound ran out; the waiting thread then owns ``fd`` and closes it whenever it gets the lock (or
-    never, if the holder never lets go: one parked thread, not a hung step)."""
+    """``flock`` the queue: at once when free; else a blocking ``flock`` through the catalog's
+    :class:`~governance.catalog.FlockWaiter`, so the turn is handed over the moment the holder lets go,
+    for at most the bound.  False when the bound ran out (``fd`` then belongs to the waiter)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -172,27 +170,7 @@ def _take_turn(fd: int, catalog: Catalog) -> bool:
         pass
     bounded = lock_wait_ms()
     wait = catalog.busy_timeout if bounded is None else min(bounded / 1000, catalog.busy_timeout)
-    acquired = threading.Event()
-    guard = threading.Lock()
-    abandoned = False
-
-    def wait_for_turn() -> None:
-        with contextlib.suppress(OSError):  # the descriptor is ours and open
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        with guard:
-            if abandoned:
-                os.close(fd)  # the writer gave up: let the turn pass on at once
-            else:
-                acquired.set()
-
-    threading.Thread(target=wait_for_turn, name="governance-audit-queue", daemon=True).start()
-    if acquired.wait(wait):
-        return True
-    with guard:
-        if acquired.is_set():
-            return True
-        abandoned = True
-    return False
+    return catalog.flock_waiter.acquire(fd, wait)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from governance.catalog._engine import (
     open_catalog,
     use_catalog,
 )
+from governance.catalog._locks import FlockWaiter
 from governance.catalog._models import (
     Approval,
     AuditCheckpoint,
@@ -52,6 +53,7 @@ __all__ = [
     "DatasetField",
     "DatasetVersion",
     "Evidence",
+    "FlockWaiter",
     "IngestedEvent",
     "Job",
     "Model",

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from governance.catalog._locks import LocalLocks, try_lock
+from governance.catalog._locks import FlockWaiter, LocalLocks, try_lock
 from governance.catalog._wal import BACKSTOP_PAGES, WalCheckpointer
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
@@ -174,6 +174,8 @@ class Catalog:
             _install_sqlite_hooks(self.engine, busy_timeout, read_only=read_only)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
         self.local_locks = LocalLocks()
+        #: bounded blocking waits on this catalog's lock files (see :class:`FlockWaiter`)
+        self.flock_waiter = FlockWaiter()
         self._wal: WalCheckpointer | None = None
         if self.sqlite_path is not None and not read_only:
             # mode=rw: a checkpoint must never create a database where the catalog's file has gone

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +30,7 @@ except ImportError:  # pragma: no cover - Windows: in-process exclusion only
 if TYPE_CHECKING:
     from governance.catalog._engine import Catalog
 
-__all__ = ["LocalLocks", "try_lock"]
+__all__ = ["FlockWaiter", "LocalLocks", "try_lock"]
 
 
 class LocalLocks:
@@ -42,6 +44,63 @@ class LocalLocks:
     def get(self, name: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
+
+
+class _Turn:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.taken = threading.Event()
+        self.guard = threading.Lock()
+        self.abandoned = False
+
+
+class FlockWaiter:
+    """Blocking ``flock`` with a bound, for one catalog's lock files.
+
+    A blocking ``flock`` hands the lock over the moment its holder lets go (polling would add a sleep
+    to every hand-over), but it cannot time out.  So a waiter asks this object: one daemon thread per
+    catalog, started on first need, takes the locks in the order asked and signals each asker, who
+    waits at most its bound.  An asker that gave up leaves its descriptor to the thread, which closes
+    it (passing the turn on) as soon as it gets the lock, or never, if the holder never lets go: one
+    parked thread per catalog, never a hung caller.  One thread instead of one per wait keeps the
+    hand-over cheap under contention.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Turn] = queue.SimpleQueue()
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, fd: int, timeout: float) -> bool:
+        """Take an exclusive ``flock`` on ``fd`` within ``timeout`` seconds.  False: the time ran out
+        and ``fd`` now belongs to the waiter thread (the caller must not close or use it)."""
+        turn = _Turn(fd)
+        self._ensure_thread()
+        self._queue.put(turn)
+        if turn.taken.wait(timeout):
+            return True
+        with turn.guard:
+            if turn.taken.is_set():
+                return True
+            turn.abandoned = True
+        return False
+
+    def _ensure_thread(self) -> None:
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="governance-flock-waiter", daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            turn = self._queue.get()
+            with contextlib.suppress(OSError):  # the descriptor is open until this thread or its asker closes it
+                fcntl.flock(turn.fd, fcntl.LOCK_EX)
+            with turn.guard:
+                if turn.abandoned:
+                    os.close(turn.fd)  # the asker gave up: let the turn pass on at once
+                else:
+                    turn.taken.set()
 
 
 @contextmanager
