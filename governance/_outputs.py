@@ -14,15 +14,22 @@ from pathlib import Path
 
 from governance.errors import InputError
 
-__all__ = ["write_output"]
+__all__ = ["check_output_path", "write_output"]
+
+
+def check_output_path(path: str | os.PathLike[str], option: str = "--output") -> Path:
+    """Refuse, before any work is done, an output that is a symbolic link or a directory."""
+    target = Path(path)
+    if target.is_symlink():
+        raise InputError(f"{option}: {target} is a symbolic link; refusing to write through it "
+                         "(name the real file)")
+    if target.is_dir():
+        raise InputError(f"{option}: {target} is a directory; expected a file name")
+    return target
 
 
 def _target(path: Path, option: str) -> Path:
-    if path.is_symlink():
-        raise InputError(f"{option}: {path} is a symbolic link; refusing to write through it "
-                         "(name the real file)")
-    if path.is_dir():
-        raise InputError(f"{option}: {path} is a directory; expected a file name")
+    check_output_path(path, option)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

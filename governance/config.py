@@ -105,14 +105,19 @@ def _parse_bool(name: str, raw: object) -> bool:
     raise ConfigError(f"{name}: expected true/false (1/0), got {raw!r}")
 
 
-def _parse_float(name: str, raw: object) -> float:
+def _parse_positive(name: str, raw: object, kind: type[float] | type[int], what: str) -> float:
+    """A positive number of ``kind`` from a setting, or one :class:`ConfigError` naming it."""
     try:
-        value = float(str(raw))
+        value = kind(str(raw))
     except ValueError:
-        raise ConfigError(f"{name}: expected a number of seconds, got {raw!r}") from None
+        raise ConfigError(f"{name}: expected {what}, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name}: must be positive, got {raw!r}")
     return value
+
+
+def _parse_float(name: str, raw: object) -> float:
+    return float(_parse_positive(name, raw, float, "a number of seconds"))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -216,13 +221,7 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
 
 
 def _parse_days(name: str, raw: object) -> int:
-    try:
-        value = int(str(raw))
-    except ValueError:
-        raise ConfigError(f"{name}: expected a whole number of days, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name}: must be positive, got {raw!r}")
-    return value
+    return int(_parse_positive(name, raw, int, "a whole number of days"))
 
 
 def _parse_roles(name: str, raw: object) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -9,9 +9,8 @@ from typing import Any
 
 import typer
 
-from governance._outputs import write_output
+from governance._outputs import check_output_path, write_output
 from governance.cli._context import check_format, say, state
-from governance.errors import InputError
 
 __all__ = ["check_output", "register", "sensitive_columns", "write_report"]
 
@@ -25,10 +24,8 @@ def sensitive_columns(values: list[str] | None) -> list[str]:
 
 def check_output(output: Path | None) -> Path | None:
     """Refuse an ``--output`` that cannot be a report file before any work is done."""
-    if output is not None and output.is_symlink():
-        raise InputError(f"--output: {output} is a symbolic link; refusing to write through it (name the real file)")
-    if output is not None and output.is_dir():
-        raise InputError(f"--output: {output} is a directory; expected a file name")
+    if output is not None:
+        check_output_path(output)
     return output
 
 
