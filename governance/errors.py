@@ -22,6 +22,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "PolicyViolation",
+    "UnboundStateError",
 ]
 
 
@@ -61,6 +62,15 @@ class EvaluationError(GovernanceError):
     """A check could not be evaluated (missing evidence, a computation that failed)."""
 
     exit_code = 3
+
+
+class UnboundStateError(EvaluationError):
+    """The gate read a row that does not match the content the audit log recorded for it (forged,
+    edited or written outside the audited path): it fails closed."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [message])
 
 
 class AuditIntegrityError(GovernanceError):

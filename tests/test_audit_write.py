@@ -93,21 +93,29 @@ def test_a_chain_written_on_sqlite_verifies_identically_on_postgresql(
     assert verify_audit(pg_catalog).count == 4
 
 
-def test_events_are_visible_inside_their_own_transaction(catalog: Catalog) -> None:
+def test_events_are_written_at_commit_and_the_last_carries_the_state_written(catalog: Catalog) -> None:
     with audited(catalog, "alice") as tx:
         first = tx.record("a", "s", {"k": 1})
+        assert first.seq == 1
         count = tx.session.execute(sa.text("SELECT count(*) FROM audit_event")).scalar_one()
-        assert count == 1
-        got = tx.session.execute(sa.text("SELECT hash FROM audit_event WHERE seq = 1")).scalar_one()
-        assert got == first.hash
+        assert count == 0  # numbered now, written after the transaction's last write
         tx.session.add(Model(name="m1"))
         second = tx.record("b", "s")
-        tx.session.flush()
-        seqs = tx.session.execute(sa.text("SELECT seq FROM audit_event ORDER BY seq")).scalars().all()
-        assert list(seqs) == [1, 2]
-    assert [r["seq"] for r in _rows(catalog)] == [1, 2]
-    assert _rows(catalog)[1]["prev_hash"] == first.hash == second.prev_hash
+        assert second.seq == 2
+    rows = _rows(catalog)
+    assert [r["seq"] for r in rows] == [1, 2]
+    assert rows[1]["prev_hash"] == first.hash == second.prev_hash
+    model_id = _model_id(catalog, "m1")
+    assert b'"state"' not in rows[0]["payload"]
+    state = json.loads(rows[1]["payload"])["state"]
+    assert list(state) == ["model"] and list(state["model"]) == [str(model_id)]
+    assert len(state["model"][str(model_id)]) == 64
     assert verify_audit(catalog).count == 2
+
+
+def _model_id(catalog: Catalog, name: str) -> int:
+    with catalog.read() as session:
+        return int(session.execute(sa.text("SELECT id FROM model WHERE name = :n"), {"n": name}).scalar_one())
 
 
 def test_event_recorded_before_a_failing_statement_rolls_back_with_it(catalog: Catalog) -> None:

@@ -450,6 +450,13 @@ def test_ssh_keygen_verifies_our_signed_approval(team: Team) -> None:
         assert subprocess.run(verify, stdin=stdin, capture_output=True, check=False).returncode != 0
 
 
+def _store_signature(team: Team, statement_id: Any, signature: str | None) -> None:
+    with audited(team.catalog, "test") as tx:
+        tx.session.execute(sa.text("UPDATE signed_statement SET signature = :s WHERE id = :i"),
+                           {"s": signature, "i": statement_id})
+        tx.record("test.signature", f"signed_statement:{statement_id}")
+
+
 def test_gate_accepts_signatures_made_by_ssh_keygen(team: Team) -> None:
     keygen = ssh_keygen()
     pack = team.pack("release", RELEASE_PACK)
@@ -464,21 +471,17 @@ def test_gate_accepts_signatures_made_by_ssh_keygen(team: Team) -> None:
                            .order_by(col(SignedStatement.id))).first()
     assert row is not None
     # re-sign bob's statement with stock ssh-keygen and store that signature instead of ours
-    with team.catalog.write() as session:
-        session.execute(sa.text("UPDATE signed_statement SET signature = NULL WHERE id = :i"), {"i": row.id})
+    # (stored through the audited path: a raw UPDATE would be refused by the gate as unbound state)
+    _store_signature(team, row.id, None)
     assert _promote(team, pack).decision["action"] == "refused"  # bob's approval without a signature
     signed = subprocess.run([keygen, "-Y", "sign", "-f", str(bob_file), "-n", NAMESPACE],
                             input=row.statement.encode(), capture_output=True, check=True).stdout.decode()
     assert signed == row.signature  # Ed25519 is deterministic: our SSHSIG bytes are ssh-keygen's
     wrong_ns = subprocess.run([keygen, "-Y", "sign", "-f", str(bob_file), "-n", "git"],
                               input=row.statement.encode(), capture_output=True, check=True).stdout.decode()
-    with team.catalog.write() as session:
-        session.execute(sa.text("UPDATE signed_statement SET signature = :s WHERE id = :i"),
-                        {"s": signed, "i": row.id})
+    _store_signature(team, row.id, signed)
     assert _promote(team, pack).decision["action"] == "promote"
-    with team.catalog.write() as session:
-        session.execute(sa.text("UPDATE signed_statement SET signature = :s WHERE id = :i"),
-                        {"s": wrong_ns, "i": row.id})
+    _store_signature(team, row.id, wrong_ns)
     later = promote("credit@1", to="production", policy=pack, catalog=team.catalog, key=team.key_files["alice"],
                     raise_on_refusal=False)
     assert later.decision["action"] == "refused"

@@ -28,6 +28,7 @@ from governance.audit._checkpoint import (
     read_checkpoint,
 )
 from governance.audit._harden import append_only_sql, harden_postgres
+from governance.audit._index import BoundState, advance_snapshot, check_bound, load_bound_state, require_bound
 from governance.audit._log import list_events
 from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
@@ -36,21 +37,26 @@ __all__ = [
     "ALGORITHM",
     "GENESIS_HASH",
     "AuditedTransaction",
+    "BoundState",
     "ChainHead",
     "Checkpoint",
     "VerifyReport",
+    "advance_snapshot",
     "append_only_sql",
     "audited",
     "canonical_json",
+    "check_bound",
     "create_checkpoint",
     "generate_keypair",
     "harden_postgres",
     "iter_chain",
     "link_hash",
     "list_events",
+    "load_bound_state",
     "load_private_key",
     "load_public_key",
     "read_checkpoint",
+    "require_bound",
     "resolve_actor",
     "verify_audit",
     "verify_events",

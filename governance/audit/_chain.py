@@ -184,9 +184,14 @@ def new_event(
     subject: str,
     data: dict[str, Any],
     time: datetime,
+    state: dict[str, Any] | None = None,
 ) -> AuditLink:
-    """The link after ``head``: canonical payload and hash computed, nothing written."""
-    body = {"action": action, "actor": actor, "data": data, "subject": subject, "time": format_time(time)}
+    """The link after ``head``: canonical payload and hash computed, nothing written.  ``state`` is the
+    transaction's state map (``{table: {id: digest}}``), carried by its last event."""
+    body: dict[str, Any] = {"action": action, "actor": actor, "data": data, "subject": subject,
+                            "time": format_time(time)}
+    if state:
+        body["state"] = state
     payload = canonical_json(body)
     seq = head.seq + 1
     return AuditLink(seq, time, actor, action, subject, payload, head.hash, link_hash(seq, head.hash, payload))
@@ -238,10 +243,13 @@ class VerifyReport:
     checkpoint_seq: int | None = None
     checkpoint_ok: bool | None = None
     checkpoint_reason: str | None = None
+    #: the state replay (:class:`governance.audit._replay.StateReport`); None when it was not run
+    state: Any = None
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_seq is None and self.checkpoint_ok is not False
+        return (self.first_bad_seq is None and self.checkpoint_ok is not False
+                and (self.state is None or self.state.ok))
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (the ``--format json`` document of ``gov audit verify``)."""
@@ -253,6 +261,7 @@ class VerifyReport:
             "reason": self.reason,
             "checkpoint": None if self.checkpoint_ok is None else {
                 "seq": self.checkpoint_seq, "ok": self.checkpoint_ok, "reason": self.checkpoint_reason},
+            "state": None if self.state is None else self.state.as_dict(),
         }
 
 

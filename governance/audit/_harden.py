@@ -4,7 +4,11 @@ The SQL lives in ``append_only.sql`` next to this module (shipped in the wheel);
 with psql get it from ``gov audit harden --print-sql`` (see ``integrations/postgres/README.md``).  It installs a
 trigger that raises on UPDATE, DELETE and TRUNCATE of ``audit_event`` and ``audit_checkpoint``
 (for every role, owners included) and revokes those privileges from the application role and
-PUBLIC.  The application role must be neither a superuser nor the tables' owner.  Run it as the
+PUBLIC.  It also guards the state tables the gate reads: a deferred constraint trigger refuses the
+COMMIT of any transaction that wrote a state row no audit event of that transaction binds (the rows
+are recorded by migration 0006's triggers in ``audit_touch``, which only those triggers may write).
+Triggers, not a security-definer write function: every existing write path (ORM, Core, precompiled
+statements, other tools) stays as it is, and nothing can reach the tables around the check.  The application role must be neither a superuser nor the tables' owner.  Run it as the
 tables' owner (the role that ran the migrations).  SQLite has no roles: protect the file with
 filesystem permissions and export signed checkpoints (``gov audit checkpoint``).
 """
@@ -17,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from governance.audit._write import audited
-from governance.catalog import Catalog
+from governance.catalog import STATE_TABLES, Catalog
 from governance.errors import InputError
 
 __all__ = ["append_only_sql", "harden_postgres"]
@@ -48,7 +52,9 @@ def harden_postgres(catalog: Catalog, role: str, actor: str) -> None:
                 raise InputError(f"gov audit harden --role {role}: {_first_line(exc)}") from exc
             tx.record("audit.harden", "audit:audit_event",
                       {"role": role, "tables": ["audit_event", "audit_checkpoint"],
-                       "revoked": ["UPDATE", "DELETE", "TRUNCATE"]})
+                       "revoked": ["UPDATE", "DELETE", "TRUNCATE"],
+                       "state_guard": {"tables": list(STATE_TABLES), "check": "commit-time binding to an event",
+                                       "revoked": ["TRUNCATE"]}})
     except DBAPIError as exc:
         raise InputError(f"gov audit harden --role {role}: {_first_line(exc.orig)}") from exc
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col
 
 from governance.audit._chain import VerifyReport, hash_at, iter_chain, verify_events
 from governance.audit._checkpoint import Checkpoint, key_id, load_public_key, read_checkpoint
+from governance.audit._replay import replay_state
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog
 from governance.errors import InputError
 
@@ -18,11 +19,15 @@ __all__ = ["verify_audit"]
 
 
 def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = None,
-                 pubkey: Path | str | Ed25519PublicKey | None = None) -> VerifyReport:
+                 pubkey: Path | str | Ed25519PublicKey | None = None, *, state: bool = True) -> VerifyReport:
     """Recompute the audit chain of ``catalog`` and, with ``checkpoint`` and ``pubkey``, prove the log
     still extends the signed head.  The heads the catalog itself recorded exporting
     (``audit_checkpoint``) must still be in the log too, so deleting events past one is reported even
     without the file.
+
+    With ``state`` (the default) the log's state maps are replayed against the state tables too
+    (``report.state``, a :class:`~governance.audit._replay.StateReport`): rows without events, events
+    without rows and content mismatches make the report fail.
 
     Returns a :class:`VerifyReport` (``report.ok``; ``report.first_bad_seq`` names the first link
     that does not verify; ``report.checkpoint_ok``/``checkpoint_reason`` the checkpoint verdict).
@@ -44,6 +49,8 @@ def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = 
 
     with catalog.read() as session:
         report = verify_events(iter_chain(session))
+        if state:  # replay the log's state maps against the state tables (section 7a)
+            report = replace(report, state=replay_state(session))
         if cp is None or public is None:
             return _recorded_checkpoints(session, report) or report
         if not cp.signature_valid(public):

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,20 +34,48 @@ try:
 except ImportError:  # pragma: no cover - Windows: SQLite's own locking only
     fcntl = None  # type: ignore[assignment]
 
-from governance.audit._chain import AuditLink, ChainHead, append_event, chain_head, lock_chain
+from governance.audit._chain import AuditLink, ChainHead, chain_head, insert_events, lock_chain, new_event
+from governance.audit._state import collect_state, forget_touch_log, install_touch_log
 from governance.catalog import AuditEvent, Catalog, RawConnection, lock_wait_ms, utcnow
 from governance.errors import CatalogError, GovernanceError
 
-__all__ = ["AuditedTransaction", "audited"]
+__all__ = ["AuditedTransaction", "PendingEvent", "audited"]
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    """An event recorded in an open transaction: its seq is fixed, its link is written at commit
+    (then ``link`` is the :class:`AuditLink` as written, and its fields read through this object)."""
+
+    seq: int
+    actor: str
+    action: str
+    subject: str
+    data: dict[str, Any]
+    link: AuditLink | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in AuditLink.__slots__:
+            link = object.__getattribute__(self, "link")
+            if link is None:
+                raise AttributeError(f"audit event seq {self.seq} is written when its transaction ends")
+            return getattr(link, name)
+        raise AttributeError(name)
 
 
 class AuditedTransaction:
-    """A write session plus :meth:`record`; use through :func:`audited`."""
+    """A write session plus :meth:`record`; use through :func:`audited`.
+
+    Events are numbered when recorded and written when the transaction ends, after its last write: the
+    last event then carries the transaction's state map (the digest of every state row it wrote, see
+    :mod:`governance.audit._state`), so the log binds exactly what was committed with it.
+    """
 
     def __init__(self, session: Session, actor: str) -> None:
         self.session = session
         self.actor = actor
-        self.events: list[AuditLink] = []
+        self.events: list[PendingEvent] = []
+        self.links: list[AuditLink] = []
         self._head: ChainHead | None = None
         self._time: datetime | None = None
         self._raw: RawConnection | None = None
@@ -68,19 +97,41 @@ class AuditedTransaction:
         return self._time
 
     def record(self, action: str, subject: str, data: dict[str, Any] | None = None, *,
-               actor: str | None = None) -> AuditLink:
-        """Append an audit event in this transaction (visible to its later statements at once)."""
+               actor: str | None = None) -> PendingEvent:
+        """Record an audit event in this transaction (its seq is known at once; written at commit)."""
         if self._head is None:
             if not self._locked:
                 self._head = lock_chain(self.session)
                 self._locked = True
             if self._head is None:
                 self._head = chain_head(self.raw)
-        entry = append_event(self.raw, self._head, actor=actor or self.actor, action=action,
-                             subject=subject, data=data or {}, time=self.time)
-        self._head = ChainHead(entry.seq, entry.hash)
+        seq = self._head.seq + len(self.events) + 1
+        entry = PendingEvent(seq, actor or self.actor, action, subject, data or {})
         self.events.append(entry)
         return entry
+
+    def finish(self) -> list[AuditLink]:
+        """Write the recorded events, the last one with the state map of every row written (once)."""
+        self.session.flush()
+        state = collect_state(self.session)
+        if (state or self.mutated) and not self.events:
+            raise GovernanceError("internal: a catalog write was not recorded in the audit trail")
+        if not self.events:
+            return []
+        head = self._head or chain_head(self.raw)
+        links = []
+        last = len(self.events) - 1
+        for index, pending in enumerate(self.events):
+            link = new_event(head, actor=pending.actor, action=pending.action, subject=pending.subject,
+                             data=pending.data, time=self.time, state=state if index == last else None)
+            links.append(link)
+            pending.link = link
+            head = ChainHead(link.seq, link.hash)
+        insert_events(self.raw, links)
+        self.links = links
+        self.events = []
+        self._head = head
+        return links
 
 
 _TX_KEY = "governance.audited"
@@ -176,19 +227,30 @@ def _take_turn(fd: int, catalog: Catalog) -> bool:
 @contextmanager
 def audited(catalog: Catalog, actor: str) -> Iterator[AuditedTransaction]:
     """Open a write transaction whose changes must be recorded with :meth:`AuditedTransaction.record`."""
-    with _append_queue(catalog), catalog.write() as session:
-        # Take the chain lock first, before any row lock the body may take: every audited transaction
-        # acquires locks in the same order, so two writers cannot deadlock on PostgreSQL.
-        # On PostgreSQL the head comes back with the lock, in the same round trip.
-        head = lock_chain(session)
-        tx = AuditedTransaction(session, actor)
-        tx._head, tx._locked = head, True
-        _GUARD.install()
-        session.info[_TX_KEY] = tx
-        try:
-            yield tx
-            session.flush()
-            if tx.mutated and not tx.events:
-                raise GovernanceError("internal: a catalog write was not recorded in the audit trail")
-        finally:
-            session.info.pop(_TX_KEY, None)
+    installed: dict[str, Any] | None = None
+    try:
+        with _append_queue(catalog), catalog.write() as session:
+            installed = install_touch_log(session)
+            with _audited_session(session, actor) as tx:
+                yield tx
+    except BaseException:
+        if installed is not None:  # the TEMP triggers were created in the rolled-back transaction
+            forget_touch_log(installed)
+        raise
+
+
+@contextmanager
+def _audited_session(session: Session, actor: str) -> Iterator[AuditedTransaction]:
+    # Take the chain lock first, before any row lock the body may take: every audited transaction
+    # acquires locks in the same order, so two writers cannot deadlock on PostgreSQL.
+    # On PostgreSQL the head comes back with the lock, in the same round trip.
+    head = lock_chain(session)
+    tx = AuditedTransaction(session, actor)
+    tx._head, tx._locked = head, True
+    _GUARD.install()
+    session.info[_TX_KEY] = tx
+    try:
+        yield tx
+        tx.finish()
+    finally:
+        session.info.pop(_TX_KEY, None)

@@ -67,7 +67,7 @@ def lock_wait_ms() -> int | None:
     return max(1, int((deadline - time.monotonic()) * 1000))
 
 
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 """The newest migration's revision.  Comparing a catalog with this constant keeps alembic (and its
 migration scripts) out of every command that finds the schema current; a test keeps it equal to the
 head alembic computes from ``migrations/versions``, so a new migration cannot forget it."""

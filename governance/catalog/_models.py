@@ -20,6 +20,9 @@ __all__ = [
     "Approval",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditState",
+    "AuditStateNode",
+    "AuditTouch",
     "CheckResult",
     "ColumnLineage",
     "Dataset",
@@ -36,8 +39,10 @@ __all__ = [
     "PromotionEvent",
     "Run",
     "RunIO",
+    "STATE_TABLES",
     "SignedStatement",
     "Waiver",
+    "state_table",
     "utcnow",
 ]
 
@@ -406,6 +411,60 @@ class AuditCheckpoint(SQLModel, table=True):
     key_id: str | None = None
     signature: str
     created_at: datetime = _ts()
+
+
+class AuditState(SQLModel, table=True):
+    """The state projection at the newest ``audit.snapshot`` event: each bound row's digest and the seq of
+    the event that last wrote it.  Derived from the log and checked against the snapshot's Merkle root
+    (:mod:`governance.audit._index`); never trusted on its own."""
+
+    __tablename__ = "audit_state"
+    __table_args__ = (sa.Index("ix_audit_state_bucket", "bucket"),)
+
+    tbl: str = Field(primary_key=True, max_length=64)
+    row_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    bucket: int
+    seq: int
+    digest: str = Field(max_length=64)
+
+
+class AuditStateNode(SQLModel, table=True):
+    """Inner nodes of the snapshot's Merkle tree (level 1: buckets, level 2: groups of buckets)."""
+
+    __tablename__ = "audit_state_node"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    digest: str = Field(max_length=64)
+
+
+class AuditTouch(SQLModel, table=True):
+    """PostgreSQL: the state rows a transaction wrote, recorded by triggers (migration 0006) and read
+    back by the transaction before it commits.  Unused on SQLite (TEMP triggers on the writer's own
+    connection)."""
+
+    __tablename__ = "audit_touch"
+    __table_args__ = (sa.Index("ix_audit_touch_xid", "xid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    xid: str = Field(max_length=32)
+    tbl: str = Field(max_length=64)
+    row_id: int = Field(sa_type=sa.BigInteger)
+
+
+#: The tables whose rows are bound to the audit log (the gate's facts and the lineage graph).
+STATE_TABLES: tuple[str, ...] = (
+    "approval", "check_result", "column_lineage", "dataset", "dataset_field", "dataset_version", "evidence",
+    "job", "model", "model_alias", "model_version", "policy_evaluation", "promotion_event", "run", "run_io",
+    "signed_statement", "waiver",
+)
+
+
+def state_table(name: str) -> sa.Table:
+    """The :class:`sqlalchemy.Table` of a state table by name."""
+    if name not in STATE_TABLES:
+        raise KeyError(name)
+    return SQLModel.metadata.tables[name]
 
 
 # -------------------------------------------------------------------------------------- openlineage

@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
                                            help="The Ed25519 public key that signed the checkpoint."),
         fmt: str = typer.Option("text", "--format", help="text or json"),
     ) -> None:
-        """Recompute the hash chain; name the first bad seq; check a signed checkpoint."""
+        """Recompute the hash chain; name the first bad seq; check a signed checkpoint; replay the log's
+        state against the state tables."""
         from governance.audit import verify_audit
 
         check_format(fmt, _FORMATS)
@@ -53,11 +54,18 @@ def register(app: typer.Typer) -> None:
             if report.checkpoint_ok is not None:
                 verdict = "ok" if report.checkpoint_ok else "FAILED"
                 say(f"checkpoint seq {report.checkpoint_seq}: {verdict}: {report.checkpoint_reason}")
+            if report.state is not None:
+                if report.state.ok:
+                    say(f"state bound to the log: {report.state.rows} rows match their events")
+                for line in report.state.lines():
+                    say(f"state NOT bound: {printable(line)}")
         if not report.ok:
             if report.first_bad_seq is not None:
                 raise AuditIntegrityError(
                     f"audit chain broken at seq {report.first_bad_seq}: {report.reason}")
-            raise AuditIntegrityError(f"checkpoint check failed: {report.checkpoint_reason}")
+            if report.checkpoint_ok is False:
+                raise AuditIntegrityError(f"checkpoint check failed: {report.checkpoint_reason}")
+            raise AuditIntegrityError(f"state does not match the audit log: {report.state.lines()[0]}")
 
     @audit.command("checkpoint")
     def checkpoint(

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from governance.audit import AuditedTransaction, audited
+from governance.audit import AuditedTransaction, audited, require_bound
 from governance.catalog import Catalog, parse_ref, resolve_model_version
 from governance.catalog._views import as_utc
 from governance.errors import InputError
@@ -332,6 +332,30 @@ def _waiver_infos(catalog: Catalog, subject: Subject, pack: PolicyPack,
     return counted, ignored
 
 
+def bound_rows(catalog: Catalog, ctx: Any, waiver_ids: Sequence[int]) -> dict[str, list[int | None]]:
+    """The rows a model version's gate decides from (``{table: ids}``): the model, the version, the
+    evidence used, the training run and the baseline's dataset versions, the waivers that count and
+    their signed statements.  Each must match the audit log (:func:`governance.audit.require_bound`)."""
+    from sqlmodel import col, select
+
+    from governance.catalog import SignedStatement
+
+    model = ctx.model
+    wanted: dict[str, list[int | None]] = {
+        "model": [model.get("model_id")], "model_version": [model.get("model_version_id")],
+        "evidence": list(ctx.sources.get("evidence_ids") or []),
+        "run": [model.get("training_run_id")],
+        "dataset_version": list(ctx.sources.get("baseline_dataset_version_ids") or []),
+        "waiver": list(waiver_ids), "signed_statement": [],
+    }
+    if waiver_ids:
+        with catalog.read() as session:
+            wanted["signed_statement"] = list(session.exec(select(SignedStatement.id).where(
+                col(SignedStatement.kind).in_(("waiver.request", "waiver.approval")),
+                col(SignedStatement.target_id).in_(list(waiver_ids)))).all())
+    return wanted
+
+
 def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, now: datetime | None = None,
                      monitoring: bool = False, features: Path | None = None
                      ) -> tuple[EvaluationResult, dict[str, Any]]:
@@ -340,6 +364,8 @@ def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, no
 
     ctx = _context(catalog, subject, monitoring=monitoring, features=features)
     waivers, ignored = _waiver_infos(catalog, subject, pack, now)
+    if subject.model is not None:
+        require_bound(catalog, bound_rows(catalog, ctx, [w.id for w in waivers]), actor=resolve_who(None))
     result = run_pack(pack, ctx, waivers=waivers, now=now)
     document = result.to_document()
     if not document.get("subject"):

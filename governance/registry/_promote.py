@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from governance.audit import AuditedTransaction, audited
+from governance.audit import AuditedTransaction, audited, check_bound, require_bound
 from governance.catalog import (
     Catalog,
     Model,
@@ -201,6 +201,10 @@ def promote(
             raise NotFoundError(f"{subject.label}: the model version disappeared during the evaluation")
         approvals = approvals_status(tx.session, target, stage, requester=signer, pack=pack,
                                      evidence_digest=evidence, signoff=signoff)
+        counted = [int(s["approval_id"]) for s in approvals.signers]
+        check_bound(tx.session, None, {
+            "approval": counted, "model_alias": [None if current is None else current.id],
+            "signed_statement": [r.id for r in statements_for(tx.session, "approval", counted).values()]})
         base = {"version": subject.version, "stage": stage, "evaluation_id": evaluation_id,
                 "status": document.get("status"), "policy": document.get("policy"),
                 "stage_policy": stage_binding, "evidence": evidence, "trust_store": signoff.trust.digest,
@@ -304,6 +308,7 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
     signer = signoff.signer(resolve_who(actor), None if key is None else str(key))
     who = signer.principal
     cat = resolve_catalog(catalog)
+    require_bound(cat, {}, actor=who)  # a fresh state snapshot, checked against inside the transaction
     with audited(cat, who) as tx:
         found = resolve_model(tx.session, name)
         tx.record("promotion.rollback.request", f"model:{name}@{stage}", {"reason": reason})
@@ -311,7 +316,13 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
         current = _current(tx.session, int(found.id or 0), stage)
         if current is None:
             raise NotFoundError(f"model {name!r} has no {stage!r} stage to roll back")
+        history_ids = list(tx.session.exec(select(PromotionEvent.id).where(
+            PromotionEvent.model_id == found.id, PromotionEvent.alias == stage)).all())
+        check_bound(tx.session, None, {"model": [found.id], "model_alias": [current.id],
+                                       "promotion_event": history_ids})
         target = _previous_passed(tx.session, int(found.id or 0), stage, current.model_version_id)
+        if target is not None:
+            check_bound(tx.session, None, {"model_version": [target]})
         if target is None:
             raise InputError(f"{name}@{stage}: no earlier version passed its gate for {stage}; "
                              "nothing to roll back to")

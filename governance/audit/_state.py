@@ -1,0 +1,157 @@
+"""State bound to the log: which tables are state, a row's canonical digest, and the rows a transaction wrote.
+
+Every audited transaction ends with a *state map* on its last event: ``{table: {id: digest}}`` for
+each row it inserted or updated (``null`` for a row it deleted).  The digest is SHA-256 over the table
+name and the canonical JSON of the row's non-null columns, ids included, read back from the database
+in the same transaction, so it is exactly what a later reader of that row sees.  Columns that are
+NULL are left out: a nullable column added by a later migration does not change old digests.
+
+Which rows a transaction wrote is recorded by triggers, whatever path wrote them (the ORM, Core
+statements, precompiled statements): on SQLite, TEMP triggers that the audited transaction installs on
+its own connection (a writer on another connection, e.g. the ``sqlite3`` shell, records nothing, so
+its rows stay unbound); on PostgreSQL, triggers from migration 0006 that write ``audit_touch`` rows
+keyed by the transaction id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from governance.audit._chain import canonical_json
+from governance.catalog import STATE_TABLES, state_table
+
+__all__ = ["STATE_TABLES", "StateMap", "collect_state", "install_touch_log", "row_digest", "row_values"]
+
+#: ``{table: {str(id): digest or None}}``
+StateMap = dict[str, dict[str, str | None]]
+
+_INSTALLED = "governance.touch_log"
+_PG_TABLE = "governance.touch_table"
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
+
+
+def row_digest(table: str, values: Mapping[str, Any]) -> str:
+    """The digest of one row's content: table name plus the canonical JSON of its non-null columns."""
+    body = {k: _norm(v) for k, v in values.items() if v is not None}
+    return hashlib.sha256(table.encode() + b"\n" + canonical_json(body)).hexdigest()
+
+
+def row_values(obj: Any) -> dict[str, Any]:
+    """The column values of an ORM object of a state table (as the database returned them)."""
+    table: sa.Table = obj.__table__
+    return {c.key: getattr(obj, c.key) for c in table.columns}
+
+
+def _sqlite_install(cursor: Any) -> None:
+    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS gov_touch (tbl TEXT NOT NULL, row_id INTEGER NOT NULL)")
+    cursor.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")
+    present = {str(row[0]) for row in cursor.fetchall()}
+    for name in STATE_TABLES:
+        if name not in present:  # an older schema (a catalog being upgraded)
+            continue
+        cursor.execute(f'CREATE TEMP TRIGGER IF NOT EXISTS "gov_touch_{name}_i" AFTER INSERT ON main."{name}" '
+                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', NEW.id); END")
+        cursor.execute(f'CREATE TEMP TRIGGER IF NOT EXISTS "gov_touch_{name}_u" AFTER UPDATE ON main."{name}" '
+                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', NEW.id); "
+                       f"INSERT INTO gov_touch SELECT '{name}', OLD.id WHERE OLD.id <> NEW.id; END")
+        cursor.execute(f'CREATE TEMP TRIGGER IF NOT EXISTS "gov_touch_{name}_d" AFTER DELETE ON main."{name}" '
+                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', OLD.id); END")
+
+
+def install_touch_log(session: Session) -> dict[str, Any]:
+    """Make sure this session's connection records the state rows it writes (once per connection);
+    returns the connection's info dict (give it to :func:`forget_touch_log` if the transaction that
+    installed the log rolls back: SQLite's DDL rolls back with it)."""
+    conn = session.connection()
+    info = conn.connection.info
+    if info.get(_INSTALLED):
+        return info
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "sqlite":
+            _sqlite_install(cursor)
+        else:  # PostgreSQL: migration 0006's triggers write audit_touch (absent before it)
+            cursor.execute("SELECT to_regclass('audit_touch') IS NOT NULL")
+            info[_PG_TABLE] = bool(cursor.fetchone()[0])
+    finally:
+        cursor.close()
+    info[_INSTALLED] = True
+    return info
+
+
+def forget_touch_log(info: dict[str, Any]) -> None:
+    """The transaction that installed the touch log rolled back: install it again next time."""
+    info.pop(_INSTALLED, None)
+
+
+_PG_TOUCHED = ("SELECT tbl, row_id FROM audit_touch WHERE xid = pg_current_xact_id()::text "
+               "AND tbl <> 'audit_event'")
+_PG_CLEAR = "DELETE FROM audit_touch WHERE xid = pg_current_xact_id()::text"
+
+
+def _touched(session: Session) -> dict[str, set[int]]:
+    conn = session.connection()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    out: dict[str, set[int]] = {}
+    try:
+        if conn.dialect.name == "sqlite":
+            cursor.execute("SELECT tbl, row_id FROM temp.gov_touch")
+            rows = cursor.fetchall()
+            if rows:
+                cursor.execute("DELETE FROM temp.gov_touch")
+        elif not conn.connection.info.get(_PG_TABLE):
+            rows = []
+        else:
+            cursor.execute(_PG_TOUCHED)
+            rows = cursor.fetchall()
+            if rows and not conn.connection.info.get("governance.touch_hardened"):
+                cursor.execute("SELECT has_table_privilege('audit_touch', 'DELETE')")
+                if cursor.fetchone()[0]:
+                    cursor.execute(_PG_CLEAR)  # hardened catalogs clear them in the commit-time check
+                else:
+                    conn.connection.info["governance.touch_hardened"] = True
+        for tbl, row_id in rows:
+            out.setdefault(str(tbl), set()).add(int(row_id))
+    finally:
+        cursor.close()
+    return out
+
+
+def read_rows(session: Session, table: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The rows of ``table`` with these ids, as typed values (what any reader of the row sees)."""
+    t = state_table(table)
+    wanted = sorted(set(ids))
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        for row in session.connection().execute(sa.select(t).where(t.c.id.in_(chunk))).mappings():
+            out[int(row["id"])] = dict(row)
+    return out
+
+
+def collect_state(session: Session) -> StateMap:
+    """The state map of the rows this transaction has written so far (and forget them)."""
+    touched = _touched(session)
+    state: StateMap = {}
+    for table, ids in sorted(touched.items()):
+        rows = read_rows(session, table, ids)
+        state[table] = {str(i): (row_digest(table, rows[i]) if i in rows else None) for i in sorted(ids)}
+    return state

@@ -1,0 +1,266 @@
+"""Issue 15: the gate trusts only state bound to a verified audit log.
+
+Each forgery of the issue is tried as an attacker with write access to the catalog would: plain SQL
+on a connection of their own (not through the library), on a SQLite file and on PostgreSQL.  The gate
+(`promote`, `rollback`, `check`) must refuse with exit 3 naming the row, and `gov audit verify` must
+report it.  Each forgery has a control: the very same rows written through the audited path are
+honoured, so what the test shows is the binding, not some other rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from governance.audit import audited, verify_audit
+from governance.audit._index import bucket_of
+from governance.audit._state import read_rows, row_digest
+from governance.catalog import Approval, AuditState, Evidence, Model, ModelAlias, ModelVersion, SignedStatement, Waiver
+from governance.cli import main
+from governance.errors import UnboundStateError
+from governance.registry import approve, promote, rollback
+from tests._signoff_support import Team, add_model_version, make_team
+from tests.conftest import create_pg_database, drop_pg_database, postgres_base_url
+
+FAILING_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: strict, version: 1.0.0}
+signatures: optional
+checks:
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.99}
+    severity: block
+"""
+
+APPROVALS_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: release, version: 1.0.0}
+signatures: optional
+approvals: {required: 2}
+checks:
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.5}
+    severity: block
+"""
+
+PASSING_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: open, version: 1.0.0}
+signatures: optional
+checks:
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.5}
+    severity: block
+"""
+
+
+@pytest.fixture(params=["sqlite-file", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def team(request: pytest.FixtureRequest, gov_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
+    url = None
+    if request.param == "postgresql":
+        base = postgres_base_url()
+        url = create_pg_database(base, "govbind")
+        monkeypatch.setenv("GOVERNANCE_CATALOG_URL", url)
+    t = make_team(gov_env, monkeypatch)
+    add_model_version(t)
+    try:
+        yield t
+    finally:
+        t.catalog.dispose()
+        if url is not None:
+            drop_pg_database(postgres_base_url(), url)
+
+
+def _forge(team: Team, sql: str, params: dict[str, Any] | None = None) -> None:
+    """Plain SQL on the attacker's own connection: no library code, no audit event."""
+    engine = sa.create_engine(team.catalog.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql), params or {})
+    finally:
+        engine.dispose()
+
+
+def _audited_sql(team: Team, sql: str, params: dict[str, Any] | None = None) -> None:
+    """The same statement through the audited path (the control)."""
+    with audited(team.catalog, "setup") as tx:
+        tx.session.execute(sa.text(sql), params or {})
+        tx.record("test.write", "test", {"sql": sql})
+
+
+def _pack(team: Team, text: str) -> Path:
+    return team.pack(text.split("name: ")[1].split(",", maxsplit=1)[0], text)
+
+
+def _promote(team: Team, pack: Path, ref: str = "credit@1") -> Any:
+    return promote(ref, to="production", policy=pack, catalog=team.catalog, actor="alice", raise_on_refusal=False)
+
+
+def _state_report(team: Team) -> Any:
+    report = verify_audit(team.catalog)
+    assert report.first_bad_seq is None  # the chain itself is intact: only state was forged
+    return report.state
+
+
+def _waiver_sql(team: Team) -> tuple[str, dict[str, Any]]:
+    with team.catalog.read() as session:
+        model_id = session.exec(select(Model.id).where(Model.name == "credit")).one()
+    return ("INSERT INTO waiver (model_id, versions, check_id, reason, requester, approver, expires_at, created_at) "
+            "VALUES (:m, NULL, 'perf.accuracy', 'forged', 'mallory', 'ceo', :exp, :now)",
+            {"m": model_id, "exp": "2099-01-01 00:00:00", "now": "2026-11-25 00:00:00"})
+
+
+# -------------------------------------------------------------------------------------------- tests
+def test_an_untouched_catalog_verifies_and_its_gate_passes(team: Team) -> None:
+    report = verify_audit(team.catalog)
+    assert report.ok and report.state is not None and report.state.rows > 0
+    decision = _promote(team, _pack(team, PASSING_PACK)).decision
+    assert decision["action"] == "promote"
+    assert verify_audit(team.catalog).ok
+
+
+def test_a_forged_waiver_is_refused_by_the_gate_and_reported_by_verify(team: Team, capsys: Any) -> None:
+    pack = _pack(team, FAILING_PACK)
+    assert _promote(team, pack).decision["action"] == "refused"  # the model fails its gate
+    sql, params = _waiver_sql(team)
+    _forge(team, sql, params)
+    with team.catalog.read() as session:
+        forged = session.exec(select(Waiver)).one()
+    with pytest.raises(UnboundStateError, match=f"waiver {forged.id} has no audit event"):
+        _promote(team, pack)
+    assert main(["promote", "credit@1", "--to", "production", "--policy", str(pack)]) == 3
+    assert f"waiver {forged.id} has no audit event" in capsys.readouterr().err
+    state = _state_report(team)
+    assert state.unbound == 1 and state.first_unbound == f"waiver {forged.id} has no audit event"
+    assert main(["audit", "verify"]) == 1
+    assert "waiver" in capsys.readouterr().out
+    # control: the same row through the audited path is honoured (the gate then WAIVES the failure)
+    _forge(team, "DELETE FROM waiver")
+    _audited_sql(team, sql, params)
+    report = _promote(team, pack)
+    assert report.decision["action"] == "promote"
+    assert {r["id"]: r["status"] for r in report.document["results"]}["perf.accuracy"] == "WAIVED"
+
+
+def _copy_approvals(team: Team, write: Any) -> list[int]:
+    """Copy the staging approvals (and their unsigned statements) as production approvals."""
+    with team.catalog.read() as session:
+        rows = session.exec(select(Approval).where(Approval.stage == "staging").order_by(col(Approval.id))).all()
+        statements = {s.target_id: s for s in session.exec(select(SignedStatement)
+                                                           .where(SignedStatement.kind == "approval")).all()}
+        next_id = max(int(a.id or 0) for a in rows) + 100
+    ids = []
+    for offset, row in enumerate(rows):
+        new_id = next_id + offset
+        ids.append(new_id)
+        text = statements[int(row.id or 0)].statement.replace('"stage":"staging"', '"stage":"production"')
+        write(team, "INSERT INTO approval (id, model_version_id, stage, approver, created_at) "
+                    "VALUES (:i, :mv, 'production', :who, :now)",
+              {"i": new_id, "mv": row.model_version_id, "who": row.approver, "now": "2026-11-25 00:00:00"})
+        write(team, "INSERT INTO signed_statement (kind, target_id, statement, principal, created_at) "
+                    "VALUES ('approval', :t, :s, :p, :now)",
+              {"t": new_id, "s": text, "p": row.approver, "now": "2026-11-25 00:00:00"})
+    return ids
+
+
+def test_inserted_approval_rows_do_not_satisfy_required_approvals(team: Team) -> None:
+    pack = _pack(team, APPROVALS_PACK)
+    for who in ("bob", "carol"):
+        approve("credit@1", stage="staging", policy=pack, catalog=team.catalog, actor=who)
+    assert "have 0" in _promote(team, pack).decision["reason"]
+    forged = _copy_approvals(team, _forge)
+    with pytest.raises(UnboundStateError, match=f"approval {forged[0]} has no audit event"):
+        _promote(team, pack)
+    assert _state_report(team).unbound == 4  # two approvals and their two statements
+    # control: the very same rows through the audited path satisfy the pack
+    _forge(team, "DELETE FROM signed_statement WHERE target_id >= :i", {"i": forged[0]})
+    _forge(team, "DELETE FROM approval WHERE stage = 'production'")
+    _copy_approvals(team, _audited_sql)
+    assert _promote(team, pack).decision["action"] == "promote"
+
+
+def test_evidence_copied_from_another_version_is_refused(team: Team) -> None:
+    pack = _pack(team, FAILING_PACK)
+    add_model_version(team, seed=1)
+    with team.catalog.read() as session:
+        rows = session.exec(select(Evidence).order_by(col(Evidence.id))).all()
+    first, second = rows[0], rows[-1]
+    assert first.model_version_id != second.model_version_id
+    # the attacker copies version 2's evidence into version 1's row, keeping version 1's artifact digest
+    data = dict(second.data or {})
+    data["artifact_hash"] = (first.data or {}).get("artifact_hash")
+    data["metrics"] = {**(data.get("metrics") or {}), "overall": {**((data.get("metrics") or {}).get("overall") or {}),
+                                                                   "accuracy": 1.0}}
+    _forge(team, "UPDATE evidence SET data = :d WHERE id = :i", {"d": json.dumps(data), "i": first.id})
+    with pytest.raises(UnboundStateError, match=rf"evidence {first.id} differs from the content recorded at seq \d+"):
+        _promote(team, pack)
+    state = _state_report(team)
+    assert state.mismatched == 1 and state.first_mismatch.startswith(f"evidence {first.id} differs")
+
+
+def test_edited_alias_evaluations_and_history_are_reported_and_refused(team: Team) -> None:
+    pack = _pack(team, PASSING_PACK)
+    add_model_version(team, seed=1)
+    assert _promote(team, pack, "credit@1").decision["action"] == "promote"
+    assert _promote(team, _pack(team, FAILING_PACK), "credit@2").decision["action"] == "refused"
+    assert _promote(team, pack, "credit@2").decision["action"] == "promote"
+    assert verify_audit(team.catalog).ok
+    with team.catalog.read() as session:
+        alias = session.exec(select(ModelAlias)).one()
+    v1 = _version_id(team, 1)
+    _forge(team, "UPDATE model_alias SET model_version_id = :v", {"v": v1})
+    with pytest.raises(UnboundStateError, match=f"model_alias {alias.id} differs from the content recorded"):
+        _promote(team, pack, "credit@2")
+    with pytest.raises(UnboundStateError, match=f"model_alias {alias.id} differs"):
+        rollback("credit", stage="production", catalog=team.catalog, actor="alice")
+    # the refusal of credit@2 under the strict pack, rewritten as a pass
+    _forge(team, "UPDATE check_result SET status = 'PASS' WHERE status = 'FAIL'")
+    _forge(team, "UPDATE policy_evaluation SET status = 'PASS' WHERE status = 'FAIL'")
+    _forge(team, "UPDATE promotion_event SET action = 'promote' WHERE action = 'refused'")
+    state = _state_report(team)
+    assert state.mismatched >= 4 and state.unbound == 0 and state.missing == 0
+
+
+def test_a_deleted_row_is_an_event_without_its_row(team: Team) -> None:
+    pack = _pack(team, PASSING_PACK)
+    assert _promote(team, pack).decision["action"] == "promote"
+    with team.catalog.read() as session:
+        alias = session.exec(select(ModelAlias)).one()
+    _forge(team, "DELETE FROM model_alias")
+    state = _state_report(team)
+    assert state.missing == 1 and state.first_missing.startswith(f"model_alias {alias.id} recorded at seq")
+
+
+def test_editing_the_state_index_cannot_vouch_for_a_forged_row(team: Team) -> None:
+    pack = _pack(team, FAILING_PACK)
+    _promote(team, pack)  # makes a snapshot
+    with team.catalog.read() as session:
+        assert session.exec(select(AuditState)).first() is not None
+    sql, params = _waiver_sql(team)
+    _forge(team, sql, params)
+    with team.catalog.read() as session:
+        forged = session.exec(select(Waiver)).one()
+    # the attacker also writes an index entry for the forged row (digest as the gate would compute it)
+    with team.catalog.read() as session:
+        digest = row_digest("waiver", read_rows(session, "waiver", [int(forged.id or 0)])[int(forged.id or 0)])
+    _forge(team, "INSERT INTO audit_state (tbl, row_id, bucket, seq, digest) VALUES ('waiver', :i, :b, 1, :d)",
+           {"i": forged.id, "b": bucket_of("waiver", int(forged.id or 0)), "d": digest})
+    with pytest.raises(UnboundStateError, match=f"waiver {forged.id} has no audit event"):
+        _promote(team, pack)
+
+
+def _version_id(team: Team, version: int) -> int:
+    with team.catalog.read() as session:
+        return int(session.exec(select(ModelVersion.id).where(ModelVersion.version == version)).one() or 0)
