@@ -14,6 +14,7 @@ from governance.audit import append_only_sql, audited, harden_postgres, verify_a
 from governance.catalog import Catalog, Model, clear_catalog_cache
 from governance.cli import main
 from governance.errors import InputError
+from governance.registry import promote
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +120,61 @@ def test_harden_refuses_bad_roles(app_role: tuple[str, str], fresh_pg_url: str,
     err = capsys.readouterr().err.strip()
     assert err.startswith("gov: error: gov audit harden --role nobody_here: no PostgreSQL role named")
     assert len(err.splitlines()) == 1
+
+
+GUARD_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: open, version: 1.0.0}
+signatures: optional
+checks:
+  - id: perf.accuracy
+    uses: performance.accuracy
+    assert: {gte: 0.5}
+"""
+
+
+def test_harden_guards_every_state_table_the_gate_reads(app_role: tuple[str, str], fresh_pg_url: str,
+                                                        gov_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, item 4: after `gov audit harden --role app`, the application role cannot write a state
+    table except through the audited path; the library itself keeps working as that role."""
+    from tests._signoff_support import add_model_version, make_team
+
+    role, app_url = app_role
+    owner = Catalog(fresh_pg_url)
+    harden_postgres(owner, role, "dba")
+    owner.dispose()
+    monkeypatch.setenv("GOVERNANCE_CATALOG_URL", app_url)
+    team = make_team(gov_env, monkeypatch)
+    add_model_version(team)  # registry, evidence, lineage rows written as the application role
+    pack = team.pack("open", GUARD_PACK)
+    report = promote("credit@1", to="production", policy=pack, catalog=team.catalog, actor="alice",
+                     raise_on_refusal=False)
+    assert report.decision["action"] == "promote"
+    with team.catalog.read() as session:
+        model_id = session.execute(sa.text("SELECT id FROM model")).scalar_one()
+        head = session.execute(sa.text("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")).one()
+    forged_waiver = ("INSERT INTO waiver (model_id, check_id, reason, requester, approver, expires_at, created_at) "
+                     f"VALUES ({model_id}, 'perf.accuracy', 'forged', 'mallory', 'ceo', '2099-01-01', now())")
+    err = _try(app_url, forged_waiver)
+    assert err is not None and "waiver" in err and "without an audit event that binds it" in err
+    # an event in the same transaction that does not name the row does not bind it
+    payload = '{"action":"waiver.create","actor":"mallory","data":{},"subject":"model:credit","time":"x"}'
+    forged_event = ("INSERT INTO audit_event (seq, time, actor, action, subject, payload, prev_hash, hash) VALUES "
+                    f"({head.seq + 1}, now(), 'mallory', 'waiver.create', 'model:credit', "
+                    f"convert_to('{payload}', 'UTF8'), '{head.hash}', repeat('a', 64))")
+    err = _try(app_url, f"{forged_waiver}; {forged_event}")
+    assert err is not None and "without an audit event that binds it" in err
+    for statement in ("UPDATE model_alias SET alias = alias", "UPDATE evidence SET kind = kind",
+                      "UPDATE model SET owner = 'mallory'", "DELETE FROM promotion_event"):
+        err = _try(app_url, statement)
+        assert err is not None and "without an audit event that binds it" in err, statement
+    for statement in ("TRUNCATE waiver", "DELETE FROM audit_touch", "INSERT INTO audit_touch (xid, tbl, row_id) "
+                      "VALUES ('1', 'waiver', 1)"):
+        err = _try(app_url, statement)
+        assert err is not None and "permission denied" in err, statement
+    assert verify_audit(team.catalog).ok  # nothing the role tried got in
+    again = promote("credit@1", to="staging", policy=pack, catalog=team.catalog, actor="alice",
+                    raise_on_refusal=False)
+    assert again.decision["action"] == "promote"
+    team.catalog.dispose()

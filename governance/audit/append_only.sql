@@ -71,7 +71,7 @@ BEGIN
     WHERE t.xid = me AND t.tbl <> 'audit_event' AND b.tbl IS NULL
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'governance: % % was written without an audit event that binds it; write through the audited path', loose.tbl, loose.row_id
+        RAISE EXCEPTION 'governance: %% %% was written without an audit event that binds it; write through the audited path', loose.tbl, loose.row_id
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     DELETE FROM audit_touch WHERE xid = me;
