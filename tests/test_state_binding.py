@@ -25,6 +25,7 @@ from governance.catalog import Approval, AuditState, Evidence, Model, ModelAlias
 from governance.cli import main
 from governance.errors import UnboundStateError
 from governance.registry import approve, promote, rollback
+from governance.reporting import render_model_card
 from tests._signoff_support import Team, add_model_version, make_team
 from tests.conftest import create_pg_database, drop_pg_database, postgres_base_url
 
@@ -264,3 +265,24 @@ def test_editing_the_state_index_cannot_vouch_for_a_forged_row(team: Team) -> No
 def _version_id(team: Team, version: int) -> int:
     with team.catalog.read() as session:
         return int(session.exec(select(ModelVersion.id).where(ModelVersion.version == version)).one() or 0)
+
+
+def test_the_model_card_shows_forged_rows_as_unverified_not_as_facts(team: Team) -> None:
+    pack = _pack(team, FAILING_PACK)
+    assert _promote(team, pack).decision["action"] == "refused"
+    sql, params = _waiver_sql(team)
+    _forge(team, sql, params)
+    _forge(team, "UPDATE promotion_event SET action = 'promote'")
+    _forge(team, "UPDATE policy_evaluation SET status = 'PASS'")
+    html = render_model_card("credit@1", format="html", catalog=team.catalog)
+    markdown = render_model_card("credit@1", format="md", catalog=team.catalog)
+    assert "do not match the audit log" in html and "has no audit event" in html
+    assert "differs from the content recorded at seq" in html and "(recorded: promote)" in html
+    assert "the catalog says PASS" in html  # the forged status is shown only as a claim
+    assert "UNVERIFIED" in markdown and "recorded: promote;" in markdown and "has no audit event" in markdown
+    # untouched rows in the same card are facts: remove the forgeries' effect and the warning goes
+    _forge(team, "DELETE FROM waiver")
+    _forge(team, "UPDATE promotion_event SET action = 'refused'")
+    _forge(team, "UPDATE policy_evaluation SET status = 'FAIL'")
+    clean = render_model_card("credit@1", format="html", catalog=team.catalog)
+    assert "do not match the audit log" not in clean and "has no audit event" not in clean

@@ -28,7 +28,14 @@ from governance.audit._checkpoint import (
     read_checkpoint,
 )
 from governance.audit._harden import append_only_sql, harden_postgres
-from governance.audit._index import BoundState, advance_snapshot, check_bound, load_bound_state, require_bound
+from governance.audit._index import (
+    BoundState,
+    StateVerdicts,
+    advance_snapshot,
+    check_bound,
+    load_bound_state,
+    require_bound,
+)
 from governance.audit._log import list_events
 from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
@@ -40,6 +47,7 @@ __all__ = [
     "BoundState",
     "ChainHead",
     "Checkpoint",
+    "StateVerdicts",
     "VerifyReport",
     "advance_snapshot",
     "append_only_sql",

@@ -8,7 +8,8 @@ PUBLIC.  It also guards the state tables the gate reads: a deferred constraint t
 COMMIT of any transaction that wrote a state row no audit event of that transaction binds (the rows
 are recorded by migration 0006's triggers in ``audit_touch``, which only those triggers may write).
 Triggers, not a security-definer write function: every existing write path (ORM, Core, precompiled
-statements, other tools) stays as it is, and nothing can reach the tables around the check.  The application role must be neither a superuser nor the tables' owner.  Run it as the
+statements, other tools) stays as it is, and nothing can reach the tables around the check.
+The application role must be neither a superuser nor the tables' owner.  Run it as the
 tables' owner (the role that ran the migrations).  SQLite has no roles: protect the file with
 filesystem permissions and export signed checkpoints (``gov audit checkpoint``).
 """

@@ -36,6 +36,7 @@ __all__ = [
     "ADVANCE_AFTER",
     "SNAPSHOT_ACTION",
     "BoundState",
+    "StateVerdicts",
     "advance_snapshot",
     "bucket_of",
     "check_bound",
@@ -432,3 +433,42 @@ def _repeatable(session: Session) -> None:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+# ----------------------------------------------------------------------------------------- reports
+class StateVerdicts:
+    """Read-only binding verdicts for reports: :meth:`problem` says why a row is not a fact (None when
+    it matches the log).  Uses the newest snapshot and its tail; with no snapshot yet, the whole log is
+    replayed in memory (reports never write).  A log that does not verify makes every row unverified."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._bound: BoundState | None = None
+        self._failure: str | None = None
+        self._loaded = False
+
+    def _load(self) -> None:
+        self._loaded = True
+        try:
+            bound = load_bound_state(self.session)
+            if bound is None:
+                walk = _ChainWalk(1, GENESIS_HASH)
+                tail, last = replay_projection(_events_from(self.session, 1), walk)
+                empty_root = _join(b"r", [_EMPTY_GROUP] * GROUPS)
+                bound = BoundState(0, empty_root, ChainHead(last, walk.prev), tail, last)
+            self._bound = bound
+        except AuditIntegrityError as exc:
+            self._failure = f"the audit log does not verify ({exc})"
+
+    def problem(self, table: str, obj: Any) -> str | None:
+        from governance.audit._state import row_values
+
+        if not self._loaded:
+            self._load()
+        if self._failure is not None or self._bound is None:
+            return self._failure or "the audit log does not verify"
+        try:
+            found = self._bound.check(self.session, {table: {int(obj.id): row_values(obj)}})
+        except _IndexAltered as exc:
+            return f"{exc} (run a gate or `gov audit verify`)"
+        return found[0] if found else None

@@ -382,6 +382,8 @@ def build_model_card_context(
         b.found("metrics", f"metrics computed by {evidence_metrics[0]['source']}")
 
     # policy evaluations: the latest per policy in detail, all in the history
+    from governance.audit import StateVerdicts
+
     evaluations = session.exec(
         select(PolicyEvaluation)
         .where(PolicyEvaluation.model_version_id == mv.id)
@@ -389,6 +391,15 @@ def build_model_card_context(
     ).all()
     latest: dict[str, PolicyEvaluation] = {}
     history = []
+    binding = StateVerdicts(session)  # rows that do not match the audit log are shown, never as facts
+    unverified: list[str] = []
+
+    def _unbound(table: str, row: Any) -> str | None:
+        problem = binding.problem(table, row)
+        if problem is not None:
+            unverified.append(problem)
+        return problem
+
     for ev_row in evaluations:
         latest[ev_row.policy_name] = ev_row
         history.append(
@@ -405,11 +416,19 @@ def build_model_card_context(
     policies = []
     mapped: dict[str, list[str]] = {}
     for ev_row in sorted(latest.values(), key=lambda e: int(e.id or 0)):
-        b.found("policy.evaluation", f"policy {ev_row.policy_name} {ev_row.policy_version}: {ev_row.status}")
         results = session.exec(
             select(CheckResult).where(CheckResult.evaluation_id == ev_row.id).order_by(col(CheckResult.id))
         ).all()
+        problems = [p for p in [_unbound("policy_evaluation", ev_row), *(_unbound("check_result", r) for r in results)]
+                    if p is not None]
         checks = [b.check_entry(r, ev_row) for r in results]
+        if problems:  # not a fact: shown as unverified, counted nowhere (no coverage, no group tables)
+            policies.append({"id": ev_row.id, "name": ev_row.policy_name, "version": ev_row.policy_version,
+                             "digest": ev_row.policy_digest, "purpose": ev_row.purpose, "status": "UNVERIFIED",
+                             "recorded_status": ev_row.status, "unverified": problems[0], "actor": ev_row.actor,
+                             "created_at": iso(ev_row.created_at), "checks": checks})
+            continue
+        b.found("policy.evaluation", f"policy {ev_row.policy_name} {ev_row.policy_version}: {ev_row.status}")
         for check in checks:
             for req in check["maps_to"]:
                 mapped.setdefault(str(req), []).append(f"check {check['id']}: {check['status']}")
@@ -439,6 +458,7 @@ def build_model_card_context(
                 "actor": ev_row.actor,
                 "created_at": iso(ev_row.created_at),
                 "checks": checks,
+                "unverified": None,
             }
         )
 
@@ -464,6 +484,7 @@ def build_model_card_context(
             continue
         b.stamp(waiver.created_at)
         b.stamp(waiver.revoked_at)
+        waiver_problem = _unbound("waiver", waiver)
         waivers.append(
             {
                 "id": waiver.id,
@@ -479,9 +500,11 @@ def build_model_card_context(
                 "revoked_by": waiver.revoked_by,
                 **{k: verdicts[int(waiver.id or 0)][k] for k in (
                     "requester_key", "requester_verification", "approver_key", "approver_verification")},
+                "unverified": waiver_problem,
             }
         )
-        b.found("waiver", f"waiver #{waiver.id} for {waiver.check_id} approved by {waiver.approver}")
+        if waiver_problem is None:
+            b.found("waiver", f"waiver #{waiver.id} for {waiver.check_id} approved by {waiver.approver}")
 
     approvals = []
     approval_rows = session.exec(
@@ -489,9 +512,12 @@ def build_model_card_context(
     ).all()
     approval_signatures = decision_signatures(session, "approval", [int(a.id or 0) for a in approval_rows])
     for a in approval_rows:
+        approval_problem = _unbound("approval", a)
         approvals.append(
             {
                 **approval_signatures[int(a.id or 0)],
+                **({"verification": "unverified"} if approval_problem else {}),
+                "unverified": approval_problem,
                 "stage": a.stage,
                 "approver": a.approver,
                 "role": a.role,
@@ -499,7 +525,8 @@ def build_model_card_context(
                 "created_at": b.stamp(a.created_at),
             }
         )
-        b.found("approval", f"approval for {a.stage} by {a.approver}")
+        if approval_problem is None:
+            b.found("approval", f"approval for {a.stage} by {a.approver}")
 
     versions = dict(
         session.exec(
@@ -513,9 +540,12 @@ def build_model_card_context(
     promotion_ids = [int(p.id or 0) for p in promotion_rows]
     promotion_signatures = decision_signatures(session, ("promotion", "rollback"), promotion_ids)
     for p in promotion_rows:
+        promotion_problem = _unbound("promotion_event", p)
         promotions.append(
             {
                 **promotion_signatures[int(p.id or 0)],
+                **({"verification": "unverified"} if promotion_problem else {}),
+                "unverified": promotion_problem,
                 "alias": p.alias,
                 "action": p.action,
                 "from_version": versions.get(p.from_version_id),
@@ -538,12 +568,13 @@ def build_model_card_context(
     as_of_dt = max([*b.times, as_utc(mv.created_at)])
     as_of = iso(as_of_dt)
     for w in waivers:
-        w["state"] = _waiver_state(w, as_of_dt)
+        w["state"] = "unverified" if w["unverified"] else _waiver_state(w, as_of_dt)
 
     lineage = build_lineage(session, mv, label, [int(d) for d in seen_eval]) if with_lineage else None
     matrix = build_matrix(frameworks, b.evidence, mapped)
     return {
         "kind": "model_card",
+        "unverified": list(dict.fromkeys(unverified)),
         "title": f"Model card: {label}",
         "as_of": as_of,
         "model": {
