@@ -18,13 +18,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from governance.audit import audited, verify_audit
+from governance.audit import audited, canonical_json, link_hash, verify_audit
+from governance.audit._chain import GENESIS_HASH
 from governance.audit._index import bucket_of
 from governance.audit._state import read_rows, row_digest
 from governance.catalog import Approval, AuditState, Evidence, Model, ModelAlias, ModelVersion, SignedStatement, Waiver
 from governance.cli import main
 from governance.errors import UnboundStateError
-from governance.registry import approve, promote, rollback
+from governance.registry import approve, promote, register_model, rollback, waive
 from governance.reporting import render_model_card
 from tests._signoff_support import Team, add_model_version, make_team
 from tests.conftest import create_pg_database, drop_pg_database, postgres_base_url
@@ -286,3 +287,61 @@ def test_the_model_card_shows_forged_rows_as_unverified_not_as_facts(team: Team)
     _forge(team, "UPDATE policy_evaluation SET status = 'FAIL'")
     clean = render_model_card("credit@1", format="html", catalog=team.catalog)
     assert "do not match the audit log" not in clean and "has no audit event" not in clean
+
+
+def _as_before_migration_0006(team: Team) -> None:
+    """Rewrite the log as a catalog written before state binding has it: no state maps, no index."""
+    engine = sa.create_engine(team.catalog.url)
+    with engine.begin() as conn:
+        prev = GENESIS_HASH
+        for seq, payload in conn.execute(sa.text("SELECT seq, payload FROM audit_event ORDER BY seq")).all():
+            body = json.loads(bytes(payload))
+            body.pop("state", None)
+            text = canonical_json(body)
+            digest = link_hash(seq, prev, text)
+            conn.execute(sa.text("UPDATE audit_event SET payload = :p, prev_hash = :v, hash = :h WHERE seq = :s"),
+                         {"p": text, "v": prev, "h": digest, "s": seq})
+            prev = digest
+        conn.execute(sa.text("DELETE FROM audit_state"))
+        conn.execute(sa.text("DELETE FROM audit_state_node"))
+    engine.dispose()
+
+
+def test_adopt_binds_an_old_catalogs_rows_to_their_events_and_reports_the_rest(team: Team, capsys: Any) -> None:
+    pack = _pack(team, FAILING_PACK)
+    model = team.model
+    register_model("scorer", estimator=model, card={"description": "x"}, catalog=team.catalog, actor="alice")
+    import governance as gov
+    from tests._signoff_support import data
+    gov.evaluate(model, data(), label="y", sensitive=["sex"], model_ref="scorer@1", features=["x1", "x2"],
+                 catalog=team.catalog, actor="alice")
+    waive("scorer@1", check_id="perf.accuracy", reason="known", expires="30d", approver="bob", catalog=team.catalog,
+          actor="alice")
+    first = promote("scorer@1", to="staging", policy=pack, catalog=team.catalog, actor="alice",
+                    raise_on_refusal=False)
+    assert first.decision["action"] == "promote"  # waived (unsigned, counted under signatures: optional)
+    _as_before_migration_0006(team)
+    assert verify_audit(team.catalog).first_bad_seq is None  # an intact log, only without state maps
+    with pytest.raises(UnboundStateError, match="has no audit event"):
+        promote("scorer@1", to="production", policy=pack, catalog=team.catalog, actor="alice",
+                raise_on_refusal=False)
+    sql, params = _waiver_sql(team)  # a row forged before the upgrade
+    _forge(team, sql.replace(":m", "(SELECT id FROM model WHERE name = 'scorer')"), params)
+    with team.catalog.read() as session:
+        forged = max(int(w.id or 0) for w in session.exec(select(Waiver)).all())
+    assert main(["audit", "adopt"]) == 1
+    out = capsys.readouterr().out
+    assert f"waiver {forged}: no event recorded it as it is" in out
+    state = _state_report(team)
+    assert state.unbound >= 1 and state.first_unbound is not None  # what adoption could not match stays unbound
+    with pytest.raises(UnboundStateError, match=f"waiver {forged} has no audit event"):
+        promote("scorer@1", to="production", policy=pack, catalog=team.catalog, actor="alice",
+                raise_on_refusal=False)
+    _forge(team, "DELETE FROM waiver WHERE id = :i", {"i": forged})
+    again = promote("scorer@1", to="production", policy=pack, catalog=team.catalog, actor="alice",
+                    raise_on_refusal=False)
+    assert again.decision["action"] == "promote"  # decided from adopted, bound rows (the genuine waiver)
+    assert {r["id"]: r["status"] for r in again.document["results"]}["perf.accuracy"] == "WAIVED"
+    assert main(["audit", "adopt", "--format", "json"]) in (0, 1)
+    doc = json.loads(capsys.readouterr().out)
+    assert "waiver" not in doc["unmatched"]

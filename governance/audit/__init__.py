@@ -9,6 +9,7 @@
 """
 
 from governance.audit._actor import resolve_actor
+from governance.audit._adopt import AdoptReport, adopt_existing
 from governance.audit._chain import (
     ALGORITHM,
     GENESIS_HASH,
@@ -43,12 +44,14 @@ from governance.audit._write import AuditedTransaction, audited
 __all__ = [
     "ALGORITHM",
     "GENESIS_HASH",
+    "AdoptReport",
     "AuditedTransaction",
     "BoundState",
     "ChainHead",
     "Checkpoint",
     "StateVerdicts",
     "VerifyReport",
+    "adopt_existing",
     "advance_snapshot",
     "append_only_sql",
     "audited",

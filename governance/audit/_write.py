@@ -81,6 +81,8 @@ class AuditedTransaction:
         self._raw: RawConnection | None = None
         self.mutated = False
         self._locked = False
+        #: rows this transaction binds without writing them (``gov audit adopt``): ``{table: {id: digest}}``
+        self.extra_state: dict[str, dict[str, str]] = {}
 
     @property
     def raw(self) -> RawConnection:
@@ -114,6 +116,8 @@ class AuditedTransaction:
         """Write the recorded events, the last one with the state map of every row written (once)."""
         self.session.flush()
         state = collect_state(self.session)
+        for table, rows in self.extra_state.items():
+            state.setdefault(table, {}).update(rows)
         if (state or self.mutated) and not self.events:
             raise GovernanceError("internal: a catalog write was not recorded in the audit trail")
         if not self.events:

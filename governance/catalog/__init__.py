@@ -10,6 +10,7 @@ from governance.catalog._engine import (
 )
 from governance.catalog._locks import FlockWaiter
 from governance.catalog._models import (
+    STATE_TABLES,
     Approval,
     AuditCheckpoint,
     AuditEvent,
@@ -32,7 +33,6 @@ from governance.catalog._models import (
     PromotionEvent,
     Run,
     RunIO,
-    STATE_TABLES,
     SignedStatement,
     Waiver,
     state_table,
@@ -48,13 +48,14 @@ from governance.catalog._refs import (
 from governance.catalog._sql import RawConnection, Statement, insert_statement, update_statement
 
 __all__ = [
+    "STATE_TABLES",
     "Approval",
     "AuditCheckpoint",
     "AuditEvent",
-    "Catalog",
     "AuditState",
     "AuditStateNode",
     "AuditTouch",
+    "Catalog",
     "CheckResult",
     "ColumnLineage",
     "Dataset",
@@ -74,7 +75,6 @@ __all__ = [
     "Ref",
     "Run",
     "RunIO",
-    "STATE_TABLES",
     "SignedStatement",
     "Statement",
     "Waiver",

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "STATE_TABLES",
     "Approval",
     "AuditCheckpoint",
     "AuditEvent",
@@ -39,7 +40,6 @@ __all__ = [
     "PromotionEvent",
     "Run",
     "RunIO",
-    "STATE_TABLES",
     "SignedStatement",
     "Waiver",
     "state_table",

@@ -1,4 +1,4 @@
-"""``gov audit verify|checkpoint|keygen|log|harden``.
+"""``gov audit verify|adopt|checkpoint|keygen|log|harden``.
 
 Exit codes: ``verify`` exits 0 when the chain (and the checkpoint, if given) verifies, 1 when it
 does not; a corrupt checkpoint, a wrong key or an empty log is bad input (2, one line).
@@ -66,6 +66,32 @@ def register(app: typer.Typer) -> None:
             if report.checkpoint_ok is False:
                 raise AuditIntegrityError(f"checkpoint check failed: {report.checkpoint_reason}")
             raise AuditIntegrityError(f"state does not match the audit log: {report.state.lines()[0]}")
+
+    @audit.command("adopt")
+    def adopt(
+        ctx: typer.Context,
+        fmt: str = typer.Option("text", "--format", help="text or json"),
+    ) -> None:
+        """Bind the rows of a catalog written before state binding (migration 0006) to the events that
+        created them, where the row agrees with what the event recorded; report the rest (exit 1)."""
+        from governance.audit import adopt_existing, resolve_actor
+
+        check_format(fmt, _FORMATS)
+        st = state(ctx)
+        report = adopt_existing(st.catalog(), resolve_actor(st.actor, st.settings))
+        if fmt == "json":
+            emit_json(report.as_dict())
+        else:
+            bound = sum(report.bound.values())
+            say(f"adopted: {bound} row(s) bound to the events that created them (audit seq {report.audit_seq}); "
+                f"{report.already_bound} were bound already")
+            for table, count in sorted(report.unmatched.items()):
+                say(f"NOT bound: {count} {table} row(s) match no event")
+            for line in report.first_unmatched:
+                say(f"  {printable(line)}")
+        if not report.ok:
+            raise AuditIntegrityError(f"{sum(report.unmatched.values())} row(s) match no audit event and stay "
+                                      "unbound: the gate refuses them")
 
     @audit.command("checkpoint")
     def checkpoint(
