@@ -345,3 +345,41 @@ def test_adopt_binds_an_old_catalogs_rows_to_their_events_and_reports_the_rest(t
     assert main(["audit", "adopt", "--format", "json"]) in (0, 1)
     doc = json.loads(capsys.readouterr().out)
     assert "waiver" not in doc["unmatched"]
+
+
+def test_a_forged_training_dataset_fingerprint_is_refused(gov_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lineage rows a decorated step captured are bound too: the gate's lineage check reads them."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import governance as gov
+    from governance.catalog import DatasetVersion, RunIO, open_catalog
+    from governance.config import load_settings
+
+    team = make_team(gov_env, monkeypatch)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=300), "x2": rng.normal(size=300),
+                          "sex": ["F", "M"] * 150, "y": rng.integers(0, 2, 300)})
+
+    @gov.step(kind="training", model="traced")
+    def train(data: pd.DataFrame) -> LogisticRegression:
+        return LogisticRegression().fit(data[["x1", "x2"]], data["y"])
+
+    model = train(frame)
+    gov.evaluate(model, frame, label="y", sensitive=["sex"], model_ref="traced@1", features=["x1", "x2"],
+                 catalog=team.catalog, actor="alice")
+    pack = team.pack("open", PASSING_PACK)
+    assert promote("traced@1", to="staging", policy=pack, catalog=team.catalog, actor="alice",
+                   raise_on_refusal=False).decision["action"] == "promote"
+    catalog = open_catalog(load_settings())
+    with catalog.read() as session:
+        edge = session.exec(select(RunIO).where(RunIO.direction == "input", RunIO.artifact_kind == "dataset")).one()
+        version = session.get(DatasetVersion, edge.artifact_id)
+    assert version is not None
+    _forge(team, "UPDATE dataset_version SET content_hash = 'f' WHERE id = :i", {"i": version.id})
+    with pytest.raises(UnboundStateError, match=f"dataset_version {version.id} differs"):
+        promote("traced@1", to="production", policy=pack, catalog=team.catalog, actor="alice",
+                raise_on_refusal=False)
+    assert _state_report(team).first_mismatch.startswith(f"dataset_version {version.id} differs")
+    team.catalog.dispose()

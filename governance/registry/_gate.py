@@ -334,22 +334,32 @@ def _waiver_infos(catalog: Catalog, subject: Subject, pack: PolicyPack,
 
 def bound_rows(catalog: Catalog, ctx: Any, waiver_ids: Sequence[int]) -> dict[str, list[int | None]]:
     """The rows a model version's gate decides from (``{table: ids}``): the model, the version, the
-    evidence used, the training run and the baseline's dataset versions, the waivers that count and
-    their signed statements.  Each must match the audit log (:func:`governance.audit.require_bound`)."""
+    evidence used, the training run with its input edges, their dataset versions and datasets (the
+    lineage check and the drift baseline read them), the waivers that count and their signed
+    statements.  Each must match the audit log (:func:`governance.audit.require_bound`)."""
     from sqlmodel import col, select
 
-    from governance.catalog import SignedStatement
+    from governance.catalog import DatasetVersion, RunIO, SignedStatement
 
     model = ctx.model
+    run_id = model.get("training_run_id")
     wanted: dict[str, list[int | None]] = {
         "model": [model.get("model_id")], "model_version": [model.get("model_version_id")],
         "evidence": list(ctx.sources.get("evidence_ids") or []),
-        "run": [model.get("training_run_id")],
+        "run": [run_id], "run_io": [], "dataset": [],
         "dataset_version": list(ctx.sources.get("baseline_dataset_version_ids") or []),
         "waiver": list(waiver_ids), "signed_statement": [],
     }
-    if waiver_ids:
-        with catalog.read() as session:
+    with catalog.read() as session:
+        if run_id is not None:
+            edges = session.exec(select(RunIO.id, RunIO.artifact_id).where(
+                RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")).all()
+            wanted["run_io"] = [e[0] for e in edges]
+            versions = [int(e[1]) for e in edges]
+            wanted["dataset_version"] += versions
+            wanted["dataset"] = list(session.exec(select(DatasetVersion.dataset_id).where(
+                col(DatasetVersion.id).in_(versions))).all()) if versions else []
+        if waiver_ids:
             wanted["signed_statement"] = list(session.exec(select(SignedStatement.id).where(
                 col(SignedStatement.kind).in_(("waiver.request", "waiver.approval")),
                 col(SignedStatement.target_id).in_(list(waiver_ids)))).all())
