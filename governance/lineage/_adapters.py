@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import singledispatch
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ class CaptureRole:
     tags: Mapping[str, list[str]] = field(default_factory=dict)
     capture_stats: bool = True
     home: Path | None = None
+    #: for an output: the run's input captures, so an adapter can trace column lineage to them
+    inputs: tuple[DatasetCapture, ...] = ()
 
     @property
     def dataset_name(self) -> str:
@@ -90,7 +92,12 @@ class DatasetCapture:
     fields: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] | None = None
     reuse_any: bool = False  # an input may reuse a version of another dataset with the same content
+    #: column lineage an adapter derived (a Spark plan), one dict per link: ``output`` (None: the whole
+    #: output), the input's ``namespace``/``name``/``field``, ``type``, ``subtype``, ``masking``; None: not
+    #: derived (columns are then linked by name, see ``_record``)
+    column_lineage: list[dict[str, Any]] | None = None
     _stats_source: Any = field(default=None, repr=False, compare=False)
+    _spark_plan: Any = field(default=None, repr=False, compare=False)  # an input's plan, for outputs' lineage
 
     @property
     def stats_pending(self) -> bool:
@@ -108,8 +115,9 @@ class DatasetCapture:
 
     def to_json(self) -> dict[str, Any]:
         self.ensure_stats()
-        doc = asdict(self)
+        doc = asdict(replace(self, _stats_source=None, _spark_plan=None))
         doc.pop("_stats_source", None)
+        doc.pop("_spark_plan", None)
         return {"type": "dataset", **doc}
 
     @classmethod
