@@ -200,3 +200,14 @@ def test_step_stores_plan_lineage_and_sends_the_facet(spark: Any, tables: dict[s
     assert facet["fields"]["gender"]["transformationType"] == "IDENTITY"
     assert {(f["name"], f["field"], f["transformations"][0]["subtype"]) for f in facet["dataset"]} == {
         (people_name, "id", "JOIN"), (loans_name, "id", "JOIN"), (loans_name, "amount", "FILTER")}
+
+
+def test_column_lineage_can_be_turned_off(spark: Any, tables: dict[str, Path]) -> None:
+    people = read_table(spark, tables["people"])
+    spark.conf.set("spark.governance.columnLineage", "false")
+    try:
+        cap = capture_adapter(people.select("id"), CaptureRole(job="t.job", name="output", direction="output",
+                                                               namespace="default"))
+    finally:
+        spark.conf.unset("spark.governance.columnLineage")
+    assert cap.column_lineage is None  # linked by column name, as for other frames

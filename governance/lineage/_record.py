@@ -244,7 +244,8 @@ _VERSION_WITHOUT_HASH = Statement(
     .order_by(_dv.c.version.desc())
     .limit(1)
 )
-_INGESTED_ALIKE = frozenset({"delta-version"})  # identities producers send as their datasetVersion
+# identities producers send as their datasetVersion (a Delta version, an Iceberg snapshot id)
+_INGESTED_ALIKE = frozenset({"delta-version", "iceberg-snapshot"})
 _EXTERNAL_CURRENT = Statement(  # the version of a table current at a time, when another producer recorded it
     sa.select(_dv.c.id, _dv.c.version, _dv.c.hash_algo, _dv.c.content_hash, _dv.c.produced_by_run_id)
     .where(
@@ -495,7 +496,8 @@ def _dataset_version(
             return _Resolved(cached[0], cap)
         row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
         if row is None and cap.hash_algo in _INGESTED_ALIKE:
-            # a Delta version ingested from a Spark job's OpenLineage event is the same table version
+            # a Delta version or Iceberg snapshot ingested from a Spark job's OpenLineage event is the same
+            # table version
             row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash,
                                          hash_algo="openlineage")
     else:
