@@ -201,18 +201,28 @@ def predictions_evidence(
         "metrics": {"overall": overall, "by_group": by_group},
     }
     if score is not None:
-        bounds = _score_metrics(rows, label, sensitive, pos_label, score_bins, overall, by_group)
+        grouped = _grouped(rows, sensitive)
+        bounds = _score_metrics(rows, label, grouped, pos_label, score_bins, overall, by_group)
         doc["score_metrics"] = {k: overall.get(k) for k in ("roc_auc", "log_loss")}
         doc["score_bins"] = {"bins": score_bins, "range": [lo, hi], "roc_auc_error_bound": bounds}
         if (lo, hi) == (0.0, 1.0):
-            doc["metrics"]["calibration"] = _calibration(rows, label, sensitive, pos_label, score_bins)
+            doc["metrics"]["calibration"] = _calibration(rows, label, grouped, pos_label, score_bins)
     return doc
+
+
+def _grouped(rows: pd.DataFrame, sensitive: Sequence[str]) -> dict[str, tuple[np.ndarray[Any, Any], list[str]]]:
+    """Each grouping's group code per histogram row and the group names (computed once, used twice)."""
+    out: dict[str, tuple[np.ndarray[Any, Any], list[str]]] = {}
+    for cols in groupings(list(sensitive), True):
+        codes, uniques = pd.factorize(_group_labels(rows, cols))
+        out["&".join(cols)] = (codes.astype(np.int64), [str(u) for u in uniques])
+    return out
 
 
 def _score_metrics(
     rows: pd.DataFrame,
     label: str,
-    sensitive: Sequence[str],
+    grouped: Mapping[str, tuple[np.ndarray[Any, Any], list[str]]],
     pos_label: Any,
     bins: int,
     overall: dict[str, Any],
@@ -238,11 +248,8 @@ def _score_metrics(
     aucs, errs, losses = fill(np.zeros(len(rows), dtype=np.int64), 1)
     overall.update(roc_auc=aucs[0], log_loss=losses[0])
     bounds: dict[str, Any] = {"overall": errs[0], "by_group": {}}
-    for cols in groupings(list(sensitive), True):
-        key = "&".join(cols)
-        names = _group_labels(rows, cols)
-        codes, uniques = pd.factorize(names)
-        g_aucs, g_errs, g_losses = fill(codes.astype(np.int64), len(uniques))
+    for key, (codes, uniques) in grouped.items():
+        g_aucs, g_errs, g_losses = fill(codes, len(uniques))
         bounds["by_group"][key] = {}
         for i, name in enumerate(uniques):
             row = by_group[key].get(str(name))
@@ -253,8 +260,8 @@ def _score_metrics(
     return bounds
 
 
-def _calibration(rows: pd.DataFrame, label: str, sensitive: Sequence[str], pos_label: Any, bins: int,
-                 ) -> dict[str, Any]:
+def _calibration(rows: pd.DataFrame, label: str, grouped: Mapping[str, tuple[np.ndarray[Any, Any], list[str]]],
+                 pos_label: Any, bins: int) -> dict[str, Any]:
     """Calibration evidence from the same histogram rows (counts, positives and score sums per fine bin),
     regrouped to the stored resolution; the pandas path's format (:func:`calibration_evidence`)."""
     resolution = math.gcd(bins, CALIBRATION_RESOLUTION)
@@ -277,10 +284,9 @@ def _calibration(rows: pd.DataFrame, label: str, sensitive: Sequence[str], pos_l
 
     doc: dict[str, Any] = {"resolution": resolution, "overall": hist(np.zeros(len(rows), dtype=np.int64), 1)[0],
                            "by_group": {}}
-    for cols in groupings(list(sensitive), True):
-        codes, uniques = pd.factorize(_group_labels(rows, cols), sort=True)
-        tables = hist(codes.astype(np.int64), len(uniques))
-        doc["by_group"]["&".join(cols)] = {str(name): tables[i] for i, name in enumerate(uniques)}
+    for key, (codes, uniques) in grouped.items():
+        tables = hist(codes, len(uniques))
+        doc["by_group"][key] = {name: tables[i] for i, name in enumerate(uniques)}
     return doc
 
 
