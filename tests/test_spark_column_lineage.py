@@ -211,3 +211,26 @@ def test_column_lineage_can_be_turned_off(spark: Any, tables: dict[str, Path]) -
     finally:
         spark.conf.unset("spark.governance.columnLineage")
     assert cap.column_lineage is None  # linked by column name, as for other frames
+
+
+def test_non_spark_inputs_are_linked_by_name(spark: Any, tables: dict[str, Path]) -> None:
+    from governance.lineage import table_capture
+
+    people = read_table(spark, tables["people"])
+    regions = pd.DataFrame({"sex": ["F", "M"], "region": ["north", "south"]})
+    out = people.join(spark.createDataFrame(regions), "sex").select("id", "region")
+    caps = [capture_adapter(people, CaptureRole(job="t.job", name="people", direction="input", namespace="d")),
+            table_capture(regions, CaptureRole(job="t.job", name="regions", direction="input", namespace="d"))]
+    out_cap = capture_adapter(out, CaptureRole(job="t.job", name="output", direction="output", namespace="d",
+                                               inputs=tuple(caps)))
+    by_role = {(c.namespace, c.name): c.role for c in caps}
+    links = {(e["output"], by_role[(e["namespace"], e["name"])], e["field"], e["type"], e["subtype"])
+             for e in out_cap.column_lineage or []}
+    assert links == {
+        ("id", "people", "id", "DIRECT", "IDENTITY"),
+        ("region", "regions", "region", "DIRECT", None),  # the pandas input: by name, as for any frame
+        (None, "people", "sex", "INDIRECT", "JOIN"),
+    }
+    only_pandas = capture_adapter(spark.createDataFrame(regions), CaptureRole(
+        job="t.job", name="output", direction="output", namespace="d", inputs=(caps[1],)))
+    assert only_pandas.column_lineage is None  # no Spark input: the writer links every column by name

@@ -610,9 +610,11 @@ def _plan_edges(res: _Resolved, inputs: list[_Resolved], edges: dict[_LineageKey
                 continue
             key = (None if out_field is None else out_field.id, res.dv_id if out_field is None else None,
                    in_field.id, kind, subtype)
-            edges[key] = bool(edges.get(key)) or bool(link.get("masking"))
+            masking = link.get("masking")
+            edges[key] = None if masking is None and edges.get(key) is None else bool(edges.get(key)) or bool(masking)
             if out_field is not None and (kind == "DIRECT" or subtype in ("CONDITIONAL", "WINDOW")):
-                _inherit(out_field.tags, in_field.tags, kind == "DIRECT" and subtype == "IDENTITY")
+                # a link without a subtype is a same-named column of a non-Spark input (linked by name)
+                _inherit(out_field.tags, in_field.tags, kind == "DIRECT" and subtype in ("IDENTITY", None))
 
 
 def _column_lineage(

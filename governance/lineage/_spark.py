@@ -402,7 +402,7 @@ def spark_capture(df: Any, role: Any) -> Any:
     plan = spark_plan(df) if _conf_flag(df, COLUMN_LINEAGE_CONF, "true") else None
     lineage = None
     if role.direction == "output" and plan is not None:
-        lineage = _plan_lineage(plan, role.inputs)
+        lineage = _plan_lineage(plan, [name for name, _ in schema], role.inputs)
     return DatasetCapture(
         role=role.name,
         direction=role.direction,
@@ -423,15 +423,25 @@ def spark_capture(df: Any, role: Any) -> Any:
     )
 
 
-def _plan_lineage(plan: SparkPlan, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+def _plan_lineage(plan: SparkPlan, columns: Sequence[str], inputs: Sequence[Any]) -> list[dict[str, Any]] | None:
     """Column lineage of an output to the step's Spark inputs (see ``_spark_columns``), as the
-    capture's ``column_lineage`` entries (each input named by its catalog namespace and name)."""
+    capture's ``column_lineage`` entries (each input named by its catalog namespace and name); other
+    inputs (pandas, Arrow) are linked by column name, as the capture writer links them for any frame.
+    None when no input is a Spark DataFrame (the writer then links every input by name)."""
     keyed = {f"{i}": cap for i, cap in enumerate(inputs) if getattr(cap, "_spark_plan", None) is not None}
+    if not keyed:
+        return None
     links = column_lineage(plan, [(key, cap._spark_plan) for key, cap in keyed.items()])
-    out = []
+    out: list[dict[str, Any]] = []
     for link in links:
         cap = keyed[link.input]
         out.append({"output": link.output, "namespace": cap.namespace, "name": cap.name, "field": link.field,
                     "type": link.transform.type, "subtype": link.transform.subtype,
                     "masking": link.transform.masking})
+    wanted = set(columns)
+    for cap in inputs:
+        if getattr(cap, "_spark_plan", None) is None:
+            out.extend({"output": f["name"], "namespace": cap.namespace, "name": cap.name, "field": f["name"],
+                        "type": "DIRECT", "subtype": None, "masking": None}
+                       for f in cap.fields if f["name"] in wanted)
     return out
