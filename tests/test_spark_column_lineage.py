@@ -234,3 +234,21 @@ def test_non_spark_inputs_are_linked_by_name(spark: Any, tables: dict[str, Path]
     only_pandas = capture_adapter(spark.createDataFrame(regions), CaptureRole(
         job="t.job", name="output", direction="output", namespace="d", inputs=(caps[1],)))
     assert only_pandas.column_lineage is None  # no Spark input: the writer links every column by name
+
+
+def test_lineage_survives_the_spool_and_plans_stay_out_of_it(spark: Any, tables: dict[str, Path]) -> None:
+    import json
+
+    from governance.lineage import DatasetCapture
+
+    people = read_table(spark, tables["people"])
+    inp = capture_adapter(people, CaptureRole(job="t.job", name="people", direction="input", namespace="d"))
+    out = capture_adapter(people.select(people.id.alias("k")), CaptureRole(
+        job="t.job", name="output", direction="output", namespace="d", inputs=(inp,)))
+    for cap in (inp, out):
+        doc = json.loads(json.dumps(cap.to_json()))  # what the spool writes
+        assert "_spark_plan" not in doc
+        back = DatasetCapture.from_json(doc)
+        assert back.column_lineage == cap.column_lineage
+    assert out.column_lineage == [{"output": "k", "namespace": "file", "name": str(tables["people"]), "field": "id",
+                                   "type": "DIRECT", "subtype": "IDENTITY", "masking": False}]
