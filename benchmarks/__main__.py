@@ -29,7 +29,7 @@ from rich.text import Text
 from benchmarks._common import Result
 
 AREAS = ("capture", "openlineage", "ingest", "audit", "fairness", "reports", "startup", "signoff", "mlflow",
-         "server", "spark")
+         "server", "spark", "spark_lineage")
 
 
 def _fmt(value: float | None) -> str:

@@ -1,6 +1,7 @@
 """Checks: the plugin contract and the built-in families.
 
-Built-ins: fairness, performance, explainability, data quality, drift, lineage and documentation.
+Built-ins: fairness, performance (including calibration), explainability, data quality, drift, lineage and
+documentation.
 Third-party checks register through the entry-point group ``governance.checks`` (see
 :mod:`governance.checks._base` for the contract).
 """

@@ -1,4 +1,5 @@
-"""Performance checks: overall, worst group, and no worse than the champion (the version at an alias).
+"""Performance checks: overall, worst group, no worse than the champion (the version at an alias), and
+calibration (ECE/MCE, see ``_calibration``).
 
 From the predictions table when present, else from the metrics stored in the evidence
 (``evidence["metrics"] = {"overall": {...}, "by_group": {grouping: {group: {...}}}}``).
@@ -16,6 +17,7 @@ from sqlmodel import col, select
 
 from governance.catalog import Evidence, ModelAlias, ModelVersion
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
+from governance.checks._calibration import CalibrationCheck, calibration_evidence
 from governance.checks._confusion import to_binary
 from governance.checks._fairness import groupings
 from governance.errors import EvaluationError
@@ -135,7 +137,10 @@ def metrics_evidence(
             vals = values if isinstance(values, tuple) else (values,)
             label_ = " & ".join(f"{c}={v}" for c, v in zip(cols, vals, strict=True))
             by_group[key][label_] = {"n": len(part), **one(part)}
-    return {"overall": {"n": len(frame), **one(frame)}, "by_group": by_group}
+    doc: dict[str, Any] = {"overall": {"n": len(frame), **one(frame)}, "by_group": by_group}
+    if score is not None and not regression:
+        doc["calibration"] = calibration_evidence(frame, label, score, sensitive, pos_label=pos_label)
+    return doc
 
 
 class PerformanceParams(CheckParams):
@@ -308,4 +313,4 @@ class NoWorseThanChampion(Check):
 
 
 def performance_checks() -> list[Check]:
-    return [*(_make(m) for m in METRICS), NoWorseThanChampion()]
+    return [*(_make(m) for m in METRICS), NoWorseThanChampion(), CalibrationCheck()]

@@ -48,6 +48,8 @@ def _text(graph: Any) -> str:
         if node.kind == "dataset":
             if node.attrs.get("hash_algo") == "delta-version":
                 return f"[dataset] {label} Delta version {printable(node.attrs.get('content_hash'))}"
+            if node.attrs.get("hash_algo") == "iceberg-snapshot":
+                return f"[dataset] {label} Iceberg snapshot {printable(node.attrs.get('content_hash'))}"
             return f"[dataset] {label} {printable(str(node.attrs.get('content_hash') or '')[:16])}"
         if node.kind == "run":
             return f"[run] {label} {printable(node.attrs.get('status'))} {node.attrs.get('started_at')}"

@@ -11,8 +11,8 @@ Public API (also reachable as ``governance.step``, ``governance.Dataset``, ...):
 * :func:`column_stats` / :func:`table_stats` - drift baselines (format in ``_stats``);
 * :func:`upstream`, :func:`downstream`, :func:`diff_versions` - lineage queries by reference;
 * :func:`record_model_version`, :func:`load_model_artifact` - model versions and verified artifacts;
-* :func:`spark_identity`, :func:`delta_snapshot`, :func:`is_spark_frame` - what a Spark DataFrame
-  reads (a Delta snapshot, or its plan and files), see ``_spark``;
+* :func:`spark_identity`, :func:`delta_snapshot`, :func:`iceberg_snapshot`, :func:`is_spark_frame` - what a
+  Spark DataFrame reads (a Delta or Iceberg snapshot, or its plan and files), see ``_spark``, ``_iceberg``;
 * :func:`replay_spool` - write spooled runs to the catalog (``gov sync``).
 """
 
@@ -26,6 +26,7 @@ from governance.lineage._adapters import (
 from governance.lineage._artifacts import artifact_digest, load_model_artifact
 from governance.lineage._dataset import Dataset
 from governance.lineage._fingerprint import ColumnDigest, Fingerprint, fingerprint
+from governance.lineage._iceberg import IcebergSnapshot, iceberg_root, iceberg_snapshot, is_iceberg_table
 from governance.lineage._model_versions import record_model_version
 from governance.lineage._queries import diff_versions, downstream, upstream
 from governance.lineage._record import RunRecord, write_run
@@ -54,6 +55,7 @@ __all__ = [
     "DatasetCapture",
     "DeltaSnapshot",
     "Fingerprint",
+    "IcebergSnapshot",
     "ModelCapture",
     "RunRecord",
     "SparkDatasetKey",
@@ -69,6 +71,9 @@ __all__ = [
     "diff_versions",
     "downstream",
     "fingerprint",
+    "iceberg_root",
+    "iceberg_snapshot",
+    "is_iceberg_table",
     "is_spark_frame",
     "load_model_artifact",
     "record_model_version",

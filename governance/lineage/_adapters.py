@@ -5,7 +5,8 @@
 ``None`` (not an artifact: the value becomes a JSON-safe parameter, or is skipped).  Built in: pandas
 DataFrame/Series, numpy arrays, pyarrow Table/RecordBatch, ``pathlib.Path`` and
 :class:`governance.Dataset` (files and directories), scikit-learn estimators and pipelines, Spark
-DataFrames (schema and version identity, see :mod:`governance.lineage._spark`).
+DataFrames (schema and version identity, see :mod:`governance.lineage._spark`), Iceberg tables (a
+pyiceberg table, or a path to a table location or metadata file: the snapshot id, see ``_iceberg``).
 
 Plugin contract, for third parties::
 
@@ -21,10 +22,11 @@ value is recorded as a parameter instead (capture never fails the step).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import singledispatch
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import numpy as np
 
 from governance.lineage._dataset import Dataset, file_dataset_name
 from governance.lineage._fingerprint import Fingerprint, fingerprint
+from governance.lineage._iceberg import iceberg_capture, is_iceberg_location
 from governance.lineage._lazy import LazyRegistrations
 from governance.lineage._tags import frame_tags, merge_tag_maps
 from governance.openlineage import dataset_uri, memory_namespace
@@ -65,6 +68,8 @@ class CaptureRole:
     tags: Mapping[str, list[str]] = field(default_factory=dict)
     capture_stats: bool = True
     home: Path | None = None
+    #: for an output: the run's input captures, so an adapter can trace column lineage to them
+    inputs: tuple[DatasetCapture, ...] = ()
 
     @property
     def dataset_name(self) -> str:
@@ -90,7 +95,12 @@ class DatasetCapture:
     fields: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] | None = None
     reuse_any: bool = False  # an input may reuse a version of another dataset with the same content
+    #: column lineage an adapter derived (a Spark plan), one dict per link: ``output`` (None: the whole
+    #: output), the input's ``namespace``/``name``/``field``, ``type``, ``subtype``, ``masking``; None: not
+    #: derived (columns are then linked by name, see ``_record``)
+    column_lineage: list[dict[str, Any]] | None = None
     _stats_source: Any = field(default=None, repr=False, compare=False)
+    _spark_plan: Any = field(default=None, repr=False, compare=False)  # an input's plan, for outputs' lineage
 
     @property
     def stats_pending(self) -> bool:
@@ -108,8 +118,9 @@ class DatasetCapture:
 
     def to_json(self) -> dict[str, Any]:
         self.ensure_stats()
-        doc = asdict(self)
+        doc = asdict(replace(self, _stats_source=None, _spark_plan=None))
         doc.pop("_stats_source", None)
+        doc.pop("_spark_plan", None)
         return {"type": "dataset", **doc}
 
     @classmethod
@@ -252,6 +263,9 @@ def path_capture(ds: Dataset, role: CaptureRole) -> DatasetCapture:
             row_count=None,
             byte_size=None,
         )
+    if is_iceberg_location(local) and importlib.util.find_spec("pyiceberg") is not None:
+        # an Iceberg table is versioned by its snapshot id (without pyiceberg: hashed as files)
+        return iceberg_capture(local, role)
     fp = fingerprint(local)
     return DatasetCapture(
         role=role.name,
@@ -341,11 +355,18 @@ def _register_pyspark() -> None:
     capture_adapter.register(DataFrame, spark_capture)
 
 
+def _register_pyiceberg() -> None:
+    from pyiceberg.table import Table
+
+    capture_adapter.register(Table, iceberg_capture)
+
+
 _LAZY = LazyRegistrations(
     {
         "pandas": _register_pandas,
         "pyarrow": _register_pyarrow,
         "sklearn": _register_sklearn,
         "pyspark": _register_pyspark,
+        "pyiceberg": _register_pyiceberg,
     }
 )

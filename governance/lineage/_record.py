@@ -244,7 +244,8 @@ _VERSION_WITHOUT_HASH = Statement(
     .order_by(_dv.c.version.desc())
     .limit(1)
 )
-_INGESTED_ALIKE = frozenset({"delta-version"})  # identities producers send as their datasetVersion
+# identities producers send as their datasetVersion (a Delta version, an Iceberg snapshot id)
+_INGESTED_ALIKE = frozenset({"delta-version", "iceberg-snapshot"})
 _EXTERNAL_CURRENT = Statement(  # the version of a table current at a time, when another producer recorded it
     sa.select(_dv.c.id, _dv.c.version, _dv.c.hash_algo, _dv.c.content_hash, _dv.c.produced_by_run_id)
     .where(
@@ -279,7 +280,8 @@ _FIELDS_OF_RUN = Statement(
 )
 _UPDATE_FIELD_TAGS = update_statement(_f, ("tags",))
 _INSERT_RUN_IO = insert_statement(_io, ("run_id", "artifact_kind", "artifact_id", "direction", "role", "created_at"))
-_INSERT_COLUMN_LINEAGE = insert_statement(_cl, ("run_id", "output_field_id", "input_field_id", "transformation"))
+_INSERT_COLUMN_LINEAGE = insert_statement(
+    _cl, ("run_id", "output_field_id", "output_version_id", "input_field_id", "transformation", "subtype", "masking"))
 
 _MAX_CACHED = 50_000
 
@@ -494,7 +496,8 @@ def _dataset_version(
             return _Resolved(cached[0], cap)
         row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
         if row is None and cap.hash_algo in _INGESTED_ALIKE:
-            # a Delta version ingested from a Spark job's OpenLineage event is the same table version
+            # a Delta version or Iceberg snapshot ingested from a Spark job's OpenLineage event is the same
+            # table version
             row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash,
                                          hash_algo="openlineage")
     else:
@@ -574,43 +577,82 @@ def _load_fields(raw: RawConnection, run_id: int, resolved: list[_Resolved]) -> 
                 existing.tags += [t for t in item.get("tags") or () if t not in existing.tags]
 
 
+def _inherit(tags: list[str], source: list[str], identity: bool) -> None:
+    """Tags an output column takes from an input column it comes from: the same column passed through
+    keeps a protected attribute protected (and a proxy a proxy); a column computed from it is a proxy."""
+    if identity:
+        tags += [t for t in source if (t in PASSTHROUGH_TAGS or t.startswith(PROXY_PREFIX)) and t not in tags]
+        return
+    for t in PROXY_TAGS:
+        proxy = PROXY_PREFIX + t
+        if (t in source or proxy in source) and proxy not in tags:
+            tags.append(proxy)
+
+
+_LineageKey = tuple[int | None, int | None, int, str, str | None]  # out field, out version, in field, type, subtype
+
+
+def _plan_edges(res: _Resolved, inputs: list[_Resolved], edges: dict[_LineageKey, bool | None]) -> None:
+    """The column lineage an adapter derived for ``res`` (a Spark plan): exact links to the inputs'
+    columns, with OpenLineage's subtypes; dataset-level links name the output version."""
+    by_dataset: dict[tuple[str, str], list[_Resolved]] = {}
+    for inp in inputs:
+        by_dataset.setdefault((inp.cap.namespace, inp.cap.name), []).append(inp)
+    for link in res.cap.column_lineage or ():
+        out_name = link.get("output")
+        out_field = res.fields.get(out_name) if out_name is not None else None
+        if out_name is not None and out_field is None:
+            continue
+        kind, subtype = str(link.get("type") or "DIRECT"), link.get("subtype")
+        for inp in by_dataset.get((str(link.get("namespace")), str(link.get("name"))), ()):
+            in_field = inp.fields.get(str(link.get("field")))
+            if in_field is None:
+                continue
+            key = (None if out_field is None else out_field.id, res.dv_id if out_field is None else None,
+                   in_field.id, kind, subtype)
+            masking = link.get("masking")
+            edges[key] = None if masking is None and edges.get(key) is None else bool(edges.get(key)) or bool(masking)
+            if out_field is not None and (kind == "DIRECT" or subtype in ("CONDITIONAL", "WINDOW")):
+                # a link without a subtype is a same-named column of a non-Spark input (linked by name)
+                _inherit(out_field.tags, in_field.tags, kind == "DIRECT" and subtype in ("IDENTITY", None))
+
+
 def _column_lineage(
     run_id: int, inputs: list[_Resolved], outputs: list[_Resolved], derived: list[tuple[str, str, str]]
 ) -> list[dict[str, Any]]:
+    """Column lineage rows of one run: from the lineage an adapter derived (a Spark plan) where there is
+    one, else by name (a column keeping an input column's name comes from it); plus the step's
+    declared ``derived`` columns."""
     by_name: dict[str, list[_Field]] = {}
     for res in inputs:
         for name, fld in res.fields.items():
             by_name.setdefault(name, []).append(fld)
     if not by_name:
         return []
-    edges: dict[tuple[int, int], str] = {}
+    edges: dict[_LineageKey, bool | None] = {}
     for res in outputs:
+        if res.cap.column_lineage is not None:
+            _plan_edges(res, inputs, edges)
         for name, out_field in res.fields.items():
-            tags = list(out_field.tags)
-            for in_field in by_name.get(name, ()):
-                # a column that keeps an input column's name is that column, passed through (same content)
-                # or carried with rows filtered, reordered or values recomputed in place; either way its
-                # values come from it and it keeps its tags (a protected attribute stays protected, a
-                # proxy stays a proxy)
-                edges[(out_field.id, in_field.id)] = "DIRECT"
-                tags += [
-                    t
-                    for t in in_field.tags
-                    if (t in PASSTHROUGH_TAGS or t.startswith(PROXY_PREFIX)) and t not in tags
-                ]
+            if res.cap.column_lineage is None:
+                for in_field in by_name.get(name, ()):
+                    # a column that keeps an input column's name is that column, passed through (same
+                    # content) or carried with rows filtered, reordered or values recomputed in place;
+                    # either way its values come from it and it keeps its tags
+                    edges[(out_field.id, None, in_field.id, "DIRECT", None)] = None
+                    _inherit(out_field.tags, in_field.tags, True)
             for out_col, in_col, transformation in derived:
                 if out_col != name:
                     continue
                 for in_field in by_name.get(in_col, ()):
-                    edges.setdefault((out_field.id, in_field.id), transformation)
-                    for t in PROXY_TAGS:
-                        proxy = PROXY_PREFIX + t
-                        if (t in in_field.tags or proxy in in_field.tags) and proxy not in tags:
-                            tags.append(proxy)
-            out_field.tags = tags
+                    if not any(k[0] == out_field.id and k[2] == in_field.id for k in edges):
+                        edges[(out_field.id, None, in_field.id, transformation, None)] = None
+                    _inherit(out_field.tags, in_field.tags, False)
     return [
-        {"run_id": run_id, "output_field_id": o, "input_field_id": i, "transformation": t}
-        for (o, i), t in sorted(edges.items())
+        {"run_id": run_id, "output_field_id": o, "output_version_id": v, "input_field_id": i,
+         "transformation": t, "subtype": st, "masking": m}
+        for (o, v, i, t, st), m in sorted(edges.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or 0, kv[0][2],
+                                                                          kv[0][3], kv[0][4] or ""))
     ]
 
 

@@ -16,12 +16,24 @@ DataFrame reaches a step).  A captured DataFrame records:
     ``hash_algo`` ``delta-version``, see :class:`SparkDatasetKey`); a DataFrame derived from it (a filter,
     a computed column) is versioned ``delta:v<version>:<sha256 of location, version, files and plan>``.
     Neither proves what the step did with the rows after reading them: that is the run's code.
+  - ``iceberg``: every file read lies in one Iceberg table and the set equals the data files of one of
+    its snapshots (newest first, up to :data:`MAX_VERSIONS_SEARCHED`): the table's version is the snapshot
+    id (``hash_algo`` ``iceberg-snapshot``), what the OpenLineage Spark integration reports for Iceberg;
+    see :mod:`governance.lineage._iceberg` for what it proves.
   - ``plan+files``: otherwise, SHA-256 over the analysed logical plan (expression ids removed, so it
     is stable across sessions) and each input file's (path, size, modification time) as the file
     system reports them.  It proves the same transformation text ran over files that had the same
     names, sizes and times.  It does not prove content: a file rewritten in place with the same size
     and time, a UDF whose code changed under the same name, or a source that is not a file (JDBC, an
     in-memory relation; then no file is listed and ``coverage`` is ``plan``) are not seen.
+
+Column lineage (outputs only): each output column's input columns, of the step's Spark DataFrame
+arguments, and OpenLineage's transformation type and subtype, traced through the analysed logical plan
+without running a job (:mod:`governance.lineage._spark_columns` says exactly what is and is not traced).
+It is stored in the catalog's column lineage, replacing the by-name matching used for other frames, and
+sent in the output's ``columnLineage`` facet.  It costs one JVM call per captured DataFrame (Spark writes
+the plan as JSON: a few ms for a short plan, tens of ms for a long one); the Spark conf
+``spark.governance.columnLineage`` = ``false`` turns it off (outputs are then linked by column name).
 
 Dataset naming follows the OpenLineage Spark integration: a DataFrame reading one table or directory is
 named after it (namespace ``file`` and the absolute path for local files, ``s3://bucket`` and the key
@@ -41,8 +53,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from governance.errors import ConfigError, InputError
+from governance.lineage._iceberg import IcebergSnapshot, iceberg_root, iceberg_snapshots
+from governance.lineage._spark_columns import SparkPlan, column_lineage, spark_plan
 
 __all__ = [
+    "COLUMN_LINEAGE_CONF",
     "MAX_VERSIONS_SEARCHED",
     "ROW_COUNT_CONF",
     "DeltaSnapshot",
@@ -57,6 +72,7 @@ __all__ = [
 ]
 
 ROW_COUNT_CONF = "spark.governance.rowCount"
+COLUMN_LINEAGE_CONF = "spark.governance.columnLineage"
 MAX_VERSIONS_SEARCHED = 50
 _DELTA_INSTALL = "pip install 'ml-governance[spark]'"
 _EXPR_ID = re.compile(r"#\d+L?")
@@ -157,7 +173,7 @@ def _match_snapshot(location: str, files: set[str]) -> DeltaSnapshot | None:
 class SparkIdentity:
     """What a DataFrame reads, as far as the driver can tell without running a job."""
 
-    kind: str  # delta | plan+files
+    kind: str  # delta | iceberg | plan+files
     content_hash: str
     hash_algo: str
     coverage: str  # snapshot | metadata | plan
@@ -166,6 +182,7 @@ class SparkIdentity:
     delta: dict[str, Any] | None = None
     sources: tuple[str, ...] = field(default=())
     plain_scan: bool = False
+    iceberg: dict[str, Any] | None = None
 
     @property
     def delta_version(self) -> int | None:
@@ -173,9 +190,16 @@ class SparkIdentity:
         tables = (self.delta or {}).get("tables") or []
         return int(tables[0]["version"]) if self.kind == "delta" and len(tables) == 1 else None
 
+    @property
+    def iceberg_snapshot(self) -> int | None:
+        """The Iceberg snapshot id when the DataFrame reads exactly one snapshot of one table."""
+        tables = (self.iceberg or {}).get("tables") or []
+        return int(tables[0]["snapshot_id"]) if self.kind == "iceberg" and len(tables) == 1 else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
+            "iceberg": self.iceberg,
             "content_hash": self.content_hash,
             "hash_algo": self.hash_algo,
             "coverage": self.coverage,
@@ -211,20 +235,50 @@ def _file_facts(df: Any, files: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _group_by_table(files: Iterable[str]) -> tuple[dict[str, set[str]], list[str]]:
+def _group_by_table(files: Iterable[str]) -> tuple[dict[str, set[str]], dict[str, set[str]], list[str]]:
+    """Files by the Delta table, and by the Iceberg table, they lie in; the rest loose."""
     tables: dict[str, set[str]] = {}
+    icebergs: dict[str, set[str]] = {}
     loose: list[str] = []
-    roots: dict[str, str | None] = {}
+    roots: dict[str, tuple[str, str] | None] = {}
     for uri in files:
         parent = uri.rsplit("/", 1)[0]
         if parent not in roots:
-            roots[parent] = delta_root(parent)
+            delta = delta_root(parent)
+            iceberg = None if delta is not None else iceberg_root(parent)
+            roots[parent] = ("delta", delta) if delta is not None else ("iceberg", iceberg) if iceberg else None
         root = roots[parent]
         if root is None:
             loose.append(uri)
         else:
-            tables.setdefault(root, set()).add(_abs_uri(uri))
-    return tables, loose
+            (tables if root[0] == "delta" else icebergs).setdefault(root[1], set()).add(_abs_uri(uri))
+    return tables, icebergs, loose
+
+
+def _match_iceberg(location: str, files: set[str]) -> IcebergSnapshot | None:
+    for snap in iceberg_snapshots(location, MAX_VERSIONS_SEARCHED):
+        if set(snap.files) == files:
+            return snap
+    return None
+
+
+def _iceberg_identity(icebergs: dict[str, set[str]], plan: str, plan_hash: str) -> SparkIdentity | None:
+    snaps = [_match_iceberg(root, chosen) for root, chosen in sorted(icebergs.items())]
+    found = [s for s in snaps if s is not None]
+    if len(found) != len(snaps):
+        return None
+    body = json.dumps([[s.location, s.snapshot_id, sorted(s.files)] for s in found] + [plan_hash])
+    ids = ",".join(f"s{s.snapshot_id}" for s in found)
+    return SparkIdentity(
+        kind="iceberg",
+        content_hash=f"iceberg:{ids}:{hashlib.sha256(body.encode()).hexdigest()[:40]}",
+        hash_algo="iceberg-snapshot-plan",
+        coverage="snapshot",
+        plan_hash=plan_hash,
+        iceberg={"tables": [s.to_dict() for s in found]},
+        sources=tuple(s.location for s in found),
+        plain_scan=_is_plain_scan(plan),
+    )
 
 
 def spark_identity(df: Any) -> SparkIdentity:
@@ -232,8 +286,12 @@ def spark_identity(df: Any) -> SparkIdentity:
     files = sorted(str(f) for f in df.inputFiles())
     plan = plan_text(df)
     plan_hash = hashlib.sha256(plan.encode()).hexdigest()
-    tables, loose = _group_by_table(files)
-    if tables and not loose:
+    tables, icebergs, loose = _group_by_table(files)
+    if icebergs and not tables and not loose:
+        found_iceberg = _iceberg_identity(icebergs, plan, plan_hash)
+        if found_iceberg is not None:
+            return found_iceberg
+    if tables and not icebergs and not loose:
         snaps = [_match_snapshot(root, chosen) for root, chosen in sorted(tables.items())]
         if all(s is not None for s in snaps):
             found = [s for s in snaps if s is not None]
@@ -252,7 +310,7 @@ def spark_identity(df: Any) -> SparkIdentity:
             )
     facts = _file_facts(df, files)
     body = json.dumps({"plan": plan_hash, "files": facts}, sort_keys=True, separators=(",", ":"))
-    sources = tuple(sorted(tables)) + tuple(sorted({f.rsplit("/", 1)[0] for f in loose}))
+    sources = tuple(sorted(tables)) + tuple(sorted(icebergs)) + tuple(sorted({f.rsplit("/", 1)[0] for f in loose}))
     return SparkIdentity(
         kind="plan+files",
         content_hash=hashlib.sha256(body.encode()).hexdigest(),
@@ -274,9 +332,13 @@ def _dataset_name(uri: str) -> tuple[str, str]:
     return authority, split.path.lstrip("/") or "/"
 
 
-def _row_count_enabled(df: Any) -> bool:
-    value = df.sparkSession.conf.get(ROW_COUNT_CONF, "false")
+def _conf_flag(df: Any, key: str, default: str) -> bool:
+    value = df.sparkSession.conf.get(key, default)
     return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _row_count_enabled(df: Any) -> bool:
+    return _conf_flag(df, ROW_COUNT_CONF, "false")
 
 
 @dataclass(frozen=True)
@@ -308,6 +370,9 @@ def dataset_key(df: Any, direction: str = "input") -> SparkDatasetKey:
         if ident.delta_version is not None:
             return SparkDatasetKey(namespace, name, ident.sources[0], str(ident.delta_version), "delta-version",
                                    "snapshot", ident)
+        if ident.iceberg_snapshot is not None:
+            return SparkDatasetKey(namespace, name, ident.sources[0], str(ident.iceberg_snapshot),
+                                   "iceberg-snapshot", "snapshot", ident)
         return SparkDatasetKey(namespace, name, ident.sources[0], ident.content_hash, ident.hash_algo,
                                ident.coverage, ident)
     return SparkDatasetKey(None, None, None, ident.content_hash, ident.hash_algo, ident.coverage, ident)
@@ -334,6 +399,10 @@ def spark_capture(df: Any, role: Any) -> Any:
         namespace = role.namespace if "://" in role.namespace else memory_namespace(role.namespace)
         name, uri, reuse = role.dataset_name, None, role.direction == "input"
     rows = int(df.count()) if _row_count_enabled(df) else None
+    plan = spark_plan(df) if _conf_flag(df, COLUMN_LINEAGE_CONF, "true") else None
+    lineage = None
+    if role.direction == "output" and plan is not None:
+        lineage = _plan_lineage(plan, [name for name, _ in schema], role.inputs)
     return DatasetCapture(
         role=role.name,
         direction=role.direction,
@@ -349,4 +418,30 @@ def spark_capture(df: Any, role: Any) -> Any:
         byte_size=sum(int(f["size"]) for f in ident.files) or None,
         fields=fields,
         reuse_any=reuse,
+        column_lineage=lineage,
+        _spark_plan=plan if role.direction == "input" else None,
     )
+
+
+def _plan_lineage(plan: SparkPlan, columns: Sequence[str], inputs: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """Column lineage of an output to the step's Spark inputs (see ``_spark_columns``), as the
+    capture's ``column_lineage`` entries (each input named by its catalog namespace and name); other
+    inputs (pandas, Arrow) are linked by column name, as the capture writer links them for any frame.
+    None when no input is a Spark DataFrame (the writer then links every input by name)."""
+    keyed = {f"{i}": cap for i, cap in enumerate(inputs) if getattr(cap, "_spark_plan", None) is not None}
+    if not keyed:
+        return None
+    links = column_lineage(plan, [(key, cap._spark_plan) for key, cap in keyed.items()])
+    out: list[dict[str, Any]] = []
+    for link in links:
+        cap = keyed[link.input]
+        out.append({"output": link.output, "namespace": cap.namespace, "name": cap.name, "field": link.field,
+                    "type": link.transform.type, "subtype": link.transform.subtype,
+                    "masking": link.transform.masking})
+    wanted = set(columns)
+    for cap in inputs:
+        if getattr(cap, "_spark_plan", None) is None:
+            out.extend({"output": f["name"], "namespace": cap.namespace, "name": cap.name, "field": f["name"],
+                        "type": "DIRECT", "subtype": None, "masking": None}
+                       for f in cap.fields if f["name"] in wanted)
+    return out

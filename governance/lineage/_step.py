@@ -272,7 +272,9 @@ class _Caller:
         self.signature = signature
         self._skip_first = bool(signature and next(iter(signature.parameters), None) in ("self", "cls"))
 
-    def _role(self, rt: Runtime, settings: Settings, name: str, direction: str) -> CaptureRole:
+    def _role(
+        self, rt: Runtime, settings: Settings, name: str, direction: str, inputs: tuple[DatasetCapture, ...] = ()
+    ) -> CaptureRole:
         return CaptureRole(
             job=self.job,
             name=name,
@@ -282,6 +284,7 @@ class _Caller:
             tags=self.spec.tags,
             capture_stats=self.spec.capture_stats,
             home=settings.home,
+            inputs=inputs,
         )
 
     def _capture(
@@ -296,7 +299,8 @@ class _Caller:
         params: dict[str, Any] | None,
     ) -> None:
         try:
-            captured = capture_adapter(value, self._role(rt, settings, name, direction))
+            inputs = tuple(d for d in call.datasets if d.direction == "input") if direction == "output" else ()
+            captured = capture_adapter(value, self._role(rt, settings, name, direction, inputs))
         except Exception as exc:  # noqa: BLE001 - a failing adapter must not fail the step; logged
             rt.capture_failed(f"{self.job} {direction} {name!r}", exc)
             captured = None

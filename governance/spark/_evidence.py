@@ -14,6 +14,9 @@ Every number the gate reads is additive, so Spark computes counts and the driver
   that share a bin, halved.  That bound is computed from the same histogram and stored next to every AUC
   (``evidence["score_bins"]``); with 1,000 bins and smooth scores it is of the order of 1e-4.  Log loss
   is exact up to floating-point summation order (sums of ``-log p`` per group and label, no bins).
+  The same ``groupBy`` sums the scores per bin, so calibration (``metrics["calibration"]``: counts,
+  positives and score sums per group at 100 bins) needs no other pass; see
+  :mod:`governance.checks._calibration` for why its bins equal the pandas path's.
 * **drift counts** on the stored training baseline's bin edges (numeric) and category frequencies,
   and **data-quality counts** (nulls, values outside the training range, unseen categories, the schema),
   all in one ``agg`` over the feature columns; :func:`governance.checks.drift_statistics`'s and
@@ -24,12 +27,14 @@ No row is collected: results come back through Arrow as small tables (groups x l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from governance.checks._calibration import CALIBRATION_RESOLUTION
 from governance.checks._confusion import MISSING_GROUP, GroupCounts, confusion_by_group, to_binary
 from governance.checks._data import ColumnCounts, drift_bins, drift_from_counts, quality_from_counts, quality_rule
 from governance.checks._fairness import groupings
@@ -50,6 +55,7 @@ _N = "__gov_n"
 _BIN = "__gov_bin"
 _LOSS_POS = "__gov_loss_pos"
 _LOSS_NEG = "__gov_loss_neg"
+_SCORE_SUM = "__gov_score_sum"
 _CLIP = 1e-15
 
 
@@ -169,6 +175,7 @@ def predictions_evidence(
         aggs += [
             functions.sum(-functions.log(clipped)).alias(_LOSS_POS),
             functions.sum(-functions.log(functions.lit(1.0) - clipped)).alias(_LOSS_NEG),
+            functions.sum(value).alias(_SCORE_SUM),
         ]
     rows = df.groupBy(*keys).agg(*aggs).toArrow().to_pandas()
     if not len(rows):
@@ -194,16 +201,28 @@ def predictions_evidence(
         "metrics": {"overall": overall, "by_group": by_group},
     }
     if score is not None:
-        bounds = _score_metrics(rows, label, sensitive, pos_label, score_bins, overall, by_group)
+        grouped = _grouped(rows, sensitive)
+        bounds = _score_metrics(rows, label, grouped, pos_label, score_bins, overall, by_group)
         doc["score_metrics"] = {k: overall.get(k) for k in ("roc_auc", "log_loss")}
         doc["score_bins"] = {"bins": score_bins, "range": [lo, hi], "roc_auc_error_bound": bounds}
+        if (lo, hi) == (0.0, 1.0):
+            doc["metrics"]["calibration"] = _calibration(rows, label, grouped, pos_label, score_bins)
     return doc
+
+
+def _grouped(rows: pd.DataFrame, sensitive: Sequence[str]) -> dict[str, tuple[np.ndarray[Any, Any], list[str]]]:
+    """Each grouping's group code per histogram row and the group names (computed once, used twice)."""
+    out: dict[str, tuple[np.ndarray[Any, Any], list[str]]] = {}
+    for cols in groupings(list(sensitive), True):
+        codes, uniques = pd.factorize(_group_labels(rows, cols))
+        out["&".join(cols)] = (codes.astype(np.int64), [str(u) for u in uniques])
+    return out
 
 
 def _score_metrics(
     rows: pd.DataFrame,
     label: str,
-    sensitive: Sequence[str],
+    grouped: Mapping[str, tuple[np.ndarray[Any, Any], list[str]]],
     pos_label: Any,
     bins: int,
     overall: dict[str, Any],
@@ -229,11 +248,8 @@ def _score_metrics(
     aucs, errs, losses = fill(np.zeros(len(rows), dtype=np.int64), 1)
     overall.update(roc_auc=aucs[0], log_loss=losses[0])
     bounds: dict[str, Any] = {"overall": errs[0], "by_group": {}}
-    for cols in groupings(list(sensitive), True):
-        key = "&".join(cols)
-        names = _group_labels(rows, cols)
-        codes, uniques = pd.factorize(names)
-        g_aucs, g_errs, g_losses = fill(codes.astype(np.int64), len(uniques))
+    for key, (codes, uniques) in grouped.items():
+        g_aucs, g_errs, g_losses = fill(codes, len(uniques))
         bounds["by_group"][key] = {}
         for i, name in enumerate(uniques):
             row = by_group[key].get(str(name))
@@ -242,6 +258,36 @@ def _score_metrics(
             row.update(roc_auc=g_aucs[i], log_loss=g_losses[i])
             bounds["by_group"][key][str(name)] = g_errs[i]
     return bounds
+
+
+def _calibration(rows: pd.DataFrame, label: str, grouped: Mapping[str, tuple[np.ndarray[Any, Any], list[str]]],
+                 pos_label: Any, bins: int) -> dict[str, Any]:
+    """Calibration evidence from the same histogram rows (counts, positives and score sums per fine bin),
+    regrouped to the stored resolution; the pandas path's format (:func:`calibration_evidence`)."""
+    resolution = math.gcd(bins, CALIBRATION_RESOLUTION)
+    step = bins // resolution
+    y = to_binary(rows[label].to_numpy(), pos_label, f"label column {label!r}")
+    n = rows[_N].to_numpy(dtype=np.int64)
+    coarse = rows[_BIN].to_numpy(dtype=np.int64) // step
+    total = rows[_SCORE_SUM].to_numpy(dtype=np.float64)
+
+    def hist(codes: np.ndarray[Any, Any], groups: int) -> list[dict[str, Any]]:
+        cell = codes * resolution + coarse
+        size = groups * resolution
+        count = np.bincount(cell, weights=n, minlength=size).reshape(groups, resolution)
+        pos = np.bincount(cell[y], weights=n[y], minlength=size).reshape(groups, resolution)
+        sums = np.bincount(cell, weights=total, minlength=size).reshape(groups, resolution)
+        whole = np.rint(count).astype(np.int64)
+        positives = np.rint(pos).astype(np.int64)
+        return [{"n": whole[g].tolist(), "positives": positives[g].tolist(), "score_sum": sums[g].tolist()}
+                for g in range(groups)]
+
+    doc: dict[str, Any] = {"resolution": resolution, "overall": hist(np.zeros(len(rows), dtype=np.int64), 1)[0],
+                           "by_group": {}}
+    for key, (codes, uniques) in grouped.items():
+        tables = hist(codes, len(uniques))
+        doc["by_group"][key] = {name: tables[i] for i, name in enumerate(uniques)}
+    return doc
 
 
 def _numeric(field: Any) -> bool:
