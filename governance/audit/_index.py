@@ -199,11 +199,16 @@ class BoundState:
 
     def _snapshot_entries(self, session: Session, buckets: set[int]) -> dict[Key, Entry]:
         """The snapshot entries of ``buckets``, proved against the root (else AuditIntegrityError)."""
-        entries = _bucket_entries(session, buckets)
+        return _flatten(self._proved_buckets(session, buckets)[0])
+
+    def _proved_buckets(self, session: Session, buckets: set[int]
+                        ) -> tuple[dict[int, dict[Key, Entry]], dict[tuple[int, int], str]]:
+        """The entries of ``buckets`` (by bucket) and the stored nodes, proved against the root."""
+        grouped = _bucket_entries(session, buckets)
         groups = {b // GROUP for b in buckets}
         stored = _nodes(session, groups)
-        computed = {b: _bucket_digest((t, i, s, d) for (t, i), (s, d) in entries.items()  # type: ignore[misc]
-                                      if bucket_of(t, i) == b) for b in buckets}
+        computed = {b: _bucket_digest((t, i, s, d) for (t, i), (s, d) in grouped.get(b, {}).items())  # type: ignore[misc]
+                    for b in buckets}
         group_digests = {}
         for g in groups:
             children = [computed.get(b) or stored.get((1, b), _EMPTY_BUCKET) for b in range(g * GROUP, (g + 1) * GROUP)]
@@ -211,7 +216,14 @@ class BoundState:
         top = [group_digests.get(g) or stored.get((2, g), _EMPTY_GROUP) for g in range(GROUPS)]
         if _join(b"r", top) != self.root:
             raise _IndexAltered(f"the state index does not match the root recorded at seq {self.snapshot_seq}")
-        return entries
+        return grouped, stored
+
+
+def _flatten(grouped: Mapping[int, Mapping[Key, Entry]]) -> dict[Key, Entry]:
+    out: dict[Key, Entry] = {}
+    for entries in grouped.values():
+        out.update(entries)
+    return out
 
 
 class _IndexAltered(AuditIntegrityError):
@@ -227,16 +239,20 @@ def _compare(table: str, row_id: int, digest: str, recorded: Entry) -> list[str]
     return []
 
 
-def _bucket_entries(session: Session, buckets: set[int]) -> dict[Key, Entry]:
-    out: dict[Key, Entry] = {}
+def _bucket_entries(session: Session, buckets: set[int]) -> dict[int, dict[Key, Entry]]:
+    """The stored entries of ``buckets``, by bucket."""
+    out: dict[int, dict[Key, Entry]] = {}
     wanted = sorted(buckets)
-    table: sa.Table = AuditState.__table__  # type: ignore[attr-defined]
-    conn = session.connection()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        for t, i, s, d in conn.execute(sa.select(table.c.tbl, table.c.row_id, table.c.seq, table.c.digest)
-                                       .where(table.c.bucket.in_(chunk))):
-            out[(str(t), int(i))] = (int(s), str(d))
+    cursor, mark = _cursor(session)
+    try:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ", ".join([mark] * len(chunk))
+            cursor.execute(f"SELECT bucket, tbl, row_id, seq, digest FROM audit_state WHERE bucket IN ({marks})", chunk)
+            for b, t, i, s, d in cursor.fetchall():
+                out.setdefault(int(b), {})[(str(t), int(i))] = (int(s), str(d))
+    finally:
+        cursor.close()
     return out
 
 
@@ -333,18 +349,24 @@ def _rebuild(session: Session) -> tuple[str, int]:
 def _fold_tail(session: Session, snapshot: _Event) -> tuple[str, int]:
     bound = load_bound_state(session)
     assert bound is not None
-    buckets = {bucket_of(t, i) for t, i in bound.tail}
-    entries = bound._snapshot_entries(session, buckets) if buckets else {}
-    stored = _nodes(session, {b // GROUP for b in buckets})
+    touched: dict[int, dict[Key, Entry]] = {}
+    for key, entry in bound.tail.items():
+        touched.setdefault(bucket_of(*key), {})[key] = entry
+    grouped, stored = bound._proved_buckets(session, set(touched)) if touched else ({}, {})
+    if not touched:
+        stored = _nodes(session, ())
     stored_root = _join(b"r", [stored.get((2, g), _EMPTY_GROUP) for g in range(GROUPS)])
     if stored_root != bound.root:
         raise _IndexAltered(f"the state index does not match the root recorded at seq {bound.snapshot_seq}")
-    changed = dict(entries)
-    for key, entry in bound.tail.items():
-        if entry[1] is None:
-            changed.pop(key, None)
-        else:
-            changed[key] = entry
+    level1 = {}
+    for b, changes in touched.items():
+        entries = dict(grouped.get(b, {}))
+        for key, entry in changes.items():
+            if entry[1] is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = entry
+        level1[b] = _bucket_digest((t, i, s, d) for (t, i), (s, d) in entries.items())  # type: ignore[misc]
     conn = session.connection()
     state: sa.Table = AuditState.__table__  # type: ignore[attr-defined]
     keys = list(bound.tail)
@@ -355,10 +377,8 @@ def _fold_tail(session: Session, snapshot: _Event) -> tuple[str, int]:
                for (t, i), (s, d) in bound.tail.items() if d is not None]
     for start in range(0, len(inserts), 10_000):
         conn.execute(sa.insert(state), inserts[start:start + 10_000])
-    level1 = {b: _bucket_digest((t, i, s, d) for (t, i), (s, d) in changed.items()  # type: ignore[misc]
-                                if bucket_of(t, i) == b) for b in buckets}
     level2 = {}
-    for g in {b // GROUP for b in buckets}:
+    for g in {b // GROUP for b in touched}:
         level2[g] = _join(b"g", [level1.get(b) or stored.get((1, b), _EMPTY_BUCKET)
                                  for b in range(g * GROUP, (g + 1) * GROUP)])
     _write_nodes(session, level1, level2)

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
-from governance.audit._state import row_digest
-from governance.catalog import STATE_TABLES, state_table
+from governance.audit._state import iter_rows
+from governance.catalog import STATE_TABLES
 
 __all__ = ["StateReport", "replay_state"]
 
@@ -91,24 +90,20 @@ def replay_state(session: Session) -> StateReport:
                 into[int(row_id)] = (seq, digest)
     counts = {"rows": 0, "unbound": 0, "missing": 0, "mismatched": 0}
     first: dict[str, str] = {}
-    conn = session.connection()
     for table in STATE_TABLES:
         want = expected[table]
-        t = state_table(table)
-        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(sa.select(t).order_by(t.c.id))
-        for row in result.mappings():
+        for row_id, digest in iter_rows(session, table):
             counts["rows"] += 1
-            row_id = int(row["id"])
             recorded = want.pop(row_id, None)
             if recorded is None or recorded[1] is None:
                 counts["unbound"] += 1
                 first.setdefault("unbound", f"{table} {row_id} has no audit event" if recorded is None
                                  else f"{table} {row_id} was deleted at seq {recorded[0]} but is present")
-            elif recorded[1] != row_digest(table, dict(row)):
+            elif recorded[1] != digest:
                 counts["mismatched"] += 1
                 first.setdefault("mismatch", f"{table} {row_id} differs from the content recorded at seq {recorded[0]}")
-        for row_id, (seq, digest) in sorted(want.items()):
-            if digest is not None:
+        for row_id, (seq, digest_) in sorted(want.items()):
+            if digest_ is not None:
                 counts["missing"] += 1
                 first.setdefault("missing", f"{table} {row_id} recorded at seq {seq} is missing")
     return StateReport(counts["rows"], counts["unbound"], counts["missing"], counts["mismatched"],

@@ -16,16 +16,18 @@ keyed by the transaction id.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from governance.audit._chain import canonical_json
-from governance.catalog import STATE_TABLES, state_table
+from governance.catalog import STATE_TABLES, RawConnection, Statement, state_table
 
 __all__ = ["STATE_TABLES", "StateMap", "collect_state", "install_touch_log", "row_digest", "row_values"]
 
@@ -48,10 +50,48 @@ def _norm(value: Any) -> Any:
     return value
 
 
+class _Digester:
+    """The digest of one table's rows: the generic canonical form, computed with one C ``json.dumps``
+    over the row when its values are plain (the common case), else through :func:`canonical_json`."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self.prefix = table.name.encode() + b"\n"
+        self.keys = tuple(sorted(c.key for c in table.columns))
+        self.times = frozenset(c.key for c in table.columns if isinstance(c.type, sa.DateTime))
+
+    def __call__(self, values: Mapping[str, Any]) -> str:
+        body = {}
+        times = self.times
+        for key in self.keys:
+            value = values[key]
+            if value is None:
+                continue
+            if key in times:
+                # SQLite's stored text "YYYY-MM-DD HH:MM:SS.ffffff" is the canonical spelling, respelled
+                if type(value) is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+                    value = f"{value[:10]}T{value[11:]}Z"
+                else:
+                    value = _norm(datetime.fromisoformat(value) if isinstance(value, str) else value)
+            body[key] = value
+        try:
+            text = _dumps(body)
+        except (TypeError, ValueError):  # NaN, infinities, numpy or other non-JSON values
+            return hashlib.sha256(self.prefix + canonical_json({k: _norm(v) for k, v in body.items()})).hexdigest()
+        return hashlib.sha256(self.prefix + text.encode()).hexdigest()
+
+
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_DIGESTERS: Mapping[str, _Digester] = MappingProxyType({name: _Digester(state_table(name)) for name in STATE_TABLES})
+
+
 def row_digest(table: str, values: Mapping[str, Any]) -> str:
-    """The digest of one row's content: table name plus the canonical JSON of its non-null columns."""
-    body = {k: _norm(v) for k, v in values.items() if v is not None}
-    return hashlib.sha256(table.encode() + b"\n" + canonical_json(body)).hexdigest()
+    """The digest of one row's content: table name plus the canonical JSON of its non-null columns
+    (the same bytes :func:`~governance.audit.canonical_json` gives)."""
+    digester = _DIGESTERS.get(table)
+    if digester is None or any(k not in values for k in digester.keys):
+        body = {k: _norm(v) for k, v in values.items() if v is not None}
+        return hashlib.sha256(table.encode() + b"\n" + canonical_json(body)).hexdigest()
+    return digester(values)
 
 
 def row_values(obj: Any) -> dict[str, Any]:
@@ -83,6 +123,10 @@ def install_touch_log(session: Session) -> dict[str, Any]:
     conn = session.connection()
     info = conn.connection.info
     if info.get(_INSTALLED):
+        if conn.dialect.name == "sqlite":
+            # rows written on this pooled connection outside an audited transaction are not this
+            # transaction's to bind: they stay unbound (and the gate refuses them)
+            conn.connection.driver_connection.execute("DELETE FROM temp.gov_touch")  # type: ignore[union-attr]
         return info
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -145,6 +189,42 @@ def read_rows(session: Session, table: str, ids: Iterable[int]) -> dict[int, dic
         for row in session.connection().execute(sa.select(t).where(t.c.id.in_(chunk))).mappings():
             out[int(row["id"])] = dict(row)
     return out
+
+
+_BATCH = 20_000
+
+
+def _scan_statement(table: str) -> Statement:
+    """Every column in id order, in batches; timestamps as the text SQLite stores (no parse and
+    re-format per row: :meth:`_Digester.__call__` turns the stored text into the canonical spelling)."""
+    t = state_table(table)
+    columns = [sa.type_coerce(c, sa.String).label(c.key) if isinstance(c.type, sa.DateTime) else c for c in t.columns]
+    return Statement(sa.select(*columns).where(t.c.id > sa.bindparam("after")).order_by(t.c.id).limit(_BATCH),
+                     {"after": t.c.id.type})
+
+
+_SCANS: Mapping[str, Statement] = MappingProxyType({name: _scan_statement(name) for name in STATE_TABLES})
+
+
+def iter_rows(session: Session, table: str) -> Iterator[tuple[int, str]]:
+    """``(id, digest)`` of every row of ``table`` in id order, streamed in batches (typed values as any
+    reader sees them; no ORM or Row objects)."""
+    raw = RawConnection(session)
+    t = state_table(table)
+    keys = [c.key for c in t.columns]
+    digest = _DIGESTERS[table]
+    after = 0
+    while True:
+        if raw.dialect.name == "sqlite":
+            rows = _SCANS[table].all(raw, after=after)
+        else:  # typed through SQLAlchemy (its numeric processors need the driver's column types)
+            rows = list(session.connection().execute(sa.select(t).where(t.c.id > after).order_by(t.c.id).limit(_BATCH)))
+        for row in rows:
+            values = dict(zip(keys, row, strict=True))
+            yield int(values["id"]), digest(values)
+        if len(rows) < _BATCH:
+            return
+        after = int(rows[-1][keys.index("id")])
 
 
 def collect_state(session: Session) -> StateMap:
