@@ -5,10 +5,13 @@
 * start-up: from spawning ``python -m governance.cli serve`` to the first ``200`` from ``/healthz``,
   and from SIGTERM to the process's exit (target: starts in under 2 s);
 * ``POST /api/v1/lineage`` from 8 concurrent clients (threads, keep-alive ``http.client``
-  connections) on a SQLite file catalog: START+COMPLETE pairs with an input and an output dataset
-  and a schema facet, posted one event per request (as openlineage-python's ``HttpTransport`` sends
-  them) and in batches of 50; every ``IngestedEvent`` and ``Run`` row is counted afterwards (none
-  lost).  Peer: ``gov ingest openlineage`` of the same events from an NDJSON file (the same import);
+  connections) on a SQLite file catalog: 100k events (START+COMPLETE pairs with an input and an
+  output dataset and a schema facet), posted one event per request (as openlineage-python's
+  ``HttpTransport`` sends them) and in batches of 50.  Measured: the rate of ``201`` answers (events
+  durable in the lineage inbox) and the end-to-end rate, from the first request until the inbox has
+  imported the last event; every ``IngestedEvent`` and ``Run`` row is counted after the server
+  stopped (none lost).  Peer: ``gov ingest openlineage`` of the same events from an NDJSON file (the
+  same import);
 * p95 latency of the model version page and of a depth-3 lineage page (both directions) over a
   catalog with 1M ``run_io`` edges and 100k runs (bulk-inserted: run r reads dataset versions r-8..r
   and writes r+1; the seeded model's training run also reads version 50,000, so its card and its
@@ -149,6 +152,24 @@ def _post_all(port: int, events: list[dict[str, Any]], per_request: int) -> tupl
     return time.perf_counter() - start, len(failures)
 
 
+def _inbox(port: int) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/healthz")
+    status: dict[str, Any] = json.loads(conn.getresponse().read())["lineage_inbox"]
+    conn.close()
+    return status
+
+
+def _drained(port: int, timeout: float = 1800.0) -> dict[str, Any]:
+    """Wait until the server's lineage inbox has imported every accepted request."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _inbox(port)
+        if status["pending_requests"] == 0 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
 def _count(url: str) -> tuple[int, int]:
     catalog = Catalog(url)
     with catalog.read() as session:
@@ -159,7 +180,11 @@ def _count(url: str) -> tuple[int, int]:
 
 
 def bench_ingest(quick: bool) -> list[Result]:
-    pairs = 500 if quick else 5_000
+    """8 clients post every event, then the inbox drains; rows are counted after the server stopped.
+
+    Two rates: *accepted* (every ``201``: the events are durable in the inbox) and *imported* (from the
+    first request until the last event is in the catalog, the figure the target is about)."""
+    pairs = 500 if quick else 50_000
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -178,18 +203,32 @@ def bench_ingest(quick: bool) -> list[Result]:
             Catalog(url).dispose()
             server = _Server(url, base)
             try:
-                seconds, failed = _post_all(server.port, events, per_request)
+                cpu_before = server.cpu_seconds()
+                started = time.perf_counter()
+                accepted_in, failed = _post_all(server.port, events, per_request)
+                at_end = _inbox(server.port)
+                status = _drained(server.port)
+                imported_in = time.perf_counter() - started
+                cpu_after = server.cpu_seconds()
             finally:
                 server.stop()
             stored, runs = _count(url)
             lost = len(events) - stored
             how = "one event per request (HttpTransport)" if per_request == 1 else "batches of 50 events"
+            cpu = (f"; server CPU {1e6 * (cpu_after - cpu_before) / len(events):.0f} us/event"
+                   if cpu_before is not None and cpu_after is not None else "")
             results.append(Result(
-                f"POST /api/v1/lineage, {CLIENTS} clients, {how}, SQLite", len(events) / seconds, "events/s",
-                2_000.0, higher_is_better=True, peer="gov ingest openlineage FILE (same events, same import)",
-                peer_measured=peer_rate,
-                note=f"{len(events):,} events: {stored:,} stored, {lost} lost, {failed} non-201, {runs:,} runs "
-                     f"(expected {pairs:,})"))
+                f"POST /api/v1/lineage, {CLIENTS} clients, {how}, SQLite: accepted (201, durable)",
+                len(events) / accepted_in, "events/s", None, higher_is_better=True,
+                peer="gov ingest openlineage FILE (same events, same import)", peer_measured=peer_rate,
+                note=f"{len(events):,} events in {accepted_in:.1f} s, {failed} non-201; "
+                     f"{at_end['pending_events']:,} waiting for import when the last 201 came"))
+            results.append(Result(
+                f"POST /api/v1/lineage, {CLIENTS} clients, {how}, SQLite: imported (first POST to last row)",
+                len(events) / imported_in, "events/s", 2_000.0, higher_is_better=True,
+                peer="gov ingest openlineage FILE (same events, same import)", peer_measured=peer_rate,
+                note=f"{len(events):,} events: {stored:,} stored, {lost} lost, {status['refused_events']} refused, "
+                     f"{failed} non-201, {runs:,} runs (expected {pairs:,}){cpu}"))
     return results
 
 
