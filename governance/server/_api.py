@@ -68,10 +68,13 @@ def _error(status: int, message: str, /, headers: dict[str, str] | None = None, 
 def _guard(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
     """Run a read endpoint in a worker thread and map the exception tree to HTTP statuses."""
 
+    def call(request: Request) -> Any:
+        _state(request).wait_warm()
+        return fn(request)
+
     async def endpoint(request: Request) -> Response:
         try:
-            await anyio.to_thread.run_sync(_state(request).wait_warm)
-            result = await anyio.to_thread.run_sync(fn, request)
+            result = await anyio.to_thread.run_sync(call, request)
         except NotFoundError as exc:
             return _error(404, str(exc))
         except InputError as exc:
@@ -95,15 +98,13 @@ async def post_lineage(request: Request) -> Response:
         return _error(413, f"$: body larger than {state.config.max_body_bytes} bytes (max_body_bytes)")
     except InputError as exc:
         return _error(400, str(exc), errors=[EventProblem("$", str(exc)).to_json()])
-    if not state.warmed.is_set():
-        await anyio.to_thread.run_sync(state.wait_warm)
     texts, problems = parse_events(body)
     if not texts:
         return _error(400, f"{problems[0].path}: {problems[0].message}", errors=[p.to_json() for p in problems],
                       accepted=0)
     identity: Identity = request.scope["state"]["identity"]
     try:
-        receipt = await state.inbox.accept(identity.name, texts)
+        receipt = await state.inbox.accept(identity.name, texts, array=body.lstrip()[:1] == b"[")
     except InboxFull as exc:
         return _error(503, str(exc), headers={"Retry-After": "5"})
     except JournalError as exc:

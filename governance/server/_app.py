@@ -50,6 +50,8 @@ def create_app(catalog: Catalog, config: ServerConfig | None = None) -> Starlett
     default :func:`~governance.server._inbox.default_inbox_dir`) opens at start-up, imports what an earlier
     run accepted, and stops at shutdown after catching up (for up to 20 s; the rest waits on disk).
     """
+    import governance.openlineage._ingest_read  # noqa: F401 - POST /api/v1/lineage validates with it; before warm-up
+
     settings = config if config is not None else ServerConfig()
     warmed = threading.Event()
     in_memory = catalog.backend == "sqlite" and catalog.sqlite_path is None

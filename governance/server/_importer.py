@@ -192,7 +192,7 @@ class Importer:
         self._save()
 
     def _refuse(self, record: Record, index: int | None, event: Any, reason: str) -> None:
-        path = "$" if index is None else f"$[{index}]"
+        path = record.path(index)
         entry = {"receipt": record.seq, "path": path, "reason": reason, "actor": record.actor,
                  "accepted_at": iso(record.at), "refused_at": iso(time.time())}
         line = json.dumps({**entry, "event": event}, default=str) + "\n"

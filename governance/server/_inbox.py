@@ -47,6 +47,7 @@ from governance.server._journal import (
     Position,
     pending_heads,
     read_state,
+    segment_name,
     segments,
     state_position,
 )
@@ -97,7 +98,7 @@ class LineageInbox:
         self._waiting: deque[tuple[int, int, float]] = deque()  # (seq, events, accepted at) not yet imported
         self._pending_events = 0
         self._accepted = 0
-        self._group: list[tuple[str, list[bytes], asyncio.Future[int]]] = []
+        self._group: list[tuple[str, list[bytes], bool, asyncio.Future[int]]] = []
         self._flushing = False
         self._started = False
         self._closed = False
@@ -214,15 +215,16 @@ class LineageInbox:
                         left)
 
     # -------------------------------------------------------------------------------- accepting
-    async def accept(self, actor: str, texts: list[bytes]) -> int:
-        """Journal one request's events; returns its receipt once they are durable.  Raises
+    async def accept(self, actor: str, texts: list[bytes], *, array: bool = True) -> int:
+        """Journal one request's events (``array``: its body was a JSON array); returns its receipt once
+        they are durable.  Raises
         :class:`InboxFull` past the backlog limit, :class:`~governance.server._journal.JournalError`
         when the events could not be stored."""
         if self.max_pending_bytes and self._backlog_bytes() > self.max_pending_bytes:
             raise InboxFull(f"the lineage inbox holds more than {self.max_pending_bytes} bytes not imported yet; "
                             "retry later")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._group.append((actor, texts, future))
+        self._group.append((actor, texts, array, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -234,9 +236,9 @@ class LineageInbox:
             while self._group:
                 group, self._group = self._group, []
                 try:
-                    heads = await anyio.to_thread.run_sync(self.journal.write, [(a, t) for a, t, _ in group])
+                    heads = await anyio.to_thread.run_sync(self.journal.write, [(a, t, b) for a, t, b, _ in group])
                 except Exception as exc:  # noqa: BLE001 - every waiting request gets the failure
-                    for _, _, future in group:
+                    for *_, future in group:
                         if not future.done():
                             future.set_exception(exc)
                     continue
@@ -245,21 +247,29 @@ class LineageInbox:
                     count = sum(h[1] for h in heads)
                     self._pending_events += count
                     self._accepted += count
-                for (_, _, future), head in zip(group, heads, strict=True):
+                for (*_, future), head in zip(group, heads, strict=True):
                     if not future.done():
                         future.set_result(head[0])
         finally:
             self._flushing = False
 
     def _backlog_bytes(self) -> int:
-        """Bytes of the journal's segments (imported ones are removed), looked at twice a second at most."""
+        """Bytes of the journal not imported yet, looked at twice a second at most."""
         now = time.monotonic()
         if now - self._backlog_checked > 0.5:
             self._backlog_checked = now
-            try:
-                self._backlog = sum(p.stat().st_size for p in self.directory.glob("segment-*.ndjson"))
-            except OSError:
-                self._backlog = 0
+            found = state_position(read_state(self.directory))
+            done = found[1] if found is not None else Position(0, 0)
+            total = 0
+            for first in segments(self.directory):
+                if first >= done.segment:
+                    try:
+                        total += (self.directory / segment_name(first)).stat().st_size
+                    except OSError:
+                        continue
+                    if first == done.segment:
+                        total -= done.offset
+            self._backlog = total
         return self._backlog
 
     # ----------------------------------------------------------------------------------- status

@@ -8,7 +8,7 @@ Files in the inbox directory:
 * ``CATALOG``: the catalog the inbox belongs to (its URL without password); an inbox is never
   replayed into another catalog.
 * ``segment-<first seq>.ndjson``: one line per accepted request,
-  ``{"seq":N,"n":EVENTS,"at":UNIX_TIME,"actor":"...","events":[...]}``; a segment is closed at
+  ``{"seq":N,"n":EVENTS,"at":UNIX_TIME,"actor":"...","array":BOOL,"events":[...]}``; a segment is closed at
   :data:`SEGMENT_BYTES` and removed once every record in it is imported.
 * ``importer.json``: how far the importer got (the last imported ``seq`` and where the next record
   starts) and its counters and last error.  Replaced atomically, not synced: losing it costs a
@@ -67,6 +67,11 @@ class Record:
     actor: str
     events: list[Any] | None
     problem: str | None = None
+    array: bool = True  # the request's body was a JSON array (paths ``$[i]``), else one event (``$``)
+
+    def path(self, index: int | None) -> str:
+        """The JSON path of event ``index`` in the request's body."""
+        return "$" if index is None or not self.array else f"$[{index}]"
 
 
 def segment_name(first_seq: int) -> str:
@@ -98,7 +103,7 @@ def parse_line(line: bytes, fallback_seq: int) -> Record:
         if not isinstance(doc, dict) or not isinstance(doc.get("events"), list) or not isinstance(doc.get("seq"), int):
             raise ValueError("not an inbox record")
         return Record(int(doc["seq"]), len(doc["events"]), float(doc.get("at", at)), str(doc.get("actor", "")),
-                      doc["events"])
+                      doc["events"], array=bool(doc.get("array", True)))
     except (ValueError, UnicodeDecodeError) as exc:
         return Record(seq, count, at, "", None, f"inbox record {seq} is unreadable ({str(exc)[:120]})")
 
@@ -273,8 +278,9 @@ class Journal:
         return self._last_seq
 
     # ------------------------------------------------------------------------------------ writing
-    def write(self, requests: list[tuple[str, list[bytes]]]) -> list[tuple[int, int, float]]:
-        """Append ``(actor, events as one-line JSON texts)`` per request and make them durable; returns
+    def write(self, requests: list[tuple[str, list[bytes], bool]]) -> list[tuple[int, int, float]]:
+        """Append ``(actor, events as one-line JSON texts, whether the body was an array)`` per request and
+        make them durable; returns
         ``(seq, events, accepted at)`` per request.  Raises :class:`JournalError` (nothing is kept)."""
         with self._lock:
             fd = self._fd
@@ -284,10 +290,10 @@ class Journal:
             seq = self._last_seq
             lines: list[bytes] = []
             heads: list[tuple[int, int, float]] = []
-            for actor, texts in requests:
+            for actor, texts, array in requests:
                 seq += 1
-                lines += (f'{{"seq":{seq},"n":{len(texts)},"at":{now},"actor":{json.dumps(actor)},"events":['.encode(),
-                          b",".join(texts), b"]}\n")
+                lines += (f'{{"seq":{seq},"n":{len(texts)},"at":{now},"actor":{json.dumps(actor)},'
+                          f'"array":{"true" if array else "false"},"events":['.encode(), b",".join(texts), b"]}\n")
                 heads.append((seq, len(texts), now))
             data = b"".join(lines)
             try:
