@@ -393,7 +393,7 @@ def bench_startup(quick: bool) -> list[Result]:
         Result("gov serve start-up to the first page (inventory, median)", statistics.median(pages), "s", None,
                note="pages wait for the warm-up imports (report builders, registry), about a second"),
         Result("gov serve SIGTERM to exit (median)", statistics.median(stops), "s", None,
-               note="graceful: in-flight requests finish, the lineage writer drains"),
+               note="graceful: in-flight requests finish, the lineage inbox catches up (the rest waits on disk)"),
     ]
 
 
