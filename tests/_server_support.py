@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,6 +60,17 @@ class Live:
     def get(self, path: str, **headers: str) -> Reply:
         return self.request("GET", path, headers=headers)
 
+    def imported(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the lineage inbox has imported every accepted request; its status then (``/healthz``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.get("/healthz").json()["lineage_inbox"]
+            if status["pending_requests"] == 0:
+                return dict(status)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the lineage inbox did not catch up in {timeout} s: {status}")
+            time.sleep(0.05)
+
     def post_json(self, path: str, doc: Any, token: str | None = None) -> Reply:
         headers = {"Content-Type": "application/json"}
         if token:
@@ -73,7 +85,21 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @contextmanager
 def live_server(catalog: Catalog, config: ServerConfig | None = None) -> Iterator[Live]:
-    """Serve ``catalog`` on a free port until the block ends (uvicorn's own shutdown path)."""
+    """Serve ``catalog`` on a free port until the block ends (uvicorn's own shutdown path).  Without an
+    ``inbox_dir`` in ``config``, the lineage inbox is a temporary directory."""
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lineage-inbox-") as inbox:
+        settings = config if config is not None else ServerConfig()
+        if settings.inbox_dir is None:
+            settings = dataclasses.replace(settings, inbox_dir=Path(inbox))
+        with _live(catalog, settings) as live:
+            yield live
+
+
+@contextmanager
+def _live(catalog: Catalog, config: ServerConfig) -> Iterator[Live]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(catalog, config), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))

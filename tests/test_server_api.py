@@ -146,6 +146,7 @@ def test_real_openlineage_client_posts_into_the_catalog(served: tuple[Catalog, L
             events.append((run_id, state))
         client.transport.close()
 
+    assert live.imported()["refused_events"] == 0
     with catalog.read() as session:
         runs = session.execute(sa.select(Run.run_uuid, Run.status).where(Run.producer.is_not(None))).all()
         assert sorted(tuple(r) for r in runs) == sorted({(r, "COMPLETED") for r, _ in events})
@@ -160,7 +161,9 @@ def test_lineage_post_answers_like_marquez(served: tuple[Catalog, Live]) -> None
     catalog, live = served
     run_id = str(uuid.uuid4())
     good = run_event(run_id, inputs=["public.orders"], outputs=["public.daily"])
-    assert live.post_json("/api/v1/lineage", good, WRITE).status == 201
+    first = live.post_json("/api/v1/lineage", good, WRITE)
+    assert first.status == 201 and first.body == b""
+    assert first.headers["location"] == f"/api/v1/lineage/inbox?receipt={first.headers['x-lineage-receipt']}"
     assert live.post_json("/api/v1/lineage", good, WRITE).status == 201  # idempotent
 
     bad = run_event(str(uuid.uuid4()))
@@ -173,10 +176,11 @@ def test_lineage_post_answers_like_marquez(served: tuple[Catalog, Live]) -> None
     other = str(uuid.uuid4())
     batch = [run_event(other, "START"), run_event(other, "COMPLETE", time_="not a time"), "x"]
     reply = live.post_json("/api/v1/lineage", batch, WRITE)
-    assert reply.status == 400 and reply.json()["errors"][0]["path"] == "$[2]"
+    assert reply.status == 400 and [e["path"] for e in reply.json()["errors"]] == ["$[1].eventTime", "$[2]"]
     reply = live.post_json("/api/v1/lineage", batch[:2], WRITE)
-    assert reply.status == 400
-    assert reply.json()["errors"][0]["path"] == "$[1].eventTime" and reply.json()["imported"] == 1
+    assert reply.status == 400  # the valid event of the batch is accepted all the same, under a receipt
+    assert reply.json()["errors"][0]["path"] == "$[1].eventTime" and reply.json()["accepted"] == 1
+    partly = reply.json()["receipt"]
 
     reply = live.request("POST", "/api/v1/lineage", b"{not json", {"Authorization": f"Bearer {WRITE}"})
     assert reply.status == 400 and reply.json()["errors"][0]["path"] == "$"
@@ -191,6 +195,10 @@ def test_lineage_post_answers_like_marquez(served: tuple[Catalog, Live]) -> None
     assert live.post_json("/api/v1/lineage", good).status == 401
     assert live.post_json("/api/v1/lineage", good, READ).status == 403
     assert live.post_json("/api/v1/lineage", good, "gov_wrong").status == 401
+    assert live.imported()["refused_events"] == 0
+    assert _get(live, first.headers["location"])["state"] == "imported"
+    assert _get(live, f"/api/v1/lineage/inbox?receipt={partly}") == {"receipt": partly, "state": "imported",
+                                                                      "refused": []}
     with catalog.read() as session:
         count = session.execute(sa.select(sa.func.count()).select_from(RunIO).join(Run, Run.id == RunIO.run_id)
                                 .where(Run.run_uuid == run_id)).scalar()
@@ -233,6 +241,8 @@ def test_concurrent_clients_lose_nothing(served: tuple[Catalog, Live]) -> None:
     for t in threads:
         t.join()
     assert failures == []
+    status = live.imported()
+    assert status["refused_events"] == 0 and status["pending_events"] == 0
     with catalog.read() as session:
         stored = session.execute(sa.select(Run.run_uuid, Run.status).where(Run.run_uuid.in_(runs))).all()
         assert sorted(tuple(r) for r in stored) == sorted((r, "COMPLETED") for r in runs)

@@ -51,6 +51,7 @@ def demo_like(tmp_path: Path) -> Iterator[tuple[Catalog, Live]]:
             event = run_event(run_id, kind, job="warehouse.load_applications", inputs=["crm.applicants"],
                               outputs=["staging.applications"])
             assert live.post_json("/api/v1/lineage", event).status == 201
+        live.imported()
         yield catalog, live
     catalog.dispose()
 

@@ -17,10 +17,15 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(5000, "--port", help="Port to listen on."),
     ) -> None:
         """Serve the catalog: web UI, read API and POST /api/v1/lineage (needs the [server] extra)."""
+        import dataclasses
+
         from governance.server import load_server_config, serve
+        from governance.server._inbox import default_inbox_dir
 
         config = load_server_config()
         catalog = state(ctx).catalog()
+        if config.inbox_dir is None:
+            config = dataclasses.replace(config, inbox_dir=default_inbox_dir(catalog, state(ctx).settings.home))
         serve(catalog, config, host=host, port=port, say=typer.echo)
 
     @app.command("serve-token")

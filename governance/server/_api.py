@@ -19,7 +19,9 @@ from governance.audit._log import parse_since
 from governance.errors import CatalogError, InputError, NotFoundError
 from governance.server import _queries as q
 from governance.server._graph import lineage_view
-from governance.server._lineage_in import EventProblem, parse_events, problems_of
+from governance.server._inbox import InboxFull
+from governance.server._journal import JournalError
+from governance.server._lineage_in import EventProblem, parse_events
 from governance.server._security import Identity
 from governance.server._state import ServerState
 
@@ -59,17 +61,20 @@ def _state(request: Request) -> ServerState:
     return state
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def _error(status: int, message: str, /, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
 def _guard(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
     """Run a read endpoint in a worker thread and map the exception tree to HTTP statuses."""
 
+    def call(request: Request) -> Any:
+        _state(request).wait_warm()
+        return fn(request)
+
     async def endpoint(request: Request) -> Response:
         try:
-            await anyio.to_thread.run_sync(_state(request).wait_warm)
-            result = await anyio.to_thread.run_sync(fn, request)
+            result = await anyio.to_thread.run_sync(call, request)
         except NotFoundError as exc:
             return _error(404, str(exc))
         except InputError as exc:
@@ -84,7 +89,8 @@ def _guard(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
 
 
 async def post_lineage(request: Request) -> Response:
-    """Marquez-compatible lineage endpoint: one event or a JSON array; 201 when imported."""
+    """Marquez-compatible lineage endpoint: one event or a JSON array; 201 once the events are durable in
+    the lineage inbox (imported shortly after; the body's ``receipt`` tells what became of them)."""
     state = _state(request)
     try:
         body = await read_body(request, state.config.max_body_bytes)
@@ -93,18 +99,35 @@ async def post_lineage(request: Request) -> Response:
     except InputError as exc:
         return _error(400, str(exc), errors=[EventProblem("$", str(exc)).to_json()])
     texts, problems = parse_events(body)
-    if problems:
-        return _error(400, f"{problems[0].path}: {problems[0].message}", errors=[p.to_json() for p in problems])
+    if not texts:
+        return _error(400, f"{problems[0].path}: {problems[0].message}", errors=[p.to_json() for p in problems],
+                      accepted=0)
     identity: Identity = request.scope["state"]["identity"]
-    await anyio.to_thread.run_sync(state.wait_warm)
-    job = await anyio.to_thread.run_sync(state.writer.submit, identity.name, texts)
-    if job.error is not None:
-        return _error(503 if not job.error.startswith("refused") else 400, job.error)
-    if job.refused:
-        found = problems_of(job, body.lstrip()[:1] == b"[")
-        return _error(400, f"{found[0].path}: {found[0].message}", errors=[p.to_json() for p in found],
-                      imported=job.imported)
-    return Response(status_code=201)
+    try:
+        receipt = await state.inbox.accept(identity.name, texts, array=body.lstrip()[:1] == b"[")
+    except InboxFull as exc:
+        return _error(503, str(exc), headers={"Retry-After": "5"})
+    except JournalError as exc:
+        return _error(503, str(exc), headers={"Retry-After": "1"})
+    where = f"/api/v1/lineage/inbox?receipt={receipt}"
+    if problems:
+        return _error(400, f"{problems[0].path}: {problems[0].message}", errors=[p.to_json() for p in problems],
+                      accepted=len(texts), receipt=receipt, status=where)
+    # as Marquez: 201 and no body; where to see what becomes of the events travels in headers
+    return Response(status_code=201, headers={"location": where, "x-lineage-receipt": str(receipt)})
+
+
+def get_inbox(request: Request) -> Any:
+    """The lineage inbox: backlog, lag, last error and refused events; with ``receipt=N``, what became of
+    that POST (``pending``, ``imported``, or ``refused`` with each refused event's path and reason)."""
+    inbox = _state(request).inbox
+    raw = request.query_params.get("receipt")
+    if raw in (None, ""):
+        return inbox.status()
+    found = inbox.receipt(_int(request, "receipt"))
+    if found is None:
+        raise NotFoundError(f"receipt: no request {raw} in this server's lineage inbox")
+    return found
 
 
 def _page(request: Request, default: int = 50) -> q.Page:
@@ -262,6 +285,7 @@ READ_ENDPOINTS: tuple[tuple[str, Callable[[Request], Any]], ...] = (
     ("/api/v1/models/approvals", get_approvals),
     ("/api/v1/models/history", get_history),
     ("/api/v1/lineage", get_lineage),
+    ("/api/v1/lineage/inbox", get_inbox),
     ("/api/v1/datasets", get_datasets),
     ("/api/v1/datasets/version", get_dataset_version),
     ("/api/v1/runs/detail", get_run),

@@ -5,6 +5,8 @@ reads, or ``GOVERNANCE_CONFIG``), then from ``GOVERNANCE_SERVER_*`` environment 
 
     [server]
     max_body_bytes = 16777216
+    inbox_dir = "/var/lib/governance/lineage-inbox"   # accepted lineage waiting to be imported
+    max_inbox_bytes = 1073741824           # past this backlog POST /api/v1/lineage answers 503
     proxy_header = "X-Forwarded-User"      # trust this identity header ...
     trusted_proxies = ["127.0.0.1"]        # ... only from these peer addresses
     proxy_scopes = ["read"]
@@ -13,6 +15,10 @@ reads, or ``GOVERNANCE_CONFIG``), then from ``GOVERNANCE_SERVER_*`` environment 
     name = "airflow"
     sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     scopes = ["write"]
+
+``inbox_dir`` defaults to ``<catalog file>.lineage-inbox`` next to a SQLite catalog, and to
+``.governance/lineage-inbox/`` for other catalogs (see :func:`governance.server._inbox.default_inbox_dir`);
+a relative one is taken from the directory the server starts in.
 
 ``GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET`` (environment only: it is a usable secret, so it never goes in
 the file) turns on ``POST /api/v1/mlflow/webhook``, the receiver of MLflow's registry webhooks.
@@ -40,6 +46,7 @@ __all__ = ["SCOPES", "ServerConfig", "Token", "hash_token", "load_server_config"
 
 SCOPES = ("read", "write")
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_MAX_INBOX = 1024 * 1024 * 1024
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -71,6 +78,10 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     proxy_scopes: frozenset[str] = field(default_factory=lambda: frozenset({"read"}))
     max_body_bytes: int = DEFAULT_MAX_BODY
+    #: where accepted lineage waits to be imported (None: the default for the catalog)
+    inbox_dir: Path | None = None
+    #: backlog (bytes of accepted, not yet imported requests) past which POST /api/v1/lineage answers 503
+    max_inbox_bytes: int = DEFAULT_MAX_INBOX
     #: the HMAC secret MLflow signs its webhook deliveries with (None: the receiver is off)
     mlflow_webhook_secret: str | None = field(default=None, repr=False)
 
@@ -121,7 +132,8 @@ def _file_section(cwd: Path, env: dict[str, str] | os._Environ[str]) -> tuple[di
     section = data.get("server", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [server] must be a table")
-    known = {"tokens", "proxy_header", "trusted_proxies", "proxy_scopes", "max_body_bytes"}
+    known = {"tokens", "proxy_header", "trusted_proxies", "proxy_scopes", "max_body_bytes", "inbox_dir",
+             "max_inbox_bytes"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise ConfigError(f"{path}: [server]: unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
@@ -169,11 +181,23 @@ def load_server_config(cwd: Path | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"max_body_bytes: expected a number of bytes, got {limit_raw!r}") from None
     if limit < 1024:
         raise ConfigError(f"max_body_bytes: expected at least 1024, got {limit}")
+    inbox_raw: Any = env.get("GOVERNANCE_SERVER_INBOX_DIR") or section.get("inbox_dir")
+    if inbox_raw is not None and (not isinstance(inbox_raw, str) or not inbox_raw.strip()):
+        raise ConfigError(f"inbox_dir: expected a directory path, got {inbox_raw!r}")
+    backlog_raw: Any = env.get("GOVERNANCE_SERVER_MAX_INBOX_BYTES") or section.get("max_inbox_bytes", DEFAULT_MAX_INBOX)
+    try:
+        backlog = int(backlog_raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"max_inbox_bytes: expected a number of bytes, got {backlog_raw!r}") from None
+    if backlog < 1024 * 1024:
+        raise ConfigError(f"max_inbox_bytes: expected at least 1048576 (1 MiB), got {backlog}")
     return ServerConfig(
         tokens=tuple(tokens),
         proxy_header=header.lower() if isinstance(header, str) else None,
         trusted_proxies=tuple(p.strip() for p in proxies),
         proxy_scopes=_scopes("proxy_scopes", scopes_raw),
         max_body_bytes=limit,
+        inbox_dir=None if inbox_raw is None else (Path.cwd() if cwd is None else cwd) / Path(inbox_raw.strip()),
+        max_inbox_bytes=backlog,
         mlflow_webhook_secret=env.get("GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET") or None,
     )

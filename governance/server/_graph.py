@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from governance.catalog import resolve_dataset_version, resolve_model_version
-from governance.catalog._graph import downstream, parse_as_of, upstream
+from governance.catalog._graph import both_ways, downstream, parse_as_of, upstream
 from governance.errors import InputError
 
 __all__ = ["DIRECTIONS", "GraphView", "lineage_view", "resolve_node"]
@@ -93,9 +93,11 @@ def lineage_view(session: Session, node_id: str, *, depth: int = 3, direction: s
     kind, ident = resolve_node(session, node_id)
     root = f"{kind}:{ident}"
     view = GraphView(root)
-    walks = ([upstream] if direction != "downstream" else []) + ([downstream] if direction != "upstream" else [])
-    for walk in walks:
-        _add(view, walk(session, kind, ident, depth, when), True)
+    if direction == "both":
+        for graph in both_ways(session, kind, ident, depth, when):
+            _add(view, graph, True)
+    else:
+        _add(view, (upstream if direction == "upstream" else downstream)(session, kind, ident, depth, when), True)
     for key in (expand or [])[:MAX_EXPAND]:
         e_kind, _, e_id = key.partition(":")
         if not e_id.isdigit():

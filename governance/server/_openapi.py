@@ -49,7 +49,10 @@ def openapi_document() -> dict[str, Any]:
                     "errors": {"type": "array", "items": {"type": "object", "properties": {
                         "path": {"type": "string", "description": "JSON path in the request body"},
                         "message": {"type": "string"}}}},
-                    "imported": {"type": "integer"}}},
+                    "accepted": {"type": "integer", "description": "valid events of the request that were "
+                                 "accepted all the same (see receipt)"},
+                    "receipt": {"type": "integer"},
+                    "status": {"type": "string", "description": "/api/v1/lineage/inbox?receipt=N"}}},
                 "RunEvent": {"type": "object", "description": "an OpenLineage RunEvent",
                              "externalDocs": {"url": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}},
             },
@@ -71,8 +74,17 @@ def openapi_document() -> dict[str, Any]:
                         {"$ref": "#/components/schemas/RunEvent"},
                         {"type": "array", "items": {"$ref": "#/components/schemas/RunEvent"}}]}}},
                         "description": "one event or an array; Content-Encoding gzip accepted"},
-                    "responses": {"201": {"description": "imported (or already imported: idempotent)"},
-                                  "400": _ERROR, "401": _ERROR, "403": _ERROR, "413": _ERROR, "503": _ERROR},
+                    "responses": {"201": {"description": "accepted: durable in the lineage inbox, imported "
+                                                        "shortly after (idempotent); no body, as Marquez",
+                                          "headers": {
+                                              "Location": {"schema": {"type": "string"}, "description":
+                                                           "/api/v1/lineage/inbox?receipt=N: pending, imported "
+                                                           "or refused"},
+                                              "X-Lineage-Receipt": {"schema": {"type": "integer"}}}},
+                                  "400": _ERROR, "401": _ERROR, "403": _ERROR, "413": _ERROR,
+                                  "503": {"description": "the inbox is full or cannot store the events; retry "
+                                                         "after Retry-After seconds",
+                                          "content": _ERROR["content"]}},
                 },
                 **_get("Lineage graph around a node (Marquez's GET /api/v1/lineage shape)", [
                     {"name": "nodeId", "in": "query", "required": True, "schema": {"type": "string"},
@@ -83,6 +95,10 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "asOf", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                 ], paged=False),
             },
+            "/api/v1/lineage/inbox": _get(
+                "The lineage inbox: backlog, lag, last import error and refused events; with receipt=N what became "
+                "of that POST (pending, imported, refused)",
+                [{"name": "receipt", "in": "query", "schema": {"type": "integer"}}], paged=False),
             "/api/v1/models": _get("Models with owner, risk tier, stages and gate status", [q]),
             "/api/v1/models/detail": _get("A model: versions, aliases, waivers, history", [_REF]),
             "/api/v1/models/versions": _get("Versions of a model", [_REF]),

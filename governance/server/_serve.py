@@ -1,5 +1,6 @@
 """``serve``: run the app on uvicorn until SIGINT/SIGTERM: stop accepting, finish in-flight requests,
-run the shutdown (the lineage writer commits what it holds), then return normally (exit 0)."""
+run the shutdown (the lineage inbox imports what it holds, for up to 20 s; the rest waits on disk for the
+next start), then return normally (exit 0)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def serve(catalog: Catalog, config: ServerConfig, *, host: str = "127.0.0.1", po
     from governance.server._app import create_app
 
     app = create_app(catalog, config)
+    inbox = app.state.server.inbox
+    inbox.start()  # here, not at start-up, so a held or unusable inbox is a one-line ConfigError
     mode = ("open (local only: no tokens configured)" if config.open_access else
             ", ".join(filter(None, [f"{len(config.tokens)} token(s)" if config.tokens else "",
                                     f"identity header {config.proxy_header}" if config.proxy_header else ""])))
@@ -60,7 +63,10 @@ def serve(catalog: Catalog, config: ServerConfig, *, host: str = "127.0.0.1", po
 
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                     lifespan="on", server_header=False, timeout_graceful_shutdown=10))
-    server.run()
+    try:
+        server.run()
+    finally:
+        inbox.close()
     if not server.started:
         raise ConfigError(f"--host/--port: could not listen on {shown}:{port} (in use, or not an address here)")
     names = ", ".join(signal.Signals(s).name for s in server.received) or "shutdown"

@@ -1,4 +1,4 @@
-"""What one server instance holds: the catalog, the lineage writer, templates and caches."""
+"""What one server instance holds: the catalog, the lineage inbox, templates and caches."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import jinja2
 
 from governance.catalog import Catalog
 from governance.server._config import ServerConfig
-from governance.server._lineage_in import LineageWriter
+from governance.server._inbox import LineageInbox
 from governance.server._queries import AuditStatus
 
 __all__ = ["STATIC_DIR", "TEMPLATE_DIR", "ServerState", "template_environment", "warm_up"]
@@ -37,13 +37,11 @@ def warm_up(done: threading.Event) -> None:
         done.set()
 
 
-
-
 @dataclass
 class ServerState:
     catalog: Catalog
     config: ServerConfig
-    writer: LineageWriter
+    inbox: LineageInbox
     templates: jinja2.Environment
     audit: AuditStatus = field(default_factory=AuditStatus)
     warmed: threading.Event = field(default_factory=threading.Event, repr=False)

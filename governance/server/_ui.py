@@ -42,10 +42,10 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
 
 
 def _page_view(template: str, fn: Callable[[Request], dict[str, Any]]) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
+    def page(request: Request) -> Response:
+        _state(request).wait_warm()
         try:
-            await anyio.to_thread.run_sync(_state(request).wait_warm)
-            context = await anyio.to_thread.run_sync(fn, request)
+            context = fn(request)
         except NotFoundError as exc:
             return _render(request, "error.html.j2", 404, title="Not found", message=str(exc))
         except InputError as exc:
@@ -53,6 +53,11 @@ def _page_view(template: str, fn: Callable[[Request], dict[str, Any]]) -> Callab
         except CatalogError as exc:
             return _render(request, "error.html.j2", 503, title="Catalog unavailable", message=str(exc))
         return _render(request, template, **context)
+
+    async def endpoint(request: Request) -> Response:
+        """Queries and rendering in one worker thread: one hand-over per page, the event loop stays free."""
+        response: Response = await anyio.to_thread.run_sync(page, request)
+        return response
 
     endpoint.__name__ = fn.__name__
     return endpoint
