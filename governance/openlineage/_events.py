@@ -143,10 +143,7 @@ _IO_QUERY = (
 
 _FIELDS_QUERY = (
     sa.select(_f.c.dataset_version_id, _f.c.name, _f.c.dtype, _f.c.position, _f.c.tags)
-    .where(_f.c.dataset_version_id.in_(
-        sa.select(_io.c.artifact_id)
-        .where(_io.c.run_id.in_(_RUN_IDS), _io.c.artifact_kind == _DATASET)
-        .scalar_subquery()))
+    .where(_f.c.dataset_version_id.in_(sa.bindparam("version_ids", expanding=True)))
     .order_by(_f.c.dataset_version_id, _f.c.position, _f.c.id)
 )
 
@@ -226,7 +223,7 @@ class _Rows:
         conn = session.connection()
         self.runs: dict[Any, Any] = {}
         for chunk in _chunks(keys):
-            for row in conn.execute(_RUNS_BY[key], {"keys": chunk}):
+            for row in conn.execute(_RUNS_BY[key], {"keys": chunk}).all():
                 self.runs[row.id if key == "id" else row.run_uuid] = row
         run_ids = sorted({int(self.runs[k].id) for k in with_io if k in self.runs})
         self.edges: dict[int, list[Any]] = defaultdict(list)
@@ -234,14 +231,15 @@ class _Rows:
         self.lineage: dict[int, dict[int, dict[str | None, list[Transformation]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(list)))
         for chunk in _chunks(run_ids):
-            edges = list(conn.execute(_IO_QUERY, {"run_ids": chunk}))
+            edges = conn.execute(_IO_QUERY, {"run_ids": chunk}).all()
             for edge in edges:
                 self.edges[edge.run_id].append(edge)
-            if any(e.dv_id is not None for e in edges):
-                for row in conn.execute(_FIELDS_QUERY, {"run_ids": chunk}):
+            version_ids = sorted({e.dv_id for e in edges if e.dv_id is not None} - self.fields.keys())
+            for ids in _chunks(version_ids):
+                for row in conn.execute(_FIELDS_QUERY, {"version_ids": ids}).all():
                     self.fields[row.dataset_version_id].append(row)
             if any(e.direction == "output" and e.dv_id is not None for e in edges):
-                for row in conn.execute(_COLUMN_LINEAGE_QUERY, {"run_ids": chunk}):
+                for row in conn.execute(_COLUMN_LINEAGE_QUERY, {"run_ids": chunk}).all():
                     self.lineage[row.run_id][row.dataset_version_id][row.out_field].append(Transformation(
                         row.namespace, row.name, row.in_field, row.transformation, row.subtype,
                         row.description, row.masking))
