@@ -122,7 +122,7 @@ def _requests(catalog: Catalog) -> list[tuple[Run, tuple[str, ...]]]:
     return out
 
 
-@pytest.mark.parametrize("chunk", [500, 2])
+@pytest.mark.parametrize("chunk", [16, 2, 1000])
 def test_batched_documents_equal_the_one_run_builder(varied: Catalog, monkeypatch: pytest.MonkeyPatch,
                                                      chunk: int) -> None:
     monkeypatch.setattr(_events, "_CHUNK", chunk)

@@ -165,7 +165,8 @@ _ANCESTOR = Statement(
     .select_from(_r.join(_j, _j.c.id == _r.c.job_id)).where(_r.c.id == sa.bindparam("run_id"))
 )
 _MAX_DEPTH = 1000  # a cycle in parent links (a damaged catalog) must not loop forever
-_CHUNK = 500  # runs per read: well inside every backend's limit on bound parameters
+_CHUNK = 16  # runs per read (see _Rows)
+_MAX_IDS = 500  # dataset versions per read: well inside every backend's limit on bound parameters
 
 _RUN_TIMES = Statement(
     sa.select(_r.c.run_uuid, _r.c.started_at, _r.c.ended_at).where(_r.c.id == sa.bindparam("run_id"))
@@ -212,37 +213,35 @@ def _check_types(event_types: Sequence[str]) -> None:
 
 
 class _Rows:
-    """The catalog rows behind the documents of a batch of runs, read with one query per kind of row
-    (runs with job and parent; I/O edges; fields; column lineage) for up to ``_CHUNK`` runs at a time,
-    grouped by run."""
+    """The catalog rows behind the documents of a few runs (at most ``_CHUNK``), read with one query
+    per kind of row (runs with job and parent; I/O edges; fields; column lineage), grouped by run.
+    Few runs at a time: the rows of a whole round held at once would outlive the young garbage
+    collections and cost full ones."""
 
     def __init__(self, session: Session, key: str, keys: list[Any], with_io: set[Any]) -> None:
-        if session.new or session.dirty or session.deleted:  # pending ORM rows must be visible
-            session.flush()
         self.session = session
         conn = session.connection()
-        self.runs: dict[Any, Any] = {}
-        for chunk in _chunks(keys):
-            for row in conn.execute(_RUNS_BY[key], {"keys": chunk}).all():
-                self.runs[row.id if key == "id" else row.run_uuid] = row
+        self.runs: dict[Any, Any] = {
+            (row.id if key == "id" else row.run_uuid): row
+            for row in conn.execute(_RUNS_BY[key], {"keys": keys}).all()
+        }
         run_ids = sorted({int(self.runs[k].id) for k in with_io if k in self.runs})
         self.edges: dict[int, list[Any]] = defaultdict(list)
         self.fields: dict[int, list[Any]] = defaultdict(list)
         self.lineage: dict[int, dict[int, dict[str | None, list[Transformation]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(list)))
-        for chunk in _chunks(run_ids):
-            edges = conn.execute(_IO_QUERY, {"run_ids": chunk}).all()
-            for edge in edges:
-                self.edges[edge.run_id].append(edge)
-            version_ids = sorted({e.dv_id for e in edges if e.dv_id is not None} - self.fields.keys())
-            for ids in _chunks(version_ids):
-                for row in conn.execute(_FIELDS_QUERY, {"version_ids": ids}).all():
-                    self.fields[row.dataset_version_id].append(row)
-            if any(e.direction == "output" and e.dv_id is not None for e in edges):
-                for row in conn.execute(_COLUMN_LINEAGE_QUERY, {"run_ids": chunk}).all():
-                    self.lineage[row.run_id][row.dataset_version_id][row.out_field].append(Transformation(
-                        row.namespace, row.name, row.in_field, row.transformation, row.subtype,
-                        row.description, row.masking))
+        edges = conn.execute(_IO_QUERY, {"run_ids": run_ids}).all() if run_ids else []
+        for edge in edges:
+            self.edges[edge.run_id].append(edge)
+        version_ids = sorted({e.dv_id for e in edges if e.dv_id is not None})
+        for ids in (version_ids[i:i + _MAX_IDS] for i in range(0, len(version_ids), _MAX_IDS)):
+            for field in conn.execute(_FIELDS_QUERY, {"version_ids": ids}).all():
+                self.fields[field.dataset_version_id].append(field)
+        if any(e.direction == "output" and e.dv_id is not None for e in edges):
+            for item in conn.execute(_COLUMN_LINEAGE_QUERY, {"run_ids": run_ids}).all():
+                self.lineage[item.run_id][item.dataset_version_id][item.out_field].append(Transformation(
+                    item.namespace, item.name, item.in_field, item.transformation, item.subtype,
+                    item.description, item.masking))
         self._raw: RawConnection | None = None
         self.engine = processing_engine_facet()
         self._versions: dict[int, dict[str, Any]] = {}
@@ -268,30 +267,37 @@ class _Rows:
         return _ANCESTOR.first(self._raw, run_id=run_id)
 
 
-def _chunks(items: list[Any]) -> list[list[Any]]:
-    return [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-
-
 def _build(session: Session, key: str, requests: Sequence[tuple[Any, Sequence[str]]],
            ) -> list[list[dict[str, Any]] | Exception]:
     """The documents of each ``(run id or run uuid, event types)`` request, in order, or the exception
-    that stopped building that request's run (one run's failure does not stop the others)."""
-    keys = list(dict.fromkeys(k for k, _ in requests))
+    that stopped building that request's run (one run's failure does not stop the others).  The runs
+    are read ``_CHUNK`` at a time."""
+    if session.new or session.dirty or session.deleted:  # pending ORM rows must be visible
+        session.flush()
+    positions: dict[Any, list[int]] = defaultdict(list)
+    for i, (k, _) in enumerate(requests):
+        positions[k].append(i)
+    keys = list(positions)
     with_io = {k for k, types in requests if any(t != "START" for t in types)}
-    rows = _Rows(session, key, keys, with_io)
-    out: list[list[dict[str, Any]] | Exception] = []
-    for k, types in requests:
-        run = rows.runs.get(k)
-        if run is None:
-            out.append(NotFoundError(f"run id {k}: no such run in the catalog" if key == "id"
-                                     else f"run {k}: no such run in the catalog"))
-            continue
-        try:
-            _check_types(types)
-            out.append(_run_documents(rows, run, types))
-        except Exception as exc:  # noqa: BLE001 - reported per run by the caller, never dropped
-            out.append(exc)
-    return out
+    engine = processing_engine_facet()
+    out: list[list[dict[str, Any]] | Exception | None] = [None] * len(requests)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start:start + _CHUNK]
+        rows = _Rows(session, key, chunk, with_io.intersection(chunk))
+        rows.engine = engine
+        for i in (i for k in chunk for i in positions[k]):
+            k, types = requests[i]
+            run = rows.runs.get(k)
+            if run is None:
+                out[i] = NotFoundError(f"run id {k}: no such run in the catalog" if key == "id"
+                                       else f"run {k}: no such run in the catalog")
+                continue
+            try:
+                _check_types(types)
+                out[i] = _run_documents(rows, run, types)
+            except Exception as exc:  # noqa: BLE001 - reported per run by the caller, never dropped
+                out[i] = exc
+    return cast(list[list[dict[str, Any]] | Exception], out)
 
 
 def _run_documents(rows: _Rows, run: Any, event_types: Sequence[str]) -> list[dict[str, Any]]:
