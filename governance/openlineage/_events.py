@@ -4,9 +4,12 @@
 outbox rows (run, event type, event time) in that transaction, so they commit or roll back with the
 run.  :func:`outbox_documents` builds the document from the run's catalog rows when the shipper (or
 ``gov sync``) first handles the row, and the shipper stores it on the row with that round's
-bookkeeping, so a retry after a recorded failure sends the same document.  Building reads with four
-precompiled statements (run+job+parent; I/O edges with their dataset or model versions; the fields
-of those dataset versions; the column lineage of the run) into plain dictionaries.
+bookkeeping, so a retry after a recorded failure sends the same document.  Building reads a round's
+runs 16 at a time with four statements (runs+jobs+parents; I/O edges with their dataset or model
+versions; the fields of those dataset versions; the column lineage of the runs) into plain
+dictionaries, and builds a dataset version's own facets once for the runs that share it
+(``tests/test_openlineage_batch_build.py`` holds the documents equal to the one-run-at-a-time
+builder's).
 
 A finished run's rows do not change, so its documents say the same whenever they are built, with
 three exceptions, all of them "later knows more": field tags can grow (a later capture of the same
