@@ -16,7 +16,9 @@ Delivery is at-least-once.  A row is marked ``sent_at`` only after the transport
 process killed between delivery and marking re-sends it later (OpenLineage consumers key events on
 ``runId``/``eventType``/``eventTime``).  Rows are tried in id order, a run's later events wait while
 an earlier one waits for its retry (a ``COMPLETE`` never overtakes its ``START``), and a round stops
-at the first failure, so a dead backend costs one timeout per round, not one per event.  A failed row
+at the first failure, so a dead backend costs one timeout per round, not one per event.  With the
+file transport a round's lines are appended in one write: if it fails, none of them counts as sent
+(the first row carries the error) and the next round writes them all again.  A failed row
 gets ``attempts + 1``, ``last_error`` and
 ``next_attempt_at = now + min(BASE * 2**(attempts-1), CAP)``; nothing is ever deleted or dropped.
 
