@@ -10,6 +10,9 @@
   With ``GOVERNANCE_TEST_POSTGRES_URL`` set, both again on a fresh PostgreSQL database (no target).
   Peer: MLflow ``start_run`` + ``log_param``
   + ``log_input`` + ``end_run`` with MLflow's SQLite tracking store (from the ``[bench]`` extra).
+* step CPU (every thread of the process, shipping included) with no OpenLineage transport, with
+  openlineage-python's file transport, and with its HTTP transport posting to a minimal local
+  receiver in another process (a stdlib server answering 201; its CPU is not counted).
 * disabled decorator (``GOVERNANCE_DISABLED=1``): per-call cost over the bare call.
 * fingerprint of 1M rows x 10 float columns (every cell); peers: MLflow's dataset digest
   (``mlflow.data.from_pandas(df).digest``, which hashes a sample) and ``pandas.util.hash_pandas_object``.
@@ -143,15 +146,68 @@ def _overheads(url: str, home: Path, repeat: int) -> tuple[float, float, Callabl
     return same, new, lambda: plain(df), lambda: decorated(df)
 
 
-def _cpu_per_step(url: str, home: Path, steps: int, transport: Path | None) -> float:
+_SINK = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the client's session reuses its connection
+    received = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Sink.received += 1
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self):
+        body = str(Sink.received).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def _http_sink() -> Iterator[str]:
+    """A minimal OpenLineage HTTP receiver in its own process (its CPU is not the step's): answers
+    ``201`` to every POST and, to ``GET``, how many it received.  Yields its base URL."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _received(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/count", timeout=10) as response:
+        return int(response.read())
+
+
+def _cpu_per_step(url: str, home: Path, steps: int, transport: dict[str, str] | None) -> float:
     """CPU seconds per decorated call (same frame each call) over the undecorated call, every thread of
-    the process counted, with the OpenLineage outbox shipped through openlineage-python's file transport
-    to ``transport`` (drained before the clock stops) or, with None, no transport configured."""
+    the process counted, with the OpenLineage outbox shipped through the openlineage-python transport
+    configured by the ``OPENLINEAGE__TRANSPORT__*`` variables in ``transport`` (drained before the
+    clock stops) or, with None, no transport configured."""
     from governance.catalog import open_catalog
     from governance.openlineage import pending_count, shipper_for
 
-    ol_env = {"OPENLINEAGE__TRANSPORT__TYPE": "file", "OPENLINEAGE__TRANSPORT__LOG_FILE_PATH": str(transport),
-              "OPENLINEAGE__TRANSPORT__APPEND": "true"} if transport is not None else {}
+    ol_env = {f"OPENLINEAGE__TRANSPORT__{k.upper()}": v for k, v in (transport or {}).items()}
     with _env(GOVERNANCE_CATALOG_URL=url, GOVERNANCE_HOME=str(home), GOVERNANCE_DISABLED=None,
               GOVERNANCE_ACTOR="bench", OPENLINEAGE_DISABLED=None, OPENLINEAGE_URL=None,
               OPENLINEAGE_CONFIG=None, **ol_env):
@@ -181,7 +237,7 @@ def _cpu_per_step(url: str, home: Path, steps: int, transport: Path | None) -> f
             shipper.join(30)
         cpu = (time.process_time() - start) / steps - bare
         if transport is not None and pending_count(catalog):
-            raise RuntimeError("bench: events left in the outbox after draining")
+            raise RuntimeError(f"bench: events left in the outbox after draining ({shipper.last_error})")
         clear_catalog_cache()
         runtime().settings.clear()
     return cpu
@@ -201,8 +257,12 @@ def bench_step(quick: bool) -> list[Result]:
         steps = 300 if quick else 2000
         cpu_plain = _cpu_per_step(f"sqlite:///{tmp / 'cpu.db'}", tmp / "home-cpu", steps, None)
         cpu_file = _cpu_per_step(f"sqlite:///{tmp / 'shipped.db'}", tmp / "home-shipped", steps,
-                                 tmp / "events.ndjson")
+                                 {"type": "file", "log_file_path": str(tmp / "events.ndjson"), "append": "true"})
         shipped = sum(1 for _ in (tmp / "events.ndjson").open(encoding="utf-8"))
+        with _http_sink() as sink:
+            cpu_http = _cpu_per_step(f"sqlite:///{tmp / 'posted.db'}", tmp / "home-posted", steps,
+                                     {"type": "http", "url": sink})
+            posted = _received(sink)
         mlflow_s, note = _mlflow_overhead(tmp, 20 if quick else 60)
         pg = _postgres_overheads(tmp, repeat)
     results = [
@@ -243,6 +303,17 @@ def bench_step(quick: bool) -> list[Result]:
             peer_measured=None if mlflow_s is None else mlflow_s * 1e3,
             note=f"the shipper thread's building, file writes and bookkeeping counted; {shipped} events "
                  f"shipped; {cpu_file / cpu_plain:.2f}x the no-transport CPU" if cpu_plain > 0 else "",
+        ),
+        Result(
+            "step CPU per call incl. shipping, same data, HTTP transport to a local server (openlineage-python)",
+            cpu_http * 1e3,
+            "ms",
+            2.0,
+            peer="mlflow start_run+log_param+log_input+end_run (wall time)",
+            peer_measured=None if mlflow_s is None else mlflow_s * 1e3,
+            note=f"one POST per event (the client's HttpTransport on its keep-alive session) to a stdlib server "
+                 f"in another process (answers 201; its CPU not counted); {posted} events received"
+                 + (f"; {cpu_http / cpu_plain:.2f}x the no-transport CPU" if cpu_plain > 0 else ""),
         ),
         Result("disabled decorator (GOVERNANCE_DISABLED=1)", off * 1e6, "us", 5.0),
     ]

@@ -342,6 +342,32 @@ def test_a_damaged_stored_document_is_a_failed_attempt_not_a_crash(sqlite_catalo
     assert row.attempts == 1 and row.payload == "{not json" and row.sent_at is None
 
 
+def test_a_failed_append_of_a_rounds_lines_delivers_none_and_loses_nothing(
+    sqlite_catalog: Catalog, tmp_path: Path
+) -> None:
+    """The file transport's lines of a round go in one append: when it fails, no row of the round
+    counts as delivered (the first carries the error), and the next round writes them all, in order,
+    with the documents first built."""
+    for i in range(3):
+        make_run(sqlite_catalog, job_name=f"credit.train.{i}", enqueue=("START", "COMPLETE"))
+    target = tmp_path / "missing-dir" / "events.ndjson"
+    config = ol.TransportConfig({"type": "file", "log_file_path": str(target), "append": True}, "test")
+    failed = ol.sync(sqlite_catalog, config=config)
+    assert (failed.sent, failed.failed, failed.pending) == (0, 1, 6)
+    assert len(failed.errors) == 1 and "Failed to write to log file" in failed.errors[0]
+    rows = _rows(sqlite_catalog)
+    assert [(r.attempts, r.sent_at) for r in rows] == [(1, None)] + [(0, None)] * 5
+    assert rows[0].last_error is not None and "missing-dir" in rows[0].last_error
+    stored = [r.payload for r in rows]
+    assert None not in stored  # built once, kept for the retry
+    target.parent.mkdir()
+    again = ol.sync(sqlite_catalog, config=config)
+    assert (again.sent, again.failed, again.pending) == (6, 0, 0)
+    assert target.read_text(encoding="utf-8").splitlines() == stored
+    assert [(r.event_type, r.sent_at is not None) for r in _rows(sqlite_catalog)] == [("START", True),
+                                                                                      ("COMPLETE", True)] * 3
+
+
 def test_an_event_that_cannot_be_built_stays_in_the_outbox(sqlite_catalog: Catalog) -> None:
     with audited(sqlite_catalog, "t") as tx:
         now = utcnow()

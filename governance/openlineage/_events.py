@@ -4,9 +4,12 @@
 outbox rows (run, event type, event time) in that transaction, so they commit or roll back with the
 run.  :func:`outbox_documents` builds the document from the run's catalog rows when the shipper (or
 ``gov sync``) first handles the row, and the shipper stores it on the row with that round's
-bookkeeping, so a retry after a recorded failure sends the same document.  Building reads with four
-precompiled statements (run+job+parent; I/O edges with their dataset or model versions; the fields
-of those dataset versions; the column lineage of the run) into plain dictionaries.
+bookkeeping, so a retry after a recorded failure sends the same document.  Building reads a round's
+runs 16 at a time with four statements (runs+jobs+parents; I/O edges with their dataset or model
+versions; the fields of those dataset versions; the column lineage of the runs) into plain
+dictionaries, and builds a dataset version's own facets once for the runs that share it
+(``tests/test_openlineage_batch_build.py`` holds the documents equal to the one-run-at-a-time
+builder's).
 
 A finished run's rows do not change, so its documents say the same whenever they are built, with
 three exceptions, all of them "later knows more": field tags can grow (a later capture of the same
@@ -104,24 +107,27 @@ _di = _d.alias("in_dataset")
 _DATASET: sa.ColumnElement[str] = sa.literal_column("'dataset'")
 _MODEL: sa.ColumnElement[str] = sa.literal_column("'model'")
 
-_RUN_QUERY = Statement(
-    sa.select(
-        _r.c.run_uuid, _r.c.status, _r.c.started_at, _r.c.ended_at, _r.c.params, _r.c.user, _r.c.host,
-        _r.c.code_hash, _r.c.source_file, _r.c.git_commit, _r.c.git_dirty, _r.c.error_type,
-        _r.c.error_message, _r.c.error_traceback,
-        _j.c.namespace, _j.c.name, _j.c.kind, _j.c.source_file.label("job_source_file"),
-        _pr.c.run_uuid.label("parent_uuid"), _pr.c.parent_run_id.label("grandparent_id"),
-        _pj.c.namespace.label("parent_ns"), _pj.c.name.label("parent_name"),
-    )
-    .select_from(_r.join(_j, _j.c.id == _r.c.job_id)
-                 .outerjoin(_pr, _pr.c.id == _r.c.parent_run_id)
-                 .outerjoin(_pj, _pj.c.id == _pr.c.job_id))
-    .where(_r.c.id == sa.bindparam("run_id"))
+_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
+_RUN_IDS: sa.BindParameter[Any] = sa.bindparam("run_ids", expanding=True)
+_RUN_COLUMNS = (
+    _r.c.id, _r.c.run_uuid, _r.c.status, _r.c.started_at, _r.c.ended_at, _r.c.params, _r.c.user, _r.c.host,
+    _r.c.code_hash, _r.c.source_file, _r.c.git_commit, _r.c.git_dirty, _r.c.error_type,
+    _r.c.error_message, _r.c.error_traceback,
+    _j.c.namespace, _j.c.name, _j.c.kind, _j.c.source_file.label("job_source_file"),
+    _pr.c.run_uuid.label("parent_uuid"), _pr.c.parent_run_id.label("grandparent_id"),
+    _pj.c.namespace.label("parent_ns"), _pj.c.name.label("parent_name"),
 )
+_RUNS_FROM = (_r.join(_j, _j.c.id == _r.c.job_id)
+              .outerjoin(_pr, _pr.c.id == _r.c.parent_run_id)
+              .outerjoin(_pj, _pj.c.id == _pr.c.job_id))
+_RUNS_BY: dict[str, sa.Select[Any]] = {
+    "id": sa.select(*_RUN_COLUMNS).select_from(_RUNS_FROM).where(_r.c.id.in_(_KEYS)),
+    "run_uuid": sa.select(*_RUN_COLUMNS).select_from(_RUNS_FROM).where(_r.c.run_uuid.in_(_KEYS)),
+}
 
-_IO_QUERY = Statement(
+_IO_QUERY = (
     sa.select(
-        _io.c.direction, _io.c.artifact_kind,
+        _io.c.run_id, _io.c.direction, _io.c.artifact_kind,
         _dv.c.id.label("dv_id"), _dv.c.version.label("dv_version"), _dv.c.content_hash, _dv.c.row_count,
         _dv.c.byte_size, _d.c.namespace.label("ds_ns"), _d.c.name.label("ds_name"),
         _d.c.kind.label("ds_kind"),
@@ -134,28 +140,26 @@ _IO_QUERY = Statement(
         .outerjoin(_mv, sa.and_(_io.c.artifact_kind == _MODEL, _mv.c.id == _io.c.artifact_id))
         .outerjoin(_m, _m.c.id == _mv.c.model_id)
     )
-    .where(_io.c.run_id == sa.bindparam("run_id"))
-    .order_by(_io.c.id)
+    .where(_io.c.run_id.in_(_RUN_IDS))
+    .order_by(_io.c.run_id, _io.c.id)
 )
 
-_FIELDS_QUERY = Statement(
+_FIELDS_QUERY = (
     sa.select(_f.c.dataset_version_id, _f.c.name, _f.c.dtype, _f.c.position, _f.c.tags)
-    .where(_f.c.dataset_version_id.in_(
-        sa.select(_io.c.artifact_id)
-        .where(_io.c.run_id == sa.bindparam("run_id"), _io.c.artifact_kind == _DATASET)
-        .scalar_subquery()))
+    .where(_f.c.dataset_version_id.in_(sa.bindparam("version_ids", expanding=True)))
     .order_by(_f.c.dataset_version_id, _f.c.position, _f.c.id)
 )
 
-_COLUMN_LINEAGE_QUERY = Statement(
-    sa.select(sa.func.coalesce(_fo.c.dataset_version_id, _cl.c.output_version_id).label("dataset_version_id"),
+_COLUMN_LINEAGE_QUERY = (
+    sa.select(_cl.c.run_id,
+              sa.func.coalesce(_fo.c.dataset_version_id, _cl.c.output_version_id).label("dataset_version_id"),
               _fo.c.name.label("out_field"), _di.c.namespace, _di.c.name,
               _fi.c.name.label("in_field"), _cl.c.transformation, _cl.c.subtype, _cl.c.description, _cl.c.masking)
     .select_from(_cl.outerjoin(_fo, _fo.c.id == _cl.c.output_field_id)
                  .join(_fi, _fi.c.id == _cl.c.input_field_id)
                  .join(_dvi, _dvi.c.id == _fi.c.dataset_version_id)
                  .join(_di, _di.c.id == _dvi.c.dataset_id))
-    .where(_cl.c.run_id == sa.bindparam("run_id"))
+    .where(_cl.c.run_id.in_(_RUN_IDS))
     .order_by(_cl.c.id)
 )
 
@@ -164,11 +168,12 @@ _ANCESTOR = Statement(
     .select_from(_r.join(_j, _j.c.id == _r.c.job_id)).where(_r.c.id == sa.bindparam("run_id"))
 )
 _MAX_DEPTH = 1000  # a cycle in parent links (a damaged catalog) must not loop forever
+_CHUNK = 16  # runs per read (see _Rows)
+_MAX_IDS = 500  # dataset versions per read: well inside every backend's limit on bound parameters
 
 _RUN_TIMES = Statement(
     sa.select(_r.c.run_uuid, _r.c.started_at, _r.c.ended_at).where(_r.c.id == sa.bindparam("run_id"))
 )
-_RUN_ID = Statement(sa.select(_r.c.id).where(_r.c.run_uuid == sa.bindparam("run_uuid")))
 
 _o = cast(sa.Table, sa.inspect(OutboxEvent).local_table)
 _OUTBOX_COLUMNS = ("run_uuid", "event_type", "event_time", "payload", "attempts", "next_attempt_at",
@@ -197,22 +202,115 @@ def build_run_event(session: Session, run_id: int, event_type: str) -> dict[str,
 def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) -> list[dict[str, Any]]:
     """The ``RunEvent``s of ``event_types`` for run ``run_id``, in that order, from one read of its rows
     (the run and job facets are built once and shared by the documents)."""
+    _check_types(event_types)  # before reading anything
+    (built,) = _build(session, "id", [(run_id, event_types)])
+    if isinstance(built, Exception):
+        raise built
+    return built
+
+
+def _check_types(event_types: Sequence[str]) -> None:
     for event_type in event_types:
         if event_type not in EVENT_TYPES:
             raise InputError(f"event_type: expected one of {', '.join(EVENT_TYPES)}, got {event_type!r}")
-    raw = RawConnection(session)
-    found = _RUN_QUERY.all(raw, run_id=run_id)
-    if not found:
-        raise NotFoundError(f"run id {run_id}: no such run in the catalog")
-    run = found[0]
 
+
+class _Rows:
+    """The catalog rows behind the documents of a few runs (at most ``_CHUNK``), read with one query
+    per kind of row (runs with job and parent; I/O edges; fields; column lineage), grouped by run.
+    Few runs at a time: the rows of a whole round held at once would outlive the young garbage
+    collections and cost full ones."""
+
+    def __init__(self, session: Session, key: str, keys: list[Any], with_io: set[Any]) -> None:
+        self.session = session
+        conn = session.connection()
+        self.runs: dict[Any, Any] = {
+            (row.id if key == "id" else row.run_uuid): row
+            for row in conn.execute(_RUNS_BY[key], {"keys": keys}).all()
+        }
+        run_ids = sorted({int(self.runs[k].id) for k in with_io if k in self.runs})
+        self.edges: dict[int, list[Any]] = defaultdict(list)
+        self.fields: dict[int, list[Any]] = defaultdict(list)
+        self.lineage: dict[int, dict[int, dict[str | None, list[Transformation]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(list)))
+        edges = conn.execute(_IO_QUERY, {"run_ids": run_ids}).all() if run_ids else []
+        for edge in edges:
+            self.edges[edge.run_id].append(edge)
+        version_ids = sorted({e.dv_id for e in edges if e.dv_id is not None})
+        for ids in (version_ids[i:i + _MAX_IDS] for i in range(0, len(version_ids), _MAX_IDS)):
+            for field in conn.execute(_FIELDS_QUERY, {"version_ids": ids}).all():
+                self.fields[field.dataset_version_id].append(field)
+        if any(e.direction == "output" and e.dv_id is not None for e in edges):
+            for item in conn.execute(_COLUMN_LINEAGE_QUERY, {"run_ids": run_ids}).all():
+                self.lineage[item.run_id][item.dataset_version_id][item.out_field].append(Transformation(
+                    item.namespace, item.name, item.in_field, item.transformation, item.subtype,
+                    item.description, item.masking))
+        self._raw: RawConnection | None = None
+        self.engine = processing_engine_facet()
+        self._versions: dict[int, dict[str, Any]] = {}
+        self._sources: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def version_facets(self, edge: Any) -> dict[str, Any]:
+        """A dataset version's own facets, built once per batch (documents share them: never mutated)."""
+        found = self._versions.get(edge.dv_id)
+        if found is None:
+            found = self._versions[edge.dv_id] = _version_facets(edge, self.fields.get(edge.dv_id, []))
+        return found
+
+    def source_location(self, source_file: str, git_commit: str | None) -> dict[str, Any]:
+        key = (source_file, git_commit)
+        found = self._sources.get(key)
+        if found is None:
+            found = self._sources[key] = source_code_location_facet(source_file, git_commit)
+        return found
+
+    def ancestor(self, run_id: int) -> Any:
+        if self._raw is None:
+            self._raw = RawConnection(self.session)
+        return _ANCESTOR.first(self._raw, run_id=run_id)
+
+
+def _build(session: Session, key: str, requests: Sequence[tuple[Any, Sequence[str]]],
+           ) -> list[list[dict[str, Any]] | Exception]:
+    """The documents of each ``(run id or run uuid, event types)`` request, in order, or the exception
+    that stopped building that request's run (one run's failure does not stop the others).  The runs
+    are read ``_CHUNK`` at a time."""
+    if session.new or session.dirty or session.deleted:  # pending ORM rows must be visible
+        session.flush()
+    positions: dict[Any, list[int]] = defaultdict(list)
+    for i, (k, _) in enumerate(requests):
+        positions[k].append(i)
+    keys = list(positions)
+    with_io = {k for k, types in requests if any(t != "START" for t in types)}
+    engine = processing_engine_facet()
+    out: list[list[dict[str, Any]] | Exception | None] = [None] * len(requests)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start:start + _CHUNK]
+        rows = _Rows(session, key, chunk, with_io.intersection(chunk))
+        rows.engine = engine
+        for i in (i for k in chunk for i in positions[k]):
+            k, types = requests[i]
+            run = rows.runs.get(k)
+            if run is None:
+                out[i] = NotFoundError(f"run id {k}: no such run in the catalog" if key == "id"
+                                       else f"run {k}: no such run in the catalog")
+                continue
+            try:
+                _check_types(types)
+                out[i] = _run_documents(rows, run, types)
+            except Exception as exc:  # noqa: BLE001 - reported per run by the caller, never dropped
+                out[i] = exc
+    return cast(list[list[dict[str, Any]] | Exception], out)
+
+
+def _run_documents(rows: _Rows, run: Any, event_types: Sequence[str]) -> list[dict[str, Any]]:
     job_facets: dict[str, Any] = {"jobType": job_type_facet(run.kind)}
     source_file = run.source_file or run.job_source_file
     if source_file:
-        job_facets["sourceCodeLocation"] = source_code_location_facet(source_file, run.git_commit)
+        job_facets["sourceCodeLocation"] = rows.source_location(source_file, run.git_commit)
 
     run_facets: dict[str, Any] = {
-        "processing_engine": processing_engine_facet(),
+        "processing_engine": rows.engine,
         "governance_run": run_facet(status=run.status, code_hash=run.code_hash, git_dirty=run.git_dirty,
                                     user=run.user, host=run.host),
     }
@@ -222,7 +320,7 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
         root = (run.parent_uuid, run.parent_ns, run.parent_name)
         ancestor, hops = run.grandparent_id, 0
         while ancestor is not None and hops < _MAX_DEPTH:  # the outermost run, however deep the nesting
-            up = _ANCESTOR.first(raw, run_id=ancestor)
+            up = rows.ancestor(ancestor)
             if up is None:
                 break
             root, ancestor, hops = (up.run_uuid, up.namespace, up.name), up.parent_run_id, hops + 1
@@ -244,7 +342,7 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
             outputs: list[dict[str, Any]] = []
         else:
             if io is None:
-                io = _datasets(raw, run_id, run.namespace)
+                io = _datasets(rows, int(run.id), run.namespace)
             inputs, outputs = io
         when = run.started_at if event_type == "START" else (run.ended_at or utcnow())
         docs.append({
@@ -260,29 +358,17 @@ def build_run_events(session: Session, run_id: int, event_types: Sequence[str]) 
     return docs
 
 
-def _datasets(raw: RawConnection, run_id: int, job_namespace: str,
-              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    edges = _IO_QUERY.all(raw, run_id=run_id)
+def _datasets(rows: _Rows, run_id: int, job_namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    edges = rows.edges.get(run_id)
     if not edges:
         return [], []
-    fields: dict[int, list[Any]] = defaultdict(list)
-    if any(e.dv_id is not None for e in edges):
-        for row in _FIELDS_QUERY.all(raw, run_id=run_id):
-            fields[row.dataset_version_id].append(row)
-    lineage: dict[int, dict[str | None, list[Transformation]]] = defaultdict(lambda: defaultdict(list))
-    if any(e.direction == "output" and e.dv_id is not None for e in edges):
-        for row in _COLUMN_LINEAGE_QUERY.all(raw, run_id=run_id):
-            lineage[row.dataset_version_id][row.out_field].append(Transformation(
-                row.namespace, row.name, row.in_field, row.transformation, row.subtype, row.description,
-                row.masking))
-
+    lineage = rows.lineage.get(run_id, {})
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str, str]] = set()
     for edge in edges:
         if edge.dv_id is not None:
-            doc = _dataset_doc(edge, fields.get(edge.dv_id, []), lineage.get(edge.dv_id) if edge.direction ==
-                               "output" else None)
+            doc = _dataset_doc(rows, edge, lineage.get(edge.dv_id) if edge.direction == "output" else None)
         elif edge.model_name is not None:
             doc = _model_doc(edge, job_namespace)
         else:
@@ -295,8 +381,19 @@ def _datasets(raw: RawConnection, run_id: int, job_namespace: str,
     return inputs, outputs
 
 
-def _dataset_doc(edge: Any, fields: list[Any], lineage: dict[str | None, list[Transformation]] | None,
+def _dataset_doc(rows: _Rows, edge: Any, lineage: dict[str | None, list[Transformation]] | None,
                  ) -> dict[str, Any]:
+    facets = rows.version_facets(edge)
+    if lineage:
+        facets = {**facets, "columnLineage": column_lineage_facet(lineage)}
+    doc: dict[str, Any] = {"namespace": edge.ds_ns, "name": edge.ds_name, "facets": facets}
+    if edge.direction == "output" and (edge.row_count is not None or edge.byte_size is not None):
+        doc["outputFacets"] = {"outputStatistics": output_statistics_facet(edge.row_count, edge.byte_size)}
+    return doc
+
+
+def _version_facets(edge: Any, fields: list[Any]) -> dict[str, Any]:
+    """The facets of a dataset version that do not depend on the run (shared by the runs of a batch)."""
     facets: dict[str, Any] = {
         "version": dataset_version_facet(edge.content_hash or str(edge.dv_version)),
         "datasetType": dataset_type_facet(_DATASET_TYPES.get(edge.ds_kind, "TABLE")),
@@ -307,12 +404,7 @@ def _dataset_doc(edge: Any, fields: list[Any], lineage: dict[str | None, list[Tr
         tags = [(tag, f.name) for f in fields for tag in (f.tags or ())]
         if tags:
             facets["tags"] = tags_dataset_facet(tags)
-    if lineage:
-        facets["columnLineage"] = column_lineage_facet(lineage)
-    doc: dict[str, Any] = {"namespace": edge.ds_ns, "name": edge.ds_name, "facets": facets}
-    if edge.direction == "output" and (edge.row_count is not None or edge.byte_size is not None):
-        doc["outputFacets"] = {"outputStatistics": output_statistics_facet(edge.row_count, edge.byte_size)}
-    return doc
+    return facets
 
 
 def _model_doc(edge: Any, job_namespace: str) -> dict[str, Any]:
@@ -377,10 +469,11 @@ def enqueue_events(session: Session, run_uuid: str, events: Sequence[tuple[str, 
 def outbox_documents(session: Session, rows: Sequence[Any]) -> list[dict[str, Any] | Exception]:
     """The event documents of outbox rows (objects with ``run_uuid``, ``event_type`` and
     ``payload``), in order: the stored payload when there is one, else built from the run's catalog
-    rows (consecutive rows of one run from one read).  A row whose document cannot be built gets the
-    exception in its place, for the caller to record on the row; it is never skipped."""
-    raw = RawConnection(session)
-    out: list[dict[str, Any] | Exception] = []
+    rows (consecutive rows of one run from one read, all the runs from one read of each kind of row).
+    A row whose document cannot be built gets the exception in its place, for the caller to record
+    on the row; it is never skipped."""
+    out: list[dict[str, Any] | Exception | None] = []
+    groups: list[tuple[int, str, list[str]]] = []  # (first index in out, run uuid, event types)
     i = 0
     while i < len(rows):
         row = rows[i]
@@ -394,16 +487,17 @@ def outbox_documents(session: Session, rows: Sequence[Any]) -> list[dict[str, An
         j = i
         while j < len(rows) and rows[j].payload is None and rows[j].run_uuid == row.run_uuid:
             j += 1
-        types = [r.event_type for r in rows[i:j]]
-        try:
-            found = _RUN_ID.first(raw, run_uuid=row.run_uuid)
-            if found is None:
-                raise NotFoundError(f"run {row.run_uuid}: no such run in the catalog")
-            out.extend(build_run_events(session, int(found.id), types))
-        except Exception as exc:  # noqa: BLE001 - reported per row by the caller, never dropped
-            out.extend([exc] * len(types))
+        groups.append((len(out), row.run_uuid, [r.event_type for r in rows[i:j]]))
+        out.extend([None] * (j - i))
         i = j
-    return out
+    if groups:
+        try:
+            built = _build(session, "run_uuid", [(run_uuid, types) for _, run_uuid, types in groups])
+        except Exception as exc:  # noqa: BLE001 - reported per row by the caller, never dropped
+            built = [exc] * len(groups)
+        for (at, _, types), docs in zip(groups, built, strict=True):
+            out[at:at + len(types)] = [docs] * len(types) if isinstance(docs, Exception) else docs
+    return cast(list[dict[str, Any] | Exception], out)
 
 
 def dumps_document(doc: dict[str, Any]) -> str:

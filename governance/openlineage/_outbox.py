@@ -16,7 +16,9 @@ Delivery is at-least-once.  A row is marked ``sent_at`` only after the transport
 process killed between delivery and marking re-sends it later (OpenLineage consumers key events on
 ``runId``/``eventType``/``eventTime``).  Rows are tried in id order, a run's later events wait while
 an earlier one waits for its retry (a ``COMPLETE`` never overtakes its ``START``), and a round stops
-at the first failure, so a dead backend costs one timeout per round, not one per event.  A failed row
+at the first failure, so a dead backend costs one timeout per round, not one per event.  With the
+file transport a round's lines are appended in one write: if it fails, none of them counts as sent
+(the first row carries the error) and the next round writes them all again.  A failed row
 gets ``attempts + 1``, ``last_error`` and
 ``next_attempt_at = now + min(BASE * 2**(attempts-1), CAP)``; nothing is ever deleted or dropped.
 
@@ -186,23 +188,32 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
     sent_ids: list[int] = []
     built: list[dict[str, Any]] = []  # documents built in this round, stored on their rows
     failure: tuple[int, int, str] | None = None
+    lines = getattr(emit, "lines", None)
+    texts: list[str] = []  # the file transport's lines, encoded once for the row and the file
     for row, doc in zip(rows, docs, strict=True):
         if isinstance(doc, Exception):
             failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
             break
-        line = getattr(emit, "line", None)
-        text = serialised(doc) if line is not None else None
+        text = serialised(doc) if lines is not None else None
         if row.payload is None:
             built.append({"row_id": row.id, "payload": text if text is not None else dumps_document(doc)})
+        if lines is not None and text is not None:
+            texts.append(text)
+            sent_ids.append(row.id)
+            continue
         try:
-            if line is not None and text is not None:
-                line(text)  # the file transport's line, encoded once for the row and the file
-            else:
-                emit(doc)
+            emit(doc)
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the row and retried
             failure = (row.id, row.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
             break
         sent_ids.append(row.id)
+    if texts and lines is not None:
+        try:
+            lines(texts)  # one append of the round's lines, in row order
+        except Exception as exc:  # noqa: BLE001 - none of them counts as delivered; all are tried again
+            first = next(row for row in rows if row.id == sent_ids[0])
+            failure = (first.id, first.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
+            sent_ids = []
     done = utcnow()
     with audited(catalog, actor) as tx:
         if built:
@@ -257,18 +268,19 @@ def _file_emitter(transport: Any) -> Callable[[dict[str, Any]], None] | None:
 
 class _FileLines:
     """Appends event lines to a local file as the client's file transport does (see :func:`emitter`);
-    :meth:`line` takes the text already serialised by :func:`serialised`."""
+    :meth:`lines` takes texts already serialised by :func:`serialised` and appends them with one open
+    (a round's events), the same bytes as one open per event."""
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def __call__(self, doc: dict[str, Any]) -> None:
-        self.line(serialised(doc))
+        self.lines([serialised(doc)])
 
-    def line(self, text: str) -> None:
+    def lines(self, texts: list[str]) -> None:
         try:
             with open(self.path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
-                handle.write(text + "\n")
+                handle.write("".join(text + "\n" for text in texts))
         except OSError as error:
             raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
 
