@@ -9,6 +9,7 @@ honoured, so what the test shows is the binding, not some other rule.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import col, select
 
 from governance.audit import audited, canonical_json, link_hash, verify_audit
@@ -383,3 +386,45 @@ def test_a_forged_training_dataset_fingerprint_is_refused(gov_env: Path, monkeyp
                 raise_on_refusal=False)
     assert _state_report(team).first_mismatch.startswith(f"dataset_version {version.id} differs")
     team.catalog.dispose()
+
+
+def test_a_write_outside_the_audited_path_on_the_librarys_own_connection_stays_unbound(team: Team) -> None:
+    """A row written through ``catalog.write()`` (the library's engine, not ``audited``) must not be
+    bound by whichever audited transaction uses that pooled connection next."""
+    sql, params = _waiver_sql(team)
+    with team.catalog.write() as session:
+        session.execute(sa.text(sql), params)
+    with audited(team.catalog, "setup") as tx:  # the next audited transaction, same pool
+        tx.session.add(Model(name="other"))
+        tx.record("model.create", "model:other")
+    with team.catalog.read() as session:
+        forged = session.exec(select(Waiver)).one()
+    state = _state_report(team)
+    assert state.unbound == 1 and state.first_unbound == f"waiver {forged.id} has no audit event"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "ü", "k"]),
+                       st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3),
+                                                                                               inner, max_size=3),
+                                    max_leaves=8), max_size=4),
+       st.floats(), st.datetimes())
+def test_the_fast_row_digest_is_the_canonical_form(measurement: dict[str, Any], value: float, when: Any) -> None:
+    """The digester's one-``json.dumps`` path gives the same digest as the generic canonical JSON
+    (NaN, infinities, nested JSON, datetimes, non-ASCII), so the gate, verify and writers agree."""
+    row = {"id": 1, "evaluation_id": 2, "check_id": "ü", "uses": "x", "check_version": None, "status": "PASS",
+           "severity": "block", "value": value, "assertion": None, "measurement": measurement, "message": None,
+           "waiver_id": None, "maps_to": ["a"]}
+    generic = hashlib.sha256(b"check_result\n" + canonical_json(
+        {k: v for k, v in row.items() if v is not None})).hexdigest()
+    assert row_digest("check_result", row) == generic
+    waiver = {"id": 3, "model_id": 1, "versions": None, "check_id": "c", "reason": "r", "ticket": None,
+              "requester": "a", "approver": None, "expires_at": when, "revoked_at": None, "revoked_by": None,
+              "created_at": when}
+    stamp = f"{when.year:04d}-{when:%m-%dT%H:%M:%S.%f}Z"
+    expected = hashlib.sha256(b"waiver\n" + canonical_json({**{k: v for k, v in waiver.items() if v is not None},
+                                                            "expires_at": stamp, "created_at": stamp})).hexdigest()
+    assert row_digest("waiver", waiver) == expected
+    stored = f"{when.year:04d}-{when:%m-%d %H:%M:%S.%f}"  # SQLite's stored text gives the same digest
+    assert row_digest("waiver", {**waiver, "expires_at": stored, "created_at": stored}) == expected

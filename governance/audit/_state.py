@@ -40,9 +40,10 @@ _PG_TABLE = "governance.touch_table"
 
 def _norm(value: Any) -> Any:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+                f"{value.second:02d}.{value.microsecond:06d}Z")  # years below 1000 padded, as SQLite stores them
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
