@@ -111,12 +111,12 @@ REVIEWED_SQL = {
     ("audit/_index.py", "<template _EVENTS_FROM>"),  # filled with the placeholder and an int batch size
     ("audit/_index.py", "<template _LATEST_SNAPSHOT>"),  # filled with the placeholder
     ("audit/_index.py", "mark"),
+    ("audit/_index.py", "marks"),  # placeholders, one per bound value
     ("audit/_replay.py", "mark"),
     ("audit/_replay.py", "int(batch)"),
     ("audit/_state.py", "name"),  # a table name from the constant STATE_TABLES (TEMP trigger DDL)
     # the trigger function, with the schema quoted by the dialect's identifier preparer
     ("catalog/migrations/versions/0006_state_bound_to_audit_log.py", "<template _TOUCH_FUNCTION>"),
-    ("catalog/migrations/versions/0006_state_bound_to_audit_log.py", "events"),  # a constant
     ("catalog/migrations/versions/0006_state_bound_to_audit_log.py", "table"),  # from the constant STATE_TABLES
 }
 

@@ -81,6 +81,11 @@ $g$ $f$, current_schema());
 END
 $do$;
 
+-- the events a transaction inserts are recorded too, so the check finds this transaction's events
+DROP TRIGGER IF EXISTS governance_touch ON audit_event;
+CREATE TRIGGER governance_touch AFTER INSERT ON audit_event
+    FOR EACH ROW EXECUTE FUNCTION governance_touch();
+
 DROP TRIGGER IF EXISTS governance_state_guard ON audit_touch;
 CREATE CONSTRAINT TRIGGER governance_state_guard AFTER INSERT ON audit_touch
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION governance_state_guard();

@@ -80,9 +80,9 @@ def upgrade() -> None:
         return  # SQLite: the audited transaction installs TEMP triggers on its own connection
     schema = bind.execute(sa.text("SELECT current_schema()")).scalar_one()
     op.execute(_TOUCH_FUNCTION.format(schema=bind.dialect.identifier_preparer.quote(schema)))
-    for table in (*STATE_TABLES, "audit_event"):
-        events = "INSERT" if table == "audit_event" else "INSERT OR UPDATE OR DELETE"
-        op.execute(f'CREATE TRIGGER governance_touch AFTER {events} ON "{table}" '
+    # (``gov audit harden`` adds the same trigger on audit_event for its commit-time check)
+    for table in STATE_TABLES:
+        op.execute(f'CREATE TRIGGER governance_touch AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
                    "FOR EACH ROW EXECUTE FUNCTION governance_touch()")
 
 
