@@ -37,7 +37,7 @@ from benchmarks._common import Result
 from governance.audit import advance_snapshot, audited, canonical_json, link_hash, require_bound, verify_audit
 from governance.audit._chain import GENESIS_HASH, format_time
 from governance.audit._state import row_digest
-from governance.catalog import Catalog, Model, state_table
+from governance.catalog import Catalog, insert_statement, state_table
 
 __all__ = ["build_bound_chain", "build_chain", "run"]
 
@@ -48,9 +48,12 @@ def _append_worker(url: str, n: int, worker: int, barrier: Any, queue: Any) -> N
     try:
         catalog = Catalog(url)
         barrier.wait()
+        insert = insert_statement(state_table("job"), ("namespace", "name", "kind", "created_at"))
         for i in range(n):
             with audited(catalog, f"writer-{worker}") as tx:
-                tx.session.add(Model(name=f"w{worker}-{i}"))  # one state row per event, bound by its digest
+                # one state row per event (a precompiled insert, as capture writes), bound by its digest
+                insert.execute(tx.raw, namespace=f"writer-{worker}", name=f"job-{i}", kind="task",
+                               created_at=datetime.now(UTC))
                 tx.record("bench.append", f"bench:{worker}", {"worker": worker, "i": i})
         catalog.dispose()
         queue.put((worker, None))
