@@ -18,7 +18,7 @@ from sqlmodel import Session
 from governance.audit._state import iter_rows
 from governance.catalog import STATE_TABLES
 
-__all__ = ["StateReport", "replay_state"]
+__all__ = ["StateCollector", "StateReport", "replay_state"]
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,42 @@ def _state_maps(session: Session, batch: int = 50_000) -> Iterator[tuple[int, di
         cursor.close()
 
 
-def replay_state(session: Session) -> StateReport:
-    """Replay every state map of the log and compare it with every row of the state tables."""
-    expected: dict[str, dict[int, tuple[int, str | None]]] = {t: {} for t in STATE_TABLES}
-    for seq, state in _state_maps(session):
+Expected = dict[str, dict[int, tuple[int, str | None]]]
+
+
+class StateCollector:
+    """Folds the state maps of chain rows as they stream past (``verify_audit`` reads the log once for
+    both the chain and the state): wrap the row iterator with :meth:`watch`."""
+
+    def __init__(self) -> None:
+        self.expected: Expected = {t: {} for t in STATE_TABLES}
+
+    def add(self, seq: int, state: dict[str, Any]) -> None:
         for table, rows in state.items():
-            into = expected.get(table)
+            into = self.expected.get(table)
             if into is None:
                 continue
             for row_id, digest in rows.items():
                 into[int(row_id)] = (seq, digest)
+
+    def watch(self, rows: Iterator[Any]) -> Iterator[Any]:
+        for row in rows:
+            payload = row[5] if type(row[5]) is bytes else bytes(row[5])
+            if b'"state":{' in payload:
+                state = json.loads(payload).get("state")
+                if isinstance(state, dict):
+                    self.add(int(row[0]), state)
+            yield row
+
+
+def replay_state(session: Session, collected: StateCollector | None = None) -> StateReport:
+    """Replay every state map of the log (or those ``collected`` while the chain was verified) and
+    compare it with every row of the state tables."""
+    if collected is None:
+        collected = StateCollector()
+        for seq, state in _state_maps(session):
+            collected.add(seq, state)
+    expected = collected.expected
     counts = {"rows": 0, "unbound": 0, "missing": 0, "mismatched": 0}
     first: dict[str, str] = {}
     for table in STATE_TABLES:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 
 from governance.audit._chain import VerifyReport, hash_at, iter_chain, verify_events
 from governance.audit._checkpoint import Checkpoint, key_id, load_public_key, read_checkpoint
-from governance.audit._replay import replay_state
+from governance.audit._replay import StateCollector, replay_state
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog
 from governance.errors import InputError
 
@@ -48,9 +48,11 @@ def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = 
                              f"the public key given is {key_id(public)}")
 
     with catalog.read() as session:
-        report = verify_events(iter_chain(session))
-        if state:  # replay the log's state maps against the state tables (section 7a)
-            report = replace(report, state=replay_state(session))
+        collector = StateCollector() if state else None
+        rows = iter_chain(session)
+        report = verify_events(rows if collector is None else collector.watch(rows))
+        if collector is not None:  # replay the log's state maps against the state tables (section 7a)
+            report = replace(report, state=replay_state(session, collector if report.first_bad_seq is None else None))
         if cp is None or public is None:
             return _recorded_checkpoints(session, report) or report
         if not cp.signature_valid(public):
