@@ -246,6 +246,7 @@ REGISTRY_CASES: list[Case] = [
 
 AUDIT_CASES: list[Case] = [
     (["audit", "verify", "--format", "xml"], 2, "--format"),
+    (["audit", "adopt", "--format", "xml"], 2, "--format"),
     (["audit", "verify", "--checkpoint", "{missing}"], 2, "--pubkey"),
     (["audit", "verify", "--checkpoint", "{missing}", "--pubkey", "{pub}"], 2, "missing.csv"),
     (["audit", "verify", "--checkpoint", "{dir}", "--pubkey", "{pub}"], 2, "adir"),

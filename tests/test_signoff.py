@@ -235,9 +235,11 @@ def test_a_changed_byte_of_evidence_voids_the_approvals(team: Team) -> None:
         row = session.exec(select(Evidence)).one()
         data = dict(row.data)
     data["n"] = int(data["n"]) + 1
-    with team.catalog.write() as session:
-        session.execute(sa.text("UPDATE evidence SET data = :d WHERE id = :i"),
-                        {"d": json.dumps(data), "i": row.id})
+    # recorded through the audited path: an unrecorded edit is refused earlier, as unbound state
+    with audited(team.catalog, "alice") as tx:
+        tx.session.execute(sa.text("UPDATE evidence SET data = :d WHERE id = :i"),
+                           {"d": json.dumps(data), "i": row.id})
+        tx.record("evidence.update", "model:credit@1", {"evidence_id": row.id})
     report = _promote(team, pack)
     assert report.decision["action"] == "refused"
     assert "given on another evidence (changed since it was approved)" in report.decision["reason"]
