@@ -428,3 +428,33 @@ def test_the_fast_row_digest_is_the_canonical_form(measurement: dict[str, Any], 
     assert row_digest("waiver", waiver) == expected
     stored = f"{when.year:04d}-{when:%m-%d %H:%M:%S.%f}"  # SQLite's stored text gives the same digest
     assert row_digest("waiver", {**waiver, "expires_at": stored, "created_at": stored}) == expected
+
+
+def test_verify_with_the_table_scan_in_a_second_process_reports_the_same(team: Team,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large catalogs digest the state tables in a child process while the chain is verified; its
+    findings must be exactly those of the single-process replay (each disagreement re-read here)."""
+    from governance.audit import _replay
+
+    pack = _pack(team, FAILING_PACK)
+    _promote(team, pack)
+    sql, params = _waiver_sql(team)
+    _forge(team, sql, params)
+    _forge(team, "UPDATE policy_evaluation SET status = 'PASS'")
+    _forge(team, "DELETE FROM promotion_event")
+    single = verify_audit(team.catalog).state
+    monkeypatch.setattr(_replay, "PARALLEL_FROM", 1)
+    scans: list[Any] = []
+    real = _replay.TableScan
+
+    def spy(url: str) -> Any:
+        scans.append(url)
+        return real(url)
+
+    monkeypatch.setattr(_replay, "TableScan", spy)
+    from governance.audit import _verify
+    monkeypatch.setattr(_verify, "TableScan", spy)
+    parallel = verify_audit(team.catalog).state
+    assert scans == [team.catalog.url]
+    assert parallel == single
+    assert (single.unbound, single.mismatched, single.missing) == (1, 1, 1)

@@ -9,6 +9,7 @@ the log says exists was deleted), and content mismatches (a row edited after its
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from sqlmodel import Session
 from governance.audit._state import iter_rows
 from governance.catalog import STATE_TABLES
 
-__all__ = ["StateCollector", "StateReport", "replay_state"]
+__all__ = ["PARALLEL_FROM", "StateCollector", "StateReport", "TableScan", "replay_state"]
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,9 @@ def _state_maps(session: Session, batch: int = 50_000) -> Iterator[tuple[int, di
             cursor.execute(sql, (last,))
             rows = cursor.fetchall()
             for seq, payload in rows:
-                body = bytes(payload)
-                if b'"state":{' in body:
-                    state = json.loads(body).get("state")
-                    if isinstance(state, dict):
-                        yield int(seq), state
+                state = state_of(bytes(payload))
+                if state:
+                    yield int(seq), state
             if len(rows) < batch:
                 return
             last = int(rows[-1][0])
@@ -99,14 +98,103 @@ class StateCollector:
     def watch(self, rows: Iterator[Any]) -> Iterator[Any]:
         for row in rows:
             payload = row[5] if type(row[5]) is bytes else bytes(row[5])
-            if b'"state":{' in payload:
-                state = json.loads(payload).get("state")
-                if isinstance(state, dict):
-                    self.add(int(row[0]), state)
+            state = state_of(payload)
+            if state:
+                self.add(int(row[0]), state)
             yield row
 
 
-def replay_state(session: Session, collected: StateCollector | None = None) -> StateReport:
+def state_of(payload: bytes) -> dict[str, Any] | None:
+    """The state map of a canonical payload, parsing only its own bytes: keys are sorted, so it sits
+    between ``"state":`` and the last ``,"subject":`` (a string value cannot hold an unescaped quote,
+    and a state map holds table names, ids and hex digests only).  Anything unexpected: full parse."""
+    end = payload.rfind(b',"subject":')
+    start = payload.rfind(b',"state":{', 0, end) if end > 0 else -1
+    if start < 0:
+        return None
+    try:
+        state = json.loads(payload[start + 9:end])
+    except ValueError:
+        state = json.loads(payload).get("state")
+    return state if isinstance(state, dict) else None
+
+
+#: at least this many state-bearing rows before verify scans the tables in a second process
+PARALLEL_FROM = 50_000
+
+
+def scan_main() -> None:
+    """Child process (``python -c``): read a catalog URL on stdin, write every state table's rows as
+    ``TABLE N`` lines each followed by N 8-byte ids and N 32-byte digests, then ``END``."""
+    from array import array
+
+    from governance.catalog import Catalog
+
+    url = sys.stdin.readline().strip()
+    out = sys.stdout.buffer
+    catalog = Catalog(url, upgrade=False, read_only=True)
+    with catalog.read() as session:
+        for table in STATE_TABLES:
+            ids, digests = array("q"), bytearray()
+            for row_id, digest in iter_rows(session, table):
+                ids.append(row_id)
+                digests += bytes.fromhex(digest)
+            out.write(f"{table} {len(ids)}\n".encode())
+            out.write(ids.tobytes())
+            out.write(digests)
+    out.write(b"END\n")
+    out.flush()
+    catalog.dispose()
+
+
+class TableScan:
+    """The state tables digested in a second process while the parent verifies the chain (2 cores:
+    the two halves of verify overlap).  Its snapshot is its own, so every disagreement it reports is
+    checked again in the parent's transaction before it is reported (:func:`replay_state`).  A plain
+    subprocess of this interpreter, not ``multiprocessing``: the caller's ``__main__`` is never re-run."""
+
+    def __init__(self, url: str) -> None:
+        import subprocess
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from governance.audit._replay import scan_main; scan_main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(url.encode() + b"\n")
+        self._proc.stdin.close()
+
+    def result(self) -> dict[str, dict[int, str]] | None:
+        """``{table: {id: digest}}``, or None when the child failed (the parent then scans itself)."""
+        from array import array
+
+        out: dict[str, dict[int, str]] = {}
+        stream = self._proc.stdout
+        assert stream is not None
+        try:
+            while True:
+                header = stream.readline().decode().split()
+                if header == ["END"]:
+                    break
+                if len(header) != 2 or header[0] not in STATE_TABLES:
+                    return None
+                table, count = header[0], int(header[1])
+                ids = array("q")
+                ids.frombytes(stream.read(8 * count))
+                digests = stream.read(32 * count)
+                if len(ids) != count or len(digests) != 32 * count:
+                    return None
+                out[table] = {row_id: digests[32 * n:32 * n + 32].hex() for n, row_id in enumerate(ids)}
+        except (OSError, ValueError):
+            return None
+        finally:
+            stream.close()
+            if self._proc.wait(timeout=60) != 0:
+                out = {}
+        return out if set(out) == set(STATE_TABLES) else None
+
+
+def replay_state(session: Session, collected: StateCollector | None = None,
+                 scan: TableScan | None = None) -> StateReport:
     """Replay every state map of the log (or those ``collected`` while the chain was verified) and
     compare it with every row of the state tables."""
     if collected is None:
@@ -116,9 +204,11 @@ def replay_state(session: Session, collected: StateCollector | None = None) -> S
     expected = collected.expected
     counts = {"rows": 0, "unbound": 0, "missing": 0, "mismatched": 0}
     first: dict[str, str] = {}
+    scanned = scan.result() if scan is not None else None
     for table in STATE_TABLES:
         want = expected[table]
-        for row_id, digest in iter_rows(session, table):
+        for row_id, digest in (_checked(session, table, scanned[table], want) if scanned is not None
+                               else iter_rows(session, table)):
             counts["rows"] += 1
             recorded = want.pop(row_id, None)
             if recorded is None or recorded[1] is None:
@@ -134,3 +224,19 @@ def replay_state(session: Session, collected: StateCollector | None = None) -> S
                 first.setdefault("missing", f"{table} {row_id} recorded at seq {seq} is missing")
     return StateReport(counts["rows"], counts["unbound"], counts["missing"], counts["mismatched"],
                        first.get("unbound"), first.get("missing"), first.get("mismatch"))
+
+
+def _checked(session: Session, table: str, scanned: dict[int, str],
+             want: dict[int, tuple[int, str | None]]) -> Iterator[tuple[int, str]]:
+    """The child's ``(id, digest)`` pairs, with every one that disagrees with the log (and every row
+    the log expects that the child did not see) read and digested again in this transaction."""
+    from governance.audit._state import read_rows, row_digest
+
+    doubtful = {i for i, d in scanned.items() if (want.get(i) or (0, None))[1] != d}
+    doubtful |= {i for i, (_s, d) in want.items() if d is not None and i not in scanned}
+    fresh = read_rows(session, table, doubtful) if doubtful else {}
+    for row_id, digest in scanned.items():
+        if row_id not in doubtful:
+            yield row_id, digest
+    for row_id in sorted(fresh):
+        yield row_id, row_digest(table, fresh[row_id])

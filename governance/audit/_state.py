@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -57,17 +57,22 @@ class _Digester:
 
     def __init__(self, table: sa.Table) -> None:
         self.prefix = table.name.encode() + b"\n"
-        self.keys = tuple(sorted(c.key for c in table.columns))
+        self.columns = tuple(c.key for c in table.columns)  # the order rows come in
+        self.keys = tuple(sorted(self.columns))
         self.times = frozenset(c.key for c in table.columns if isinstance(c.type, sa.DateTime))
+        self.plan = tuple((key, self.columns.index(key), key in self.times) for key in self.keys)
 
     def __call__(self, values: Mapping[str, Any]) -> str:
+        return self.row(tuple(values[key] for key in self.columns))
+
+    def row(self, row: Sequence[Any]) -> str:
+        """The digest of a row given as values in column order (what a cursor returns)."""
         body = {}
-        times = self.times
-        for key in self.keys:
-            value = values[key]
+        for key, index, is_time in self.plan:
+            value = row[index]
             if value is None:
                 continue
-            if key in times:
+            if is_time:
                 # SQLite's stored text "YYYY-MM-DD HH:MM:SS.ffffff" is the canonical spelling, respelled
                 if type(value) is str and len(value) == 26 and value[10] == " " and value[19] == ".":
                     value = f"{value[:10]}T{value[11:]}Z"
@@ -217,12 +222,12 @@ def iter_rows(session: Session, table: str) -> Iterator[tuple[int, str]]:
     after = 0
     while True:
         if raw.dialect.name == "sqlite":
-            rows = _SCANS[table].all(raw, after=after)
+            rows = _SCANS[table].all(raw, plain=True, after=after)
         else:  # typed through SQLAlchemy (its numeric processors need the driver's column types)
             rows = list(session.connection().execute(sa.select(t).where(t.c.id > after).order_by(t.c.id).limit(_BATCH)))
+        at = keys.index("id")
         for row in rows:
-            values = dict(zip(keys, row, strict=True))
-            yield int(values["id"]), digest(values)
+            yield int(row[at]), digest.row(row)
         if len(rows) < _BATCH:
             return
         after = int(rows[-1][keys.index("id")])
@@ -248,9 +253,8 @@ def _digests(session: Session, table: str, ids: set[int]) -> dict[str, str | Non
         keys = [c.key for c in state_table(table).columns]
         at = keys.index("id")
         digester = _DIGESTERS[table]
-        found = {int(row[at]): row for row in _RANGE[table].all(raw, lo=lo, hi=hi)}
-        return {str(i): (digester(dict(zip(keys, found[i], strict=True))) if i in found else None)
-                for i in sorted(ids)}
+        found = {int(row[at]): row for row in _RANGE[table].all(raw, plain=True, lo=lo, hi=hi)}
+        return {str(i): (digester.row(found[i]) if i in found else None) for i in sorted(ids)}
     rows = read_rows(session, table, ids)
     return {str(i): (row_digest(table, rows[i]) if i in rows else None) for i in sorted(ids)}
 

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col
 
-from governance.audit._chain import VerifyReport, hash_at, iter_chain, verify_events
+from governance.audit import _replay
+from governance.audit._chain import VerifyReport, chain_head, hash_at, iter_chain, verify_events
 from governance.audit._checkpoint import Checkpoint, key_id, load_public_key, read_checkpoint
-from governance.audit._replay import StateCollector, replay_state
+from governance.audit._replay import StateCollector, TableScan, replay_state
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog
 from governance.errors import InputError
 
@@ -49,10 +50,14 @@ def verify_audit(catalog: Catalog, checkpoint: Path | str | Checkpoint | None = 
 
     with catalog.read() as session:
         collector = StateCollector() if state else None
+        head = chain_head(session)  # opens this transaction's snapshot before the scan starts
+        shareable = catalog.backend != "sqlite" or catalog.sqlite_path is not None  # not an in-memory one
+        scan = TableScan(catalog.url) if state and shareable and head.seq >= _replay.PARALLEL_FROM else None
         rows = iter_chain(session)
         report = verify_events(rows if collector is None else collector.watch(rows))
         if collector is not None:  # replay the log's state maps against the state tables (section 7a)
-            report = replace(report, state=replay_state(session, collector if report.first_bad_seq is None else None))
+            complete = report.first_bad_seq is None
+            report = replace(report, state=replay_state(session, collector if complete else None, scan))
         if cp is None or public is None:
             return _recorded_checkpoints(session, report) or report
         if not cp.signature_valid(public):

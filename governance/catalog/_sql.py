@@ -58,8 +58,8 @@ class _Compiled:
             return tuple(binds[name](params[name]) if name in binds else params[name] for name in self.names)
         return {k: (binds[k](v) if k in binds else v) for k, v in params.items()}
 
-    def rows(self, raw: list[Any]) -> list[Any]:
-        make = self.row._make if self.row is not tuple else tuple
+    def rows(self, raw: list[Any], *, plain: bool = False) -> list[Any]:
+        make = tuple if plain or self.row is tuple else self.row._make
         if not self.results:
             return [make(r) for r in raw]
         out = []
@@ -111,8 +111,9 @@ class Statement:
                     found = self._by_dialect[conn.key] = _Compiled(self.stmt, conn.dialect, self.bind_types)
         return found
 
-    def all(self, conn: RawConnection, **params: Any) -> list[Any]:
-        """Rows of a SELECT (or of an INSERT ... RETURNING) as named tuples."""
+    def all(self, conn: RawConnection, *, plain: bool = False, **params: Any) -> list[Any]:
+        """Rows of a SELECT (or of an INSERT ... RETURNING) as named tuples (``plain``: tuples, for
+        scans of many rows)."""
         compiled = self._compiled(conn)
         cursor = conn.cursor()
         try:
@@ -122,7 +123,7 @@ class Statement:
             raise conn.wrap(compiled.sql, exc) from exc
         finally:
             cursor.close()
-        return compiled.rows(raw)
+        return compiled.rows(raw, plain=plain)
 
     def first(self, conn: RawConnection, **params: Any) -> Any:
         rows = self.all(conn, **params)
