@@ -11,7 +11,7 @@ bulk-inserts rows and a chain of precomputed links binding them (the real ``row_
 ``link_hash``), then times ``verify_audit`` (chain + state replay) end to end; quick mode uses 100k
 events and extrapolates linearly (both passes are streamed, so they are linear in events).  The gate
 leg times :func:`governance.audit.require_bound` for 30 rows on 100k bound events, with the newest
-snapshot 0, 1,000 and 2,000 events (the most before the gate folds the tail) behind the head, plus
+snapshot 0, 500 and 1,000 events (the most before the gate folds the tail) behind the head, plus
 the fold and a cold rebuild.
 There is no peer: no comparable open tool keeps a verifiable hash-chained audit log bound to its state.
 """
@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from benchmarks._common import Result
 from governance.audit import advance_snapshot, audited, canonical_json, link_hash, require_bound, verify_audit
 from governance.audit._chain import GENESIS_HASH, format_time
+from governance.audit._index import ADVANCE_AFTER
 from governance.audit._state import row_digest
 from governance.catalog import Catalog, insert_statement, state_table
 
@@ -181,7 +182,7 @@ def _gate_times(url: str, n: int) -> dict[str, float]:
     """Milliseconds :func:`require_bound` takes for 30 rows on ``n`` bound events, by tail length."""
     out: dict[str, float] = {}
     catalog = Catalog(url)
-    tails = (0, 1000, 2000)
+    tails = (0, ADVANCE_AFTER // 2, ADVANCE_AFTER)
     build_bound_chain(catalog, n - sum(tails))
     start = time.perf_counter()
     advance_snapshot(catalog, "bench", rebuild=True)
@@ -199,7 +200,7 @@ def _gate_times(url: str, n: int) -> dict[str, float]:
             require_bound(catalog, wanted, actor="bench")
             samples.append((time.perf_counter() - began) * 1000)
         out[f"tail {tail}"] = statistics.median(samples)
-    build_bound_chain(catalog, 1)  # one past the limit: the next gate folds 2,001 events first
+    build_bound_chain(catalog, 1)  # one past the limit: the next gate folds the tail first
     began = time.perf_counter()
     require_bound(catalog, {"job": [1, 2, 3]}, actor="bench")
     out["fold"] = (time.perf_counter() - began) * 1000
@@ -213,8 +214,9 @@ def _gate_rows(backend: str, n: int, times: dict[str, float]) -> list[Result]:
     return [Result(
         name=f"gate: bound-state check, 30 rows, {n // 1000}k events, {backend}", measured=worst, unit="ms",
         target=50.0,
-        note=f"worst of tails 0/1,000/2,000 (median of 15 each): {detail}; folding 2,001 events into the "
-             f"snapshot {times['fold']:.0f} ms once per 2,000 events; cold first snapshot "
+        note=f"worst of tails 0/{ADVANCE_AFTER // 2:,}/{ADVANCE_AFTER:,} (median of 15 each): {detail}; folding "
+             f"{ADVANCE_AFTER + 1:,} events into the snapshot {times['fold']:.0f} ms once per {ADVANCE_AFTER:,} events; "
+             "cold first snapshot "
              f"{times['rebuild'] / 1000:.1f} s")]
 
 

@@ -112,6 +112,7 @@ REVIEWED_SQL = {
     ("audit/_index.py", "<template _LATEST_SNAPSHOT>"),  # filled with the placeholder
     ("audit/_index.py", "mark"),
     ("audit/_index.py", "marks"),  # placeholders, one per bound value
+    ("audit/_index.py", "ranges"),  # placeholder pairs, one per bound range
     ("audit/_replay.py", "mark"),
     ("audit/_replay.py", "int(batch)"),
     ("audit/_state.py", "name"),  # a table name from the constant STATE_TABLES (TEMP trigger DDL)

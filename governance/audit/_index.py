@@ -50,7 +50,7 @@ BUCKETS = 4096
 GROUP = 64
 GROUPS = BUCKETS // GROUP
 #: the gate folds the tail into a new snapshot when more events than this follow the newest one
-ADVANCE_AFTER = 2000
+ADVANCE_AFTER = 1000
 
 Key = tuple[str, int]
 Entry = tuple[int, str | None]  # (seq, digest or None for a deleted row)
@@ -82,7 +82,10 @@ class _Event:
     payload: bytes
 
 
-_EVENTS_FROM = "SELECT seq, prev_hash, hash, action, payload FROM audit_event WHERE seq >= {m} ORDER BY seq LIMIT {n}"
+# the bounds are ints written into the text: a parameter would let PostgreSQL reuse a generic plan
+# (after psycopg prepares the statement) that scans the whole log for ``seq >= $1``
+_EVENTS_FROM = ("SELECT seq, prev_hash, hash, action, payload FROM audit_event WHERE seq >= {start:d} "
+                "ORDER BY seq LIMIT {n:d}")
 _LATEST_SNAPSHOT = ("SELECT seq, prev_hash, hash, action, payload FROM audit_event WHERE action = {m} "
                     "ORDER BY seq DESC LIMIT 1")
 
@@ -94,11 +97,10 @@ def _cursor(session: Session) -> tuple[Any, str]:
 
 
 def _events_from(session: Session, start: int, batch: int = 20_000) -> Iterator[_Event]:
-    cursor, mark = _cursor(session)
-    sql = _EVENTS_FROM.format(m=mark, n=int(batch))
+    cursor, _mark = _cursor(session)
     try:
         while True:
-            cursor.execute(sql, (start,))
+            cursor.execute(_EVENTS_FROM.format(start=int(start), n=int(batch)))
             rows = cursor.fetchall()
             for seq, prev, digest, action, payload in rows:
                 yield _Event(int(seq), str(prev), str(digest), str(action), bytes(payload))
@@ -257,10 +259,24 @@ def _bucket_entries(session: Session, buckets: set[int]) -> dict[int, dict[Key, 
 
 
 def _nodes(session: Session, groups: Iterable[int]) -> dict[tuple[int, int], str]:
-    table: sa.Table = AuditStateNode.__table__  # type: ignore[attr-defined]
-    ranges = [sa.and_(table.c.level == 1, table.c.idx >= g * GROUP, table.c.idx < (g + 1) * GROUP) for g in groups]
-    stmt = sa.select(table.c.level, table.c.idx, table.c.digest).where(sa.or_(table.c.level == 2, *ranges))
-    return {(int(lv), int(ix)): str(d) for lv, ix, d in session.connection().execute(stmt)}
+    """The stored level-2 nodes and the level-1 nodes of ``groups`` (one indexed range per group)."""
+    cursor, mark = _cursor(session)
+    out: dict[tuple[int, int], str] = {}
+    try:
+        cursor.execute("SELECT level, idx, digest FROM audit_state_node WHERE level = 2")
+        rows = list(cursor.fetchall())
+        wanted = sorted(set(groups))
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start:start + 100]
+            ranges = " OR ".join([f"(idx >= {mark} AND idx < {mark})"] * len(chunk))
+            params = [v for g in chunk for v in (g * GROUP, (g + 1) * GROUP)]
+            cursor.execute(f"SELECT level, idx, digest FROM audit_state_node WHERE level = 1 AND ({ranges})", params)
+            rows += cursor.fetchall()
+    finally:
+        cursor.close()
+    for level, idx, digest in rows:
+        out[(int(level), int(idx))] = str(digest)
+    return out
 
 
 def _snapshot_root(event: _Event) -> str:
