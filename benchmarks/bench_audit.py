@@ -215,8 +215,8 @@ def _gate_rows(backend: str, n: int, times: dict[str, float]) -> list[Result]:
         name=f"gate: bound-state check, 30 rows, {n // 1000}k events, {backend}", measured=worst, unit="ms",
         target=50.0,
         note=f"worst of tails 0/{ADVANCE_AFTER // 2:,}/{ADVANCE_AFTER:,} (median of 15 each): {detail}; folding "
-             f"{ADVANCE_AFTER + 1:,} events into the snapshot {times['fold']:.0f} ms once per {ADVANCE_AFTER:,} events; "
-             "cold first snapshot "
+             f"{ADVANCE_AFTER + 1:,} events into the snapshot {times['fold']:.0f} ms once per "
+             f"{ADVANCE_AFTER:,} events; cold first snapshot "
              f"{times['rebuild'] / 1000:.1f} s")]
 
 
