@@ -255,8 +255,10 @@ def run(out_dir: Path, say: Callable[[str], None] = print, catalog: Any = None) 
 
     verdict = gov.verify_audit(catalog)
     if not verdict.ok:
-        raise gov.AuditIntegrityError(f"audit chain broken at seq {verdict.first_bad_seq}: {verdict.reason}")
-    say(f"audit: chain of {verdict.count} events verifies (head {verdict.head.hash[:16]}...)")
+        problem = verdict.reason if verdict.first_bad_seq is not None else "; ".join(verdict.state.lines())
+        raise gov.AuditIntegrityError(f"audit log does not verify: {problem}")
+    say(f"audit: chain of {verdict.count} events verifies (head {verdict.head.hash[:16]}...); "
+        f"all {verdict.state.rows} catalog rows match the events that wrote them")
     story.artifacts["catalog"] = Path(catalog.engine.url.database or "")
     return story
 

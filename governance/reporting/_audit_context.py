@@ -61,6 +61,7 @@ def verify_chain(
         "first_bad_seq": report.first_bad_seq,
         "reason": report.reason,
         "method": "verify_audit",
+        "state": None if report.state is None else {**report.state.as_dict(), "lines": report.state.lines()},
     }, report
 
 
