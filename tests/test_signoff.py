@@ -24,7 +24,7 @@ from governance.audit import audited, resolve_actor
 from governance.catalog import Approval, AuditEvent, Evidence, SignedStatement
 from governance.cli import main
 from governance.config import load_settings
-from governance.errors import InputError, PolicyViolation
+from governance.errors import InputError, PolicyViolation, UnboundStateError
 from governance.lineage import artifact_digest
 from governance.registry import (
     approve,
@@ -189,9 +189,15 @@ def test_signed_waiver_needs_two_people_with_two_keys(team: Team, capsys: Any) -
     listed = list_waivers(catalog=team.catalog)[0]
     assert (listed["requester_verification"], listed["approver_verification"], listed["signatures"]) == (
         "verified", "verified", "counted")
-    # an edited row (expiry pushed to 2300) no longer matches what was signed
+    # an edited row (expiry pushed to 2300): with plain SQL the gate refuses it as unbound state ...
     with team.catalog.write() as session:
         session.execute(sa.text("UPDATE waiver SET expires_at = :t"), {"t": datetime(2300, 1, 1, tzinfo=UTC)})
+    with pytest.raises(UnboundStateError, match="waiver 1 differs from the content recorded"):
+        check("credit@1", policy=strict, catalog=team.catalog)
+    # ... and even recorded through the audited path it no longer matches what was signed
+    with audited(team.catalog, "mallory") as tx:
+        tx.session.execute(sa.text("UPDATE waiver SET expires_at = :t"), {"t": datetime(2300, 1, 2, tzinfo=UTC)})
+        tx.record("waiver.edit", "model:credit", {"waiver_id": 1})
     edited = check("credit@1", policy=strict, catalog=team.catalog)
     assert edited.exit_code() == 1
     assert edited.document["waivers_not_counted"][0]["reason"] == "the stored waiver differs from what was signed"

@@ -458,3 +458,15 @@ def test_verify_with_the_table_scan_in_a_second_process_reports_the_same(team: T
     assert scans == [team.catalog.url]
     assert parallel == single
     assert (single.unbound, single.mismatched, single.missing) == (1, 1, 1)
+
+
+def test_a_forged_waiver_fails_the_gate_closed_even_where_it_would_not_count(team: Team) -> None:
+    """Under a pack that requires signatures an unsigned waiver would not count anyway; a forged one
+    still stops the gate (exit 3): a row the log does not vouch for is a sign of tampering."""
+    strict = _pack(team, FAILING_PACK.replace("signatures: optional\n", ""))
+    sql, params = _waiver_sql(team)
+    _forge(team, sql, params)
+    with team.catalog.read() as session:
+        forged = session.exec(select(Waiver)).one()
+    with pytest.raises(UnboundStateError, match=f"waiver {forged.id} has no audit event"):
+        _promote(team, strict)

@@ -374,8 +374,9 @@ def evaluate_subject(catalog: Catalog, subject: Subject, pack: PolicyPack, *, no
 
     ctx = _context(catalog, subject, monitoring=monitoring, features=features)
     waivers, ignored = _waiver_infos(catalog, subject, pack, now)
-    if subject.model is not None:
-        require_bound(catalog, bound_rows(catalog, ctx, [w.id for w in waivers]), actor=resolve_who(None))
+    if subject.model is not None:  # every waiver read, counted or not: a forged row fails the gate closed
+        waiver_ids = [w.id for w in waivers] + [int(i["id"]) for i in ignored if i.get("id") is not None]
+        require_bound(catalog, bound_rows(catalog, ctx, waiver_ids), actor=resolve_who(None))
     result = run_pack(pack, ctx, waivers=waivers, now=now)
     document = result.to_document()
     if not document.get("subject"):

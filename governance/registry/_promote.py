@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from governance.audit import AuditedTransaction, audited, check_bound, require_bound
 from governance.catalog import (
+    Approval,
     Catalog,
     Model,
     ModelAlias,
@@ -201,10 +202,11 @@ def promote(
             raise NotFoundError(f"{subject.label}: the model version disappeared during the evaluation")
         approvals = approvals_status(tx.session, target, stage, requester=signer, pack=pack,
                                      evidence_digest=evidence, signoff=signoff)
-        counted = [int(s["approval_id"]) for s in approvals.signers]
-        check_bound(tx.session, None, {
-            "approval": counted, "model_alias": [None if current is None else current.id],
-            "signed_statement": [r.id for r in statements_for(tx.session, "approval", counted).values()]})
+        read = [int(i or 0) for i in tx.session.exec(select(Approval.id).where(
+            Approval.model_version_id == target_id, Approval.stage == stage)).all()]
+        check_bound(tx.session, None, {  # every approval read, counted or not
+            "approval": read, "model_alias": [None if current is None else current.id],
+            "signed_statement": [r.id for r in statements_for(tx.session, "approval", read).values()]})
         base = {"version": subject.version, "stage": stage, "evaluation_id": evaluation_id,
                 "status": document.get("status"), "policy": document.get("policy"),
                 "stage_policy": stage_binding, "evidence": evidence, "trust_store": signoff.trust.digest,
