@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from governance.audit._chain import GENESIS_HASH, ChainHead, chain_head, link_hash
+from governance.audit._state import state_of
 from governance.catalog import AuditState, AuditStateNode, Catalog
 from governance.errors import AuditIntegrityError
 
@@ -123,13 +124,6 @@ def _latest_snapshot(session: Session) -> _Event | None:
     return _Event(int(row[0]), str(row[1]), str(row[2]), str(row[3]), bytes(row[4]))
 
 
-def _state_of(payload: bytes) -> dict[str, dict[str, str | None]] | None:
-    if b'"state":{' not in payload:
-        return None
-    state = json.loads(payload).get("state")
-    return state if isinstance(state, dict) else None
-
-
 class _ChainWalk:
     """Checks links one after another from a starting link whose predecessor hash is given."""
 
@@ -155,7 +149,7 @@ def replay_projection(events: Iterable[_Event], walk: _ChainWalk,
     for event in events:
         walk.step(event)
         last = event.seq
-        state = _state_of(event.payload)
+        state = state_of(event.payload)
         if not state:
             continue
         for table, rows in state.items():

@@ -8,7 +8,6 @@ the log says exists was deleted), and content mismatches (a row edited after its
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from governance.audit._state import iter_rows
+from governance.audit._state import iter_rows, state_of
 from governance.catalog import STATE_TABLES
 
 __all__ = ["PARALLEL_FROM", "StateCollector", "StateReport", "TableScan", "replay_state"]
@@ -102,21 +101,6 @@ class StateCollector:
             if state:
                 self.add(int(row[0]), state)
             yield row
-
-
-def state_of(payload: bytes) -> dict[str, Any] | None:
-    """The state map of a canonical payload, parsing only its own bytes: keys are sorted, so it sits
-    between ``"state":`` and the last ``,"subject":`` (a string value cannot hold an unescaped quote,
-    and a state map holds table names, ids and hex digests only).  Anything unexpected: full parse."""
-    end = payload.rfind(b',"subject":')
-    start = payload.rfind(b',"state":{', 0, end) if end > 0 else -1
-    if start < 0:
-        return None
-    try:
-        state = json.loads(payload[start + 9:end])
-    except ValueError:
-        state = json.loads(payload).get("state")
-    return state if isinstance(state, dict) else None
 
 
 #: at least this many state-bearing rows before verify scans the tables in a second process

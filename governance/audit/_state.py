@@ -200,11 +200,31 @@ def read_rows(session: Session, table: str, ids: Iterable[int]) -> dict[int, dic
 _BATCH = 20_000
 
 
+def state_of(payload: bytes) -> dict[str, Any] | None:
+    """The state map of a canonical payload, parsing only its own bytes: keys are sorted, so it sits
+    between ``"state":`` and the last ``,"subject":`` (a string value cannot hold an unescaped quote,
+    and a state map holds table names, ids and hex digests only).  Anything unexpected: full parse."""
+    end = payload.rfind(b',"subject":')
+    start = payload.rfind(b',"state":{', 0, end) if end > 0 else -1
+    if start < 0:
+        return None
+    try:
+        state = json.loads(payload[start + 9:end])
+    except ValueError:
+        state = json.loads(payload).get("state")
+    return state if isinstance(state, dict) else None
+
+
+def _text_time_columns(t: sa.Table) -> list[Any]:
+    """The table's columns, timestamps as SQLite's stored text (see :meth:`_Digester.row`)."""
+    return [sa.type_coerce(c, sa.String).label(c.key) if isinstance(c.type, sa.DateTime) else c for c in t.columns]
+
+
 def _scan_statement(table: str) -> Statement:
     """Every column in id order, in batches; timestamps as the text SQLite stores (no parse and
     re-format per row: :meth:`_Digester.__call__` turns the stored text into the canonical spelling)."""
     t = state_table(table)
-    columns = [sa.type_coerce(c, sa.String).label(c.key) if isinstance(c.type, sa.DateTime) else c for c in t.columns]
+    columns = _text_time_columns(t)
     return Statement(sa.select(*columns).where(t.c.id > sa.bindparam("after")).order_by(t.c.id).limit(_BATCH),
                      {"after": t.c.id.type})
 
@@ -236,7 +256,7 @@ def iter_rows(session: Session, table: str) -> Iterator[tuple[int, str]]:
 def _range_statement(table: str) -> Statement:
     """The rows with ids in ``[lo, hi]``, timestamps as SQLite's stored text (see :func:`_scan_statement`)."""
     t = state_table(table)
-    columns = [sa.type_coerce(c, sa.String).label(c.key) if isinstance(c.type, sa.DateTime) else c for c in t.columns]
+    columns = _text_time_columns(t)
     return Statement(sa.select(*columns).where(t.c.id >= sa.bindparam("lo"), t.c.id <= sa.bindparam("hi")),
                      {"lo": t.c.id.type, "hi": t.c.id.type})
 
