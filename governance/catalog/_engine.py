@@ -120,7 +120,15 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float, *, read_only: boo
             if info.get(_BUSY_MS) != want:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout = {want:d}")
                 info[_BUSY_MS] = want
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # on the driver connection: this runs for every transaction, and SQLAlchemy's statement
+        # machinery costs several times the BEGIN itself (a failure still surfaces as SQLAlchemy's)
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        driver = conn.connection.driver_connection
+        try:
+            driver.execute(statement)  # type: ignore[union-attr]
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, conn.dialect.loaded_dbapi.Error,
+                                      dialect=conn.dialect) from exc
 
 
 def _safe_url(url: str) -> str:
@@ -210,6 +218,19 @@ class Catalog:
             raise CatalogError(f"catalog {self.display_url} is open read-only")
         with self._errors(), Session(self._write_engine, expire_on_commit=False) as session, session.begin():
             yield session
+        if self._wal is not None:
+            self._wal.committed()
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a Core connection (``BEGIN IMMEDIATE`` on SQLite): committed when the
+        block ends, rolled back on error.  The audited write path runs on it; an ORM session is bound
+        to it only when a writer asks for one (an ORM session's own bookkeeping costs more than a
+        decorated step's whole write)."""
+        if self.read_only:
+            raise CatalogError(f"catalog {self.display_url} is open read-only")
+        with self._errors(), self._write_engine.connect() as conn, conn.begin():
+            yield conn
         if self._wal is not None:
             self._wal.committed()
 
