@@ -60,12 +60,17 @@ if {own_handler!r}:
 before = signal.getsignal(signal.SIGALRM)
 catalog = Catalog({url!r})
 outcome = "written"
+if {interrupt!r}:
+    import os, threading
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
 began = time.monotonic()
 try:
     with bounded_lock_wait({bound!r}), audited(catalog, "alice") as tx:
         tx.record("test.write", {subject!r})
 except CatalogError as exc:
     outcome = str(exc)
+except KeyboardInterrupt:
+    outcome = "interrupted"
 print(json.dumps({{"outcome": outcome, "seconds": time.monotonic() - began, "calls": calls,
                   "handler_kept": signal.getsignal(signal.SIGALRM) is before,
                   "default": signal.getsignal(signal.SIGALRM) is signal.SIG_DFL,
@@ -75,9 +80,10 @@ print(json.dumps({{"outcome": outcome, "seconds": time.monotonic() - began, "cal
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _write(catalog: Catalog, subject: str, bound: float, *, own_handler: bool = False) -> dict[str, Any]:
+def _write(catalog: Catalog, subject: str, bound: float, *, own_handler: bool = False,
+           interrupt: bool = False) -> dict[str, Any]:
     code = textwrap.dedent(_WRITER.format(root=str(ROOT), url=catalog.url, bound=bound, subject=subject,
-                                          own_handler=own_handler))
+                                          own_handler=own_handler, interrupt=interrupt))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -122,3 +128,14 @@ def test_a_turn_handed_over_within_the_bound_is_taken(catalog: Catalog) -> None:
         holder.communicate(timeout=30)
     assert written["outcome"] == "written" and written["timer"] == [0.0, 0.0] and written["default"]
     assert _subjects(catalog) == ["waited"]
+
+
+def test_an_interrupted_wait_leaves_no_alarm_armed(catalog: Catalog) -> None:
+    holder = _hold(catalog, 60)
+    try:
+        interrupted = _write(catalog, "interrupted", 30, interrupt=True)  # Ctrl-C while queued
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    assert interrupted["outcome"] == "interrupted"
+    assert interrupted["timer"] == [0.0, 0.0] and interrupted["default"]  # no SIGALRM left to end the process

@@ -301,25 +301,27 @@ def _flock_in_main_thread(fd: int, wait: float) -> str | None:
         return None
     previous = signal.signal(signal.SIGALRM, _raise_expired)
     try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            return _TAKEN
-        except _Expired:
-            pass
+        return _alarmed_flock(fd, wait)
+    finally:
+        # disarmed whatever ended the wait (an interrupt, an error): a SIGALRM after the default
+        # disposition is back would end the process; one still pending is dropped by the interpreter
         signal.setitimer(signal.ITIMER_REAL, 0)
-        try:  # the alarm may have come after the lock was granted: a flock we hold is granted again
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return _TAKEN
-        except BlockingIOError:
-            return _EXPIRED_OWN
-    except _Expired:  # the alarm ran its handler just after the lock was granted
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _alarmed_flock(fd: int, wait: float) -> str:
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
+        fcntl.flock(fd, fcntl.LOCK_EX)
         signal.setitimer(signal.ITIMER_REAL, 0)
         return _TAKEN
-    finally:
-        # a signal still pending when the default disposition is back is dropped by the interpreter
-        signal.signal(signal.SIGALRM, previous)
+    except _Expired:  # one-shot: no second alarm can follow
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    try:  # the alarm may have come just after the lock was granted: a flock we hold is granted again
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return _TAKEN
+    except BlockingIOError:
+        return _EXPIRED_OWN
 
 
 def _take_turn(fd: int, catalog: Catalog) -> str:
