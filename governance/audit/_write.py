@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - Windows: SQLite's own locking only
 
 from governance.audit._chain import AuditLink, ChainHead, chain_head, insert_events, lock_chain, new_event
 from governance.audit._state import collect_state, forget_touch_log, install_touch_log
-from governance.catalog import AuditEvent, Catalog, RawConnection, lock_wait_ms, utcnow
+from governance.catalog import AuditEvent, Catalog, CatalogSession, RawConnection, lock_wait_ms, utcnow
 from governance.errors import CatalogError, GovernanceError
 
 __all__ = ["AuditedTransaction", "PendingEvent", "audited"]
@@ -205,7 +205,8 @@ _TX_KEY = "governance.audited"
 
 
 class _FlushGuard:
-    """One ``before_flush`` listener on the ORM ``Session`` class, registered on first use, that
+    """One ``before_flush`` listener on :class:`~governance.catalog.CatalogSession` (the class of the
+    catalog's own sessions, never a host application's), registered on first use, that
     marks the :class:`AuditedTransaction` stored in ``session.info`` as mutated when the flush writes
     anything but audit events (per-transaction ``event.listen``/``remove`` costs more than the write it
     guards).  Sessions without an audited transaction return at once."""
@@ -219,7 +220,7 @@ class _FlushGuard:
             return
         with self._lock:
             if not self._installed:
-                event.listen(OrmSession, "before_flush", _before_flush)
+                event.listen(CatalogSession, "before_flush", _before_flush)
                 self._installed = True
 
 
