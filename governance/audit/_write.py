@@ -140,7 +140,7 @@ class AuditedTransaction:
             scope = self.scope
             if not isinstance(scope, TransactionScope):  # pragma: no cover - set in __init__
                 raise GovernanceError("internal: an audited transaction without a connection")
-            session = Session(bind=scope.conn, expire_on_commit=False, join_transaction_mode="rollback_only")
+            session = CatalogSession(bind=scope.conn, expire_on_commit=False, join_transaction_mode="rollback_only")
             session.info[_TX_KEY] = self
             scope.orm = session
             self._session = session

@@ -129,8 +129,7 @@ def _add_keygen(audit: typer.Typer) -> None:
                                         help="Directory for audit-signing.key (0600) and audit-signing.pub."),
     ) -> None:
         """Make an Ed25519 key pair for signing checkpoints."""
-        from governance.audit import generate_keypair, load_public_key
-        from governance.audit._checkpoint import key_id
+        from governance.audit import generate_keypair, key_id, load_public_key
 
         private_path, public_path = generate_keypair(output_dir)
         say(f"private key: {private_path} (mode 0600; keep it secret, e.g. a CI secret)")
@@ -148,8 +147,7 @@ def _add_log(audit: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text or json"),
     ) -> None:
         """List audit events, oldest first."""
-        from governance.audit import list_events
-        from governance.audit._log import parse_since
+        from governance.audit import list_events, parse_since
 
         check_format(fmt, _FORMATS)
         since_time = parse_since(since) if since is not None else None
