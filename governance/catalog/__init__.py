@@ -46,6 +46,17 @@ from governance.catalog._refs import (
     resolve_model_version,
 )
 from governance.catalog._sql import RawConnection, Statement, insert_statement, update_statement
+from governance.catalog._views import (
+    dataset_version_entry,
+    describe_dataset_version,
+    describe_model_version,
+    describe_run,
+    list_datasets,
+    list_models,
+    list_runs,
+    run_entry,
+    run_input_datasets,
+)
 
 __all__ = [
     "STATE_TABLES",
@@ -80,13 +91,22 @@ __all__ = [
     "Waiver",
     "bounded_lock_wait",
     "clear_catalog_cache",
+    "dataset_version_entry",
+    "describe_dataset_version",
+    "describe_model_version",
+    "describe_run",
     "insert_statement",
+    "list_datasets",
+    "list_models",
+    "list_runs",
     "lock_wait_ms",
     "open_catalog",
     "parse_ref",
     "resolve_dataset_version",
     "resolve_model",
     "resolve_model_version",
+    "run_entry",
+    "run_input_datasets",
     "state_table",
     "update_statement",
     "use_catalog",

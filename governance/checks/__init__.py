@@ -27,7 +27,9 @@ from governance.checks._confusion import (
     summarise,
 )
 from governance.checks._data import baseline_stats, drift_statistics, load_baseline, quality_summary, training_baseline
-from governance.checks._fairness import empty_sensitive_columns
+from governance.checks._explain import global_importance, proxy_correlations
+from governance.checks._fairness import confusion_evidence, empty_sensitive_columns
+from governance.checks._performance import metrics_evidence
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -45,9 +47,13 @@ __all__ = [
     "bootstrap_ci",
     "builtin_checks",
     "confusion_by_group",
+    "confusion_evidence",
     "drift_statistics",
     "empty_sensitive_columns",
+    "global_importance",
     "load_baseline",
+    "metrics_evidence",
+    "proxy_correlations",
     "quality_summary",
     "rates",
     "summarise",

@@ -2,12 +2,22 @@
 monitoring, and the CI output formats."""
 
 from governance.registry._approvals import ApprovalStatus, approve, list_approvals
-from governance.registry._document import CARD_FIELDS, document
+from governance.registry._document import CARD_FIELDS, DocumentedVersion, document
 from governance.registry._gate import GateReport, check
 from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
 from governance.registry._output import FORMATS, GithubOutput, render, render_github, summary_line
 from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
+from governance.registry._queries import (
+    ApprovalRecord,
+    PromotionRecord,
+    VersionFacts,
+    WaiverRecord,
+    version_approvals,
+    version_facts,
+    version_promotions,
+    version_waivers,
+)
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
 from governance.registry._verdict import Outcome, classify, exit_code
@@ -23,12 +33,17 @@ from governance.registry._waivers import (
 __all__ = [
     "CARD_FIELDS",
     "FORMATS",
+    "ApprovalRecord",
     "ApprovalStatus",
+    "DocumentedVersion",
     "GateReport",
     "GithubOutput",
     "MonitorReport",
     "Outcome",
     "PromotionConflict",
+    "PromotionRecord",
+    "VersionFacts",
+    "WaiverRecord",
     "approve",
     "approve_waiver",
     "check",
@@ -49,7 +64,11 @@ __all__ = [
     "signed_decisions",
     "stage_version",
     "summary_line",
+    "version_approvals",
+    "version_facts",
     "version_of",
+    "version_promotions",
+    "version_waivers",
     "waive",
     "waiver_signatures",
     "waiver_verdicts",

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from governance.audit import GENESIS_HASH, VerifyReport, load_public_key, read_checkpoint, verify_audit
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog, resolve_model
-from governance.catalog._views import as_utc, iso
+from governance.domain import as_utc, iso
 from governance.errors import InputError
 from governance.mlflow import latest_reconcile
 from governance.reporting._format import parse_time

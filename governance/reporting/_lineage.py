@@ -7,11 +7,14 @@ deep queries).  Evaluation datasets hang off the model version.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from governance.catalog import Dataset, DatasetVersion, Job, ModelVersion, Run, RunIO
+from governance.catalog import Dataset, DatasetVersion, Job, Run, RunIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.registry import VersionFacts
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "build_lineage"]
 
@@ -116,16 +119,14 @@ class _Graph:
                 self.walk_run(producer, prod_key, depth + 1)
 
 
-def build_lineage(
-    session: Session, mv: ModelVersion, label: str, evaluation_dataset_ids: list[int]
-) -> dict[str, Any]:
+def build_lineage(session: Session, mv: VersionFacts, evaluation_dataset_ids: list[int]) -> dict[str, Any]:
     """Nodes (``dataset``, ``run``, ``model``) and edges pointing downstream."""
     g = _Graph(session)
-    model_key = f"model:{mv.id}"
+    model_key = f"model:{mv.model_version_id}"
     g.nodes[model_key] = {
         "id": model_key,
         "kind": "model",
-        "label": label,
+        "label": mv.label,
         "detail": _short(mv.artifact_hash),
     }
     if mv.training_run_id is not None:

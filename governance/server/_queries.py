@@ -31,7 +31,8 @@ from governance.catalog import (
     resolve_model,
     resolve_model_version,
 )
-from governance.catalog._views import describe_dataset_version, describe_run, iso
+from governance.catalog._views import describe_dataset_version, describe_run
+from governance.domain import iso
 from governance.errors import InputError, NotFoundError
 
 __all__ = [
@@ -163,14 +164,15 @@ def model_version(catalog: Catalog, ref: str, frameworks: tuple[Any, ...]) -> di
 
     ``governance.reporting`` (matplotlib, WeasyPrint) is imported on first use, so the server starts fast.
     """
-    from governance.reporting._model_card_context import CARD_FIELDS, build_model_card_context
+    from governance.domain import CARD_FIELDS
+    from governance.reporting._model_card_context import build_model_card_context
 
     with catalog.read() as session:
         context = build_model_card_context(session, ref, frameworks, with_lineage=False)
     from governance.registry import list_approvals
 
     context["approvals_detail"] = list_approvals(context["version"]["label"], catalog=catalog)
-    context["card_titles"] = dict(CARD_FIELDS)
+    context["card_titles"] = {f.key: f.title for f in CARD_FIELDS}
     return context
 
 
