@@ -82,7 +82,8 @@ def describe_run(session: Session, run_id: str) -> dict[str, Any]:
         raise NotFoundError(f"run id prefix {run_id!r} is ambiguous; give more characters")
     run = matches[0]
     job = session.get(Job, run.job_id)
-    assert job is not None
+    if job is None:
+        raise NotFoundError(f"run {run.run_uuid}: its job {run.job_id} is not in the catalog")
     doc = _run_row(run, job)
     parent = session.get(Run, run.parent_run_id) if run.parent_run_id else None
     doc.update(
