@@ -27,11 +27,12 @@ from governance.catalog import (
     PolicyEvaluation,
     Run,
     RunIO,
+    describe_dataset_version,
+    describe_run,
     parse_ref,
     resolve_model,
     resolve_model_version,
 )
-from governance.catalog._views import describe_dataset_version, describe_run
 from governance.domain import iso
 from governance.errors import InputError, NotFoundError
 
