@@ -24,14 +24,17 @@ from governance.errors import NotFoundError
 
 __all__ = [
     "dataset_version_entry",
+    "dataset_version_label",
     "describe_dataset_version",
     "describe_model_version",
     "describe_run",
     "list_datasets",
     "list_models",
     "list_runs",
+    "producing_run",
     "run_entry",
     "run_input_datasets",
+    "run_label",
 ]
 
 
@@ -205,3 +208,34 @@ def run_input_datasets(session: Session, run_id: int) -> list[tuple[int, str | N
         .order_by(col(RunIO.id))
     ).all()
     return [(int(dv_id), role) for dv_id, role in edges]
+
+
+def dataset_version_label(session: Session, dv_id: int) -> tuple[str, str | None] | None:
+    """``(NAME@VERSION, content hash)`` of a dataset version, or None when there is none."""
+    dv = session.get(DatasetVersion, dv_id)
+    ds = session.get(Dataset, dv.dataset_id) if dv is not None else None
+    if dv is None or ds is None:
+        return None
+    return f"{ds.name}@{dv.version}", dv.content_hash
+
+
+def run_label(session: Session, run_id: int) -> tuple[str | None, str] | None:
+    """``(job name, run uuid)`` of a run (no job name when the job is gone), or None."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    job = session.get(Job, run.job_id)
+    return (job.name if job else None), run.run_uuid
+
+
+def producing_run(session: Session, dv_id: int) -> int | None:
+    """The run that wrote a dataset version: its recorded producer, else the first run with it as output."""
+    dv = session.get(DatasetVersion, dv_id)
+    if dv is not None and dv.produced_by_run_id is not None:
+        return dv.produced_by_run_id
+    edge = session.exec(
+        select(RunIO.run_id)
+        .where(RunIO.artifact_kind == "dataset", RunIO.artifact_id == dv_id, RunIO.direction == "output")
+        .order_by(col(RunIO.id))
+    ).first()
+    return None if edge is None else int(edge)
