@@ -40,6 +40,10 @@ Inputs a check may require (``requires``), as :meth:`CheckContext.available` rep
 * ``catalog``: a read-only catalog session (lineage, documentation, champion comparison);
 * ``model_version``: the subject is a registered model version.
 
+``ctx.evidence`` is the stored evidence document, typed (:class:`governance.domain.EvidenceDocument`:
+``ctx.evidence.metrics.by_group``, ``ctx.evidence.importance.by_feature``, ``ctx.evidence.confusion``...);
+keys it does not define are in ``ctx.evidence.extra``.
+
 A check whose inputs are missing is not run (status NOT_RUN, which fails the gate), unless the subject
 cannot have them by its nature (:attr:`CheckContext.inapplicable`: a predictions table has no registered
 model version, catalog record, model object, importance or training baseline; a model without

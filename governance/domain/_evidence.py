@@ -134,6 +134,12 @@ class EvidenceDocument(_Part):
         names = {(f.alias or k) if (f := type(self).model_fields.get(k)) else k for k in keys}
         return type(self).read({k: v for k, v in self.stored().items() if k not in names})
 
+    def stored(self) -> dict[str, Any]:
+        """The JSON-ready form, always with its ``schema`` version first."""
+        body = super().stored()
+        body.pop("schema", None)
+        return {"schema": self.schema_version, **body}
+
     @property
     def extra(self) -> dict[str, Any]:
         """Keys this version does not define, as stored."""
