@@ -20,7 +20,7 @@ from governance.catalog._models import (
 )
 from governance.catalog._refs import parse_ref, resolve_dataset_version, resolve_model_version
 from governance.domain import as_utc, iso
-from governance.errors import NotFoundError
+from governance.errors import CatalogError, NotFoundError
 
 __all__ = [
     "dataset_version_entry",
@@ -86,7 +86,7 @@ def describe_run(session: Session, run_id: str) -> dict[str, Any]:
     run = matches[0]
     job = session.get(Job, run.job_id)
     if job is None:
-        raise NotFoundError(f"run {run.run_uuid}: its job {run.job_id} is not in the catalog")
+        raise CatalogError(f"run {run.id} names job id {run.job_id}, which is not in the catalog")
     doc = _run_row(run, job)
     parent = session.get(Run, run.parent_run_id) if run.parent_run_id else None
     doc.update(

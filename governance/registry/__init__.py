@@ -7,7 +7,16 @@ from governance.registry._gate import GateReport, check
 from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
 from governance.registry._output import FORMATS, GithubOutput, render, render_github, summary_line
-from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
+from governance.registry._promote import (
+    OBSERVE,
+    PromotionConflict,
+    Rollback,
+    history,
+    promote,
+    refusal_error,
+    rollback,
+    stage_version,
+)
 from governance.registry._queries import (
     ApprovalRecord,
     PromotionRecord,
@@ -33,6 +42,7 @@ from governance.registry._waivers import (
 __all__ = [
     "CARD_FIELDS",
     "FORMATS",
+    "OBSERVE",
     "ApprovalRecord",
     "ApprovalStatus",
     "DocumentedVersion",
@@ -42,6 +52,7 @@ __all__ = [
     "Outcome",
     "PromotionConflict",
     "PromotionRecord",
+    "Rollback",
     "VersionFacts",
     "WaiverRecord",
     "approve",
@@ -56,6 +67,7 @@ __all__ = [
     "list_waivers",
     "monitor",
     "promote",
+    "refusal_error",
     "register_model",
     "render",
     "render_github",
