@@ -166,7 +166,7 @@ def model_version(catalog: Catalog, ref: str, frameworks: tuple[Any, ...]) -> di
     ``governance.reporting`` (matplotlib, WeasyPrint) is imported on first use, so the server starts fast.
     """
     from governance.domain import CARD_FIELDS
-    from governance.reporting._model_card_context import build_model_card_context
+    from governance.reporting import build_model_card_context
 
     with catalog.read() as session:
         context = build_model_card_context(session, ref, frameworks, with_lineage=False)
@@ -361,11 +361,11 @@ class AuditStatus:
         with self._lock:
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
-            from governance.reporting._audit_context import _checkpoint, verify_chain
+            from governance.reporting import checkpoint_status, verify_chain
 
             verification, _ = verify_chain(catalog)
             with catalog.read() as session:
-                checkpoint = _checkpoint(session, verification)
+                checkpoint = checkpoint_status(session, verification)
             doc = {"verification": verification, "checkpoint": checkpoint}
             self._cached = (key, doc)
             return doc
