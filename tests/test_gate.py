@@ -372,7 +372,7 @@ def test_context_resolves_the_baseline_from_the_training_dataset(captured: dict[
     from governance.policy import context_for_model_version
 
     ctx = context_for_model_version(_catalog(), "scorer@1")
-    assert ctx.evidence == {}  # nothing evaluated: the baseline comes from the training run alone
+    assert ctx.evidence.is_empty()  # nothing evaluated: the baseline comes from the training run alone
     assert ctx.baseline is not None and {"income", "age"} <= set(ctx.baseline["columns"])
     assert "baseline" in ctx.available()
     ids = ctx.sources["baseline_dataset_version_ids"]

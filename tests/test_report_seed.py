@@ -269,7 +269,7 @@ def seed_model(
                 model_version_id=mv.id,
                 dataset_version_id=holdout.id,
                 kind="evaluation",
-                data={"n": 1000, "by_group": BY_SEX},
+                data={"n": 1000, "metrics": {"by_group": {"sex": BY_SEX}}},
                 created_at=EVALUATED_AT,
             )
         )

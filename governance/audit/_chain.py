@@ -18,13 +18,14 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from governance.catalog import AuditEvent, RawConnection, Statement, insert_statement, lock_wait_ms
+from governance.domain import as_utc
 from governance.errors import InputError
 
 __all__ = [
@@ -83,9 +84,7 @@ def canonical_json(value: Any) -> bytes:
 
 def format_time(value: datetime) -> str:
     """ISO-8601 UTC with microseconds and a ``Z`` (naive datetimes are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def link_hash(seq: int, prev_hash: str, payload: bytes, algorithm: str = ALGORITHM) -> str:

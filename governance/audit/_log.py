@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ from sqlmodel import Session, col
 
 from governance.audit._chain import format_time
 from governance.catalog import AuditEvent
+from governance.domain import parse_utc
 from governance.errors import InputError
 
 __all__ = ["list_events", "parse_since"]
@@ -19,11 +20,10 @@ __all__ = ["list_events", "parse_since"]
 def parse_since(text: str) -> datetime:
     """``--since``: an ISO date or date-time (naive means UTC)."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_utc(text)
     except ValueError:
         raise InputError(f"--since: expected an ISO date or time such as 2025-01-31 or "
                          f"2025-01-31T12:00:00Z, got {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _escape_like(text: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -28,11 +28,15 @@ from sqlmodel import Session
 
 from governance.audit._chain import canonical_json
 from governance.catalog import STATE_TABLES, RawConnection, Statement, state_table
+from governance.domain import UTCDateTime, as_utc
 
 __all__ = ["STATE_TABLES", "StateMap", "collect_state", "install_touch_log", "row_digest", "row_values"]
 
 #: ``{table: {str(id): digest or None}}``
 StateMap = dict[str, dict[str, str | None]]
+
+#: column types holding timestamps (digested in their canonical UTC spelling)
+_TIME_TYPES = (sa.DateTime, UTCDateTime)
 
 _INSTALLED = "governance.touch_log"
 _PG_TABLE = "governance.touch_table"
@@ -40,8 +44,7 @@ _PG_TABLE = "governance.touch_table"
 
 def _norm(value: Any) -> Any:
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
+        value = as_utc(value)
         return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
                 f"{value.second:02d}.{value.microsecond:06d}Z")  # years below 1000 padded, as SQLite stores them
     if isinstance(value, Decimal):
@@ -59,7 +62,7 @@ class _Digester:
         self.prefix = table.name.encode() + b"\n"
         self.columns = tuple(c.key for c in table.columns)  # the order rows come in
         self.keys = tuple(sorted(self.columns))
-        self.times = frozenset(c.key for c in table.columns if isinstance(c.type, sa.DateTime))
+        self.times = frozenset(c.key for c in table.columns if isinstance(c.type, _TIME_TYPES))
         self.plan = tuple((key, self.columns.index(key), key in self.times) for key in self.keys)
 
     def __call__(self, values: Mapping[str, Any]) -> str:
@@ -217,7 +220,7 @@ def state_of(payload: bytes) -> dict[str, Any] | None:
 
 def _text_time_columns(t: sa.Table) -> list[Any]:
     """The table's columns, timestamps as SQLite's stored text (see :meth:`_Digester.row`)."""
-    return [sa.type_coerce(c, sa.String).label(c.key) if isinstance(c.type, sa.DateTime) else c for c in t.columns]
+    return [sa.type_coerce(c, sa.String).label(c.key) if isinstance(c.type, _TIME_TYPES) else c for c in t.columns]
 
 
 def _scan_statement(table: str) -> Statement:

@@ -60,12 +60,18 @@ from governance.catalog._refs import (
 )
 from governance.catalog._sql import RawConnection, Statement, insert_statement, update_statement
 from governance.catalog._views import (
+    dataset_version_entry,
+    dataset_version_label,
     describe_dataset_version,
     describe_model_version,
     describe_run,
     list_datasets,
     list_models,
     list_runs,
+    producing_run,
+    run_entry,
+    run_input_datasets,
+    run_label,
 )
 
 __all__ = [
@@ -108,6 +114,8 @@ __all__ = [
     "both_ways",
     "bounded_lock_wait",
     "clear_catalog_cache",
+    "dataset_version_entry",
+    "dataset_version_label",
     "describe_dataset_version",
     "describe_model_version",
     "describe_run",
@@ -121,9 +129,13 @@ __all__ = [
     "open_catalog",
     "parse_as_of",
     "parse_ref",
+    "producing_run",
     "resolve_dataset_version",
     "resolve_model",
     "resolve_model_version",
+    "run_entry",
+    "run_input_datasets",
+    "run_label",
     "state_table",
     "update_statement",
     "upstream",

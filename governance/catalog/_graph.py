@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from governance.catalog._models import Dataset, DatasetVersion, Job, Model, ModelVersion, Run, RunIO
+from governance.domain import as_utc
 from governance.errors import InputError
 
 __all__ = [
@@ -102,7 +103,7 @@ def parse_as_of(value: datetime | date | str | None) -> datetime | None:
             raise InputError(f"--as-of: expected an ISO-8601 time such as 2024-05-01T12:00:00Z, got {text!r}") from None
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(value)
 
 
 def _check(kind: str, depth: int | None) -> None:
@@ -253,7 +254,7 @@ def _describe(session: Session, keys: set[str]) -> dict[str, tuple[str, dict[str
             started_at = (
                 None
                 if started is None
-                else (started.replace(tzinfo=UTC) if started.tzinfo is None else started.astimezone(UTC)).isoformat()
+                else as_utc(started).isoformat()
             )
             out[f"run:{ident}"] = (
                 f"{job} [{run_uuid[:13]}]",

@@ -3,7 +3,8 @@
 One module for the schema so that migrations have one place to compare against.  Every change here
 needs an alembic migration in ``governance/catalog/migrations/versions`` (a test compares them).
 
-Conventions: integer surrogate keys (fast joins for lineage), UTC timestamps, JSON columns for
+Conventions: integer surrogate keys (fast joins for lineage), UTC timestamps (:class:`~governance.domain.UTCDateTime`:
+aware UTC in, aware UTC out, on every backend), JSON columns for
 open-ended documents (params, statistics, card fields), and the indexes the lineage and audit queries
 need written next to the table.
 """
@@ -15,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+from governance.domain import UTCDateTime
 
 __all__ = [
     "STATE_TABLES",
@@ -53,7 +56,7 @@ def utcnow() -> datetime:
 
 
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), **kw)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, **kw)
 
 
 def _json(default: Any = None) -> Any:
@@ -171,7 +174,7 @@ class Run(SQLModel, table=True):
     parent_run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
     status: str = Field(default="RUNNING", max_length=16)  # RUNNING | COMPLETED | FAILED | ABORTED
     started_at: datetime = _ts()
-    ended_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     params: dict[str, Any] = _json(dict)
     environment: dict[str, Any] = _json(dict)
     user: str | None = None
@@ -341,8 +344,8 @@ class Waiver(SQLModel, table=True):
     ticket: str | None = None
     requester: str
     approver: str | None = None  # set when the waiver is approved (signed: `gov waivers approve`)
-    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
-    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_by: str | None = None
     created_at: datetime = _ts()
 
@@ -390,7 +393,7 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    time: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # audit log/report --since
+    time: datetime = Field(sa_type=UTCDateTime, index=True)  # audit log/report --since
     actor: str
     action: str = Field(max_length=64, index=True)
     subject: str = Field(index=True)
@@ -482,12 +485,12 @@ class OutboxEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_uuid: str = Field(max_length=36, index=True)
     event_type: str = Field(max_length=16)
-    event_time: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    event_time: datetime = Field(sa_type=UTCDateTime)
     payload: str | None = Field(default=None, sa_type=sa.Text)
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at: datetime = _ts()
-    sent_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _ts()
 
 

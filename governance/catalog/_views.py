@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,27 +19,23 @@ from governance.catalog._models import (
     RunIO,
 )
 from governance.catalog._refs import parse_ref, resolve_dataset_version, resolve_model_version
+from governance.domain import as_utc, iso
 from governance.errors import CatalogError, NotFoundError
 
 __all__ = [
-    "as_utc",
+    "dataset_version_entry",
+    "dataset_version_label",
     "describe_dataset_version",
     "describe_model_version",
     "describe_run",
-    "iso",
     "list_datasets",
     "list_models",
     "list_runs",
+    "producing_run",
+    "run_entry",
+    "run_input_datasets",
+    "run_label",
 ]
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; the catalog stores UTC, so attach it."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else as_utc(value).isoformat().replace("+00:00", "Z")
 
 
 def _run_row(run: Run, job: Job) -> dict[str, Any]:
@@ -168,3 +163,79 @@ def describe_model_version(session: Session, ref: str) -> dict[str, Any]:
         "metrics": mv.metrics, "card": mv.card, "features": mv.features, "aliases": list(aliases),
         "training_run": run.run_uuid if run else None, "created_at": iso(mv.created_at),
     }
+
+
+def dataset_version_entry(session: Session, dv_id: int, role: str | None = None) -> dict[str, Any] | None:
+    """A dataset version as a report shows it (fields, protected columns, fingerprint), or None."""
+    dv = session.get(DatasetVersion, dv_id)
+    ds = session.get(Dataset, dv.dataset_id) if dv is not None else None
+    if dv is None or ds is None:
+        return None
+    fields = session.exec(
+        select(DatasetField).where(DatasetField.dataset_version_id == dv.id)
+        .order_by(col(DatasetField.position), col(DatasetField.id))
+    ).all()
+    return {
+        "namespace": ds.namespace, "name": ds.name, "version": dv.version, "ref": f"{ds.name}@{dv.version}",
+        "description": ds.description, "role": role, "uri": dv.uri or ds.uri, "content_hash": dv.content_hash,
+        "hash_algo": dv.hash_algo, "coverage": dv.coverage, "schema_hash": dv.schema_hash,
+        "row_count": dv.row_count, "byte_size": dv.byte_size, "created_at": iso(dv.created_at),
+        "fields": [{"name": f.name, "dtype": f.dtype, "tags": list(f.tags or [])} for f in fields],
+        "protected": sorted(f.name for f in fields if "protected" in (f.tags or [])),
+    }
+
+
+def run_entry(session: Session, run_id: int) -> dict[str, Any] | None:
+    """A run as a report shows it (job, code, environment and parameters), or None.  Environment and
+    parameter values stay as stored; the report formats them."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    job = session.get(Job, run.job_id)
+    return {
+        "run_id": run.run_uuid, "job": job.name if job else None, "namespace": job.namespace if job else None,
+        "status": run.status, "started_at": iso(run.started_at), "ended_at": iso(run.ended_at), "user": run.user,
+        "host": run.host, "code_hash": run.code_hash, "git_commit": run.git_commit, "git_dirty": run.git_dirty,
+        "source_file": run.source_file, "environment": dict(run.environment or {}), "params": dict(run.params or {}),
+    }
+
+
+def run_input_datasets(session: Session, run_id: int) -> list[tuple[int, str | None]]:
+    """``(dataset_version_id, role)`` of each dataset a run read, in recorded order."""
+    edges = session.exec(
+        select(RunIO.artifact_id, RunIO.role)
+        .where(RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
+        .order_by(col(RunIO.id))
+    ).all()
+    return [(int(dv_id), role) for dv_id, role in edges]
+
+
+def dataset_version_label(session: Session, dv_id: int) -> tuple[str, str | None] | None:
+    """``(NAME@VERSION, content hash)`` of a dataset version, or None when there is none."""
+    dv = session.get(DatasetVersion, dv_id)
+    ds = session.get(Dataset, dv.dataset_id) if dv is not None else None
+    if dv is None or ds is None:
+        return None
+    return f"{ds.name}@{dv.version}", dv.content_hash
+
+
+def run_label(session: Session, run_id: int) -> tuple[str | None, str] | None:
+    """``(job name, run uuid)`` of a run (no job name when the job is gone), or None."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    job = session.get(Job, run.job_id)
+    return (job.name if job else None), run.run_uuid
+
+
+def producing_run(session: Session, dv_id: int) -> int | None:
+    """The run that wrote a dataset version: its recorded producer, else the first run with it as output."""
+    dv = session.get(DatasetVersion, dv_id)
+    if dv is not None and dv.produced_by_run_id is not None:
+        return dv.produced_by_run_id
+    edge = session.exec(
+        select(RunIO.run_id)
+        .where(RunIO.artifact_kind == "dataset", RunIO.artifact_id == dv_id, RunIO.direction == "output")
+        .order_by(col(RunIO.id))
+    ).first()
+    return None if edge is None else int(edge)

@@ -41,8 +41,8 @@ from governance.checks._data import (
     training_baseline,
 )
 from governance.checks._explain import global_importance, proxy_correlations
-from governance.checks._fairness import empty_sensitive_columns, groupings
-from governance.checks._performance import classification_from_counts
+from governance.checks._fairness import confusion_evidence, empty_sensitive_columns, groupings
+from governance.checks._performance import classification_from_counts, metrics_evidence
 
 __all__ = [
     "CALIBRATION_RESOLUTION",
@@ -63,6 +63,7 @@ __all__ = [
     "builtin_checks",
     "classification_from_counts",
     "confusion_by_group",
+    "confusion_evidence",
     "drift_bins",
     "drift_from_counts",
     "drift_statistics",
@@ -70,6 +71,7 @@ __all__ = [
     "global_importance",
     "groupings",
     "load_baseline",
+    "metrics_evidence",
     "proxy_correlations",
     "quality_from_counts",
     "quality_rule",

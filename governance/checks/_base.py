@@ -40,6 +40,10 @@ Inputs a check may require (``requires``), as :meth:`CheckContext.available` rep
 * ``catalog``: a read-only catalog session (lineage, documentation, champion comparison);
 * ``model_version``: the subject is a registered model version.
 
+``ctx.evidence`` is the stored evidence document, typed (:class:`governance.domain.EvidenceDocument`:
+``ctx.evidence.metrics.by_group``, ``ctx.evidence.importance.by_feature``, ``ctx.evidence.confusion``...);
+keys it does not define are in ``ctx.evidence.extra``.
+
 A check whose inputs are missing is not run (status NOT_RUN, which fails the gate), unless the subject
 cannot have them by its nature (:attr:`CheckContext.inapplicable`: a predictions table has no registered
 model version, catalog record, model object, importance or training baseline; a model without
@@ -62,6 +66,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from governance.domain import EvidenceDocument
 from governance.errors import ConfigError, EvaluationError, NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,7 +176,8 @@ class CheckContext:
 
     ``model``: facts about the subject (``name``, ``version``, ``model_version_id``, ``model_id``,
     ``risk_tier``, ``card``, ``description``, ``features``, ``training_run_id``); empty in data-only
-    mode.  ``evidence``: the stored evidence document (see :func:`governance.policy.evaluate`).
+    mode.  ``evidence``: the stored evidence document (:class:`governance.domain.EvidenceDocument`; a
+    mapping given here is read as one, its schema version checked).
     ``predictions``: a frame with the ``label``, ``prediction``, optional ``score`` and ``sensitive``
     columns.  ``features``: the evaluation feature frame (explainability, data quality, drift).
     ``catalog``: a factory of read-only sessions.  ``baseline``: the training baseline (column
@@ -180,7 +186,7 @@ class CheckContext:
     """
 
     model: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: EvidenceDocument = field(default_factory=EvidenceDocument)
     predictions: pd.DataFrame | None = None
     label: str | None = None
     prediction: str | None = None
@@ -195,24 +201,28 @@ class CheckContext:
     #: inputs this subject cannot have, with the reason (checks needing only these are NOT_APPLICABLE)
     inapplicable: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.evidence, EvidenceDocument):
+            self.evidence = EvidenceDocument.read(self.evidence)
+
     def available(self) -> frozenset[str]:
         """The input names this context can provide (see the module docstring)."""
         have: set[str] = set()
         ev = self.evidence
         framed = self.predictions is not None and self.label and self.prediction
-        if framed or ev.get("confusion") or ev.get("metrics"):
+        if framed or ev.confusion or ev.metrics:
             have.add("predictions")
-        if (self.predictions is not None and self.score) or ev.get("score_metrics"):
+        if (self.predictions is not None and self.score) or ev.score_metrics:
             have.add("scores")
         if self.features is not None:
             have.update(("features", "data"))
-        if ev.get("data_quality") or ev.get("proxy_correlations"):
+        if ev.data_quality or ev.proxy_correlations:
             have.add("data")
         if self.estimator is not None:
             have.add("estimator")
-        if ev.get("importance") or (self.estimator is not None and self.features is not None):
+        if (ev.importance and ev.importance.by_feature) or (self.estimator is not None and self.features is not None):
             have.add("importance")
-        if self.baseline or ev.get("baseline") or (self.features is None and ev.get("drift")):
+        if self.baseline or ev.baseline or (self.features is None and ev.drift):
             have.add("baseline")
         if self.catalog is not None:
             have.add("catalog")

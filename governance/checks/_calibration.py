@@ -174,7 +174,7 @@ class CalibrationCheck(Check):
                 by["&".join(cols)] = {str(name): calibration_error(gn[i], gpos[i], gtotal[i])
                                       for i, name in enumerate(names)}
             return overall, by, "predictions"
-        stored = (ctx.evidence.get("metrics") or {}).get("calibration")
+        stored = None if ctx.evidence.metrics is None else ctx.evidence.metrics.calibration
         if not stored:
             raise EvaluationError("stored evidence has no calibration histogram; re-run governance.evaluate "
                                   "with a score (predict_proba), or check a predictions table")
@@ -194,7 +194,7 @@ class CalibrationCheck(Check):
 
     def compute(self, ctx: CheckContext, params: CalibrationParams) -> Measurement:
         metric = params.metric
-        sensitive = list(params.sensitive or ctx.sensitive or ctx.evidence.get("sensitive") or [])
+        sensitive = list(params.sensitive or ctx.sensitive or ctx.evidence.sensitive)
         if params.aggregate == "worst_group" and not sensitive:
             raise EvaluationError("aggregate: worst_group needs sensitive features")
         overall, by, source = self._tables(ctx, params, sensitive)

@@ -9,46 +9,9 @@ from sqlmodel import col, select
 
 from governance.catalog import Dataset, DatasetVersion, ModelVersion, Run, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
+from governance.domain import is_placeholder
 
-__all__ = ["PLACEHOLDERS", "catalog_checks", "is_placeholder"]
-
-PLACEHOLDERS = frozenset(
-    {
-        "",
-        "tbd",
-        "tba",
-        "todo",
-        "to do",
-        "fixme",
-        "xxx",
-        "n/a",
-        "na",
-        "none",
-        "null",
-        "-",
-        "...",
-        "?",
-        "[more information needed]",
-        "more information needed",
-        "[tbd]",
-        "[todo]",
-        "placeholder",
-        "lorem ipsum",
-    }
-)
-
-
-def is_placeholder(value: Any) -> bool:
-    """Empty, or text that only stands in for content ("TBD", "[More Information Needed]", "TODO")."""
-    if value is None:
-        return True
-    if isinstance(value, list | tuple | dict | set):
-        return len(value) == 0 or all(
-            is_placeholder(v) for v in (value.values() if isinstance(value, dict) else value)
-        )
-    text = str(value).strip().lower().rstrip(".")
-    return text in PLACEHOLDERS or "[more information needed]" in text
-
+__all__ = ["catalog_checks"]
 
 class LineageParams(CheckParams):
     require_git_commit: bool = False

@@ -270,7 +270,7 @@ def load_baseline(ctx: CheckContext) -> dict[str, Any]:
     training run's input dataset versions; :class:`EvaluationError` when there is none."""
     if ctx.baseline:
         return dict(ctx.baseline)
-    stored = ctx.evidence.get("baseline")
+    stored = ctx.evidence.baseline
     if stored:
         return dict(stored)
     run_id = ctx.model.get("training_run_id")
@@ -312,7 +312,7 @@ def _quality(ctx: CheckContext) -> dict[str, Any]:
         except EvaluationError:
             base = None
         return quality_summary(frame, base)
-    stored = ctx.evidence.get("data_quality")
+    stored = ctx.evidence.data_quality
     if not stored:
         raise EvaluationError("no evaluation features and no stored data-quality evidence")
     return dict(stored)
@@ -332,7 +332,7 @@ class SchemaMatch(Check):
         schema = (
             quality_summary(frame, load_baseline(ctx))["schema"]
             if frame is not None
-            else (ctx.evidence.get("data_quality") or {}).get("schema")
+            else (ctx.evidence.data_quality or {}).get("schema")
         )
         if schema is None:
             raise EvaluationError("no schema comparison available (no features and none stored)")
@@ -397,8 +397,8 @@ class Drift(Check):
         frame = _features(ctx)
         if frame is not None:
             stats = drift_statistics(frame, load_baseline(ctx))
-        elif ctx.evidence.get("drift"):
-            stats = dict(ctx.evidence["drift"])
+        elif ctx.evidence.drift:
+            stats = dict(ctx.evidence.drift)
         else:
             raise EvaluationError("no evaluation features and no stored drift statistics")
         stats = _select(stats, params.columns)

@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from governance.catalog import DatasetField, RunIO
 from governance.checks._base import Check, CheckContext, CheckParams, Measurement
+from governance.domain import Importance
 from governance.errors import EvaluationError, InputError
 
 __all__ = ["DEFAULT_AGNOSTIC_CAP", "DEFAULT_SAMPLE_CAP", "explain_checks", "global_importance", "proxy_correlations"]
@@ -206,17 +207,18 @@ def proxy_correlations(
     return out
 
 
-def _importance(ctx: CheckContext, params: Any) -> dict[str, Any]:
-    stored = ctx.evidence.get("importance")
-    if stored:
-        return dict(stored)
+def _importance(ctx: CheckContext, params: Any) -> Importance:
+    stored = ctx.evidence.importance
+    if stored is not None and stored.by_feature:
+        return stored
     if ctx.estimator is None or ctx.features is None:
         raise EvaluationError("no stored importance and no estimator/features to compute it")
-    return global_importance(ctx.estimator, ctx.features, max_samples=params.max_samples, seed=params.seed)
+    return Importance.model_validate(
+        global_importance(ctx.estimator, ctx.features, max_samples=params.max_samples, seed=params.seed))
 
 
 def _protected(ctx: CheckContext, explicit: list[str] | None) -> list[str]:
-    found = list(explicit or ctx.sensitive or ctx.evidence.get("sensitive") or [])
+    found = list(explicit or ctx.sensitive or ctx.evidence.sensitive)
     if not found:
         raise EvaluationError("no protected attributes: set `protected` in the check's `with`")
     return found
@@ -240,7 +242,7 @@ class ProtectedFeatureRank(Check):
 
     def compute(self, ctx: CheckContext, params: RankParams) -> Measurement:
         imp = _importance(ctx, params)
-        ranking = sorted(imp["importance"].items(), key=lambda kv: -kv[1])
+        ranking = sorted(imp.by_feature.items(), key=lambda kv: -kv[1])
         protected = set(_protected(ctx, params.protected))
         rank = {f: i + 1 for i, (f, _) in enumerate(ranking)}
         top = [f for f, _ in ranking[: params.top_k]]
@@ -255,7 +257,8 @@ class ProtectedFeatureRank(Check):
             if offenders
             else f"no protected feature in the top {params.top_k}"
         )
-        return Measurement(value=0.0 if offenders else 1.0, by_group=by_group, evidence=imp, message=message)
+        return Measurement(value=0.0 if offenders else 1.0, by_group=by_group, evidence=imp.stored(),
+                           message=message)
 
 
 class ProxyParams(CheckParams):
@@ -266,7 +269,7 @@ class ProxyParams(CheckParams):
 
 def _lineage_proxies(ctx: CheckContext) -> dict[str, list[str]]:
     """Features whose training-data column tags mark them ``protected`` or ``proxy:<attr>``."""
-    stored = ctx.evidence.get("column_tags")
+    stored = ctx.evidence.column_tags
     tags: dict[str, list[str]] = dict(stored) if stored else {}
     if not tags and ctx.catalog is not None and ctx.model.get("training_run_id") is not None:
         with ctx.session() as session:
@@ -306,8 +309,8 @@ class ProxyFeatures(Check):
             feature_names = [str(c) for c in ctx.features.columns]
         if frame is not None:
             corr = proxy_correlations(frame, protected, [f for f in feature_names if f not in protected])
-        elif ctx.evidence.get("proxy_correlations"):
-            corr = dict(ctx.evidence["proxy_correlations"])
+        elif ctx.evidence.proxy_correlations:
+            corr = dict(ctx.evidence.proxy_correlations)
         else:
             corr = {}
         tagged = _lineage_proxies(ctx) if params.use_lineage else {}

@@ -66,7 +66,7 @@ def groupings(columns: Sequence[str], intersectional: bool) -> list[tuple[str, .
 def _sensitive(ctx: CheckContext, params: FairnessParams) -> list[str]:
     cols = list(params.sensitive) if params.sensitive else list(ctx.sensitive)
     if not cols:
-        stored = ctx.evidence.get("sensitive") or []
+        stored = ctx.evidence.sensitive
         cols = list(stored)
     if not cols:
         raise EvaluationError(
@@ -106,9 +106,9 @@ def load_counts(
             frame[ctx.prediction].to_numpy(), pos_label, f"prediction column {ctx.prediction!r}"
         )
         return confusion_by_group(y_true, y_pred, frame.loc[:, list(columns)], missing=missing)
-    stored = (ctx.evidence.get("confusion") or {}).get(grouping_key(columns))
+    stored = (ctx.evidence.confusion or {}).get(grouping_key(columns))
     if stored is None:
-        have = ", ".join(sorted(ctx.evidence.get("confusion") or {})) or "none"
+        have = ", ".join(sorted(ctx.evidence.confusion or {})) or "none"
         raise EvaluationError(
             f"stored evidence has no confusion counts for {grouping_key(columns)!r} "
             f"(stored groupings: {have}); re-run governance.evaluate with these sensitive features"

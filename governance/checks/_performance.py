@@ -20,6 +20,7 @@ from governance.checks._base import Check, CheckContext, CheckParams, Measuremen
 from governance.checks._calibration import CalibrationCheck, calibration_evidence
 from governance.checks._confusion import to_binary
 from governance.checks._fairness import groupings
+from governance.domain import EvidenceDocument, Metrics
 from governance.errors import EvaluationError
 
 __all__ = [
@@ -150,18 +151,18 @@ class PerformanceParams(CheckParams):
     pos_label: int | str | bool | None = None
 
 
-def _evidence_metrics(ctx: CheckContext, metric: str, sensitive: Sequence[str]) -> dict[str, Any]:
+def _evidence_metrics(ctx: CheckContext, metric: str, sensitive: Sequence[str]) -> Metrics:
     if ctx.predictions is not None and ctx.label and ctx.prediction:
-        return metrics_evidence(
+        return Metrics.model_validate(metrics_evidence(
             ctx.predictions, ctx.label, ctx.prediction, ctx.score, sensitive, regression=metric in REGRESSION
-        )
-    stored = ctx.evidence.get("metrics")
-    if not stored or metric not in stored.get("overall", {}):
+        ))
+    stored = ctx.evidence.metrics
+    if stored is None or metric not in stored.overall:
         raise EvaluationError(
             f"stored evidence has no {metric!r} metric; re-run governance.evaluate"
             + (" with a score (predict_proba)" if metric in SCORED else "")
         )
-    return dict(stored)
+    return stored
 
 
 class PerformanceCheck(Check):
@@ -172,15 +173,15 @@ class PerformanceCheck(Check):
 
     def compute(self, ctx: CheckContext, params: PerformanceParams) -> Measurement:
         metric = self.metric
-        sensitive = list(params.sensitive or ctx.sensitive or ctx.evidence.get("sensitive") or [])
+        sensitive = list(params.sensitive or ctx.sensitive or ctx.evidence.sensitive)
         if params.aggregate == "overall":
             sensitive = []
         data = _evidence_metrics(ctx, metric, sensitive)
-        overall = data["overall"].get(metric)
+        overall = data.overall.get(metric)
         if params.aggregate == "overall":
             return Measurement(
                 value=overall,
-                evidence={"n": data["overall"].get("n")},
+                evidence={"n": data.overall.get("n")},
                 insufficient=None if overall is not None else f"{metric} is undefined on this data",
             )
         if not sensitive:
@@ -188,7 +189,7 @@ class PerformanceCheck(Check):
         by_group: dict[str, dict[str, float | int | None]] = {}
         sizes: dict[str, int] = {}
         for cols in groupings(sensitive, True):
-            groups = data.get("by_group", {}).get("&".join(cols))
+            groups = data.by_group.get("&".join(cols))
             if groups is None:
                 raise EvaluationError(f"no per-group metrics for {'&'.join(cols)!r} in the evidence")
             for group, row in groups.items():
@@ -262,7 +263,7 @@ class NoWorseThanChampion(Check):
 
     def compute(self, ctx: CheckContext, params: ChampionParams) -> Measurement:
         metric = params.metric
-        mine = _evidence_metrics(ctx, metric, [])["overall"].get(metric)
+        mine = _evidence_metrics(ctx, metric, []).overall.get(metric)
         model_id = ctx.model.get("model_id")
         with ctx.session() as session:
             alias = session.exec(
@@ -282,7 +283,8 @@ class NoWorseThanChampion(Check):
             ).all()
         theirs = None
         for row in rows:
-            theirs = ((row.data or {}).get("metrics") or {}).get("overall", {}).get(metric)
+            stored = EvidenceDocument.read(row.data, where=f"evidence #{row.id}").metrics
+            theirs = None if stored is None else stored.overall.get(metric)
             if theirs is not None:
                 break
         version = champion.version if champion is not None else None

@@ -23,6 +23,14 @@ from governance.policy._inputs import (
     read_table_with_fingerprint,
 )
 from governance.policy._loader import list_packs, load_pack, pack_digest, parse_pack
+from governance.policy._queries import (
+    StoredCheck,
+    StoredEvaluation,
+    StoredEvidence,
+    evaluation_detail,
+    version_evaluations,
+    version_evidence,
+)
 from governance.policy._schema import AppliesTo, Approvals, Assertion, CheckSpec, Metadata, PolicyPack
 from governance.policy._store import load_measurements, store_evaluation
 
@@ -37,12 +45,16 @@ __all__ = [
     "Metadata",
     "PolicyPack",
     "Status",
+    "StoredCheck",
+    "StoredEvaluation",
+    "StoredEvidence",
     "WaiverInfo",
     "assert_measurement",
     "context_for_frame",
     "context_for_model_version",
     "context_for_predictions",
     "evaluate",
+    "evaluation_detail",
     "list_packs",
     "load_measurements",
     "load_pack",
@@ -53,4 +65,6 @@ __all__ = [
     "read_table_with_fingerprint",
     "run_pack",
     "store_evaluation",
+    "version_evaluations",
+    "version_evidence",
 ]

@@ -9,7 +9,7 @@ Per check:
 * the check raised -> ERROR (the message names the exception);
 * the measurement says the evidence is insufficient (small groups) -> INSUFFICIENT_EVIDENCE;
 * the assertion holds -> PASS, else FAIL (severity ``block``) or WARN (severity ``warn``);
-* a FAIL, WARN or INSUFFICIENT_EVIDENCE covered by a valid waiver -> WAIVED; an expired waiver does not
+* a FAIL, WARN or INSUFFICIENT_EVIDENCE covered by an active waiver -> WAIVED; an expired waiver does not
   apply and is reported with its expiry.
 
 Overall status, the gate failing closed:
@@ -27,12 +27,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
 
 from governance.checks import CheckContext, CheckRegistry, Measurement
+from governance.domain import Status, WaiverState, as_utc, iso, waiver_state
 from governance.errors import GovernanceError
 from governance.policy._schema import CheckSpec, PolicyPack
 
@@ -46,26 +46,7 @@ __all__ = [
 ]
 
 
-class Status(StrEnum):
-    PASS = "PASS"  # noqa: S105 - a status, not a password
-    WARN = "WARN"
-    FAIL = "FAIL"
-    ERROR = "ERROR"
-    NOT_RUN = "NOT_RUN"
-    NOT_APPLICABLE = "NOT_APPLICABLE"
-    WAIVED = "WAIVED"
-    INSUFFICIENT_EVIDENCE = "INSUFFICIENT_EVIDENCE"
-
-
 _WAIVABLE = {Status.FAIL, Status.WARN, Status.INSUFFICIENT_EVIDENCE}
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _utc(value).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -81,18 +62,16 @@ class WaiverInfo:
     ticket: str | None = None
     requester: str | None = None
 
-    def state(self, now: datetime) -> str:
-        """``valid``, ``expired`` or ``revoked`` at ``now``."""
-        if self.revoked_at is not None and _utc(self.revoked_at) <= _utc(now):
-            return "revoked"
-        return "valid" if _utc(self.expires_at) > _utc(now) else "expired"
+    def state(self, now: datetime) -> WaiverState:
+        """``active``, ``expired`` or ``revoked`` at ``now``."""
+        return waiver_state(self.expires_at, self.revoked_at, now)
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         return {
             "id": self.id,
-            "state": self.state(now),
-            "expires_at": _iso(self.expires_at),
-            "revoked_at": _iso(self.revoked_at),
+            "state": self.state(now).value,
+            "expires_at": iso(self.expires_at),
+            "revoked_at": iso(self.revoked_at),
             "approver": self.approver,
             "requester": self.requester,
             "reason": self.reason,
@@ -182,7 +161,7 @@ class EvaluationResult:
     @property
     def exit_code(self) -> int:
         """0 passed (warnings included), 1 blocked by policy, 3 a check could not be evaluated."""
-        return {Status.FAIL: 1, Status.ERROR: 3}.get(self.status, 0)
+        return self.status.exit_code()
 
     def blocking(self) -> list[CheckOutcome]:
         """The results that make the gate fail (FAIL/ERROR), in pack order."""
@@ -203,7 +182,8 @@ class EvaluationResult:
 
 
 def _blocks(r: CheckOutcome) -> Status | None:
-    expired = r.waiver is not None and r.waiver.get("state") != "valid" and r.status in _WAIVABLE
+    expired = (r.waiver is not None and WaiverState.parse(r.waiver.get("state")) is not WaiverState.ACTIVE
+               and r.status in _WAIVABLE)
     if (r.severity == "block" and r.status in (Status.FAIL, Status.INSUFFICIENT_EVIDENCE)) or expired:
         return Status.FAIL
     if r.required and r.status in (Status.ERROR, Status.NOT_RUN):
@@ -256,21 +236,21 @@ def _apply_waivers(outcome: CheckOutcome, waivers: list[WaiverInfo], now: dateti
     mine = [w for w in waivers if w.check_id == outcome.id]
     if not mine or outcome.status not in _WAIVABLE:
         return
-    valid = [w for w in mine if w.state(now) == "valid"]
-    if valid:
-        waiver = max(valid, key=lambda w: _utc(w.expires_at))
+    active = [w for w in mine if w.state(now) is WaiverState.ACTIVE]
+    if active:
+        waiver = max(active, key=lambda w: as_utc(w.expires_at))
         outcome.waiver = waiver.to_dict(now)
         outcome.message = (
-            f"waived ({waiver.id}, approved by {waiver.approver}, until {_iso(waiver.expires_at)}): "
+            f"waived ({waiver.id}, approved by {waiver.approver}, until {iso(waiver.expires_at)}): "
             f"{outcome.message}"
         )
         outcome.status = Status.WAIVED
         return
-    expired = [w for w in mine if w.state(now) == "expired"]
+    expired = [w for w in mine if w.state(now) is WaiverState.EXPIRED]
     if expired:
-        waiver = max(expired, key=lambda w: _utc(w.expires_at))
+        waiver = max(expired, key=lambda w: as_utc(w.expires_at))
         outcome.waiver = waiver.to_dict(now)
-        outcome.message = f"{outcome.message}; waiver {waiver.id} expired at {_iso(waiver.expires_at)}"
+        outcome.message = f"{outcome.message}; waiver {waiver.id} expired at {iso(waiver.expires_at)}"
 
 
 def _context(ctx_or_inputs: CheckContext | Mapping[str, Any]) -> CheckContext:
@@ -295,7 +275,7 @@ def run_pack(
     """
     ctx = _context(ctx_or_inputs)
     reg = registry if registry is not None else CheckRegistry.from_entry_points()
-    when = _utc(now) if now is not None else datetime.now(UTC)
+    when = as_utc(now) if now is not None else datetime.now(UTC)
     waiver_list = list(waivers)
     available = ctx.available()
     stored = dict(measurements or {})

@@ -1,16 +1,8 @@
 """``governance.evaluate``: compute and store the evidence a gate needs for one exact model version.
 
 The evidence document (``Evidence.data``) holds everything the built-in checks read when the raw data
-is gone::
-
-    {"schema": 1, "task": "classification" | "regression", "n": rows,
-     "label": ..., "prediction": ..., "score": ..., "sensitive": [...], "features": [...],
-     "confusion": {grouping: {"columns": [...], "groups": {group: [tn, fp, fn, tp]}}},
-     "metrics": {"overall": {...}, "by_group": {grouping: {group: {...}}}},
-     "importance": {"importance": {feature: mean|SHAP|}, "explainer": ..., "sample_size": n},
-     "proxy_correlations": {protected: {feature: |r|}},
-     "drift": {feature: {"psi": x, "ks": y}}, "data_quality": {"columns": {...}, "schema": {...}},
-     "baseline_dataset_version_ids": [...], "data_fingerprint": {...}}
+is gone: a :class:`governance.domain.EvidenceDocument` (its module documents the shape and the schema
+version).
 """
 
 from __future__ import annotations
@@ -26,10 +18,18 @@ from sqlmodel import col, select
 
 from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, Dataset, DatasetVersion, Evidence, Ref, open_catalog, resolve_dataset_version
-from governance.checks import CheckContext, CheckRegistry, drift_statistics, empty_sensitive_columns, quality_summary
-from governance.checks._explain import global_importance, proxy_correlations
-from governance.checks._fairness import confusion_evidence
-from governance.checks._performance import metrics_evidence
+from governance.checks import (
+    CheckContext,
+    CheckRegistry,
+    confusion_evidence,
+    drift_statistics,
+    empty_sensitive_columns,
+    global_importance,
+    metrics_evidence,
+    proxy_correlations,
+    quality_summary,
+)
+from governance.domain import EvidenceDocument
 from governance.errors import EvaluationError, InputError
 from governance.policy._engine import EvaluationResult, run_pack
 from governance.policy._inputs import context_for_model_version, hard_labels
@@ -42,15 +42,20 @@ __all__ = ["EvidenceRecord", "evaluate"]
 
 @dataclass
 class EvidenceRecord:
-    """What :func:`evaluate` computed and where it was stored."""
+    """What :func:`evaluate` computed (``document``) and where it was stored."""
 
-    data: dict[str, Any]
+    document: EvidenceDocument
     evidence_id: int | None = None
     model_version_id: int | None = None
     dataset_version_id: int | None = None
     result: EvaluationResult | None = None
     evaluation_id: int | None = None
     predictions: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The document as stored in ``Evidence.data`` (JSON-ready)."""
+        return self.document.stored()
 
 
 def _predict(model: Any, frame_x: pd.DataFrame, regression: bool) -> tuple[Any, Any, str | None]:
@@ -159,8 +164,8 @@ def _is_spark(data: Any) -> bool:
 def _pandas_evidence(
     model: Any, data: pd.DataFrame, label: str, sensitive: Sequence[str], names: list[str],
     baseline: dict[str, Any] | None, max_samples: int, seed: int,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Predict in memory and compute the evidence document (without drift and fingerprint)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, EvidenceDocument]:
+    """Predict in memory and compute the evidence document (drift and fingerprint included)."""
     frame_x = data.loc[:, names]
     regression = _is_regressor(model)
     y_pred, score, no_scores = _predict(model, frame_x, regression)
@@ -170,31 +175,149 @@ def _pandas_evidence(
     for s in sensitive:
         preds[s] = data[s].to_numpy()
     score_col = "score" if score is not None else None
+    metrics = metrics_evidence(preds, "label", "prediction", score_col, sensitive, regression=regression)
     doc: dict[str, Any] = {
-        "schema": 1,
-        "task": "regression" if regression else "classification",
-        "n": len(data),
-        "label": "label",
-        "prediction": "prediction",
-        "score": score_col,
-        "no_scores": no_scores,
-        "sensitive": list(sensitive),
-        "features": names,
-        "source_label": label,
+        "schema": 1, "task": "regression" if regression else "classification", "n": len(data),
+        "label": "label", "prediction": "prediction", "score": score_col, "no_scores": no_scores,
+        "sensitive": list(sensitive), "features": names, "source_label": label,
     }
     if not regression:
         doc["confusion"] = confusion_evidence(preds, "label", "prediction", sensitive)
-    doc["metrics"] = metrics_evidence(
-        preds, "label", "prediction", score_col, sensitive, regression=regression
-    )
+    doc["metrics"] = metrics
     if score_col is not None:
-        doc["score_metrics"] = {k: doc["metrics"]["overall"].get(k) for k in ("roc_auc", "log_loss")}
+        doc["score_metrics"] = {k: metrics["overall"].get(k) for k in ("roc_auc", "log_loss")}
     doc["importance"] = global_importance(model, frame_x, max_samples=max_samples, seed=seed)
-    doc["proxy_correlations"] = proxy_correlations(
-        data, list(sensitive), [n for n in names if n not in sensitive]
-    )
+    doc["proxy_correlations"] = proxy_correlations(data, list(sensitive), [n for n in names if n not in sensitive])
     doc["data_quality"] = quality_summary(frame_x, baseline)
-    return preds, frame_x, doc
+    if baseline is not None:
+        doc["drift"] = drift_statistics(frame_x, baseline)
+    doc["data_fingerprint"] = _fingerprint(data)
+    return preds, frame_x, EvidenceDocument.read(doc)
+
+
+def _check_columns(data: Any, label: str, sensitive: Sequence[str], spark: bool) -> None:
+    """The label and every sensitive column exist, and no sensitive column is empty."""
+    columns = ", ".join(map(str, data.columns))
+    if label not in data.columns:
+        raise InputError(f"evaluation data: no label column {label!r}; columns are: {columns}")
+    absent = [s for s in sensitive if s not in data.columns]
+    if absent:
+        raise InputError(f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: {columns}")
+    empty = [] if spark else empty_sensitive_columns(data, sensitive)
+    if empty:
+        raise InputError(f"evaluation data: sensitive column {empty[0]!r} has no values: every row is missing")
+
+
+@dataclass
+class _Subject:
+    """The model version evaluated (None: in-memory only) and the catalog it lives in."""
+
+    catalog: Catalog | None
+    context: CheckContext | None = None
+    digest: str | None = None
+    artifact: dict[str, Any] | None = None
+
+
+def _subject(model: Any, model_ref: Ref | str | None, catalog: Catalog | None,
+             artifact: dict[str, Any] | None) -> _Subject:
+    cat = catalog if (catalog is not None or model_ref is None) else open_catalog()
+    if model_ref is None or cat is None:
+        return _Subject(cat, artifact=artifact)
+    ctx = context_for_model_version(cat, model_ref)
+    digest = _bound_artifact(model, ctx) if artifact is None else _bound_files(artifact, ctx)
+    return _Subject(cat, ctx, digest, artifact)
+
+
+def _compute(model: Any, data: Any, label: str, sensitive: Sequence[str], names: list[str], subject: _Subject,
+             max_samples: int, seed: int) -> tuple[EvidenceDocument, pd.DataFrame | None, pd.DataFrame | None]:
+    """The evidence document, the predictions and the feature frame (None on Spark)."""
+    ctx = subject.context
+    baseline = ctx.baseline if ctx is not None else None
+    if _is_spark(data):
+        from governance.spark import evaluation_evidence
+
+        doc = EvidenceDocument.read(evaluation_evidence(
+            model, data, label=label, sensitive=list(sensitive), names=names, baseline=baseline,
+            max_samples=max_samples, seed=seed))
+        preds: pd.DataFrame | None = None
+        frame_x: pd.DataFrame | None = None
+    else:
+        preds, frame_x, doc = _pandas_evidence(model, data, label, sensitive, names, baseline, max_samples, seed)
+    extra: dict[str, Any] = {}
+    if baseline is not None and ctx is not None:
+        extra["baseline_dataset_version_ids"] = list(ctx.sources.get("baseline_dataset_version_ids") or [])
+    if subject.digest is not None:
+        extra["artifact_hash"] = subject.digest
+    if subject.artifact is not None:
+        extra["artifact"] = subject.artifact
+    return (doc.replace(**extra) if extra else doc), preds, frame_x
+
+
+def _run_policy(policy: PolicyPack | str | Path, registry: CheckRegistry | None, record: EvidenceRecord,
+                model: Any, frame_x: pd.DataFrame | None, sensitive: Sequence[str],
+                subject: _Subject) -> tuple[PolicyPack, EvaluationResult]:
+    pack = policy if isinstance(policy, PolicyPack) else load_pack(policy, registry=registry)
+    ctx = subject.context
+    check_ctx = CheckContext(
+        predictions=record.predictions, label="label", prediction="prediction", score=record.document.score,
+        sensitive=tuple(sensitive), features=frame_x, estimator=model, evidence=record.document,
+        baseline=ctx.baseline if ctx is not None else None, model=ctx.model if ctx else {},
+        catalog=subject.catalog.read if (subject.catalog is not None and ctx is not None) else None,
+        subject=ctx.subject if ctx else {"predictions": "in-memory data"},
+    )
+    return pack, run_pack(pack, check_ctx, registry=registry)
+
+
+def _evaluation_dataset(session: Any, doc: EvidenceDocument, dataset_ref: Ref | str | None) -> DatasetVersion | None:
+    """The dataset version evaluated: the one named, else the captured version with the same bytes."""
+    if dataset_ref is not None:
+        return resolve_dataset_version(session, dataset_ref)[1]
+    fingerprint = doc.data_fingerprint or {}
+    if not fingerprint.get("content_hash"):
+        return None
+    query = (
+        select(DatasetVersion)
+        .where(DatasetVersion.content_hash == fingerprint["content_hash"],
+               DatasetVersion.hash_algo == fingerprint.get("hash_algo"))
+        .order_by(col(DatasetVersion.id).desc())
+    )
+    named = fingerprint.get("dataset")
+    if named:  # a table version (e.g. Delta "3") is only unique within its table
+        query = query.join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id).where(
+            Dataset.namespace == named["namespace"], Dataset.name == named["name"])
+    found: DatasetVersion | None = session.exec(query).first()
+    return found
+
+
+def _store(record: EvidenceRecord, subject: _Subject, actor: str | None, dataset_ref: Ref | str | None,
+           sensitive: Sequence[str], pack: PolicyPack | None) -> None:
+    """Store the evidence (audited ``evidence.record``) and the evaluation when a pack was run."""
+    ctx, cat = subject.context, subject.catalog
+    if ctx is None or cat is None:
+        return
+    mv_id = ctx.model["model_version_id"]
+    with audited(cat, resolve_actor(actor)) as tx:
+        dv = _evaluation_dataset(tx.session, record.document, dataset_ref)
+        dv_id = dv.id if dv is not None else None
+        if dv is not None and dv.content_hash:
+            record.document = record.document.replace(
+                dataset={"id": dv.id, "version": dv.version, "content_hash": dv.content_hash})
+        doc = record.document
+        fingerprint = (doc.data_fingerprint or {}).get("content_hash")
+        evidence = Evidence(model_version_id=mv_id, dataset_version_id=dv_id, kind="evaluation", data=doc.stored(),
+                            created_at=tx.time)
+        tx.session.add(evidence)
+        tx.session.flush()
+        tx.record("evidence.record", f"model:{ctx.subject['model']}@{ctx.subject['version']}", {
+            "evidence_id": evidence.id, "dataset_version_id": dv_id, "rows": int(doc.n or 0),
+            "fingerprint": fingerprint, "artifact_hash": subject.digest, "sensitive": list(sensitive),
+            **({"artifact_digest": subject.artifact["digest"]} if subject.artifact is not None else {}),
+        })
+        record.evidence_id, record.model_version_id, record.dataset_version_id = evidence.id, mv_id, dv_id
+        if record.result is not None and pack is not None:
+            stored = store_evaluation(tx, record.result, model_version_id=mv_id, purpose="check", inputs={
+                "evidence_id": evidence.id, "dataset_version_id": dv_id, "fingerprint": fingerprint})
+            record.evaluation_id = stored.id
 
 
 def evaluate(
@@ -240,135 +363,13 @@ def evaluate(
         catalog = catalog if catalog is not None else open_catalog()
         loaded = load_registered_model(model, catalog, tracking_uri=tracking_uri)
         model, model_ref, artifact = loaded.model, loaded.ref, loaded.artifact
-
-    spark = _is_spark(data)
-    if label not in data.columns:
-        raise InputError(
-            f"evaluation data: no label column {label!r}; columns are: {', '.join(map(str, data.columns))}"
-        )
-    absent = [s for s in sensitive if s not in data.columns]
-    if absent:
-        raise InputError(
-            f"evaluation data: no sensitive column(s) {', '.join(absent)}; columns are: "
-            f"{', '.join(map(str, data.columns))}"
-        )
-    empty = [] if spark else empty_sensitive_columns(data, sensitive)
-    if empty:
-        raise InputError(f"evaluation data: sensitive column {empty[0]!r} has no values: every row is missing")
+    _check_columns(data, label, sensitive, _is_spark(data))
     names = _feature_names(model, data, label, sensitive, features)
-
-    cat = catalog if (catalog is not None or model_ref is None) else open_catalog()
-    model_ctx: CheckContext | None = None
-    digest: str | None = None
-    if model_ref is not None and cat is not None:
-        model_ctx = context_for_model_version(cat, model_ref)
-        digest = _bound_artifact(model, model_ctx) if artifact is None else _bound_files(artifact, model_ctx)
-    baseline = model_ctx.baseline if model_ctx is not None else None
-    baseline_ids = list(model_ctx.sources.get("baseline_dataset_version_ids") or []) if model_ctx else []
-
-    if spark:
-        from governance.spark import evaluation_evidence
-
-        doc = evaluation_evidence(
-            model, data, label=label, sensitive=list(sensitive), names=names, baseline=baseline,
-            max_samples=max_samples, seed=seed,
-        )
-        preds: pd.DataFrame | None = None
-        frame_x: pd.DataFrame | None = None
-        score_col = doc["score"]
-    else:
-        preds, frame_x, doc = _pandas_evidence(model, data, label, sensitive, names, baseline, max_samples, seed)
-        score_col = doc["score"]
-        if baseline is not None:
-            doc["drift"] = drift_statistics(frame_x, baseline)
-        doc["data_fingerprint"] = _fingerprint(data)
-    if baseline is not None:
-        doc["baseline_dataset_version_ids"] = baseline_ids
-    if digest is not None:
-        doc["artifact_hash"] = digest
-    if artifact is not None:
-        doc["artifact"] = artifact
-    record = EvidenceRecord(data=doc, predictions=preds)
-
-    pack = (
-        None
-        if policy is None
-        else (policy if isinstance(policy, PolicyPack) else load_pack(policy, registry=registry))
-    )
-    if pack is not None:
-        ctx = CheckContext(
-            predictions=preds,
-            label="label",
-            prediction="prediction",
-            score=score_col,
-            sensitive=tuple(sensitive),
-            features=frame_x,
-            estimator=model,
-            evidence=doc,
-            baseline=baseline,
-            model=model_ctx.model if model_ctx else {},
-            catalog=cat.read if (cat is not None and model_ctx is not None) else None,
-            subject=model_ctx.subject if model_ctx else {"predictions": "in-memory data"},
-        )
-        record.result = run_pack(pack, ctx, registry=registry)
-
-    if model_ctx is None or cat is None:
-        return record
-    who = resolve_actor(actor)
-    mv_id = model_ctx.model["model_version_id"]
-    with audited(cat, who) as tx:
-        dv_id = None
-        dv = None
-        if dataset_ref is not None:
-            _, dv = resolve_dataset_version(tx.session, dataset_ref)
-        elif doc["data_fingerprint"].get("content_hash"):
-            # the same bytes captured by a step (e.g. the evaluation step's input) are that dataset version
-            query = (
-                select(DatasetVersion)
-                .where(DatasetVersion.content_hash == doc["data_fingerprint"]["content_hash"],
-                       DatasetVersion.hash_algo == doc["data_fingerprint"].get("hash_algo"))
-                .order_by(col(DatasetVersion.id).desc())
-            )
-            named = doc["data_fingerprint"].get("dataset")
-            if named:  # a table version (e.g. Delta "3") is only unique within its table
-                query = query.join(Dataset, col(Dataset.id) == DatasetVersion.dataset_id).where(
-                    Dataset.namespace == named["namespace"], Dataset.name == named["name"])
-            dv = tx.session.exec(query).first()
-        if dv is not None:
-            dv_id = dv.id
-            if dv.content_hash:
-                doc["dataset"] = {"id": dv.id, "version": dv.version, "content_hash": dv.content_hash}
-        evidence = Evidence(
-            model_version_id=mv_id, dataset_version_id=dv_id, kind="evaluation", data=doc, created_at=tx.time
-        )
-        tx.session.add(evidence)
-        tx.session.flush()
-        subject = f"model:{model_ctx.subject['model']}@{model_ctx.subject['version']}"
-        tx.record(
-            "evidence.record",
-            subject,
-            {
-                "evidence_id": evidence.id,
-                "dataset_version_id": dv_id,
-                "rows": int(doc["n"]),
-                "fingerprint": doc["data_fingerprint"].get("content_hash"),
-                "artifact_hash": digest,
-                "sensitive": list(sensitive),
-                **({"artifact_digest": artifact["digest"]} if artifact is not None else {}),
-            },
-        )
-        record.evidence_id, record.model_version_id, record.dataset_version_id = evidence.id, mv_id, dv_id
-        if record.result is not None and pack is not None:
-            stored = store_evaluation(
-                tx,
-                record.result,
-                model_version_id=mv_id,
-                purpose="check",
-                inputs={
-                    "evidence_id": evidence.id,
-                    "dataset_version_id": dv_id,
-                    "fingerprint": doc["data_fingerprint"].get("content_hash"),
-                },
-            )
-            record.evaluation_id = stored.id
+    subject = _subject(model, model_ref, catalog, artifact)
+    doc, preds, frame_x = _compute(model, data, label, sensitive, names, subject, max_samples, seed)
+    record = EvidenceRecord(document=doc, predictions=preds)
+    pack = None
+    if policy is not None:
+        pack, record.result = _run_policy(policy, registry, record, model, frame_x, sensitive, subject)
+    _store(record, subject, actor, dataset_ref, sensitive, pack)
     return record

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from governance.catalog import Catalog, Evidence, Ref, resolve_model_version
 from governance.checks import CheckContext, empty_sensitive_columns, training_baseline
+from governance.domain import EvidenceDocument
 from governance.errors import InputError, NotFoundError
 
 __all__ = [
@@ -139,13 +140,10 @@ def context_for_predictions(
     return ctx
 
 
-def merge_evidence(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Evidence documents newest first: a key takes the value of the newest document that has it."""
-    merged: dict[str, Any] = {}
-    for data in rows:
-        for key, value in (data or {}).items():
-            merged.setdefault(key, value)
-    return merged
+def merge_evidence(rows: Sequence[Evidence]) -> EvidenceDocument:
+    """Evidence rows newest first as one document: a key takes the value of the newest document that has
+    it.  Each row's schema version is checked (:class:`EvaluationError` for a newer one)."""
+    return EvidenceDocument.merged(EvidenceDocument.read(r.data, where=f"evidence #{r.id}") for r in rows)
 
 
 def evidence_digest(rows: Sequence[Evidence]) -> str:
@@ -180,7 +178,7 @@ def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
             select(Evidence).where(Evidence.model_version_id == mv.id).order_by(col(Evidence.id).desc())
         ).all()
         rows, refused = bound_evidence(stored, mv.artifact_hash)
-        evidence = merge_evidence([dict(r.data or {}) for r in rows])
+        evidence = merge_evidence(rows)
         info = {
             "name": model.name,
             "model_id": model.id,
@@ -202,13 +200,13 @@ def context_for_model_version(catalog: Catalog, ref: Ref | str) -> CheckContext:
             "dataset_version_ids": sorted({r.dataset_version_id for r in rows if r.dataset_version_id}),
             "baseline_dataset_version_ids": baseline_ids,
         }
-    no_scores = evidence.get("no_scores")
+    no_scores = evidence.no_scores
     return CheckContext(
         inapplicable={"scores": str(no_scores)} if no_scores else {},
         baseline=baseline,
         model=info,
         evidence=evidence,
-        sensitive=tuple(evidence.get("sensitive") or ()),
+        sensitive=tuple(evidence.sensitive),
         catalog=catalog.read,
         subject={"model": model.name, "version": mv.version},
         sources=sources,

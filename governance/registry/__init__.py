@@ -2,7 +2,7 @@
 monitoring, and the CI output formats."""
 
 from governance.registry._approvals import ApprovalStatus, approve, list_approvals
-from governance.registry._document import CARD_FIELDS, document
+from governance.registry._document import CARD_FIELDS, DocumentedVersion, document
 from governance.registry._gate import GateReport, check
 from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
@@ -16,6 +16,16 @@ from governance.registry._promote import (
     refusal_error,
     rollback,
     stage_version,
+)
+from governance.registry._queries import (
+    ApprovalRecord,
+    PromotionRecord,
+    VersionFacts,
+    WaiverRecord,
+    version_approvals,
+    version_facts,
+    version_promotions,
+    version_waivers,
 )
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
@@ -33,13 +43,18 @@ __all__ = [
     "CARD_FIELDS",
     "FORMATS",
     "OBSERVE",
+    "ApprovalRecord",
     "ApprovalStatus",
+    "DocumentedVersion",
     "GateReport",
     "GithubOutput",
     "MonitorReport",
     "Outcome",
     "PromotionConflict",
+    "PromotionRecord",
     "Rollback",
+    "VersionFacts",
+    "WaiverRecord",
     "approve",
     "approve_waiver",
     "check",
@@ -61,7 +76,11 @@ __all__ = [
     "signed_decisions",
     "stage_version",
     "summary_line",
+    "version_approvals",
+    "version_facts",
     "version_of",
+    "version_promotions",
+    "version_waivers",
     "waive",
     "waiver_signatures",
     "waiver_verdicts",

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from governance.audit import audited
 from governance.catalog import Approval, Catalog, Model, ModelVersion, parse_ref, resolve_model_version
-from governance.catalog._views import iso
+from governance.domain import iso
 from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
 from governance.registry._signoff import Signer, Signoff, pack_ref, statements_for

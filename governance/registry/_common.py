@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from governance.audit import resolve_actor
 from governance.catalog import Catalog, open_catalog
 from governance.config import load_settings
+from governance.domain import as_utc
 from governance.errors import InputError
 
 __all__ = ["parse_expiry", "resolve_catalog", "resolve_who", "validate_stage"]
@@ -47,7 +48,7 @@ def _expiry_value(raw: str, relative: re.Match[str] | None, current: datetime) -
         day = datetime.fromisoformat(raw).date()
         return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
     value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return as_utc(value)
 
 
 def parse_expiry(text: str | datetime, *, now: datetime | None = None, what: str = "--expires") -> datetime:
@@ -57,7 +58,7 @@ def parse_expiry(text: str | datetime, *, now: datetime | None = None, what: str
     """
     current = now or datetime.now(UTC)
     if isinstance(text, datetime):
-        value = text if text.tzinfo else text.replace(tzinfo=UTC)
+        value = as_utc(text)
     else:
         raw = text.strip()
         relative = _RELATIVE.match(raw)

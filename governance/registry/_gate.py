@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance.audit import AuditedTransaction, audited, require_bound
 from governance.catalog import Catalog, parse_ref, resolve_model_version
-from governance.catalog._views import as_utc
+from governance.domain import EvidenceDocument, as_utc
 from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who
 from governance.registry._verdict import exit_code
@@ -227,10 +227,10 @@ def _context(catalog: Catalog, subject: Subject, *, monitoring: bool = False,
         return _monitoring_context(ctx, data_ctx, features)
     if data_ctx is None:
         return ctx
-    evidence = {k: v for k, v in ctx.evidence.items() if k not in _MEASURED_ON_PREDICTIONS}
+    evidence = ctx.evidence.without(*_MEASURED_ON_PREDICTIONS)
     table_features = _table_features(data_ctx, ctx.baseline)
     if table_features is not None:  # the table carries feature columns: drift/quality are measured on it
-        evidence = {k: v for k, v in evidence.items() if k not in _MEASURED_ON_FEATURES}
+        evidence = evidence.without(*_MEASURED_ON_FEATURES)
     return dataclasses.replace(
         ctx, evidence=evidence, predictions=data_ctx.predictions, label=data_ctx.label,
         prediction=data_ctx.prediction, score=data_ctx.score, sensitive=data_ctx.sensitive,
@@ -251,8 +251,9 @@ def _spark_context(ctx: CheckContext, spec: PredictionsSpec) -> CheckContext:
     drop = set(_MEASURED_ON_PREDICTIONS)
     if data_ctx.sources.get("table_features"):
         drop.update(_MEASURED_ON_FEATURES)
-    evidence = {k: v for k, v in ctx.evidence.items() if k not in drop}
-    evidence.update(data_ctx.evidence)
+    measured = data_ctx.evidence.stored()
+    measured.pop("schema", None)
+    evidence = ctx.evidence.without(*drop).replace(**measured)
     return dataclasses.replace(ctx, evidence=evidence, sensitive=data_ctx.sensitive,
                                sources={**ctx.sources, **data_ctx.sources})
 
@@ -285,8 +286,8 @@ def _monitoring_context(ctx: CheckContext, data_ctx: CheckContext | None,
     """
     from governance.policy import read_table_with_fingerprint
 
-    evidence: dict[str, Any] = {}
-    stored = ctx.evidence.get("baseline")
+    evidence = EvidenceDocument()
+    stored = ctx.evidence.baseline
     ctx = dataclasses.replace(ctx, baseline=ctx.baseline or (dict(stored) if stored else None))
     if data_ctx is None:
         if features is None:

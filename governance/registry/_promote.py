@@ -30,7 +30,7 @@ from governance.catalog import (
     parse_ref,
     resolve_model,
 )
-from governance.catalog._views import iso
+from governance.domain import iso
 from governance.errors import EvaluationError, InputError, NotFoundError, PolicyViolation
 from governance.registry._approvals import ApprovalStatus, approvals_status
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage

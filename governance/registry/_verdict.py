@@ -2,7 +2,8 @@
 
 Everything here works on the contract document only, so the gate, the output formats and the CLI
 agree on one reading independent of engine internals.  The exit code follows the document's overall
-``status`` (the engine's verdict, which is what is stored and audited):
+``status`` (the engine's verdict, which is what is stored and audited), through the one mapping of
+:meth:`governance.domain.Status.exit_code`:
 
 * ``FAIL`` -> 1 (the policy said no: a blocking failure, blocking insufficient evidence, or a failure
   whose waiver expired or was revoked);
@@ -23,6 +24,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from governance.domain import EXIT_BLOCKED, EXIT_ERROR, EXIT_OK, WaiverState, verdict_exit_code
+
 __all__ = [
     "EXIT_BLOCKED",
     "EXIT_ERROR",
@@ -34,10 +37,6 @@ __all__ = [
     "result_message",
     "value_text",
 ]
-
-EXIT_OK = 0
-EXIT_BLOCKED = 1
-EXIT_ERROR = 3
 
 _OPERATORS = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<", "eq": "==", "ne": "!=", "between": "between"}
 
@@ -55,7 +54,8 @@ class Outcome(StrEnum):
 
 def _waiver_lapsed(result: Mapping[str, Any]) -> bool:
     waiver = result.get("waiver")
-    return isinstance(waiver, Mapping) and waiver.get("state") not in (None, "valid", "active")
+    return (isinstance(waiver, Mapping) and waiver.get("state") is not None
+            and WaiverState.parse(waiver.get("state")) is not WaiverState.ACTIVE)
 
 
 def classify(result: Mapping[str, Any]) -> Outcome:
@@ -81,15 +81,8 @@ def classify(result: Mapping[str, Any]) -> Outcome:
 
 def exit_code(document: Mapping[str, Any], *, fail_on_warn: bool = False) -> int:
     """0 passed; 1 blocked (or warnings with ``fail_on_warn``); 3 a check could not be evaluated."""
-    status = str(document.get("status", "")).upper()
-    if status == "FAIL":
-        return EXIT_BLOCKED
-    if status == "WARN":
-        return EXIT_BLOCKED if fail_on_warn else EXIT_OK
-    if status == "PASS":
-        outcomes = {classify(r) for r in document.get("results", [])}
-        return EXIT_BLOCKED if fail_on_warn and Outcome.WARNING in outcomes else EXIT_OK
-    return EXIT_ERROR
+    warned = fail_on_warn and any(classify(r) is Outcome.WARNING for r in document.get("results", []))
+    return verdict_exit_code(document.get("status", ""), fail_on_warn=fail_on_warn, warned=warned)
 
 
 def value_text(value: Any) -> str:

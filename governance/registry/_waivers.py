@@ -18,7 +18,8 @@ from sqlmodel import Session, col, select
 
 from governance.audit import audited
 from governance.catalog import Catalog, Model, Waiver, parse_ref, resolve_model, resolve_model_version
-from governance.catalog._views import as_utc, iso
+from governance.domain import WaiverState, iso
+from governance.domain import waiver_state as domain_waiver_state
 from governance.errors import InputError, NotFoundError
 from governance.registry._common import parse_expiry, resolve_catalog, resolve_who
 from governance.registry._signoff import Signoff, statement_digest, statements_for
@@ -39,14 +40,9 @@ __all__ = [
 _CHECK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
 
 
-def waiver_state(waiver: Waiver, now: datetime | None = None) -> str:
-    """``active``, ``expired`` or ``revoked`` at ``now``."""
-    current = now or datetime.now(UTC)
-    if waiver.revoked_at is not None and as_utc(waiver.revoked_at) <= current:
-        return "revoked"
-    if as_utc(waiver.expires_at) <= current:
-        return "expired"
-    return "active"
+def waiver_state(waiver: Waiver, now: datetime | None = None) -> WaiverState:
+    """``active``, ``expired`` or ``revoked`` at ``now`` (:func:`governance.domain.waiver_state`)."""
+    return domain_waiver_state(waiver.expires_at, waiver.revoked_at, now or datetime.now(UTC))
 
 
 def waiver_view(waiver: Waiver, model_name: str, now: datetime | None = None,
@@ -58,7 +54,7 @@ def waiver_view(waiver: Waiver, model_name: str, now: datetime | None = None,
         "signatures": "counted" if verdict["counts"] else verdict["reason"]}
     return {
         "id": waiver.id, "model": model_name, "versions": waiver.versions, "check": waiver.check_id,
-        "state": waiver_state(waiver, now), "reason": waiver.reason, "ticket": waiver.ticket,
+        "state": waiver_state(waiver, now).value, "reason": waiver.reason, "ticket": waiver.ticket,
         "requester": waiver.requester, "approver": waiver.approver, "expires_at": iso(waiver.expires_at),
         "revoked_at": iso(waiver.revoked_at), "revoked_by": waiver.revoked_by,
         "created_at": iso(waiver.created_at), **signed,
@@ -154,7 +150,7 @@ def approve_waiver(waiver_id: int, *, key: str | Path, catalog: Catalog | None =
         if waiver is None:
             raise NotFoundError(f"unknown waiver {waiver_id}; list them with `gov waivers list`")
         state = waiver_state(waiver, signoff.now)
-        if state != "active":
+        if state is not WaiverState.ACTIVE:
             raise InputError(f"waiver {waiver_id} is {state}; it cannot be approved")
         request = statements_for(tx.session, "waiver.request", [waiver_id]).get(waiver_id)
         if request is None or request.signature is None:
@@ -271,7 +267,7 @@ def waivers_for(session: Session, model_id: int, version: int | None) -> list[Wa
 def list_waivers(*, model: str | None = None, state: str | None = None, catalog: Catalog | None = None,
                  now: datetime | None = None) -> list[dict[str, Any]]:
     """Waivers (newest first), optionally of one model and in one state (active|expired|revoked)."""
-    states: Sequence[str] = ("active", "expired", "revoked")
+    states: Sequence[str] = tuple(WaiverState)
     if state is not None and state not in states:
         raise InputError(f"--state: expected one of {', '.join(states)}, got {state!r}")
     cat = resolve_catalog(catalog)

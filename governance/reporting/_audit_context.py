@@ -22,13 +22,13 @@ from sqlmodel import Session, col, select
 
 from governance.audit import GENESIS_HASH, VerifyReport, load_public_key, read_checkpoint, verify_audit
 from governance.catalog import AuditCheckpoint, AuditEvent, Catalog, resolve_model
-from governance.catalog._views import as_utc, iso
+from governance.domain import as_utc, iso
 from governance.errors import InputError
 from governance.mlflow import latest_reconcile
 from governance.reporting._format import parse_time
 from governance.reporting._model_card_context import audit_subject_filter
 
-__all__ = ["build_audit_context", "parse_since", "verify_chain"]
+__all__ = ["build_audit_context", "checkpoint_status", "parse_since", "verify_chain"]
 
 _EPOCH = "1970-01-01T00:00:00Z"
 
@@ -86,7 +86,8 @@ def _signed_checkpoint(path: Path | str, pubkey: Path | str, report: VerifyRepor
     }
 
 
-def _checkpoint(session: Session, verification: dict[str, Any]) -> dict[str, Any] | None:
+def checkpoint_status(session: Session, verification: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest checkpoint recorded in the catalog and whether the log still extends it (None: none)."""
     cp = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc())).first()
     if cp is None:
         return None
@@ -169,7 +170,7 @@ def build_audit_context(
         checkpoint_doc = (
             _signed_checkpoint(checkpoint, pubkey, report)
             if checkpoint is not None and pubkey is not None
-            else _checkpoint(session, verification)
+            else checkpoint_status(session, verification)
         )
         head_time = session.exec(
             select(AuditEvent.time).order_by(col(AuditEvent.seq).desc()).limit(1)

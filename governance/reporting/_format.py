@@ -6,10 +6,12 @@ Numbers are formatted once here so that the HTML, PDF, Markdown and the tests ag
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
+
+from governance.domain import as_utc, parse_utc
 
 __all__ = [
     "MISSING",
@@ -72,9 +74,7 @@ def fmt_assertion(assertion: dict[str, Any] | None) -> str:
 
 def parse_time(value: datetime | str) -> datetime:
     """A timezone-aware UTC datetime from a datetime or ISO-8601 text (naive means UTC)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return parse_utc(value) if isinstance(value, str) else as_utc(value)
 
 
 def fmt_time(value: datetime | str | None) -> str:

@@ -129,10 +129,7 @@ def model_card_governance_json(context: dict[str, Any], card_name: str | None = 
     return _dump(doc)
 
 
-def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) -> str:
-    """The Model Card Toolkit card; ``sidecar_name`` (the governance sidecar's file name) is listed in
-    ``model_details.references``."""
-    card = {f["key"]: f["items"] for f in context["card"]}
+def _model_details(context: dict[str, Any], sidecar_name: str | None) -> dict[str, Any]:
     model, version = context["model"], context["version"]
     details: dict[str, Any] = {"name": model["name"]}
     if model["description"]:
@@ -148,6 +145,11 @@ def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) ->
         details["references"] = [{"reference": sidecar_name}]
     if version["artifact_uri"]:
         details["path"] = str(version["artifact_uri"])
+    return details
+
+
+def _model_parameters(context: dict[str, Any]) -> dict[str, Any]:
+    version = context["version"]
     parameters: dict[str, Any] = {}
     if version["flavor"]:
         parameters["model_architecture"] = str(version["flavor"])
@@ -157,7 +159,10 @@ def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) ->
         parameters["data"] = data
     if version["features"]:
         parameters["input_format_map"] = [{"key": str(f), "value": "feature"} for f in version["features"]]
+    return parameters
 
+
+def _performance_metrics(context: dict[str, Any]) -> list[dict[str, Any]]:
     metrics: list[dict[str, Any]] = [
         {"type": m["name"], "value": fmt_num(m["value"])} for m in context["metrics"]
     ]
@@ -178,6 +183,10 @@ def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) ->
                 value = row["values"].get(column)
                 if value is not None:
                     metrics.append({"type": column, "value": fmt_num(value), "slice": row["group"]})
+    return metrics
+
+
+def _considerations(card: dict[str, Any]) -> dict[str, Any]:
     considerations: dict[str, Any] = {}
     for key, target in (
         ("users", "users"),
@@ -189,12 +198,21 @@ def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) ->
             considerations[target] = _descriptions(card[key])
     if card.get("ethical_considerations"):
         considerations["ethical_considerations"] = [{"name": i} for i in card["ethical_considerations"] or []]
+    return considerations
 
-    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model_details": details}
+
+def model_card_json(context: dict[str, Any], sidecar_name: str | None = None) -> str:
+    """The Model Card Toolkit card; ``sidecar_name`` (the governance sidecar's file name) is listed in
+    ``model_details.references``."""
+    card = {f["key"]: f["items"] for f in context["card"]}
+    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model_details": _model_details(context, sidecar_name)}
+    parameters = _model_parameters(context)
     if parameters:
         doc["model_parameters"] = parameters
+    metrics = _performance_metrics(context)
     if metrics:
         doc["quantitative_analysis"] = {"performance_metrics": metrics}
+    considerations = _considerations(card)
     if considerations:
         doc["considerations"] = considerations
     return _dump(doc)

@@ -7,11 +7,14 @@ deep queries).  Evaluation datasets hang off the model version.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from governance.catalog import Dataset, DatasetVersion, Job, ModelVersion, Run, RunIO
+from governance.catalog import dataset_version_label, producing_run, run_input_datasets, run_label
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.registry import VersionFacts
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "build_lineage"]
 
@@ -48,63 +51,36 @@ class _Graph:
         key = f"dataset:{dv_id}"
         if key in self.nodes:
             return key
-        dv = self.s.get(DatasetVersion, dv_id)
-        ds = self.s.get(Dataset, dv.dataset_id) if dv is not None else None
-        if dv is None or ds is None or self.full():
+        found = dataset_version_label(self.s, dv_id)
+        if found is None or self.full():
             return None
-        self.nodes[key] = {
-            "id": key,
-            "kind": "dataset",
-            "label": f"{ds.name}@{dv.version}",
-            "detail": _short(dv.content_hash),
-        }
+        self.nodes[key] = {"id": key, "kind": "dataset", "label": found[0], "detail": _short(found[1])}
         return key
 
     def run(self, run_id: int) -> str | None:
         key = f"run:{run_id}"
         if key in self.nodes:
             return key
-        run = self.s.get(Run, run_id)
-        job = self.s.get(Job, run.job_id) if run is not None else None
-        if run is None or self.full():
+        found = run_label(self.s, run_id)
+        if found is None or self.full():
             return None
-        self.nodes[key] = {
-            "id": key,
-            "kind": "run",
-            "label": job.name if job else run.run_uuid[:8],
-            "detail": run.run_uuid[:8],
-        }
+        job, run_uuid = found
+        self.nodes[key] = {"id": key, "kind": "run", "label": job or run_uuid[:8], "detail": run_uuid[:8]}
         return key
-
-    def producer_of(self, dv_id: int) -> int | None:
-        dv = self.s.get(DatasetVersion, dv_id)
-        if dv is not None and dv.produced_by_run_id is not None:
-            return dv.produced_by_run_id
-        edge = self.s.exec(
-            select(RunIO.run_id)
-            .where(RunIO.artifact_kind == "dataset", RunIO.artifact_id == dv_id, RunIO.direction == "output")
-            .order_by(col(RunIO.id))
-        ).first()
-        return None if edge is None else int(edge)
 
     def walk_run(self, run_id: int, run_key: str, depth: int) -> None:
         if depth >= MAX_DEPTH:
             self.truncated = True
             return
-        inputs = self.s.exec(
-            select(RunIO)
-            .where(RunIO.run_id == run_id, RunIO.direction == "input", RunIO.artifact_kind == "dataset")
-            .order_by(col(RunIO.id))
-        ).all()
-        for edge in inputs:
-            fresh = f"dataset:{edge.artifact_id}" not in self.nodes
-            ds_key = self.dataset(edge.artifact_id)
+        for dv_id, role in run_input_datasets(self.s, run_id):
+            fresh = f"dataset:{dv_id}" not in self.nodes
+            ds_key = self.dataset(dv_id)
             if ds_key is None:
                 continue
-            self.add_edge(ds_key, run_key, edge.role)
+            self.add_edge(ds_key, run_key, role)
             if not fresh:
                 continue
-            producer = self.producer_of(edge.artifact_id)
+            producer = producing_run(self.s, dv_id)
             if producer is None:
                 continue
             fresh_run = f"run:{producer}" not in self.nodes
@@ -116,16 +92,14 @@ class _Graph:
                 self.walk_run(producer, prod_key, depth + 1)
 
 
-def build_lineage(
-    session: Session, mv: ModelVersion, label: str, evaluation_dataset_ids: list[int]
-) -> dict[str, Any]:
+def build_lineage(session: Session, mv: VersionFacts, evaluation_dataset_ids: list[int]) -> dict[str, Any]:
     """Nodes (``dataset``, ``run``, ``model``) and edges pointing downstream."""
     g = _Graph(session)
-    model_key = f"model:{mv.id}"
+    model_key = f"model:{mv.model_version_id}"
     g.nodes[model_key] = {
         "id": model_key,
         "kind": "model",
-        "label": label,
+        "label": mv.label,
         "detail": _short(mv.artifact_hash),
     }
     if mv.training_run_id is not None:

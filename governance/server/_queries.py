@@ -33,7 +33,7 @@ from governance.catalog import (
     resolve_model,
     resolve_model_version,
 )
-from governance.catalog._views import iso
+from governance.domain import iso
 from governance.errors import CatalogError, InputError, NotFoundError
 
 __all__ = [
@@ -165,14 +165,15 @@ def model_version(catalog: Catalog, ref: str, frameworks: tuple[Any, ...]) -> di
 
     ``governance.reporting`` (matplotlib, WeasyPrint) is imported on first use, so the server starts fast.
     """
-    from governance.reporting._model_card_context import CARD_FIELDS, build_model_card_context
+    from governance.domain import CARD_FIELDS
+    from governance.reporting import build_model_card_context
 
     with catalog.read() as session:
         context = build_model_card_context(session, ref, frameworks, with_lineage=False)
     from governance.registry import list_approvals
 
     context["approvals_detail"] = list_approvals(context["version"]["label"], catalog=catalog)
-    context["card_titles"] = dict(CARD_FIELDS)
+    context["card_titles"] = {f.key: f.title for f in CARD_FIELDS}
     return context
 
 
@@ -360,11 +361,11 @@ class AuditStatus:
         with self._lock:
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
-            from governance.reporting._audit_context import _checkpoint, verify_chain
+            from governance.reporting import checkpoint_status, verify_chain
 
             verification, _ = verify_chain(catalog)
             with catalog.read() as session:
-                checkpoint = _checkpoint(session, verification)
+                checkpoint = checkpoint_status(session, verification)
             doc = {"verification": verification, "checkpoint": checkpoint}
             self._cached = (key, doc)
             return doc

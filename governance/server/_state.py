@@ -31,8 +31,7 @@ def warm_up(done: threading.Event) -> None:
 
         import governance.openlineage
         import governance.registry
-        import governance.reporting._audit_context
-        import governance.reporting._model_card_context  # noqa: F401
+        import governance.reporting  # noqa: F401
     finally:
         done.set()
 
@@ -57,8 +56,7 @@ class ServerState:
         """The traceability frameworks of the shipped reports (read once)."""
         with self._lock:
             if self._frameworks is None:
-                from governance.reporting._templates import ReportTemplates
-                from governance.reporting._traceability import load_requirements
+                from governance.reporting import ReportTemplates, load_requirements
 
                 self._frameworks = load_requirements(ReportTemplates().find("traceability.yaml"))
             return self._frameworks

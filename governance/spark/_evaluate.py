@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from governance.checks import CheckContext, global_importance, proxy_correlations
+from governance.domain import EvidenceDocument
 from governance.errors import EvaluationError, InputError
 from governance.lineage import dataset_key
 from governance.spark._evidence import DEFAULT_SCORE_BINS, data_evidence, predictions_evidence
@@ -175,7 +176,7 @@ def spark_predictions_context(
     fingerprint = {**identity_fingerprint(df), "rows": evidence["n"]}
     evidence["data_fingerprint"] = fingerprint
     return CheckContext(
-        evidence=evidence,
+        evidence=EvidenceDocument.read(evidence),
         sensitive=tuple(sensitive),
         baseline=baseline,
         subject={"predictions": source},
