@@ -38,6 +38,7 @@ from governance.audit._index import (
     require_bound,
 )
 from governance.audit._log import list_events
+from governance.audit._state import supply_rows
 from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
 
@@ -68,6 +69,7 @@ __all__ = [
     "load_public_key",
     "read_checkpoint",
     "require_bound",
+    "supply_rows",
     "resolve_actor",
     "verify_audit",
     "verify_events",
