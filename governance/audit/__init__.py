@@ -69,8 +69,8 @@ __all__ = [
     "load_public_key",
     "read_checkpoint",
     "require_bound",
-    "supply_rows",
     "resolve_actor",
+    "supply_rows",
     "verify_audit",
     "verify_events",
 ]

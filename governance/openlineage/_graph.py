@@ -177,7 +177,7 @@ class GraphWriter:
         row = _JOB_ID.first(self.raw, namespace=namespace, name=name)
         if row is not None:
             return int(row[0])
-        values = {"namespace": namespace, "name": name, "kind": kind, "source_file": source_file,
+        values: dict[str, Any] = {"namespace": namespace, "name": name, "kind": kind, "source_file": source_file,
                   "created_at": self.tx.time}
         return self._insert_one(_INSERT_JOB, _j, values)
 
@@ -186,7 +186,7 @@ class GraphWriter:
         row = _DATASET_ID.first(self.raw, namespace=namespace, name=name)
         if row is not None:
             return int(row[0])
-        values = {"namespace": namespace, "name": name, "kind": kind, "uri": uri, "tags": [],
+        values: dict[str, Any] = {"namespace": namespace, "name": name, "kind": kind, "uri": uri, "tags": [],
                   "created_at": self.tx.time}
         return self._insert_one(_INSERT_DATASET, _d, values)
 
