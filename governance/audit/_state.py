@@ -172,8 +172,8 @@ def _touched(session: Session) -> tuple[dict[str, set[int]], list[tuple[str, int
     try:
         if conn.dialect.name == "sqlite":
             cursor.execute("SELECT tbl, row_id, op FROM temp.gov_touch ORDER BY rowid")
-            ordered = [(str(t), int(i), str(op)) for t, i, op in cursor.fetchall()]
-            rows = [(t, i) for t, i, _ in ordered]
+            ordered = cursor.fetchall()
+            rows = ordered
             if rows:
                 cursor.execute("DELETE FROM temp.gov_touch")
         elif not conn.connection.info.get(_PG_TABLE):
@@ -187,14 +187,17 @@ def _touched(session: Session) -> tuple[dict[str, set[int]], list[tuple[str, int
                     cursor.execute(_PG_CLEAR)  # hardened catalogs clear them in the commit-time check
                 else:
                     conn.connection.info["governance.touch_hardened"] = True
-        for tbl, row_id in rows:
-            out.setdefault(str(tbl), set()).add(int(row_id))
+        for tbl, row_id, *_op in rows:
+            found = out.get(tbl)
+            if found is None:
+                found = out[tbl] = set()
+            found.add(row_id)
     finally:
         cursor.close()
     return out, ordered
 
 
-def supply_rows(session: Session, table: str, rows: Sequence[dict[str, Any]]) -> None:
+def supply_rows(session: Session, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """The values of rows a writer just inserted into ``table`` of this session's audited transaction,
     in the order it inserted them, as it bound them (every column it set; ``id`` when it knows it).
 
@@ -203,30 +206,44 @@ def supply_rows(session: Session, table: str, rows: Sequence[dict[str, Any]]) ->
     (ids must agree where given); a row updated or deleted after its insert, or a table whose inserts
     do not match the rows supplied (another writer inserted too), is read back as before.  Elsewhere
     the rows are read back.  So the state map is the same either way; supplying only saves the reads.
+    Rows are kept as flat tuples until then (lists as tuples: nothing for the garbage collector to
+    walk in a large ingest batch).
     """
-    if rows and session.get_bind().dialect.name == "sqlite":
-        supplied = session.info.get(_SUPPLIED)
-        if supplied is None:
-            supplied = session.info[_SUPPLIED] = {}
-        supplied.setdefault(table, []).extend(rows)
+    if not rows or session.get_bind().dialect.name != "sqlite":
+        return
+    supplied = session.info.get(_SUPPLIED)
+    if supplied is None:
+        supplied = session.info[_SUPPLIED] = {}
+    columns = _DIGESTERS[table].columns
+    found = supplied.setdefault(table, [])
+    for row in rows:
+        found.append(tuple([tuple(v) if type(v) is list else v for v in map(row.get, columns)]))
+
+
+def _wall_time(value: Any) -> Any:
+    """A timestamp as SQLite's plain ``DATETIME`` stores it: its wall time, the offset dropped."""
+    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
 
 
 @functools.lru_cache(maxsize=64)
 def _stored_form(table: str, dialect: Any) -> tuple[tuple[int, Any, Any], ...]:
     """Per column that has them: ``(index, bind processor, result processor)`` turning a value as bound
-    into the value a reader of the stored row sees (timestamps: the text SQLite stores, see
-    :meth:`_Digester.row`)."""
-    out = []
+    into the value a reader of the stored row sees.  A plain SQLite ``DATETIME`` stores the wall time
+    (:func:`_wall_time`, which the digest spells as SQLite stores it, see :meth:`_Digester.row`)."""
+    out: list[tuple[int, Any, Any]] = []
     for index, column in enumerate(state_table(table).columns):
+        if type(column.type) is sa.DateTime and dialect.name == "sqlite":
+            out.append((index, _wall_time, None))
+            continue
         impl = column.type.dialect_impl(dialect)
         bind = impl.bind_processor(dialect)
-        result = None if isinstance(column.type, sa.DateTime) else impl.result_processor(dialect, None)
+        result = impl.result_processor(dialect, None)
         if bind is not None or result is not None:
             out.append((index, bind, result))
     return tuple(out)
 
 
-def _supplied_digests(session: Session, table: str, rows: list[dict[str, Any]] | None,
+def _supplied_digests(dialect: Any, table: str, rows: list[tuple[Any, ...]] | None,
                       touches: list[tuple[int, str]]) -> dict[int, str]:
     """Digests of the supplied rows of ``table`` matched to its inserts (see :func:`supply_rows`)."""
     inserted = [row_id for row_id, op in touches if op == "i"]
@@ -234,18 +251,22 @@ def _supplied_digests(session: Session, table: str, rows: list[dict[str, Any]] |
         return {}
     changed = {row_id for row_id, op in touches if op != "i"}
     digester = _DIGESTERS[table]
-    forms = _stored_form(table, session.get_bind().dialect)
-    columns = digester.columns
+    forms = _stored_form(table, dialect)
+    at = digester.columns.index("id")
     out: dict[int, str] = {}
     for row_id, row in zip(inserted, rows, strict=True):
-        if row.get("id", row_id) != row_id:
+        if row[at] is not None and row[at] != row_id:
             return {}
         if row_id in changed:
             continue
-        values = [row_id if key == "id" else row.get(key) for key in columns]
+        values = list(row)
+        values[at] = row_id
         for index, bind, result in forms:
             value = values[index]
             if value is not None:
+                if value == () and type(value) is tuple:  # an empty JSON list (see supply_rows)
+                    values[index] = []
+                    continue
                 if bind is not None:
                     value = bind(value)
                 values[index] = result(value) if result is not None else value
@@ -350,17 +371,18 @@ def _digests(session: Session, table: str, ids: set[int]) -> dict[str, str | Non
 def collect_state(session: Session) -> StateMap:
     """The state map of the rows this transaction has written so far (and forget them).  Rows a writer
     supplied (:func:`supply_rows`) are digested from the values it wrote; the rest are read back."""
-    supplied: dict[str, list[dict[str, Any]]] = session.info.pop(_SUPPLIED, None) or {}
+    supplied: dict[str, list[tuple[Any, ...]]] = session.info.pop(_SUPPLIED, None) or {}
     touched, ordered = _touched(session)
     by_table: dict[str, list[tuple[int, str]]] = {}
+    dialect = session.get_bind().dialect
     if supplied:
         for tbl, row_id, op in ordered:
             by_table.setdefault(tbl, []).append((row_id, op))
     state: StateMap = {}
     for table, ids in sorted(touched.items()):
-        known = _supplied_digests(session, table, supplied.get(table), by_table.get(table, [])) if supplied else {}
+        known = _supplied_digests(dialect, table, supplied.get(table), by_table.get(table, [])) if supplied else {}
         rest = ids - known.keys()
         digests = _digests(session, table, rest) if rest else {}
         digests.update((str(i), d) for i, d in known.items())
-        state[table] = {k: digests[k] for k in sorted(digests, key=int)}
+        state[table] = digests
     return state

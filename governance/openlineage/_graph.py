@@ -5,8 +5,9 @@ versions, fields, run edges and column lineage only through :class:`GraphWriter`
 * **Audited by construction.**  A :class:`GraphWriter` is made from an open
   :class:`~governance.audit.AuditedTransaction` (it refuses anything else) and its statements are
   private to this module, so no path writes the graph outside :func:`~governance.audit.audited`.
-  Every row it inserts is handed to the audit layer with the values written
-  (:func:`~governance.audit.supply_rows`), which digests them without reading them back.
+  The rows it inserts are handed to the audit layer with the values written
+  (:func:`~governance.audit.supply_rows`), which digests them without reading them back (capture's
+  few rows per step; ingest's bulk batches read back their dense id ranges as cheaply).
 * **One rule for the version an input consumed** (:meth:`GraphWriter.current_version`): without an
   exact identity (a content hash, a ``datasetVersion``), a run read the version of the table current
   when it started, other than one it wrote itself, and never a made-up ``unknown`` placeholder.
@@ -155,21 +156,28 @@ _CURRENT = Statement(
     {"when": _TIME})
 
 
-def _full(columns: Sequence[str], values: Mapping[str, Any]) -> dict[str, Any]:
+def _full(columns: Sequence[str], values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` with every column of an insert (None for those not given)."""
+    if len(values) == len(columns):  # all given (a missing one would fail the insert loudly)
+        return values
     return {name: values.get(name) for name in columns}
 
 
 class GraphWriter:
     """The writes of the lineage graph in one audited transaction (see the module docstring)."""
 
-    def __init__(self, tx: AuditedTransaction) -> None:
+    def __init__(self, tx: AuditedTransaction, *, supply: bool = True) -> None:
+        """``supply``: hand the rows inserted to the audit layer (a few rows per transaction: saves
+        reading them back; a bulk import's dense ranges read back as cheaply, so it need not)."""
         if not isinstance(tx, AuditedTransaction) or not tx.session.in_transaction():
             raise GovernanceError("internal: the lineage graph is written only inside governance.audit.audited()")
         self.tx = tx
         self.raw: RawConnection = tx.raw
+        self.supply = supply
 
-    def _supply(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        supply_rows(self.tx.session, table.name, rows)
+    def _supply(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if self.supply:
+            supply_rows(self.tx.session, table.name, rows)
 
     # ------------------------------------------------------------------------------------ jobs
     def job_id(self, namespace: str, name: str, kind: str, source_file: str | None) -> int:
@@ -273,16 +281,17 @@ class GraphWriter:
         _SET_LINEAGE_INPUT.execute(self.raw, row_id=row_id, input_field_id=input_field_id)
 
     # ---------------------------------------------------------------------------------- inserts
-    def _insert_one(self, statement: Statement, table: sa.Table, values: dict[str, Any]) -> int:
+    def _insert_one(self, statement: Statement, table: sa.Table, values: Mapping[str, Any]) -> int:
         row = statement.first(self.raw, **values)
         if row is None:  # pragma: no cover - INSERT ... RETURNING always returns the row
             raise GovernanceError(f"internal: inserting into {table.name} returned no id")
         row_id = int(row[0])
-        values["id"] = row_id
-        self._supply(table, [values])
+        self._supply(table, [{**values, "id": row_id}])
         return row_id
 
-    def _insert_many(self, statement: Statement, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        if rows:
+    def _insert_many(self, statement: Statement, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if len(rows) == 1:
+            statement.execute(self.raw, **rows[0])
+        elif rows:
             statement.executemany(self.raw, rows)
-            self._supply(table, rows)
+        self._supply(table, rows)

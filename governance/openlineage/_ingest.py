@@ -301,7 +301,7 @@ class _Batch:
 
     def __init__(self, tx: AuditedTransaction, report: IngestReport) -> None:
         self.tx = tx
-        self.graph = GraphWriter(tx)
+        self.graph = GraphWriter(tx, supply=False)  # a batch's dense id ranges read back as cheaply
         self.session = tx.session
         self.raw: RawConnection = tx.raw
         self.report = report
