@@ -171,11 +171,11 @@ def _touched(session: Session) -> tuple[dict[str, set[int]], list[tuple[str, int
     ordered: list[tuple[str, int, str]] = []
     try:
         if conn.dialect.name == "sqlite":
+            # not deleted here: the next audited transaction on this connection starts by emptying the
+            # log (install_touch_log), and a rollback takes its rows with it
             cursor.execute("SELECT tbl, row_id, op FROM temp.gov_touch ORDER BY rowid")
             ordered = cursor.fetchall()
             rows = ordered
-            if rows:
-                cursor.execute("DELETE FROM temp.gov_touch")
         elif not conn.connection.info.get(_PG_TABLE):
             rows = []
         else:
@@ -369,7 +369,7 @@ def _digests(session: Session, table: str, ids: set[int]) -> dict[str, str | Non
 
 
 def collect_state(session: Session) -> StateMap:
-    """The state map of the rows this transaction has written so far (and forget them).  Rows a writer
+    """The state map of the rows this transaction has written (once, when it ends).  Rows a writer
     supplied (:func:`supply_rows`) are digested from the values it wrote; the rest are read back."""
     supplied: dict[str, list[tuple[Any, ...]]] = session.info.pop(_SUPPLIED, None) or {}
     touched, ordered = _touched(session)
