@@ -45,7 +45,7 @@ from governance.catalog import (
 )
 from governance.errors import GovernanceError
 
-__all__ = ["UNKNOWN", "GraphWriter", "schema_fields", "schema_of"]
+__all__ = ["UNKNOWN", "GraphWriter", "chunks", "schema_fields", "schema_of"]
 
 #: coverage of the placeholder version an input binds to when no version of the table is known
 UNKNOWN = "unknown"
@@ -145,10 +145,10 @@ _LATEST_TIME = (
            sa.or_(_latest.c.produced_by_run_id.is_(None), _latest.c.produced_by_run_id != sa.bindparam("run_id")))
     .order_by(_latest.c.created_at.desc()).limit(1).scalar_subquery()
 )
-VERSION_ROW = (_dv.c.id, _dv.c.dataset_id, _dv.c.version, _dv.c.created_at, _dv.c.produced_by_run_id, _dv.c.coverage,
+_VERSION_ROW = (_dv.c.id, _dv.c.dataset_id, _dv.c.version, _dv.c.created_at, _dv.c.produced_by_run_id, _dv.c.coverage,
                _dv.c.schema_fields, _dv.c.content_hash, _dv.c.hash_algo)
 _CURRENT = Statement(
-    sa.select(*VERSION_ROW)
+    sa.select(*_VERSION_ROW)
     .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at == _LATEST_TIME,
            _dv.c.coverage != sa.literal_column(f"'{UNKNOWN}'"), _NOT_OWN)
     # at equal times, a version some run wrote is newer than one a reader named
