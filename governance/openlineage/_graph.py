@@ -11,8 +11,8 @@ versions, fields, run edges and column lineage only through :class:`GraphWriter`
 * **One rule for the version an input consumed** (:meth:`GraphWriter.current_version`): without an
   exact identity (a content hash, a ``datasetVersion``), a run read the version of the table current
   when it started, other than one it wrote itself, and never a made-up ``unknown`` placeholder.
-* **One shape for a version's schema** (:func:`schema_fields`): ``{"name", "type", "hash"}``, the
-  spelling of OpenLineage's schema facet plus the column's content hash when capture knows it
+* **One shape for a version's schema** (:func:`schema_fields`): ``{"name", "type"}``, the spelling of
+  OpenLineage's schema facet, plus ``"hash"``, the column's content hash, when capture knows it
   (:func:`schema_of` also reads the ``dtype`` spelling older catalogs hold).
 
 It lives in the lower of the two layers that write (``openlineage`` under ``lineage``) so both reach
@@ -63,8 +63,10 @@ _IN_CHUNK = 400
 
 
 def schema_fields(fields: Iterable[tuple[str, str | None, str | None]]) -> list[dict[str, Any]] | None:
-    """A version's ``schema_fields`` from ``(name, type, content hash)`` per column (None: no schema)."""
-    out = [{"name": name, "type": dtype, "hash": digest} for name, dtype, digest in fields]
+    """A version's ``schema_fields`` from ``(name, type, content hash)`` per column (None: no schema):
+    ``{"name", "type"}``, plus ``"hash"`` when the column's content hash is known (capture)."""
+    out = [{"name": name, "type": dtype, "hash": digest} if digest is not None else {"name": name, "type": dtype}
+           for name, dtype, digest in fields]
     return out or None
 
 
@@ -129,7 +131,7 @@ _UPDATES: Mapping[tuple[str, tuple[str, ...]], Statement] = MappingProxyType({
               "git_dirty", "error_type", "error_message", "error_traceback")),
         (_r, ("started_at", "status", "ended_at", "error_message", "error_traceback", "parent_run_id")),
         (_dv, ("created_at",)), (_dv, ("produced_by_run_id", "created_at")), (_dv, ("content_hash", "hash_algo")),
-        (_dv, ("schema_fields",)), (_dv, ("row_count",)), (_dv, ("byte_size",)),
+        (_dv, ("schema_fields",)), (_dv, ("row_count",)), (_dv, ("byte_size",)), (_dv, ("row_count", "byte_size")),
         (_d, ("description",)), (_j, ("description",)),
     )
 })  # fmt: skip

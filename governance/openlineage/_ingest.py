@@ -242,6 +242,15 @@ def _identity(item: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _output_sizes(item: dict[str, Any]) -> dict[str, int]:
+    """``row_count`` and ``byte_size`` from an output's ``outputStatistics`` facet (those it gives)."""
+    stats = (item.get("outputFacets") or {}).get("outputStatistics") if isinstance(item, dict) else None
+    if not isinstance(stats, dict):
+        return {}
+    return {column: value for key, column in (("rowCount", "row_count"), ("size", "byte_size"))
+            if isinstance(value := stats.get(key), int) and not isinstance(value, bool)}
+
+
 def _schema(item: dict[str, Any]) -> list[tuple[str, str | None]] | None:
     schema = _facets(item).get("schema")
     if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
@@ -576,11 +585,13 @@ class _Batch:
         return self._as_version(statement.first(self.raw, **params))
 
     def _new_version(self, dataset_id: int, *, identity: str | None, when: datetime, produced_by: int | None,
-                     coverage: str, schema: list[tuple[str, str | None]] | None, uri: str | None) -> _Version:
+                     coverage: str, schema: list[tuple[str, str | None]] | None, uri: str | None,
+                     sizes: dict[str, int] | None = None) -> _Version:
         stored = schema_fields((n, t, None) for n, t in schema) if schema else None
         version_id, _number = self.graph.insert_version(
             dataset_id, content_hash=identity, hash_algo="openlineage" if identity else None, coverage=coverage,
-            schema_fields=stored, uri=uri, produced_by_run_id=produced_by, created_at=when.replace(tzinfo=UTC))
+            schema_fields=stored, uri=uri, produced_by_run_id=produced_by, created_at=when.replace(tzinfo=UTC),
+            **(sizes or {}))
         self._moved(dataset_id, _naive(when))
         version = _Version(int(version_id), dataset_id, _naive(when), produced_by, coverage, stored, identity)
         self.fields[version.id] = {}
@@ -641,10 +652,14 @@ class _Batch:
                     version = None
         else:
             version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+        sizes = _output_sizes(item)
         if version is None:
             version = self._new_version(dataset_id, identity=identity, when=event.event_time, produced_by=run.id,
-                                        coverage="none", schema=schema, uri=dataset_uri(*item_key(item)))
+                                        coverage="none", schema=schema, uri=dataset_uri(*item_key(item)),
+                                        sizes=sizes)
         else:
+            if sizes:
+                self.graph.update("dataset_version", version.id, **sizes)
             if version.produced_by is None:
                 self.graph.update("dataset_version", version.id, produced_by_run_id=run.id,
                                   created_at=event.event_time)
@@ -657,12 +672,6 @@ class _Batch:
                                   schema_fields=schema_fields((n, t, None) for n, t in schema))
             if schema:
                 self._add_fields(version.id, schema)
-        stats = (item.get("outputFacets") or {}).get("outputStatistics")
-        if isinstance(stats, dict):
-            for key, column in (("rowCount", "row_count"), ("size", "byte_size")):
-                value = stats.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    self.graph.update("dataset_version", version.id, **{column: value})
         self._edge(run.id, "output", dataset_id, version.id, None)
         return version.id
 
