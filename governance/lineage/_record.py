@@ -8,13 +8,16 @@ one audited transaction.  A nested step whose parent is still running writes the
 Writing is idempotent on ``run_uuid``: a run already stored with a final status is left alone, which
 is what makes spool replay safe to repeat.
 
-The write is on the decorated step's critical path, so it runs about a dozen precompiled Core
-statements on the transaction's DBAPI connection (:mod:`governance.catalog._sql`; inserts with
-``RETURNING id``, ``executemany`` for edges, fields and column lineage; the fields of all the run's
-dataset versions in one query) and keeps per process, per catalog object, the ids of rows that never
-change once committed (jobs and datasets by name, dataset versions by dataset and content), merged
-only after the transaction commits.  Column statistics are computed only for new dataset versions,
-once per content within a run.
+The write goes through the one writer of the lineage graph (:class:`governance.openlineage.GraphWriter`,
+shared with OpenLineage ingest): an input with no stored version of its content is bound by the graph's
+one rule, the version current when the step started.  It is on the decorated step's critical path, so
+it runs about a dozen precompiled Core statements (inserts with ``RETURNING id``, ``executemany`` for
+edges, fields and column lineage; the fields of all the run's dataset versions in one query), hands the
+rows it inserts to the audit layer so they are digested without being read back, and keeps per process,
+per catalog object, the ids of rows that never change once committed (jobs and datasets by name,
+dataset versions by dataset and content), merged only after the transaction commits.  Column statistics
+are computed only for new dataset versions, once per content within a run.  Tags travel along the
+column lineage by the rules of :mod:`governance.lineage._propagation`.
 """
 
 from __future__ import annotations

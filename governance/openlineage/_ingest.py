@@ -36,7 +36,9 @@ What an event becomes:
   that is not in a version's schema is added to it.  Entries that cannot be linked (malformed) are
   counted per reason in :attr:`IngestReport.unlinked`.
 
-Event contents are data: parsed with ``json`` and stored through bound parameters, never interpreted.
+Rows are written through the one writer of the lineage graph (:class:`~governance.openlineage.GraphWriter`),
+which capture uses too.  Event contents are data: parsed with ``json`` and stored through bound
+parameters, never interpreted.
 """
 
 from __future__ import annotations
