@@ -6,6 +6,11 @@
     def train(features, labels, C=1.0): ...
 
 Names are imported lazily (``import governance`` pulls in no pandas, shap or database driver).
+
+Functions return typed records, never bare dicts or strings: :class:`Ref` (``version_of``),
+:class:`GateReport` (``check``, ``promote``), :class:`Rollback` (``rollback``), :class:`LineageGraph`
+(``upstream``, ``downstream``), :class:`VersionDiff` (``diff_versions``), :class:`VerifyReport`
+(``verify_audit``), and the catalog's rows for what they create (``register_model``, ``approve``, ``waive``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,13 @@ _LAZY = {
     # settings and catalog
     "load_settings": "governance.config",
     "open_catalog": "governance.catalog",
+    # the records the functions above return
+    "Ref": "governance.catalog",
+    "LineageGraph": "governance.catalog",
+    "VersionDiff": "governance.catalog",
+    "GateReport": "governance.registry",
+    "Rollback": "governance.registry",
+    "VerifyReport": "governance.audit",
 }
 
 __all__ = [
@@ -64,10 +76,16 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "EvaluationError",
+    "GateReport",
     "GovernanceError",
     "InputError",
+    "LineageGraph",
     "NotFoundError",
     "PolicyViolation",
+    "Ref",
+    "Rollback",
+    "VerifyReport",
+    "VersionDiff",
     "__version__",
     "approve",
     "approve_waiver",
@@ -107,8 +125,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - names for type checkers; loaded lazily at run time
-    from governance.audit import verify_audit
-    from governance.catalog import open_catalog
+    from governance.audit import VerifyReport, verify_audit
+    from governance.catalog import LineageGraph, Ref, VersionDiff, open_catalog
     from governance.config import load_settings
     from governance.lineage import (
         Dataset,
@@ -122,6 +140,8 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers; loaded lazily a
     )
     from governance.policy import evaluate, load_pack
     from governance.registry import (
+        GateReport,
+        Rollback,
         approve,
         approve_waiver,
         check,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,19 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    toml_path = _gather_file(base, env, values, sources)
+    _gather_environment(env, values, sources)
+    _gather_overrides(overrides, values, sources)
 
+    home = Path(values.get("home", base / ".governance"))
+    if not home.is_absolute():
+        home = base / home
+    url = values.get("catalog_url") or f"sqlite:///{home / 'catalog.db'}"
+    settings = Settings(home=home, catalog_url=_validate_url(str(url), sources.get("catalog_url", "default")))
+    return replace(settings, **_parsed(values, sources, base, toml_path))
+
+
+def _gather_file(base: Path, env: Mapping[str, str], values: dict[str, Any], sources: dict[str, str]) -> Path:
     config_file = env.get("GOVERNANCE_CONFIG")
     toml_path = Path(config_file) if config_file else base / "governance.toml"
     if config_file and not toml_path.is_file():
@@ -177,7 +190,10 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         for key, value in _read_toml(toml_path).items():
             values[key] = value
             sources[key] = f"{toml_path} ({key})"
+    return toml_path
 
+
+def _gather_environment(env: Mapping[str, str], values: dict[str, Any], sources: dict[str, str]) -> None:
     for f in fields(Settings):
         if f.name in _FILE_ONLY:
             continue
@@ -186,6 +202,8 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
             values[f.name] = raw
             sources[f.name] = f"GOVERNANCE_{f.name.upper()}"
 
+
+def _gather_overrides(overrides: Mapping[str, Any], values: dict[str, Any], sources: dict[str, str]) -> None:
     for key, value in overrides.items():
         if key not in {f.name for f in fields(Settings)} or key in _FILE_ONLY:
             raise ConfigError(f"unknown setting {key!r}")
@@ -193,11 +211,9 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
             values[key] = value
             sources[key] = f"argument {key}"
 
-    home = Path(values.get("home", base / ".governance"))
-    if not home.is_absolute():
-        home = base / home
-    url = values.get("catalog_url") or f"sqlite:///{home / 'catalog.db'}"
-    settings = Settings(home=home, catalog_url=_validate_url(str(url), sources.get("catalog_url", "default")))
+
+def _parsed(values: Mapping[str, Any], sources: Mapping[str, str], base: Path, toml_path: Path) -> dict[str, Any]:
+    """The typed value of every setting given, besides ``home`` and ``catalog_url``."""
     changes: dict[str, Any] = {}
     if "actor" in values:
         changes["actor"] = str(values["actor"]) or None
@@ -217,7 +233,7 @@ def load_settings(cwd: Path | None = None, environ: dict[str, str] | None = None
         changes["roles"] = _parse_roles(sources["roles"], values["roles"])
     if "stages" in values:
         changes["stages"] = _parse_stages(sources["stages"], values["stages"], toml_path.parent)
-    return replace(settings, **changes)
+    return changes
 
 
 def _parse_days(name: str, raw: object) -> int:

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+import governance.testing
 from governance.catalog import Catalog, clear_catalog_cache
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -122,15 +123,16 @@ def sqlite_catalog(tmp_path: Path) -> Iterator[Catalog]:
 
 @pytest.fixture
 def gov_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory with its own default catalog; GOVERNANCE_* variables cleared."""
+    """A working directory with its own default catalog; GOVERNANCE_* variables cleared; the package's
+    per-process caches reset before and after (:func:`governance.testing.reset`)."""
     for key in list(os.environ):
         if key.startswith(("GOVERNANCE_", "OPENLINEAGE")) and key not in (PG_ENV, "GOVERNANCE_REQUIRE_POSTGRES"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GOVERNANCE_ACTOR", "tester")
-    clear_catalog_cache()
+    governance.testing.reset()
     yield tmp_path
-    clear_catalog_cache()
+    governance.testing.reset()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

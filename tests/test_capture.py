@@ -347,9 +347,13 @@ def test_threads_keep_separate_run_contexts(cat: Catalog) -> None:
     def leaf(n: int) -> int:
         return n
 
+    def in_thread() -> None:
+        with capture_to(cat):  # the catalog, like the run, is per context: a new thread names its own
+            leaf(1)
+
     @gov.step(kind="other")
     def outer() -> int:
-        worker = threading.Thread(target=lambda: leaf(1))
+        worker = threading.Thread(target=in_thread)
         worker.start()
         worker.join()
         return leaf(2)

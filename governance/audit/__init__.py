@@ -16,6 +16,7 @@ from governance.audit._chain import (
     ChainHead,
     VerifyReport,
     canonical_json,
+    format_time,
     iter_chain,
     link_hash,
     verify_events,
@@ -24,6 +25,7 @@ from governance.audit._checkpoint import (
     Checkpoint,
     create_checkpoint,
     generate_keypair,
+    key_id,
     load_private_key,
     load_public_key,
     read_checkpoint,
@@ -37,7 +39,7 @@ from governance.audit._index import (
     load_bound_state,
     require_bound,
 )
-from governance.audit._log import list_events
+from governance.audit._log import list_events, parse_since
 from governance.audit._state import supply_rows
 from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
@@ -59,14 +61,17 @@ __all__ = [
     "canonical_json",
     "check_bound",
     "create_checkpoint",
+    "format_time",
     "generate_keypair",
     "harden_postgres",
     "iter_chain",
+    "key_id",
     "link_hash",
     "list_events",
     "load_bound_state",
     "load_private_key",
     "load_public_key",
+    "parse_since",
     "read_checkpoint",
     "require_bound",
     "resolve_actor",

@@ -49,7 +49,7 @@ __all__ = [
 ALGORITHM = "sha256"
 GENESIS_HASH = "0" * 64
 _PREFIX = b"governance-audit-v1\n"
-_encode_string: Any = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C speedup; what dumps uses
+_encode_string: Any = json.encoder.encode_basestring  # C speedup; what dumps uses
 _ADVISORY_KEY = 0x676F76_617564  # "gov" "aud": one chain, one advisory lock
 
 

@@ -36,7 +36,16 @@ from governance.catalog._wal import BACKSTOP_PAGES, WalCheckpointer
 from governance.config import Settings, load_settings
 from governance.errors import CatalogError
 
-__all__ = ["Catalog", "bounded_lock_wait", "clear_catalog_cache", "lock_wait_ms", "open_catalog", "use_catalog"]
+__all__ = [
+    "Catalog",
+    "CatalogSession",
+    "active_catalog",
+    "bounded_lock_wait",
+    "clear_catalog_cache",
+    "lock_wait_ms",
+    "open_catalog",
+    "use_catalog",
+]
 
 _MIGRATE_LOCK_KEY = 0x676F76_6D6967  # "gov" "mig": advisory lock id for schema upgrades
 _IMMEDIATE = "governance_immediate"
@@ -120,7 +129,15 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout: float, *, read_only: boo
             if info.get(_BUSY_MS) != want:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout = {want:d}")
                 info[_BUSY_MS] = want
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # on the driver connection: this runs for every transaction, and SQLAlchemy's statement
+        # machinery costs several times the BEGIN itself (a failure still surfaces as SQLAlchemy's)
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        driver = conn.connection.driver_connection
+        try:
+            driver.execute(statement)  # type: ignore[union-attr]
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, conn.dialect.loaded_dbapi.Error,
+                                      dialect=conn.dialect) from exc
 
 
 def _safe_url(url: str) -> str:
@@ -128,6 +145,13 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - only used to build an error message
         return "<unparseable URL>"
+
+
+class CatalogSession(Session):
+    """The class of every session the project opens (:meth:`Catalog.read`, :meth:`Catalog.write`).
+
+    The audit guard listens on this class only, so a host application's own SQLAlchemy sessions, on
+    its own engines, never run governance code."""
 
 
 class Catalog:
@@ -200,7 +224,7 @@ class Catalog:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session (a deferred transaction on SQLite)."""
-        with self._errors(), Session(self.engine, expire_on_commit=False) as session:
+        with self._errors(), CatalogSession(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
@@ -208,8 +232,21 @@ class Catalog:
         """A write session: ``BEGIN IMMEDIATE`` on SQLite; commits on success, rolls back on error."""
         if self.read_only:
             raise CatalogError(f"catalog {self.display_url} is open read-only")
-        with self._errors(), Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+        with self._errors(), CatalogSession(self._write_engine, expire_on_commit=False) as session, session.begin():
             yield session
+        if self._wal is not None:
+            self._wal.committed()
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a Core connection (``BEGIN IMMEDIATE`` on SQLite): committed when the
+        block ends, rolled back on error.  The audited write path runs on it; an ORM session is bound
+        to it only when a writer asks for one (an ORM session's own bookkeeping costs more than a
+        decorated step's whole write)."""
+        if self.read_only:
+            raise CatalogError(f"catalog {self.display_url} is open read-only")
+        with self._errors(), self._write_engine.connect() as conn, conn.begin():
+            yield conn
         if self._wal is not None:
             self._wal.committed()
 
@@ -345,13 +382,22 @@ _ACTIVE: ContextVar[Catalog | None] = ContextVar("governance_active_catalog", de
 
 @contextmanager
 def use_catalog(catalog: Catalog) -> Iterator[Catalog]:
-    """Make ``catalog`` the one :func:`open_catalog` returns in this context (thread or task) until
-    the block ends; explicit ``url=`` arguments still win."""
+    """Make ``catalog`` the one :func:`open_catalog` returns, and the one capture records to, in this
+    context (thread or asyncio task) until the block ends; explicit ``url=`` arguments still win.
+
+    This is the one answer to "which catalog?" (:func:`active_catalog`).  A thread started inside the
+    block begins with an empty context, as :mod:`contextvars` threads do: enter the block in the thread
+    too, or run the thread's target in :func:`contextvars.copy_context`."""
     token = _ACTIVE.set(catalog)
     try:
         yield catalog
     finally:
         _ACTIVE.reset(token)
+
+
+def active_catalog() -> Catalog | None:
+    """The catalog of the innermost :func:`use_catalog` block of this context (None: the configured one)."""
+    return _ACTIVE.get()
 
 
 def open_catalog(settings: Settings | None = None, *, url: str | None = None, read_only: bool = False) -> Catalog:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from governance.catalog._models import Dataset, DatasetVersion, Model, ModelAlias, ModelVersion
-from governance.errors import InputError, NotFoundError
+from governance.errors import CatalogError, InputError, NotFoundError
 
 __all__ = ["Ref", "parse_ref", "resolve_dataset_version", "resolve_model", "resolve_model_version"]
 
@@ -25,7 +25,10 @@ MAX_VERSION = 2**31 - 1
 
 @dataclass(frozen=True)
 class Ref:
-    """A parsed ``NAME[@VERSION|@ALIAS]``."""
+    """A reference to a model (or dataset) version: ``NAME[@VERSION|@ALIAS]``, parsed.
+
+    ``str(ref)`` is the text form (``credit-scorer@2``); every function that takes a reference takes
+    either form."""
 
     name: str
     version: int | None = None
@@ -37,8 +40,11 @@ class Ref:
         return f"{self.name}@{self.alias}" if self.alias else self.name
 
 
-def parse_ref(text: str, what: str = "MODEL@VERSION") -> Ref:
-    """Parse ``name``, ``name@3`` or ``name@alias``; bad text is an :class:`InputError` naming ``what``."""
+def parse_ref(text: str | Ref, what: str = "MODEL@VERSION") -> Ref:
+    """Parse ``name``, ``name@3`` or ``name@alias``; bad text is an :class:`InputError` naming ``what``.
+    A :class:`Ref` (e.g. from :func:`governance.version_of`) is returned as it is."""
+    if isinstance(text, Ref):
+        return text
     name, sep, tail = text.strip().rpartition("@")
     if not sep:
         name, tail = tail, ""
@@ -91,7 +97,9 @@ def resolve_model_version(session: Session, ref: Ref | str) -> tuple[Model, Mode
             hint = f"; aliases: {', '.join(sorted(names))}" if names else "; it has no aliases yet"
             raise NotFoundError(f"model {ref.name!r} has no alias {ref.alias!r}{hint}")
         mv = session.get(ModelVersion, alias.model_version_id)
-        assert mv is not None
+        if mv is None:
+            raise CatalogError(f"alias {ref.alias!r} of model {ref.name!r} points to model version id "
+                               f"{alias.model_version_id}, which is not in the catalog")
         return model, mv
     mv = session.exec(stmt.order_by(col(ModelVersion.version).desc())).first()
     if mv is None:

@@ -20,7 +20,7 @@ from governance.catalog._models import (
     RunIO,
 )
 from governance.catalog._refs import parse_ref, resolve_dataset_version, resolve_model_version
-from governance.errors import NotFoundError
+from governance.errors import CatalogError, NotFoundError
 
 __all__ = [
     "as_utc",
@@ -90,7 +90,8 @@ def describe_run(session: Session, run_id: str) -> dict[str, Any]:
         raise NotFoundError(f"run id prefix {run_id!r} is ambiguous; give more characters")
     run = matches[0]
     job = session.get(Job, run.job_id)
-    assert job is not None
+    if job is None:
+        raise CatalogError(f"run {run.id} names job id {run.job_id}, which is not in the catalog")
     doc = _run_row(run, job)
     parent = session.get(Run, run.parent_run_id) if run.parent_run_id else None
     doc.update(

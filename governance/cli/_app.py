@@ -15,7 +15,20 @@ from collections.abc import Sequence
 import typer
 
 from governance._display import printable
-from governance.cli import _db, _read
+from governance.cli import (
+    _audit,
+    _db,
+    _demo,
+    _keys,
+    _lineage,
+    _mlflow,
+    _openlineage,
+    _policy,
+    _read,
+    _registry,
+    _report,
+    _serve,
+)
 from governance.cli._context import CliState
 from governance.errors import GovernanceError
 
@@ -44,26 +57,11 @@ def _root(
     ctx.obj = CliState(verbose=verbose, catalog_url=catalog, actor=actor)
 
 
-for _module in (_db, _read):
+# Every command area lives in its own module and adds its commands to ``app``; all are imported here,
+# so a missing or broken module fails ``gov`` loudly instead of dropping its commands.
+for _module in (_db, _read, _audit, _lineage, _openlineage, _policy, _registry, _report, _demo, _keys, _mlflow,
+                _serve):
     _module.register(app)
-
-
-def _register_optional() -> None:
-    """Areas that live in their own modules; each adds its commands to ``app``."""
-    import importlib
-
-    for name in ("_audit", "_lineage", "_openlineage", "_policy", "_registry", "_report", "_demo", "_keys",
-                 "_mlflow", "_serve"):
-        try:
-            module = importlib.import_module(f"governance.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"governance.cli.{name}":
-                continue
-            raise
-        module.register(app)
-
-
-_register_optional()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

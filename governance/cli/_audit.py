@@ -22,7 +22,16 @@ _FORMATS = ("text", "json")
 def register(app: typer.Typer) -> None:
     audit = typer.Typer(help="Tamper-evident audit trail: verify, checkpoints, keys, log.",
                         no_args_is_help=True)
+    _add_verify(audit)
+    _add_adopt(audit)
+    _add_checkpoint(audit)
+    _add_keygen(audit)
+    _add_log(audit)
+    _add_harden(audit)
+    app.add_typer(audit, name="audit")
 
+
+def _add_verify(audit: typer.Typer) -> None:
     @audit.command("verify")
     def verify(
         ctx: typer.Context,
@@ -67,6 +76,8 @@ def register(app: typer.Typer) -> None:
                 raise AuditIntegrityError(f"checkpoint check failed: {report.checkpoint_reason}")
             raise AuditIntegrityError(f"state does not match the audit log: {report.state.lines()[0]}")
 
+
+def _add_adopt(audit: typer.Typer) -> None:
     @audit.command("adopt")
     def adopt(
         ctx: typer.Context,
@@ -93,6 +104,8 @@ def register(app: typer.Typer) -> None:
             raise AuditIntegrityError(f"{sum(report.unmatched.values())} row(s) match no audit event and stay "
                                       "unbound: the gate refuses them")
 
+
+def _add_checkpoint(audit: typer.Typer) -> None:
     @audit.command("checkpoint")
     def checkpoint(
         ctx: typer.Context,
@@ -108,19 +121,22 @@ def register(app: typer.Typer) -> None:
         cp = create_checkpoint(st.catalog(), private, output, resolve_actor(st.actor, st.settings))
         say(f"checkpoint written: {output} (seq {cp.seq}, hash {cp.hash[:16]}, key {cp.key_id})")
 
+
+def _add_keygen(audit: typer.Typer) -> None:
     @audit.command("keygen")
     def keygen(
         output_dir: Path = typer.Option(..., "--output-dir", metavar="DIR",
                                         help="Directory for audit-signing.key (0600) and audit-signing.pub."),
     ) -> None:
         """Make an Ed25519 key pair for signing checkpoints."""
-        from governance.audit import generate_keypair, load_public_key
-        from governance.audit._checkpoint import key_id
+        from governance.audit import generate_keypair, key_id, load_public_key
 
         private_path, public_path = generate_keypair(output_dir)
         say(f"private key: {private_path} (mode 0600; keep it secret, e.g. a CI secret)")
         say(f"public key:  {public_path} (key id {key_id(load_public_key(public_path))})")
 
+
+def _add_log(audit: typer.Typer) -> None:
     @audit.command("log")
     def log(
         ctx: typer.Context,
@@ -131,8 +147,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text or json"),
     ) -> None:
         """List audit events, oldest first."""
-        from governance.audit import list_events
-        from governance.audit._log import parse_since
+        from governance.audit import list_events, parse_since
 
         check_format(fmt, _FORMATS)
         since_time = parse_since(since) if since is not None else None
@@ -147,6 +162,8 @@ def register(app: typer.Typer) -> None:
             say(f"{row['seq']:>6}  {row['time']}  {printable(row['actor'])}  {printable(row['action'])}  "
                        f"{printable(row['subject'])}")
 
+
+def _add_harden(audit: typer.Typer) -> None:
     @audit.command("harden")
     def harden(
         ctx: typer.Context,
@@ -165,5 +182,3 @@ def register(app: typer.Typer) -> None:
         catalog = st.catalog()
         harden_postgres(catalog, role, resolve_actor(st.actor, st.settings))
         say(f"audit tables of {catalog.display_url} are append-only for role {role}")
-
-    app.add_typer(audit, name="audit")

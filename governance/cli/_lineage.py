@@ -146,8 +146,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the lineage graph of a model version or a dataset version (a table another producer
         wrote, e.g. ``s3://warehouse/sales.orders@3`` or ``file:///data/raw.csv``; latest by default)."""
-        from governance.catalog import parse_ref, resolve_model_version
-        from governance.catalog._graph import downstream, parse_as_of, upstream
+        from governance.catalog import downstream, parse_as_of, parse_ref, resolve_model_version, upstream
 
         check_format(fmt, _LINEAGE_FORMATS)
         if up and down:
@@ -179,8 +178,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text or json"),
     ) -> None:
         """What changed between two model versions: training data, code, parameters."""
-        from governance.catalog import parse_ref, resolve_model_version
-        from governance.catalog._graph import diff_versions
+        from governance.catalog import diff_versions, parse_ref, resolve_model_version
 
         check_format(fmt, _DIFF_FORMATS)
         with state(ctx).catalog().read() as session:
@@ -204,7 +202,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-hash data and say whether it matches the recorded fingerprint (exit 0) or not (exit 1)."""
         from governance.catalog import resolve_dataset_version
-        from governance.lineage._verify import verify_dataset
+        from governance.lineage import verify_dataset
 
         with state(ctx).catalog().read() as session:
             dataset, dv = resolve_dataset_version(session, ref)

@@ -48,9 +48,9 @@ def print_mapping(doc: dict[str, Any]) -> None:
 
 def views() -> Any:
     """The catalog's read views, imported when a command runs (``gov --help`` imports no database code)."""
-    from governance.catalog import _views
+    import governance.catalog
 
-    return _views
+    return governance.catalog
 
 
 def register(app: typer.Typer) -> None:

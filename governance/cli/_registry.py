@@ -61,7 +61,21 @@ def _decision_text(decision: dict[str, Any]) -> str:
 
 def register(app: typer.Typer) -> None:
     waivers = typer.Typer(help="Waivers: time-boxed, approved exceptions to one check.", no_args_is_help=True)
+    _add_register(app)
+    _add_document(app)
+    _add_promote(app)
+    _add_rollback(app)
+    _add_history(app)
+    _add_approve(app)
+    _add_waive(app)
+    _add_waivers_list(waivers)
+    _add_waivers_approve(waivers)
+    _add_waivers_revoke(waivers)
+    _add_monitor(app)
+    app.add_typer(waivers, name="waivers")
 
+
+def _add_register(app: typer.Typer) -> None:
     @app.command("register")
     def register_cmd(
         ctx: typer.Context,
@@ -85,6 +99,8 @@ def register(app: typer.Typer) -> None:
                             catalog=st.catalog(), actor=st.actor)
         say(f"registered {name}@{mv.version}")
 
+
+def _add_document(app: typer.Typer) -> None:
     @app.command("document")
     def document_cmd(
         ctx: typer.Context,
@@ -102,6 +118,8 @@ def register(app: typer.Typer) -> None:
                       risk_tier=risk_tier, catalog=st.catalog(), actor=st.actor)
         say(f"documented version {mv.version}: card fields {', '.join(sorted(mv.card)) or 'none'}")
 
+
+def _add_promote(app: typer.Typer) -> None:
     @app.command("promote")
     def promote_cmd(
         ctx: typer.Context,
@@ -134,8 +152,7 @@ def register(app: typer.Typer) -> None:
         Exit codes: 0 promoted; 1 blocked, approvals missing or the stage moved meanwhile; 2 bad input;
         3 a check could not be evaluated.
         """
-        from governance.registry import promote
-        from governance.registry._promote import OBSERVE, refusal_error
+        from governance.registry import OBSERVE, promote, refusal_error
 
         check_format(fmt, FORMATS)
         check_output(output)
@@ -164,6 +181,8 @@ def register(app: typer.Typer) -> None:
             say(_decision_text(decision), err=fmt == "json")
         return 0
 
+
+def _add_rollback(app: typer.Typer) -> None:
     @app.command("rollback")
     def rollback_cmd(
         ctx: typer.Context,
@@ -187,11 +206,12 @@ def register(app: typer.Typer) -> None:
         out = rollback(model, stage=stage, reason=reason, catalog=st.catalog(), actor=st.actor, key=key,
                        after=None if hook is None else hook.publish_rollback)
         if fmt == "json":
-            emit_json(out)
+            emit_json(out.as_dict())
         else:
-            say(f"rolled back {out['model']}@{out['stage']}: version {out['from_version']} -> "
-                       f"{out['to_version']} ({out['reason']})")
+            say(f"rolled back {out.model}@{out.stage}: version {out.from_version} -> {out.to_version} ({out.reason})")
 
+
+def _add_history(app: typer.Typer) -> None:
     @app.command("history")
     def history_cmd(
         ctx: typer.Context,
@@ -212,6 +232,8 @@ def register(app: typer.Typer) -> None:
                                "key_fingerprint", "verification", "evaluation_status", "reason"],
                         f"promotion history of {model}")
 
+
+def _add_approve(app: typer.Typer) -> None:
     @app.command("approve")
     def approve_cmd(
         ctx: typer.Context,
@@ -236,6 +258,8 @@ def register(app: typer.Typer) -> None:
         how = "signed" if key is not None else "unsigned"
         say(f"approval {row.id} recorded ({how}): {row.approver} approves {ref} for {stage}")
 
+
+def _add_waive(app: typer.Typer) -> None:
     @app.command("waive")
     def waive_cmd(
         ctx: typer.Context,
@@ -281,6 +305,8 @@ def register(app: typer.Typer) -> None:
         say(f"waiver {row.id} recorded: {check_id} waived for {scope} until "
                    f"{row.expires_at.isoformat()} (approved by {row.approver})")
 
+
+def _add_waivers_list(waivers: typer.Typer) -> None:
     @waivers.command("list")
     def waivers_list(
         ctx: typer.Context,
@@ -300,6 +326,8 @@ def register(app: typer.Typer) -> None:
                                "requester_verification", "approver", "approver_verification", "signatures",
                                "ticket", "reason"], "waivers")
 
+
+def _add_waivers_approve(waivers: typer.Typer) -> None:
     @waivers.command("approve")
     def waivers_approve(
         ctx: typer.Context,
@@ -315,6 +343,8 @@ def register(app: typer.Typer) -> None:
         say(f"waiver {row.id} approved by {row.approver} (signed): {row.check_id} until "
             f"{row.expires_at.isoformat()}")
 
+
+def _add_waivers_revoke(waivers: typer.Typer) -> None:
     @waivers.command("revoke")
     def waivers_revoke(
         ctx: typer.Context,
@@ -328,6 +358,8 @@ def register(app: typer.Typer) -> None:
         revoked = revoke_waiver(waiver_id, reason=reason, catalog=st.catalog(), actor=st.actor)
         say(f"waiver {revoked.id} revoked")
 
+
+def _add_monitor(app: typer.Typer) -> None:
     @app.command("monitor")
     def monitor_cmd(
         ctx: typer.Context,
@@ -359,17 +391,14 @@ def register(app: typer.Typer) -> None:
                          force=force)
         document = report.gate.output_document()
         document["monitor"] = {"stage": report.stage, "notified": report.notified,
-                               "rolled_back": report.rolled_back}
+                               "rolled_back": None if report.rolled_back is None else report.rolled_back.as_dict()}
         write_report(document, fmt, output, report.gate.policy_path)
         if report.notified and report.notified.get("error"):
             say(f"gov: warning: notification to {notify} failed: {report.notified['error']}", err=True)
         if report.rolled_back:
             rb = report.rolled_back
-            say(f"rolled back {rb['model']}@{rb['stage']}: version {rb['from_version']} -> "
-                       f"{rb['to_version']}", err=True)
+            say(f"rolled back {rb.model}@{rb.stage}: version {rb.from_version} -> {rb.to_version}", err=True)
         return report.exit_code(fail_on_warn=fail_on_warn)
-
-    app.add_typer(waivers, name="waivers")
 
 
 def _registry_hook(registry: str, tracking_uri: str | None, catalog: Any) -> MlflowRegistry | None:

@@ -19,8 +19,7 @@ def register(app: typer.Typer) -> None:
         """Serve the catalog: web UI, read API and POST /api/v1/lineage (needs the [server] extra)."""
         import dataclasses
 
-        from governance.server import load_server_config, serve
-        from governance.server._inbox import default_inbox_dir
+        from governance.server import default_inbox_dir, load_server_config, serve
 
         config = load_server_config()
         catalog = state(ctx).catalog()

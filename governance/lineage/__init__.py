@@ -13,7 +13,8 @@ Public API (also reachable as ``governance.step``, ``governance.Dataset``, ...):
 * :func:`record_model_version`, :func:`load_model_artifact` - model versions and verified artifacts;
 * :func:`spark_identity`, :func:`delta_snapshot`, :func:`iceberg_snapshot`, :func:`is_spark_frame` - what a
   Spark DataFrame reads (a Delta or Iceberg snapshot, or its plan and files), see ``_spark``, ``_iceberg``;
-* :func:`replay_spool` - write spooled runs to the catalog (``gov sync``).
+* :func:`replay_spool` - write spooled runs to the catalog (``gov sync``);
+* :func:`verify_dataset` - re-hash data and compare it with a recorded version (``gov lineage verify-data``).
 """
 
 from governance.lineage._adapters import (
@@ -30,7 +31,7 @@ from governance.lineage._iceberg import IcebergSnapshot, iceberg_root, iceberg_s
 from governance.lineage._model_versions import record_model_version
 from governance.lineage._queries import diff_versions, downstream, upstream
 from governance.lineage._record import RunRecord, write_run
-from governance.lineage._runtime import capture_to
+from governance.lineage._runtime import capture_to, reset_runtime
 from governance.lineage._spark import (
     DeltaSnapshot,
     SparkDatasetKey,
@@ -45,6 +46,7 @@ from governance.lineage._stats import STATS_FORMAT, column_stats, table_stats
 from governance.lineage._step import KINDS, StepSpec, current_run, step
 from governance.lineage._tags import tag
 from governance.lineage._uuid7 import uuid7
+from governance.lineage._verify import VerifyResult, verify_dataset
 
 __all__ = [
     "KINDS",
@@ -61,6 +63,7 @@ __all__ = [
     "SparkDatasetKey",
     "SparkIdentity",
     "StepSpec",
+    "VerifyResult",
     "artifact_digest",
     "capture_adapter",
     "capture_to",
@@ -78,6 +81,7 @@ __all__ = [
     "load_model_artifact",
     "record_model_version",
     "replay_spool",
+    "reset_runtime",
     "spark_identity",
     "step",
     "table_capture",
@@ -85,5 +89,6 @@ __all__ = [
     "tag",
     "upstream",
     "uuid7",
+    "verify_dataset",
     "write_run",
 ]

@@ -1,15 +1,22 @@
-"""Lineage queries by reference (``MODEL@VERSION``), thin wrappers over :mod:`governance.catalog._graph`."""
+"""Lineage queries by reference (``MODEL@VERSION``), thin wrappers over the catalog's graph walks."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from governance.catalog import Catalog, ModelVersion, open_catalog, resolve_model_version
-from governance.catalog._graph import LineageGraph, VersionDiff, parse_as_of
-from governance.catalog._graph import diff_versions as _diff
-from governance.catalog._graph import downstream as _downstream
-from governance.catalog._graph import upstream as _upstream
+from governance.catalog import (
+    Catalog,
+    LineageGraph,
+    ModelVersion,
+    VersionDiff,
+    open_catalog,
+    parse_as_of,
+    resolve_model_version,
+)
+from governance.catalog import diff_versions as _diff
+from governance.catalog import downstream as _downstream
+from governance.catalog import upstream as _upstream
 
 __all__ = ["diff_versions", "downstream", "upstream"]
 

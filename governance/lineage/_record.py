@@ -323,7 +323,7 @@ class _Writer:
     def __init__(self, tx: AuditedTransaction, known: _CatalogIds, pending: _CatalogIds) -> None:
         self.tx = tx
         self.graph = GraphWriter(tx)
-        self.session = tx.session
+        self.scope = tx.scope  # no ORM session unless a model version needs one
         self.raw = tx.raw
         self.known = known
         self.pending = pending
@@ -372,7 +372,7 @@ def _ensure_ancestors(w: _Writer, ancestors: list[RunFrame], enqueue: Any) -> in
                 f"run:{frame.run_uuid}",
                 {"run_uuid": frame.run_uuid, "job": frame.job, "namespace": frame.namespace},
             )
-            enqueue(w.session, frame.run_uuid, [("START", frame.started_at)])
+            enqueue(w.scope, frame.run_uuid, [("START", frame.started_at)])
         else:
             run_id = found[0]
         parent_id = run_id
@@ -610,7 +610,7 @@ def write_run(catalog: Catalog, record: RunRecord, *, replayed_by: str | None = 
         w.graph.set_field_tags([{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
         final = ("COMPLETE" if record.status == "COMPLETED" else "FAIL", record.ended_at or tx.time)
         # START (a run first written now) and its end, in that order; documents are built when shipped
-        enqueue(tx.session, record.run_uuid, [("START", record.started_at), final] if existing is None else [final])
+        enqueue(w.scope, record.run_uuid, [("START", record.started_at), final] if existing is None else [final])
     ID_CACHE.commit(catalog, pending)
     kick(catalog)
     return True

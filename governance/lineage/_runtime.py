@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from governance._display import printable
-from governance.catalog import Catalog, bounded_lock_wait, open_catalog
+from governance.catalog import Catalog, active_catalog, bounded_lock_wait, open_catalog, use_catalog
 from governance.config import Settings
 from governance.lineage._environment import CodeInfoCache, EnvironmentCache
-from governance.lineage._record import RunRecord, write_run
+from governance.lineage._record import ID_CACHE, RunRecord, write_run
 from governance.lineage._settings import SettingsCache
 from governance.lineage._spool import spool_write
 
-__all__ = ["RETRY_AFTER", "CatalogHealth", "Runtime", "capture_to", "runtime"]
+__all__ = ["RETRY_AFTER", "CatalogHealth", "Runtime", "capture_to", "reset_runtime", "runtime"]
 
 _LOG = logging.getLogger("governance")
 RETRY_AFTER = 30.0
@@ -32,14 +32,11 @@ RETRY_AFTER = 30.0
 
 @contextmanager
 def capture_to(catalog: Catalog) -> Iterator[Catalog]:
-    """Record the runs of steps (in every thread of this process) to ``catalog`` instead of the
-    configured one, until the block ends."""
-    rt = runtime()
-    rt.push_target(catalog)
-    try:
+    """Record the runs of steps to ``catalog`` instead of the configured one, in this context (thread
+    or asyncio task) until the block ends: :func:`governance.catalog.use_catalog`, the one answer to
+    "which catalog?"."""
+    with use_catalog(catalog):
         yield catalog
-    finally:
-        rt.pop_target(catalog)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -92,28 +89,26 @@ class Runtime:
         self.code = CodeInfoCache()
         self.health = CatalogHealth()
         self._warned_capture = False
-        self._targets: list[Catalog] = []
-        self._target_lock = threading.Lock()
 
-    def push_target(self, catalog: Catalog) -> None:
-        with self._target_lock:
-            self._targets.append(catalog)
+    def reset(self) -> None:
+        """Forget what capture learnt in this process: settings, environment, code and catalog ids,
+        catalog health, the capture-failure warning (:func:`governance.testing.reset`)."""
+        self.settings = SettingsCache()
+        self.environment = EnvironmentCache()
+        self.code = CodeInfoCache()
+        self.health = CatalogHealth()
+        self._warned_capture = False
+        ID_CACHE.clear()
 
-    def pop_target(self, catalog: Catalog) -> None:
-        with self._target_lock:
-            if catalog in self._targets:
-                self._targets.reverse()
-                self._targets.remove(catalog)
-                self._targets.reverse()
-
-    def target(self) -> Catalog | None:
+    @staticmethod
+    def target() -> Catalog | None:
         """The catalog of the innermost :func:`capture_to` block (None: the configured catalog)."""
-        return self._targets[-1] if self._targets else None
+        return active_catalog()
 
     def record(self, record: RunRecord, settings: Settings) -> str:
         """Write the run to the catalog, else to the spool.  Returns ``"catalog"``, ``"spool"`` or
         ``"lost"`` (the spool could not be written either; logged)."""
-        target = self._targets[-1] if self._targets else None
+        target = active_catalog()
         url = settings.catalog_url if target is None else f"{target.url}#{id(target)}"
         display = url if target is None else target.display_url
         if not self.health.is_down(url):
@@ -155,3 +150,8 @@ _RUNTIME = Runtime()
 def runtime() -> Runtime:
     """The process's capture runtime."""
     return _RUNTIME
+
+
+def reset_runtime() -> None:
+    """Forget what capture keeps per process (:meth:`Runtime.reset`; :func:`governance.testing.reset`)."""
+    _RUNTIME.reset()

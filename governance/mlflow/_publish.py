@@ -23,7 +23,7 @@ reconcile`` reports until the command is re-run).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
@@ -32,6 +32,9 @@ from governance.catalog import Catalog, Evidence, resolve_model_version
 from governance.errors import CatalogError, InputError, NotFoundError
 from governance.mlflow._client import Connection, connect, first_line
 from governance.mlflow._digest import TREE_ALGO, downloaded_model, tree_digest
+
+if TYPE_CHECKING:  # the registry calls this module's hooks; it is a layer above
+    from governance.registry import Rollback
 
 __all__ = ["TAG_PREFIX", "MlflowPublishError", "MlflowRegistry", "evidence_digest"]
 
@@ -102,16 +105,16 @@ class MlflowRegistry:
             "audit_seq": decision.get("audit_seq"), "actor": decision.get("actor"),
         })
 
-    def publish_rollback(self, outcome: dict[str, Any]) -> None:
+    def publish_rollback(self, outcome: Rollback) -> None:
         """The ``after`` hook of ``governance.registry.rollback``: the alias goes back in MLflow too."""
-        name, version = str(outcome["model"]), int(outcome["to_version"])
+        name, version = outcome.model, int(outcome.to_version or 0)
         with self.catalog.read() as session:
             _, mv = resolve_model_version(session, f"{name}@{version}")
             algo = mv.hash_algo
         if algo != TREE_ALGO:
             raise MlflowPublishError(f"{name}@{version}: rolled back in the catalog, but that version was not "
                                      "imported from MLflow; MLflow alias not set")
-        self._write(name, version, str(outcome["stage"]), {
-            "action": "rollback", "stage": outcome["stage"], "audit_seq": outcome.get("audit_seq"),
-            "actor": outcome.get("actor"), "reason": outcome.get("reason"),
+        self._write(name, version, outcome.stage, {
+            "action": "rollback", "stage": outcome.stage, "audit_seq": outcome.audit_seq,
+            "actor": outcome.actor, "reason": outcome.reason,
         })

@@ -26,6 +26,8 @@ from governance.openlineage._events import (
 from governance.openlineage._facets import FACET_SCHEMA_URLS, policy_result_facet
 from governance.openlineage._graph import GraphWriter, schema_fields, schema_of
 from governance.openlineage._ingest import IngestReport, ingest_openlineage
+from governance.openlineage._ingest_read import ParsedEvent
+from governance.openlineage._ingest_read import validate as validate_event
 from governance.openlineage._naming import (
     MODEL_VERSION_FACET,
     POLICY_RESULT_FACET,
@@ -38,7 +40,7 @@ from governance.openlineage._naming import (
     model_dataset,
 )
 from governance.openlineage._outbox import SyncReport, pending_count, sync, to_client_event
-from governance.openlineage._shipper import Shipper, ShipperLimits, kick_shipper, shipper_for
+from governance.openlineage._shipper import Shipper, ShipperLimits, forget_shippers, kick_shipper, shipper_for
 
 __all__ = [
     "FACET_SCHEMA_URLS",
@@ -48,6 +50,7 @@ __all__ = [
     "RUN_EVENT_SCHEMA_URL",
     "GraphWriter",
     "IngestReport",
+    "ParsedEvent",
     "Shipper",
     "ShipperLimits",
     "SyncReport",
@@ -59,6 +62,7 @@ __all__ = [
     "enqueue_events",
     "enqueue_run_event",
     "enqueue_run_events",
+    "forget_shippers",
     "ingest_openlineage",
     "kick_shipper",
     "load_transport_config",
@@ -73,4 +77,5 @@ __all__ = [
     "shipper_for",
     "sync",
     "to_client_event",
+    "validate_event",
 ]

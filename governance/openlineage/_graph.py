@@ -171,7 +171,7 @@ class GraphWriter:
     def __init__(self, tx: AuditedTransaction, *, supply: bool = True) -> None:
         """``supply``: hand the rows inserted to the audit layer (a few rows per transaction: saves
         reading them back; a bulk import's dense ranges read back as cheaply, so it need not)."""
-        if not isinstance(tx, AuditedTransaction) or not tx.session.in_transaction():
+        if not isinstance(tx, AuditedTransaction):
             raise GovernanceError("internal: the lineage graph is written only inside governance.audit.audited()")
         self.tx = tx
         self.raw: RawConnection = tx.raw
@@ -179,7 +179,7 @@ class GraphWriter:
 
     def _supply(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.supply:
-            supply_rows(self.tx.session, table.name, rows)
+            supply_rows(self.tx.scope, table.name, rows)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------------------------ jobs
     def job_id(self, namespace: str, name: str, kind: str, source_file: str | None) -> int:
@@ -208,9 +208,9 @@ class GraphWriter:
             (_d, _INSERT_DATASETS, _DATASET_COLUMNS)
 
         def load(keys: list[tuple[str, str]]) -> None:
-            conn = self.tx.session.connection()
+            scope = self.tx.scope
             for chunk in chunks(keys):
-                rows = conn.execute(sa.select(table.c.id, table.c.namespace, table.c.name)
+                rows = scope.execute(sa.select(table.c.id, table.c.namespace, table.c.name)
                                     .where(sa.tuple_(table.c.namespace, table.c.name).in_(chunk)))
                 into.update({(str(ns), str(name)): int(i) for i, ns, name in rows})
 
@@ -254,9 +254,8 @@ class GraphWriter:
 
     def delete_version(self, version_id: int) -> None:
         """Remove a version nothing refers to, with its fields (an ingest placeholder no longer needed)."""
-        conn = self.tx.session.connection()
-        conn.execute(sa.delete(_f).where(_f.c.dataset_version_id == version_id))
-        conn.execute(sa.delete(_dv).where(_dv.c.id == version_id))
+        self.tx.scope.execute(sa.delete(_f).where(_f.c.dataset_version_id == version_id))
+        self.tx.scope.execute(sa.delete(_dv).where(_dv.c.id == version_id))
 
     def insert_fields(self, rows: Sequence[Mapping[str, Any]]) -> None:
         self._insert_many(_INSERT_FIELD, _f, [_full(_FIELD_COLUMNS, r) for r in rows])

@@ -313,7 +313,6 @@ class _Batch:
     def __init__(self, tx: AuditedTransaction, report: IngestReport) -> None:
         self.tx = tx
         self.graph = GraphWriter(tx, supply=False)  # a batch's dense id ranges read back as cheaply
-        self.session = tx.session
         self.raw: RawConnection = tx.raw
         self.report = report
         self.jobs: dict[tuple[str, str], int] = {}
@@ -332,7 +331,7 @@ class _Batch:
         self.removed = 0
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
-        return self.session.execute(stmt, params) if params is not None else self.session.execute(stmt)
+        return self.tx.scope.execute(stmt, params)
 
     # ------------------------------------------------------------------------------------- phases
     def run(self, events: list[ParsedEvent]) -> None:

@@ -31,7 +31,7 @@ from governance.errors import GovernanceError
 from governance.openlineage._config import configured, load_transport_config, make_transport
 from governance.openlineage._outbox import emitter, ship_round
 
-__all__ = ["Shipper", "ShipperLimits", "kick_shipper", "shipper_for"]
+__all__ = ["Shipper", "ShipperLimits", "forget_shippers", "kick_shipper", "shipper_for"]
 
 log = logging.getLogger("governance.openlineage")
 
@@ -182,6 +182,11 @@ class _Shippers:
                 self._atexit = True
             return shipper
 
+    def forget(self) -> None:
+        """Drop every shipper (a running one finishes its batch and exits on its own)."""
+        with self._lock:
+            self._items = weakref.WeakKeyDictionary()
+
     def _drain_at_exit(self) -> None:
         with self._lock:
             shippers = list(self._items.values())
@@ -225,8 +230,18 @@ class _ConfiguredCache:
         self._entry = (key, now, answer)
         return answer
 
+    def clear(self) -> None:
+        self._entry = None
+
 
 _CONFIGURED = _ConfiguredCache()
+
+
+def forget_shippers() -> None:
+    """Forget the shippers of this process and the cached answer to "is a transport configured?"
+    (:func:`governance.testing.reset`)."""
+    _SHIPPERS.forget()
+    _CONFIGURED.clear()
 
 
 def kick_shipper(catalog: Catalog) -> None:

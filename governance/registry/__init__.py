@@ -7,7 +7,16 @@ from governance.registry._gate import GateReport, check
 from governance.registry._lookup import version_of
 from governance.registry._monitor import MonitorReport, monitor
 from governance.registry._output import FORMATS, GithubOutput, render, render_github, summary_line
-from governance.registry._promote import PromotionConflict, history, promote, rollback, stage_version
+from governance.registry._promote import (
+    OBSERVE,
+    PromotionConflict,
+    Rollback,
+    history,
+    promote,
+    refusal_error,
+    rollback,
+    stage_version,
+)
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
 from governance.registry._verdict import Outcome, classify, exit_code
@@ -23,12 +32,14 @@ from governance.registry._waivers import (
 __all__ = [
     "CARD_FIELDS",
     "FORMATS",
+    "OBSERVE",
     "ApprovalStatus",
     "GateReport",
     "GithubOutput",
     "MonitorReport",
     "Outcome",
     "PromotionConflict",
+    "Rollback",
     "approve",
     "approve_waiver",
     "check",
@@ -41,6 +52,7 @@ __all__ = [
     "list_waivers",
     "monitor",
     "promote",
+    "refusal_error",
     "register_model",
     "render",
     "render_github",

@@ -27,7 +27,7 @@ from governance.registry._gate import (
     resolve_subject,
     store,
 )
-from governance.registry._promote import rollback
+from governance.registry._promote import Rollback, rollback
 from governance.registry._verdict import EXIT_BLOCKED, EXIT_OK, Outcome, classify
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,7 @@ class MonitorReport:
     gate: GateReport
     stage: str
     notified: dict[str, Any] | None = None
-    rolled_back: dict[str, Any] | None = None
+    rolled_back: Rollback | None = None
     summary: dict[str, Any] = field(default_factory=dict)
 
     def exit_code(self, *, fail_on_warn: bool = False) -> int:
@@ -123,7 +123,7 @@ def monitor(
         "policy": document.get("policy"), "data": str(data),
         "failed": [{"id": r.get("id"), "status": r.get("status"), "message": r.get("message")}
                    for r in document.get("results", []) if classify(r) in (Outcome.FAILURE, Outcome.ERROR)],
-        "rolled_back": report.rolled_back,
+        "rolled_back": None if report.rolled_back is None else report.rolled_back.as_dict(),
     }
     if notify is not None and code != EXIT_OK:
         try:

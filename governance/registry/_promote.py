@@ -10,6 +10,7 @@ started (compare-and-set).  Refusals and lost races are recorded too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from governance.catalog import (
 )
 from governance.catalog._views import iso
 from governance.errors import EvaluationError, InputError, NotFoundError, PolicyViolation
-from governance.registry._approvals import approvals_status
+from governance.registry._approvals import ApprovalStatus, approvals_status
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
 from governance.registry._gate import (
     GateReport,
@@ -44,13 +45,22 @@ from governance.registry._gate import (
     resolve_subject,
     store,
 )
-from governance.registry._signoff import Signoff, check_stage_pack, pack_ref, statements_for
+from governance.registry._signoff import Signer, Signoff, check_stage_pack, pack_ref, statements_for
 from governance.registry._verdict import EXIT_ERROR, EXIT_OK, exit_code
 
 if TYPE_CHECKING:  # pragma: no cover
     from governance.policy import PolicyPack
 
-__all__ = ["OBSERVE", "PromotionConflict", "history", "promote", "rollback", "stage_version"]
+__all__ = [
+    "OBSERVE",
+    "PromotionConflict",
+    "Rollback",
+    "history",
+    "promote",
+    "refusal_error",
+    "rollback",
+    "stage_version",
+]
 
 
 class PromotionConflict(PolicyViolation):
@@ -75,6 +85,39 @@ def _lock_model(session: Session, model_id: int) -> Model:
 def _current(session: Session, model_id: int, stage: str) -> ModelAlias | None:
     stmt = select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == stage)
     return session.exec(stmt).first()
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """What :func:`rollback` did: ``stage`` of ``model`` moved from ``from_version`` back to
+    ``to_version``, for ``reason``; recorded as promotion event ``event_id`` by ``actor``, the last
+    audit event of the transaction being ``audit_seq``.
+
+    :meth:`as_dict` is the JSON form (``gov rollback --format json``).  Reading by key
+    (``outcome["to_version"]``, ``outcome.get("audit_seq")``) still works, as when this was a dict."""
+
+    model: str
+    stage: str
+    from_version: int | None
+    to_version: int | None
+    reason: str
+    event_id: int | None
+    actor: str
+    audit_seq: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _ROLLBACK_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in _ROLLBACK_FIELDS else default
+
+
+_ROLLBACK_FIELDS = frozenset(f.name for f in fields(Rollback))
 
 
 def _version_number(session: Session, version_id: int | None) -> int | None:
@@ -162,13 +205,7 @@ def promote(
     stage = validate_stage(to)
     spec = predictions_spec(predictions, label, prediction, score, sensitive)
     signoff = Signoff.load(now)
-    if policy is None:
-        bound = signoff.settings.stage_policy(stage)
-        if bound is None:
-            raise InputError(f"--policy: give the pack to gate with (or bind stage {stage} to a pack in "
-                             "governance.toml [governance.stages])")
-        policy = bound.location
-    pack, source = load_policy(policy)
+    pack, source = load_policy(_stage_pack(signoff, stage) if policy is None else policy)
     stage_binding = check_stage_pack(signoff.settings, stage, pack)
     signer = signoff.signer(resolve_who(actor), None if key is None else str(key))
     who = signer.principal
@@ -176,18 +213,7 @@ def promote(
     subject = resolve_subject(cat, ref, spec)
     override = pack_applicability(pack, subject, force=force)
     model_id = int(subject.model_id or 0)
-    with cat.read() as session:
-        if if_current is OBSERVE:
-            observed = _current(session, model_id, stage)
-            expected_id = None if observed is None else observed.model_version_id
-        elif if_current is None:
-            expected_id = None
-        else:
-            expected = session.exec(select(ModelVersion).where(
-                ModelVersion.model_id == model_id, ModelVersion.version == int(if_current))).first()
-            if expected is None:
-                raise NotFoundError(f"--if-current: model {subject.model!r} has no version {if_current}")
-            expected_id = expected.id
+    expected_id = _expected_version_id(cat, subject, stage, if_current)
     result, document = evaluate_subject(cat, subject, pack, now=now)
     gate_code = exit_code(document)
     evidence = str(document.get("evidence_digest") or "")
@@ -196,55 +222,118 @@ def promote(
         model = _lock_model(tx.session, model_id)
         current = _current(tx.session, model_id, stage)
         current_id = None if current is None else current.model_version_id
-        target_id = int(subject.model_version_id or 0)
-        target = tx.session.get(ModelVersion, target_id)
-        if target is None:
-            raise NotFoundError(f"{subject.label}: the model version disappeared during the evaluation")
+        target = _target(tx.session, subject)
+        target_id = int(target.id or 0)
         approvals = approvals_status(tx.session, target, stage, requester=signer, pack=pack,
                                      evidence_digest=evidence, signoff=signoff)
-        read = [int(i or 0) for i in tx.session.exec(select(Approval.id).where(
-            Approval.model_version_id == target_id, Approval.stage == stage)).all()]
-        check_bound(tx.session, None, {  # every approval read, counted or not
-            "approval": read, "model_alias": [None if current is None else current.id],
-            "signed_statement": [r.id for r in statements_for(tx.session, "approval", read).values()]})
-        base = {"version": subject.version, "stage": stage, "evaluation_id": evaluation_id,
-                "status": document.get("status"), "policy": document.get("policy"),
-                "stage_policy": stage_binding, "evidence": evidence, "trust_store": signoff.trust.digest,
-                "key_fingerprint": signer.fingerprint}
+        _bind_approvals_read(tx.session, target_id, stage, current)
         why: str | None
         if gate_code != EXIT_OK:
             action, why = "refused", _refusal_reason(document, gate_code, subject)
         elif not approvals.satisfied:
             action, why = "refused", approvals.message(stage, who)
         elif current_id != expected_id or not _move(tx, model_id, stage, expected_id, target_id):
-            action = "conflict"
-            why = (f"{stage} moved from {_label(tx.session, expected_id)} to "
-                   f"{_label(tx.session, current_id)} while {subject.label} was being evaluated; "
-                   "re-run the promotion")
+            action, why = "conflict", _conflict_reason(tx.session, stage, expected_id, current_id, subject)
         else:
             action, why = "promote", reason
-        row = _event(tx, model, stage, action, from_id=current_id, to_id=target_id, reason=why,
-                     evaluation_id=evaluation_id,
-                     data={**base, "from_version": _version_number(tx.session, current_id), "reason": why,
-                           "approvals": approvals.as_dict()})
-        signed = signoff.record(tx, "promotion", int(row.id or 0), signer, subject_name=subject.label,
-                                artifact_digest=target.artifact_hash,
-                                predicate={"decision": action, "model": subject.model, "version": subject.version,
-                                           "stage": stage, "evidence": evidence, "policy": pack_ref(pack),
-                                           "evaluation_id": evaluation_id,
-                                           "approvals": [s["approval_id"] for s in approvals.signers]})
-        decision = {"action": action, "stage": stage, "model": subject.model, "version": subject.version,
-                    "from_version": _version_number(tx.session, current_id), "reason": why,
-                    "approvals": approvals.as_dict(), "actor": who, "audit_seq": tx.events[-1].seq,
-                    "signer": {"principal": who, "key_fingerprint": signer.fingerprint,
-                               "verification": "signed" if signer.key else "unsigned",
-                               "statement_id": signed.id}}
+        decision = _record_decision(
+            tx, _Decision(action, why, stage, subject, model, target, current_id, evaluation_id),
+            document=document, pack=pack, stage_binding=stage_binding, approvals=approvals,
+            signoff=signoff, signer=signer)
     report = GateReport(document, subject, source, evaluation_id, decision, result)
     if action == "promote" and after_pass is not None:
         after_pass(report)
     if raise_on_refusal and action != "promote":
         raise refusal_error(report)
     return report
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What :func:`promote` decided, before it is recorded."""
+
+    action: str
+    why: str | None
+    stage: str
+    subject: Subject
+    model: Model
+    target: ModelVersion
+    current_id: int | None
+    evaluation_id: int
+
+
+def _record_decision(tx: AuditedTransaction, d: _Decision, *, document: dict[str, Any], pack: PolicyPack,
+                     stage_binding: Any, approvals: ApprovalStatus, signoff: Signoff, signer: Signer) -> dict[str, Any]:
+    """Store and sign the promotion event of ``d``; the decision document of the gate report."""
+    subject, evidence = d.subject, str(document.get("evidence_digest") or "")
+    who = signer.principal
+    from_version = _version_number(tx.session, d.current_id)
+    base = {"version": subject.version, "stage": d.stage, "evaluation_id": d.evaluation_id,
+            "status": document.get("status"), "policy": document.get("policy"),
+            "stage_policy": stage_binding, "evidence": evidence, "trust_store": signoff.trust.digest,
+            "key_fingerprint": signer.fingerprint}
+    row = _event(tx, d.model, d.stage, d.action, from_id=d.current_id, to_id=int(d.target.id or 0), reason=d.why,
+                 evaluation_id=d.evaluation_id,
+                 data={**base, "from_version": from_version, "reason": d.why, "approvals": approvals.as_dict()})
+    signed = signoff.record(tx, "promotion", int(row.id or 0), signer, subject_name=subject.label,
+                            artifact_digest=d.target.artifact_hash,
+                            predicate={"decision": d.action, "model": subject.model, "version": subject.version,
+                                       "stage": d.stage, "evidence": evidence, "policy": pack_ref(pack),
+                                       "evaluation_id": d.evaluation_id,
+                                       "approvals": [s["approval_id"] for s in approvals.signers]})
+    return {"action": d.action, "stage": d.stage, "model": subject.model, "version": subject.version,
+            "from_version": from_version, "reason": d.why,
+            "approvals": approvals.as_dict(), "actor": who, "audit_seq": tx.events[-1].seq,
+            "signer": {"principal": who, "key_fingerprint": signer.fingerprint,
+                       "verification": "signed" if signer.key else "unsigned",
+                       "statement_id": signed.id}}
+
+
+def _target(session: Session, subject: Subject) -> ModelVersion:
+    target = session.get(ModelVersion, int(subject.model_version_id or 0))
+    if target is None:
+        raise NotFoundError(f"{subject.label}: the model version disappeared during the evaluation")
+    return target
+
+
+def _stage_pack(signoff: Signoff, stage: str) -> str | Path:
+    """The pack ``governance.toml`` binds to ``stage`` (the default of ``promote(policy=None)``)."""
+    bound = signoff.settings.stage_policy(stage)
+    if bound is None:
+        raise InputError(f"--policy: give the pack to gate with (or bind stage {stage} to a pack in "
+                         "governance.toml [governance.stages])")
+    return bound.location
+
+
+def _expected_version_id(cat: Catalog, subject: Subject, stage: str, if_current: Any) -> int | None:
+    """The model version id ``stage`` must still point at for the move (``if_current`` of :func:`promote`)."""
+    model_id = int(subject.model_id or 0)
+    with cat.read() as session:
+        if if_current is OBSERVE:
+            observed = _current(session, model_id, stage)
+            return None if observed is None else observed.model_version_id
+        if if_current is None:
+            return None
+        expected = session.exec(select(ModelVersion).where(
+            ModelVersion.model_id == model_id, ModelVersion.version == int(if_current))).first()
+        if expected is None:
+            raise NotFoundError(f"--if-current: model {subject.model!r} has no version {if_current}")
+        return expected.id
+
+
+def _bind_approvals_read(session: Session, target_id: int, stage: str, current: ModelAlias | None) -> None:
+    """Bind every approval the decision read, counted or not, and the alias it read, to the audit log."""
+    read = [int(i or 0) for i in session.exec(select(Approval.id).where(
+        Approval.model_version_id == target_id, Approval.stage == stage)).all()]
+    check_bound(session, None, {
+        "approval": read, "model_alias": [None if current is None else current.id],
+        "signed_statement": [r.id for r in statements_for(session, "approval", read).values()]})
+
+
+def _conflict_reason(session: Session, stage: str, expected_id: int | None, current_id: int | None,
+                     subject: Subject) -> str:
+    return (f"{stage} moved from {_label(session, expected_id)} to {_label(session, current_id)} while "
+            f"{subject.label} was being evaluated; re-run the promotion")
 
 
 def refusal_error(report: GateReport) -> PolicyViolation | EvaluationError:
@@ -300,10 +389,10 @@ def _previous_passed(session: Session, model_id: int, stage: str, current_id: in
 
 def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Catalog | None = None,
              actor: str | None = None, key: str | Path | None = None,
-             after: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             after: Callable[[Rollback], None] | None = None) -> Rollback:
     """Move ``stage`` back to the previous version that passed its gate there; records why (signed
-    by the holder of ``key`` when given).  ``after`` is called with the outcome once the rollback
-    committed."""
+    by the holder of ``key`` when given).  ``after`` is called with the outcome (a :class:`Rollback`) once
+    the rollback committed."""
     stage = validate_stage(stage, "--stage")
     name = parse_ref(model, "MODEL").name
     signoff = Signoff.load()
@@ -343,9 +432,9 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
                        predicate={"decision": "rollback", "model": name, "stage": stage,
                                   "from_version": _version_number(tx.session, from_id),
                                   "version": back.version if back else None, "reason": why})
-        out = {"model": name, "stage": stage, "from_version": _version_number(tx.session, from_id),
-               "to_version": _version_number(tx.session, target), "reason": why, "event_id": row.id,
-               "actor": who, "audit_seq": tx.events[-1].seq}
+        out = Rollback(model=name, stage=stage, from_version=_version_number(tx.session, from_id),
+                       to_version=_version_number(tx.session, target), reason=why, event_id=row.id,
+                       actor=who, audit_seq=tx.events[-1].seq)
     if after is not None:
         after(out)
     return out

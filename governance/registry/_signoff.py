@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from governance.audit import AuditedTransaction
-from governance.audit._chain import format_time
+from governance.audit import AuditedTransaction, format_time
 from governance.catalog import SignedStatement
 from governance.config import Settings, load_settings
 from governance.errors import InputError

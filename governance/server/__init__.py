@@ -3,7 +3,8 @@ a web UI for reviewers and auditors, over the same catalog.  Needs ``pip install
 
 * :func:`create_app` builds the ASGI app (Starlette) for a catalog; :func:`serve` runs it on uvicorn;
 * :class:`ServerConfig` / :func:`load_server_config`: tokens (stored as SHA-256), the trusted proxy
-  identity header, the body limit; :func:`hash_token` / :func:`new_token` make tokens.
+  identity header, the body limit; :func:`hash_token` / :func:`new_token` make tokens;
+* :func:`default_inbox_dir`: where the lineage inbox of a catalog lives unless configured.
 
 The server records no governance decision: promotions, approvals and waivers stay with the CLI.
 """
@@ -12,14 +13,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from governance.server._config import ServerConfig, Token, hash_token, load_server_config, new_token
+from governance.server._config import (
+    ServerConfig,
+    Token,
+    default_inbox_dir,
+    hash_token,
+    load_server_config,
+    new_token,
+)
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from governance.catalog import Catalog
 
-__all__ = ["ServerConfig", "Token", "create_app", "hash_token", "load_server_config", "new_token", "serve"]
+__all__ = [
+    "ServerConfig",
+    "Token",
+    "create_app",
+    "default_inbox_dir",
+    "hash_token",
+    "load_server_config",
+    "new_token",
+    "serve",
+]
 
 INSTALL = "pip install 'ml-governance[server]'"
 

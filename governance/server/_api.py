@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from governance.audit._log import parse_since
+from governance.audit import parse_since
 from governance.errors import CatalogError, InputError, NotFoundError
 from governance.server import _queries as q
 from governance.server._graph import lineage_view

@@ -17,8 +17,8 @@ from starlette.staticfiles import StaticFiles
 
 from governance.catalog import Catalog
 from governance.server._api import api_routes
-from governance.server._config import ServerConfig
-from governance.server._inbox import LineageInbox, default_inbox_dir
+from governance.server._config import ServerConfig, default_inbox_dir
+from governance.server._inbox import LineageInbox
 from governance.server._openapi import openapi_document
 from governance.server._security import SecurityMiddleware
 from governance.server._state import STATIC_DIR, ServerState, template_environment, warm_up
@@ -47,10 +47,10 @@ def create_app(catalog: Catalog, config: ServerConfig | None = None) -> Starlett
     """The server for ``catalog``: read API, lineage endpoint and web UI behind :class:`SecurityMiddleware`.
 
     The caller owns ``catalog`` (the app does not dispose it).  The lineage inbox (``config.inbox_dir``, by
-    default :func:`~governance.server._inbox.default_inbox_dir`) opens at start-up, imports what an earlier
+    default :func:`~governance.server.default_inbox_dir`) opens at start-up, imports what an earlier
     run accepted, and stops at shutdown after catching up (for up to 20 s; the rest waits on disk).
     """
-    import governance.openlineage._ingest_read  # noqa: F401 - POST /api/v1/lineage validates with it; before warm-up
+    import governance.openlineage  # noqa: F401 - POST /api/v1/lineage validates with it; before warm-up
 
     settings = config if config is not None else ServerConfig()
     warmed = threading.Event()

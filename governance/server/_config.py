@@ -17,7 +17,7 @@ reads, or ``GOVERNANCE_CONFIG``), then from ``GOVERNANCE_SERVER_*`` environment 
     scopes = ["write"]
 
 ``inbox_dir`` defaults to ``<catalog file>.lineage-inbox`` next to a SQLite catalog, and to
-``.governance/lineage-inbox/`` for other catalogs (see :func:`governance.server._inbox.default_inbox_dir`);
+``.governance/lineage-inbox/`` for other catalogs (see :func:`governance.server.default_inbox_dir`);
 a relative one is taken from the directory the server starts in.
 
 ``GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET`` (environment only: it is a usable secret, so it never goes in
@@ -38,11 +38,14 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.errors import ConfigError
 
-__all__ = ["SCOPES", "ServerConfig", "Token", "hash_token", "load_server_config", "new_token"]
+if TYPE_CHECKING:
+    from governance.catalog import Catalog
+
+__all__ = ["SCOPES", "ServerConfig", "Token", "default_inbox_dir", "hash_token", "load_server_config", "new_token"]
 
 SCOPES = ("read", "write")
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -201,3 +204,19 @@ def load_server_config(cwd: Path | None = None, environ: dict[str, str] | None =
         max_inbox_bytes=backlog,
         mlflow_webhook_secret=env.get("GOVERNANCE_SERVER_MLFLOW_WEBHOOK_SECRET") or None,
     )
+
+
+def default_inbox_dir(catalog: Catalog, home: Path | None = None) -> Path:
+    """Next to a SQLite catalog file (``catalog.lineage-inbox``); a new temporary directory for an
+    in-memory catalog (nothing outlives it anyway); for other catalogs under ``home`` (the project's
+    ``.governance``), one directory per catalog URL."""
+    if catalog.sqlite_path is not None:
+        return catalog.sqlite_path.with_name(catalog.sqlite_path.stem + ".lineage-inbox")
+    import hashlib
+
+    if catalog.backend == "sqlite":
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="governance-lineage-inbox-"))
+    tag = hashlib.sha256(catalog.display_url.encode()).hexdigest()[:12]
+    return (home if home is not None else Path.cwd() / ".governance") / "lineage-inbox" / f"{catalog.backend}-{tag}"

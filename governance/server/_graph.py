@@ -16,8 +16,14 @@ from typing import Any
 
 from sqlmodel import Session
 
-from governance.catalog import resolve_dataset_version, resolve_model_version
-from governance.catalog._graph import both_ways, downstream, parse_as_of, upstream
+from governance.catalog import (
+    both_ways,
+    downstream,
+    parse_as_of,
+    resolve_dataset_version,
+    resolve_model_version,
+    upstream,
+)
 from governance.errors import InputError
 
 __all__ = ["DIRECTIONS", "GraphView", "lineage_view", "resolve_node"]

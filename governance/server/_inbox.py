@@ -52,7 +52,7 @@ from governance.server._journal import (
     state_position,
 )
 
-__all__ = ["DEFAULT_MAX_PENDING_BYTES", "InboxFull", "LineageInbox", "default_inbox_dir"]
+__all__ = ["DEFAULT_MAX_PENDING_BYTES", "InboxFull", "LineageInbox"]
 
 DEFAULT_MAX_PENDING_BYTES = 1024 * 1024 * 1024
 _RECENT = 20
@@ -62,22 +62,6 @@ log = logging.getLogger("governance.server.inbox")
 
 class InboxFull(Exception):
     """The backlog passed ``max_pending_bytes``: the client should retry later."""
-
-
-def default_inbox_dir(catalog: Catalog, home: Path | None = None) -> Path:
-    """Next to a SQLite catalog file (``catalog.lineage-inbox``); a new temporary directory for an
-    in-memory catalog (nothing outlives it anyway); for other catalogs under ``home`` (the project's
-    ``.governance``), one directory per catalog URL."""
-    if catalog.sqlite_path is not None:
-        return catalog.sqlite_path.with_name(catalog.sqlite_path.stem + ".lineage-inbox")
-    import hashlib
-
-    if catalog.backend == "sqlite":
-        import tempfile
-
-        return Path(tempfile.mkdtemp(prefix="governance-lineage-inbox-"))
-    tag = hashlib.sha256(catalog.display_url.encode()).hexdigest()[:12]
-    return (home if home is not None else Path.cwd() / ".governance") / "lineage-inbox" / f"{catalog.backend}-{tag}"
 
 
 class LineageInbox:

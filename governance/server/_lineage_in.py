@@ -3,7 +3,7 @@ JSON array), checked here, then handed to the lineage inbox (:mod:`governance.se
 answers once they are durable and imports them through ``gov ingest openlineage``'s import
 (:func:`governance.openlineage.ingest_openlineage`) in large batches.
 
-Checking is the import's own validation (:func:`governance.openlineage._ingest_read.validate`), so an
+Checking is the import's own validation (:func:`governance.openlineage.validate_event`), so an
 event refused here is one the import would refuse, named by its JSON path in the request body
 (``$[2].run.runId``).
 """
@@ -45,7 +45,7 @@ def parse_events(body: bytes) -> tuple[list[bytes], list[EventProblem]]:
     A single UTF-8 object is kept as it came, its line breaks turned into spaces (JSON strings cannot
     hold a raw line break, so only whitespace changes); array items are serialised again.
     """
-    from governance.openlineage._ingest_read import validate
+    from governance.openlineage import validate_event as validate
 
     try:
         doc = json.loads(body)

@@ -36,27 +36,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "ml-governance server", "version": __version__,
                  "description": "Read API of the governance catalog and a Marquez-compatible lineage endpoint. "
                                 "The server records no governance decision."},
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "a token from [server] tokens (scopes read, write)"},
-                "proxy": {"type": "apiKey", "in": "header", "name": "X-Forwarded-User",
-                          "description": "identity set by an authenticating reverse proxy (proxy_header)"},
-            },
-            "schemas": {
-                "Error": {"type": "object", "properties": {
-                    "error": {"type": "string"},
-                    "errors": {"type": "array", "items": {"type": "object", "properties": {
-                        "path": {"type": "string", "description": "JSON path in the request body"},
-                        "message": {"type": "string"}}}},
-                    "accepted": {"type": "integer", "description": "valid events of the request that were "
-                                 "accepted all the same (see receipt)"},
-                    "receipt": {"type": "integer"},
-                    "status": {"type": "string", "description": "/api/v1/lineage/inbox?receipt=N"}}},
-                "RunEvent": {"type": "object", "description": "an OpenLineage RunEvent",
-                             "externalDocs": {"url": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}},
-            },
-        },
+        "components": _components(),
         "paths": {
             "/api/v1/mlflow/webhook": {
                 "post": {
@@ -66,35 +46,7 @@ def openapi_document() -> dict[str, Any]:
                                   "400": _ERROR, "401": _ERROR, "404": _ERROR},
                 },
             },
-            "/api/v1/lineage": {
-                "post": {
-                    "summary": "Import OpenLineage events (as openlineage-python's HttpTransport sends them)",
-                    "security": [{"bearer": ["write"]}],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-                        {"$ref": "#/components/schemas/RunEvent"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/RunEvent"}}]}}},
-                        "description": "one event or an array; Content-Encoding gzip accepted"},
-                    "responses": {"201": {"description": "accepted: durable in the lineage inbox, imported "
-                                                        "shortly after (idempotent); no body, as Marquez",
-                                          "headers": {
-                                              "Location": {"schema": {"type": "string"}, "description":
-                                                           "/api/v1/lineage/inbox?receipt=N: pending, imported "
-                                                           "or refused"},
-                                              "X-Lineage-Receipt": {"schema": {"type": "integer"}}}},
-                                  "400": _ERROR, "401": _ERROR, "403": _ERROR, "413": _ERROR,
-                                  "503": {"description": "the inbox is full or cannot store the events; retry "
-                                                         "after Retry-After seconds",
-                                          "content": _ERROR["content"]}},
-                },
-                **_get("Lineage graph around a node (Marquez's GET /api/v1/lineage shape)", [
-                    {"name": "nodeId", "in": "query", "required": True, "schema": {"type": "string"},
-                     "description": "model:NAME@VERSION, dataset:NAME@VERSION, or a node id from a graph"},
-                    {"name": "depth", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 20,
-                                                                "default": 3}},
-                    {"name": "direction", "in": "query", "schema": {"enum": ["both", "upstream", "downstream"]}},
-                    {"name": "asOf", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                ], paged=False),
-            },
+            "/api/v1/lineage": _lineage_path(),
             "/api/v1/lineage/inbox": _get(
                 "The lineage inbox: backlog, lag, last import error and refused events; with receipt=N what became "
                 "of that POST (pending, imported, refused)",
@@ -120,4 +72,61 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/search": _get("Search models, datasets, jobs and runs by name", [
                 {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}], paged=False),
         },
+    }
+
+
+def _components() -> dict[str, Any]:
+    return {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "a token from [server] tokens (scopes read, write)"},
+            "proxy": {"type": "apiKey", "in": "header", "name": "X-Forwarded-User",
+                      "description": "identity set by an authenticating reverse proxy (proxy_header)"},
+        },
+        "schemas": {
+            "Error": {"type": "object", "properties": {
+                "error": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {
+                    "path": {"type": "string", "description": "JSON path in the request body"},
+                    "message": {"type": "string"}}}},
+                "accepted": {"type": "integer", "description": "valid events of the request that were "
+                             "accepted all the same (see receipt)"},
+                "receipt": {"type": "integer"},
+                "status": {"type": "string", "description": "/api/v1/lineage/inbox?receipt=N"}}},
+            "RunEvent": {"type": "object", "description": "an OpenLineage RunEvent",
+                         "externalDocs": {"url": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}},
+        },
+    }
+
+
+def _lineage_path() -> dict[str, Any]:
+    """POST: the Marquez-compatible import; GET: the lineage graph around a node."""
+    return {
+        "post": {
+            "summary": "Import OpenLineage events (as openlineage-python's HttpTransport sends them)",
+            "security": [{"bearer": ["write"]}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                {"$ref": "#/components/schemas/RunEvent"},
+                {"type": "array", "items": {"$ref": "#/components/schemas/RunEvent"}}]}}},
+                "description": "one event or an array; Content-Encoding gzip accepted"},
+            "responses": {"201": {"description": "accepted: durable in the lineage inbox, imported "
+                                                "shortly after (idempotent); no body, as Marquez",
+                                  "headers": {
+                                      "Location": {"schema": {"type": "string"}, "description":
+                                                   "/api/v1/lineage/inbox?receipt=N: pending, imported "
+                                                   "or refused"},
+                                      "X-Lineage-Receipt": {"schema": {"type": "integer"}}}},
+                          "400": _ERROR, "401": _ERROR, "403": _ERROR, "413": _ERROR,
+                          "503": {"description": "the inbox is full or cannot store the events; retry "
+                                                 "after Retry-After seconds",
+                                  "content": _ERROR["content"]}},
+        },
+        **_get("Lineage graph around a node (Marquez's GET /api/v1/lineage shape)", [
+            {"name": "nodeId", "in": "query", "required": True, "schema": {"type": "string"},
+             "description": "model:NAME@VERSION, dataset:NAME@VERSION, or a node id from a graph"},
+            {"name": "depth", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 20,
+                                                        "default": 3}},
+            {"name": "direction", "in": "query", "schema": {"enum": ["both", "upstream", "downstream"]}},
+            {"name": "asOf", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        ], paged=False),
     }

@@ -27,12 +27,14 @@ from governance.catalog import (
     PolicyEvaluation,
     Run,
     RunIO,
+    describe_dataset_version,
+    describe_run,
     parse_ref,
     resolve_model,
     resolve_model_version,
 )
-from governance.catalog._views import describe_dataset_version, describe_run, iso
-from governance.errors import InputError, NotFoundError
+from governance.catalog._views import iso
+from governance.errors import CatalogError, InputError, NotFoundError
 
 __all__ = [
     "AuditStatus",
@@ -242,7 +244,9 @@ def dataset_version(session: Session, version_id: int, page: Page) -> dict[str, 
     if dv is None:
         raise NotFoundError(f"no dataset version with id {version_id}")
     dataset = session.get(Dataset, dv.dataset_id)
-    assert dataset is not None
+    if dataset is None:
+        raise CatalogError(f"dataset version {version_id} names dataset id {dv.dataset_id}, "
+                           "which is not in the catalog")
     ref = f"{dataset.namespace}/{dataset.name}@{dv.version}"
     try:
         doc = describe_dataset_version(session, ref)

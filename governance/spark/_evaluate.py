@@ -9,8 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from governance.checks import CheckContext
-from governance.checks._explain import global_importance, proxy_correlations
+from governance.checks import CheckContext, global_importance, proxy_correlations
 from governance.errors import EvaluationError, InputError
 from governance.lineage import dataset_key
 from governance.spark._evidence import DEFAULT_SCORE_BINS, data_evidence, predictions_evidence

@@ -34,11 +34,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance.checks._calibration import CALIBRATION_RESOLUTION
-from governance.checks._confusion import MISSING_GROUP, GroupCounts, confusion_by_group, to_binary
-from governance.checks._data import ColumnCounts, drift_bins, drift_from_counts, quality_from_counts, quality_rule
-from governance.checks._fairness import groupings
-from governance.checks._performance import classification_from_counts
+from governance.checks import (
+    CALIBRATION_RESOLUTION,
+    MISSING_GROUP,
+    ColumnCounts,
+    GroupCounts,
+    classification_from_counts,
+    confusion_by_group,
+    drift_bins,
+    drift_from_counts,
+    groupings,
+    quality_from_counts,
+    quality_rule,
+    to_binary,
+)
 from governance.errors import EvaluationError, InputError
 from governance.spark._session import require_pyspark
 
