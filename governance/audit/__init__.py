@@ -40,6 +40,7 @@ from governance.audit._index import (
     require_bound,
 )
 from governance.audit._log import list_events, parse_since
+from governance.audit._state import supply_rows
 from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
 
@@ -74,6 +75,7 @@ __all__ = [
     "read_checkpoint",
     "require_bound",
     "resolve_actor",
+    "supply_rows",
     "verify_audit",
     "verify_events",
 ]

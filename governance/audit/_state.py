@@ -15,6 +15,7 @@ keyed by the transaction id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from governance.audit._chain import canonical_json
 from governance.catalog import STATE_TABLES, RawConnection, Statement, state_table
 from governance.domain import UTCDateTime, as_utc
 
-__all__ = ["STATE_TABLES", "StateMap", "collect_state", "install_touch_log", "row_digest", "row_values"]
+__all__ = ["STATE_TABLES", "StateMap", "collect_state", "install_touch_log", "row_digest", "row_values", "supply_rows"]
 
 #: ``{table: {str(id): digest or None}}``
 StateMap = dict[str, dict[str, str | None]]
@@ -39,6 +40,7 @@ StateMap = dict[str, dict[str, str | None]]
 _TIME_TYPES = (sa.DateTime, UTCDateTime)
 
 _INSTALLED = "governance.touch_log"
+_SUPPLIED = "governance.supplied_rows"
 _PG_TABLE = "governance.touch_table"
 
 
@@ -110,25 +112,28 @@ def row_values(obj: Any) -> dict[str, Any]:
 
 
 def _sqlite_install(cursor: Any) -> None:
-    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS gov_touch (tbl TEXT NOT NULL, row_id INTEGER NOT NULL)")
+    # op: i(nsert), u(pdate), d(elete); rowid keeps the order rows were written in
+    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS gov_touch (tbl TEXT NOT NULL, row_id INTEGER NOT NULL, "
+                   "op TEXT NOT NULL)")
     cursor.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")
     present = {str(row[0]) for row in cursor.fetchall()}
     for name in STATE_TABLES:
         if name not in present:  # an older schema (a catalog being upgraded)
             continue
         cursor.execute(f'CREATE TEMP TRIGGER IF NOT EXISTS "gov_touch_{name}_i" AFTER INSERT ON main."{name}" '
-                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', NEW.id); END")
+                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', NEW.id, 'i'); END")
         cursor.execute(f'CREATE TEMP TRIGGER IF NOT EXISTS "gov_touch_{name}_u" AFTER UPDATE ON main."{name}" '
-                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', NEW.id); "
-                       f"INSERT INTO gov_touch SELECT '{name}', OLD.id WHERE OLD.id <> NEW.id; END")
+                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', NEW.id, 'u'); "
+                       f"INSERT INTO gov_touch SELECT '{name}', OLD.id, 'u' WHERE OLD.id <> NEW.id; END")
         cursor.execute(f'CREATE TEMP TRIGGER IF NOT EXISTS "gov_touch_{name}_d" AFTER DELETE ON main."{name}" '
-                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', OLD.id); END")
+                       f"BEGIN INSERT INTO gov_touch VALUES ('{name}', OLD.id, 'd'); END")
 
 
 def install_touch_log(session: Session) -> dict[str, Any]:
     """Make sure this session's connection records the state rows it writes (once per connection);
     returns the connection's info dict (give it to :func:`forget_touch_log` if the transaction that
     installed the log rolls back: SQLite's DDL rolls back with it)."""
+    session.info.pop(_SUPPLIED, None)
     conn = session.connection()
     info = conn.connection.info
     if info.get(_INSTALLED):
@@ -160,16 +165,20 @@ _PG_TOUCHED = ("SELECT tbl, row_id FROM audit_touch WHERE xid = pg_current_xact_
 _PG_CLEAR = "DELETE FROM audit_touch WHERE xid = pg_current_xact_id()::text"
 
 
-def _touched(session: Session) -> dict[str, set[int]]:
+def _touched(session: Session) -> tuple[dict[str, set[int]], list[tuple[str, int, str]]]:
+    """The rows this transaction wrote, per table, and on SQLite the touches in the order they happened
+    (``(table, id, op)``; empty elsewhere)."""
     conn = session.connection()
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     out: dict[str, set[int]] = {}
+    ordered: list[tuple[str, int, str]] = []
     try:
         if conn.dialect.name == "sqlite":
-            cursor.execute("SELECT tbl, row_id FROM temp.gov_touch")
-            rows = cursor.fetchall()
-            if rows:
-                cursor.execute("DELETE FROM temp.gov_touch")
+            # not deleted here: the next audited transaction on this connection starts by emptying the
+            # log (install_touch_log), and a rollback takes its rows with it
+            cursor.execute("SELECT tbl, row_id, op FROM temp.gov_touch ORDER BY rowid")
+            ordered = cursor.fetchall()
+            rows = ordered
         elif not conn.connection.info.get(_PG_TABLE):
             rows = []
         else:
@@ -181,10 +190,90 @@ def _touched(session: Session) -> dict[str, set[int]]:
                     cursor.execute(_PG_CLEAR)  # hardened catalogs clear them in the commit-time check
                 else:
                     conn.connection.info["governance.touch_hardened"] = True
-        for tbl, row_id in rows:
-            out.setdefault(str(tbl), set()).add(int(row_id))
+        for tbl, row_id, *_op in rows:
+            found = out.get(tbl)
+            if found is None:
+                found = out[tbl] = set()
+            found.add(row_id)
     finally:
         cursor.close()
+    return out, ordered
+
+
+def supply_rows(session: Session, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The values of rows a writer just inserted into ``table`` of this session's audited transaction,
+    in the order it inserted them, as it bound them (every column it set; ``id`` when it knows it).
+
+    :func:`collect_state` digests them without reading them back: on SQLite, where the touch log keeps
+    the order rows were written in, the table's inserts are matched to the supplied rows one to one
+    (ids must agree where given); a row updated or deleted after its insert, or a table whose inserts
+    do not match the rows supplied (another writer inserted too), is read back as before.  Elsewhere
+    the rows are read back.  So the state map is the same either way; supplying only saves the reads.
+    Rows are kept as flat tuples until then (lists as tuples: nothing for the garbage collector to
+    walk in a large ingest batch).
+    """
+    if not rows or session.get_bind().dialect.name != "sqlite":
+        return
+    supplied = session.info.get(_SUPPLIED)
+    if supplied is None:
+        supplied = session.info[_SUPPLIED] = {}
+    columns = _DIGESTERS[table].columns
+    found = supplied.setdefault(table, [])
+    for row in rows:
+        found.append(tuple([tuple(v) if type(v) is list else v for v in map(row.get, columns)]))
+
+
+def _wall_time(value: Any) -> Any:
+    """A timestamp as SQLite's plain ``DATETIME`` stores it: its wall time, the offset dropped."""
+    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_form(table: str, dialect: Any) -> tuple[tuple[int, Any, Any], ...]:
+    """Per column that has them: ``(index, bind processor, result processor)`` turning a value as bound
+    into the value a reader of the stored row sees.  A plain SQLite ``DATETIME`` stores the wall time
+    (:func:`_wall_time`, which the digest spells as SQLite stores it, see :meth:`_Digester.row`)."""
+    out: list[tuple[int, Any, Any]] = []
+    for index, column in enumerate(state_table(table).columns):
+        if type(column.type) is sa.DateTime and dialect.name == "sqlite":
+            out.append((index, _wall_time, None))
+            continue
+        impl = column.type.dialect_impl(dialect)
+        bind = impl.bind_processor(dialect)
+        result = impl.result_processor(dialect, None)
+        if bind is not None or result is not None:
+            out.append((index, bind, result))
+    return tuple(out)
+
+
+def _supplied_digests(dialect: Any, table: str, rows: list[tuple[Any, ...]] | None,
+                      touches: list[tuple[int, str]]) -> dict[int, str]:
+    """Digests of the supplied rows of ``table`` matched to its inserts (see :func:`supply_rows`)."""
+    inserted = [row_id for row_id, op in touches if op == "i"]
+    if not rows or len(rows) != len(inserted):
+        return {}
+    changed = {row_id for row_id, op in touches if op != "i"}
+    digester = _DIGESTERS[table]
+    forms = _stored_form(table, dialect)
+    at = digester.columns.index("id")
+    out: dict[int, str] = {}
+    for row_id, row in zip(inserted, rows, strict=True):
+        if row[at] is not None and row[at] != row_id:
+            return {}
+        if row_id in changed:
+            continue
+        values = list(row)
+        values[at] = row_id
+        for index, bind, result in forms:
+            value = values[index]
+            if value is not None:
+                if value == () and type(value) is tuple:  # an empty JSON list (see supply_rows)
+                    values[index] = []
+                    continue
+                if bind is not None:
+                    value = bind(value)
+                values[index] = result(value) if result is not None else value
+        out[row_id] = digester.row(values)
     return out
 
 
@@ -283,6 +372,20 @@ def _digests(session: Session, table: str, ids: set[int]) -> dict[str, str | Non
 
 
 def collect_state(session: Session) -> StateMap:
-    """The state map of the rows this transaction has written so far (and forget them)."""
-    touched = _touched(session)
-    return {table: _digests(session, table, ids) for table, ids in sorted(touched.items())}
+    """The state map of the rows this transaction has written (once, when it ends).  Rows a writer
+    supplied (:func:`supply_rows`) are digested from the values it wrote; the rest are read back."""
+    supplied: dict[str, list[tuple[Any, ...]]] = session.info.pop(_SUPPLIED, None) or {}
+    touched, ordered = _touched(session)
+    by_table: dict[str, list[tuple[int, str]]] = {}
+    dialect = session.get_bind().dialect
+    if supplied:
+        for tbl, row_id, op in ordered:
+            by_table.setdefault(tbl, []).append((row_id, op))
+    state: StateMap = {}
+    for table, ids in sorted(touched.items()):
+        known = _supplied_digests(dialect, table, supplied.get(table), by_table.get(table, [])) if supplied else {}
+        rest = ids - known.keys()
+        digests = _digests(session, table, rest) if rest else {}
+        digests.update((str(i), d) for i, d in known.items())
+        state[table] = digests
+    return state

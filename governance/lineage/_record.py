@@ -8,13 +8,16 @@ one audited transaction.  A nested step whose parent is still running writes the
 Writing is idempotent on ``run_uuid``: a run already stored with a final status is left alone, which
 is what makes spool replay safe to repeat.
 
-The write is on the decorated step's critical path, so it runs about a dozen precompiled Core
-statements on the transaction's DBAPI connection (:mod:`governance.catalog._sql`; inserts with
-``RETURNING id``, ``executemany`` for edges, fields and column lineage; the fields of all the run's
-dataset versions in one query) and keeps per process, per catalog object, the ids of rows that never
-change once committed (jobs and datasets by name, dataset versions by dataset and content), merged
-only after the transaction commits.  Column statistics are computed only for new dataset versions,
-once per content within a run.
+The write goes through the one writer of the lineage graph (:class:`governance.openlineage.GraphWriter`,
+shared with OpenLineage ingest): an input with no stored version of its content is bound by the graph's
+one rule, the version current when the step started.  It is on the decorated step's critical path, so
+it runs about a dozen precompiled Core statements (inserts with ``RETURNING id``, ``executemany`` for
+edges, fields and column lineage; the fields of all the run's dataset versions in one query), hands the
+rows it inserts to the audit layer so they are digested without being read back, and keeps per process,
+per catalog object, the ids of rows that never change once committed (jobs and datasets by name,
+dataset versions by dataset and content), merged only after the transaction commits.  Column statistics
+are computed only for new dataset versions, once per content within a run.  Tags travel along the
+column lineage by the rules of :mod:`governance.lineage._propagation`.
 """
 
 from __future__ import annotations
@@ -33,22 +36,18 @@ from sqlmodel import col, select
 from governance.audit import AuditedTransaction, audited
 from governance.catalog import (
     Catalog,
-    ColumnLineage,
-    Dataset,
     DatasetField,
     DatasetVersion,
-    Job,
     ModelVersion,
     RawConnection,
-    Run,
     RunIO,
     Statement,
-    insert_statement,
-    update_statement,
 )
+from governance.errors import InputError
 from governance.lineage._adapters import DatasetCapture, ModelCapture
 from governance.lineage._model_versions import get_or_create_model, record_model_version
-from governance.lineage._tags import PASSTHROUGH_TAGS, PROXY_PREFIX, PROXY_TAGS
+from governance.lineage._propagation import inherit, propagates
+from governance.openlineage import GraphWriter, schema_fields
 
 __all__ = ["ID_CACHE", "IdCache", "RunFrame", "RunRecord", "write_run"]
 
@@ -61,6 +60,14 @@ def _iso(value: datetime) -> str:
 
 def _parse(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def _started(doc: Mapping[str, Any]) -> datetime:
+    """A spooled run's (or frame's) start, which it always has."""
+    started = _parse(doc["started_at"])
+    if started is None:
+        raise InputError(f"run {doc.get('run_uuid')!r}: started_at is missing")
+    return started
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,7 @@ class RunFrame:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunFrame:
-        started = _parse(doc["started_at"])
-        assert started is not None
-        return cls(doc["run_uuid"], doc["job"], doc["namespace"], doc["kind"], started, doc.get("source_file"))
+        return cls(doc["run_uuid"], doc["job"], doc["namespace"], doc["kind"], _started(doc), doc.get("source_file"))
 
 
 @dataclass
@@ -158,8 +163,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunRecord:
-        started = _parse(doc["started_at"])
-        assert started is not None
+        started = _started(doc)
         return cls(
             run_uuid=doc["run_uuid"],
             job=doc["job"],
@@ -199,27 +203,13 @@ def _table(model: Any) -> sa.Table:
     return cast(sa.Table, sa.inspect(model).local_table)
 
 
-_r, _j, _d, _dv, _f, _io, _cl = (
-    _table(m) for m in (Run, Job, Dataset, DatasetVersion, DatasetField, RunIO, ColumnLineage)
-)
+_dv, _f, _io = (_table(m) for m in (DatasetVersion, DatasetField, RunIO))
 _RUN_VALUES = (
     "status", "ended_at", "params", "environment", "user", "host", "code_hash", "source_file", "git_commit",
     "git_dirty", "error_type", "error_message", "error_traceback",
 )  # fmt: skip
 
-_RUN_BY_UUID = Statement(sa.select(_r.c.id, _r.c.status).where(_r.c.run_uuid == sa.bindparam("run_uuid")))
-_INSERT_RUN = insert_statement(
-    _r, ("run_uuid", "job_id", "parent_run_id", "started_at", *_RUN_VALUES), returning_id=True
-)
-_UPDATE_RUN = update_statement(_r, _RUN_VALUES)
-_JOB_ID = Statement(
-    sa.select(_j.c.id).where(_j.c.namespace == sa.bindparam("namespace"), _j.c.name == sa.bindparam("name"))
-)
-_INSERT_JOB = insert_statement(_j, ("namespace", "name", "kind", "source_file", "created_at"), returning_id=True)
-_DATASET_ID = Statement(
-    sa.select(_d.c.id).where(_d.c.namespace == sa.bindparam("namespace"), _d.c.name == sa.bindparam("name"))
-)
-_INSERT_DATASET = insert_statement(_d, ("namespace", "name", "kind", "uri", "tags", "created_at"), returning_id=True)
+# reads of capture's own identity rules (writes go through the graph writer)
 _REUSABLE = Statement(  # an input whose content is already in the catalog (e.g. another step's output)
     sa.select(_dv.c.id, _dv.c.version)
     .where(_dv.c.content_hash == sa.bindparam("content_hash"), _dv.c.hash_algo == sa.bindparam("hash_algo"))
@@ -238,7 +228,7 @@ _VERSION_BY_HASH = Statement(
     .order_by((_dv.c.version + 0).desc())
     .limit(1)
 )
-_VERSION_WITHOUT_HASH = Statement(
+_OUTPUT_WITHOUT_HASH = Statement(  # an output by reference only (no content hash): its latest such version
     sa.select(_dv.c.id, _dv.c.version)
     .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.content_hash.is_(None))
     .order_by(_dv.c.version.desc())
@@ -246,27 +236,6 @@ _VERSION_WITHOUT_HASH = Statement(
 )
 # identities producers send as their datasetVersion (a Delta version, an Iceberg snapshot id)
 _INGESTED_ALIKE = frozenset({"delta-version", "iceberg-snapshot"})
-_EXTERNAL_CURRENT = Statement(  # the version of a table current at a time, when another producer recorded it
-    sa.select(_dv.c.id, _dv.c.version, _dv.c.hash_algo, _dv.c.content_hash, _dv.c.produced_by_run_id)
-    .where(
-        _dv.c.dataset_id == sa.bindparam("dataset_id"),
-        _dv.c.created_at <= sa.bindparam("when"),
-        _dv.c.coverage != sa.literal_column("'unknown'"),
-    )
-    .order_by(_dv.c.created_at.desc(), _dv.c.produced_by_run_id.is_(None), _dv.c.id.desc())
-    .limit(1),
-    {"when": _dv.c.created_at.type},
-)
-_LATEST_VERSION = Statement(sa.select(sa.func.max(_dv.c.version)).where(_dv.c.dataset_id == sa.bindparam("dataset_id")))
-_INSERT_VERSION = insert_statement(
-    _dv,
-    (
-        "dataset_id", "version", "content_hash", "hash_algo", "coverage", "schema_hash", "schema_fields",
-        "row_count", "byte_size", "stats", "uri", "produced_by_run_id", "created_at",
-    ),
-    returning_id=True,
-)  # fmt: skip
-_INSERT_FIELD = insert_statement(_f, ("dataset_version_id", "name", "dtype", "position", "tags"))
 _FIELDS_OF_RUN = Statement(
     sa.select(_f.c.id, _f.c.dataset_version_id, _f.c.name, _f.c.tags)
     .where(
@@ -278,10 +247,6 @@ _FIELDS_OF_RUN = Statement(
     )
     .order_by(_f.c.id)
 )
-_UPDATE_FIELD_TAGS = update_statement(_f, ("tags",))
-_INSERT_RUN_IO = insert_statement(_io, ("run_id", "artifact_kind", "artifact_id", "direction", "role", "created_at"))
-_INSERT_COLUMN_LINEAGE = insert_statement(
-    _cl, ("run_id", "output_field_id", "output_version_id", "input_field_id", "transformation", "subtype", "masking"))
 
 _MAX_CACHED = 50_000
 
@@ -353,11 +318,12 @@ ID_CACHE = IdCache()
 
 
 class _Writer:
-    """One run's write: the session, the committed id cache and the ids learnt in this transaction."""
+    """One run's write: the graph writer, the committed id cache and the ids learnt in this transaction."""
 
     def __init__(self, tx: AuditedTransaction, known: _CatalogIds, pending: _CatalogIds) -> None:
         self.tx = tx
-        self.session = tx.session
+        self.graph = GraphWriter(tx)
+        self.scope = tx.scope  # no ORM session unless a model version needs one
         self.raw = tx.raw
         self.known = known
         self.pending = pending
@@ -366,41 +332,16 @@ class _Writer:
     def job_id(self, namespace: str, name: str, kind: str, source_file: str | None) -> int:
         key = (namespace, name)
         found = self.known.jobs.get(key) or self.pending.jobs.get(key)
-        if found is not None:
-            return found
-        row = _JOB_ID.first(self.raw, namespace=namespace, name=name)
-        if row is None:
-            row = _INSERT_JOB.first(
-                self.raw,
-                namespace=namespace,
-                name=name,
-                kind=kind,
-                source_file=source_file,
-                created_at=self.tx.time,
-            )
-        assert row is not None
-        self.pending.jobs[key] = int(row[0])
-        return int(row[0])
+        if found is None:
+            found = self.pending.jobs[key] = self.graph.job_id(namespace, name, kind, source_file)
+        return found
 
     def dataset_id(self, cap: DatasetCapture) -> int:
         key = (cap.namespace, cap.name)
         found = self.known.datasets.get(key) or self.pending.datasets.get(key)
-        if found is not None:
-            return found
-        row = _DATASET_ID.first(self.raw, namespace=cap.namespace, name=cap.name)
-        if row is None:
-            row = _INSERT_DATASET.first(
-                self.raw,
-                namespace=cap.namespace,
-                name=cap.name,
-                kind=cap.kind,
-                uri=cap.uri,
-                tags=[],
-                created_at=self.tx.time,
-            )
-        assert row is not None
-        self.pending.datasets[key] = int(row[0])
-        return int(row[0])
+        if found is None:
+            found = self.pending.datasets[key] = self.graph.dataset_id(cap.namespace, cap.name, cap.kind, cap.uri)
+        return found
 
     def stats_of(self, cap: DatasetCapture) -> dict[str, Any] | None:
         """The capture's column statistics; computed once per content in a run (an unchanged frame
@@ -413,41 +354,25 @@ class _Writer:
             self.stats.setdefault(key, stats)
         return stats
 
-    def run_by_uuid(self, run_uuid: str) -> tuple[int, str] | None:
-        row = _RUN_BY_UUID.first(self.raw, run_uuid=run_uuid)
-        return None if row is None else (int(row[0]), str(row[1]))
-
 
 def _ensure_ancestors(w: _Writer, ancestors: list[RunFrame], enqueue: Any) -> int | None:
     """Run ids of the enclosing runs, inserting RUNNING rows for those not written yet."""
     parent_id: int | None = None
     for frame in reversed(ancestors):  # outermost first
-        found = w.run_by_uuid(frame.run_uuid)
+        found = w.graph.run_by_uuid(frame.run_uuid)
         if found is None:
             job_id = w.job_id(frame.namespace, frame.job, frame.kind, frame.source_file)
-            ancestor: dict[str, Any] = {
-                **dict.fromkeys(_RUN_VALUES),
-                "status": "RUNNING",
-                "params": {},
-                "environment": {},
+            run_id = w.graph.insert_run({
+                "run_uuid": frame.run_uuid, "job_id": job_id, "parent_run_id": parent_id,
+                "started_at": frame.started_at, "status": "RUNNING", "params": {}, "environment": {},
                 "source_file": frame.source_file,
-            }
-            row = _INSERT_RUN.first(
-                w.raw,
-                run_uuid=frame.run_uuid,
-                job_id=job_id,
-                parent_run_id=parent_id,
-                started_at=frame.started_at,
-                **ancestor,
-            )
-            assert row is not None
-            run_id = int(row[0])
+            })
             w.tx.record(
                 "run.start",
                 f"run:{frame.run_uuid}",
                 {"run_uuid": frame.run_uuid, "job": frame.job, "namespace": frame.namespace},
             )
-            enqueue(w.session, frame.run_uuid, [("START", frame.started_at)])
+            enqueue(w.scope, frame.run_uuid, [("START", frame.started_at)])
         else:
             run_id = found[0]
         parent_id = run_id
@@ -468,59 +393,66 @@ class _Field:
     stored: list[str]
 
 
-def _external_version(w: _Writer, dataset_id: int, started_at: datetime) -> int | None:
-    """The version of a table current when the step started, if another producer (an ingested Spark,
-    Airflow or dbt run) recorded it: its identity is the producer's (a Delta version, a snapshot id),
-    not our fingerprint, so the step read that version.  None when the current version is ours."""
-    row = _EXTERNAL_CURRENT.first(w.raw, dataset_id=dataset_id, when=started_at)
-    if row is None or not (row.hash_algo == "openlineage" or (row.content_hash is None and row.produced_by_run_id)):
+def _consumed(w: _Writer, cap: DatasetCapture, dataset_id: int, run_id: int, started_at: datetime) -> int | None:
+    """The version an input consumed when our fingerprint names none in the catalog: by the graph's one
+    rule (:meth:`GraphWriter.current_version`), the version current when the step started.  A table
+    read by reference (no content hash) is that version; a hashed one only when another producer (an
+    ingested Spark, Airflow or dbt run) recorded it, its identity being theirs (a Delta version, a
+    snapshot id), not our fingerprint.  None: the step read content the catalog has not seen."""
+    row = w.graph.current_version(dataset_id, started_at, run_id)
+    if row is None:
+        return None
+    external = row.hash_algo == "openlineage" or (row.content_hash is None and row.produced_by_run_id)
+    if cap.content_hash and not external:
         return None
     return int(row.id)
 
 
-def _dataset_version(
-    w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str, started_at: datetime | None = None
-) -> _Resolved:
+def _existing_version(w: _Writer, cap: DatasetCapture, dataset_id: int) -> int | None:
+    """A stored version with the capture's identity (content hash; an output by reference: its latest)."""
+    key = (dataset_id, cap.content_hash, cap.hash_algo or "") if cap.content_hash else None
+    if key is None:
+        row = None if cap.direction == "input" else _OUTPUT_WITHOUT_HASH.first(w.raw, dataset_id=dataset_id)
+        return None if row is None else int(row[0])
+    cached = w.known.versions.get(key) or w.pending.versions.get(key)
+    if cached is not None:
+        return cached[0]
+    row = _VERSION_BY_HASH.first(w.raw, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
+    if row is None and cap.hash_algo in _INGESTED_ALIKE:
+        # a Delta version or Iceberg snapshot ingested from a Spark job's OpenLineage event is the same
+        # table version
+        row = _VERSION_BY_HASH.first(w.raw, dataset_id=dataset_id, content_hash=cap.content_hash,
+                                     hash_algo="openlineage")
+    if row is None:
+        return None
+    w.pending.versions[key] = (int(row[0]), int(row[1]))
+    return int(row[0])
+
+
+def _dataset_version(w: _Writer, cap: DatasetCapture, run_id: int, run_uuid: str, started_at: datetime) -> _Resolved:
     if cap.content_hash:
         w.pending.contents.add((cap.content_hash, cap.hash_algo or ""))
-    raw = w.raw
     if cap.reuse_any and cap.content_hash:
-        row = _REUSABLE.first(raw, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
+        row = _REUSABLE.first(w.raw, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
         if row is not None:
             return _Resolved(int(row[0]), cap)
     dataset_id = w.dataset_id(cap)
-    key = (dataset_id, cap.content_hash, cap.hash_algo or "") if cap.content_hash else None
-    if key is not None:
-        cached = w.known.versions.get(key) or w.pending.versions.get(key)
-        if cached is not None:
-            return _Resolved(cached[0], cap)
-        row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash, hash_algo=cap.hash_algo)
-        if row is None and cap.hash_algo in _INGESTED_ALIKE:
-            # a Delta version or Iceberg snapshot ingested from a Spark job's OpenLineage event is the same
-            # table version
-            row = _VERSION_BY_HASH.first(raw, dataset_id=dataset_id, content_hash=cap.content_hash,
-                                         hash_algo="openlineage")
-    else:
-        row = _VERSION_WITHOUT_HASH.first(raw, dataset_id=dataset_id)
-    if row is not None:
-        if key is not None:
-            w.pending.versions[key] = (int(row[0]), int(row[1]))
-        return _Resolved(int(row[0]), cap)
-    if cap.direction == "input" and not cap.reuse_any and started_at is not None:
-        external = _external_version(w, dataset_id, started_at)
-        if external is not None:  # our fingerprint stays in the run's audit event
-            return _Resolved(external, cap)
-    latest = _LATEST_VERSION.first(raw, dataset_id=dataset_id)
-    version = int((latest[0] if latest else None) or 0) + 1
-    inserted = _INSERT_VERSION.first(
-        raw,
-        dataset_id=dataset_id,
-        version=version,
+    found = _existing_version(w, cap, dataset_id)
+    if found is None and cap.direction == "input" and not cap.reuse_any:
+        found = _consumed(w, cap, dataset_id, run_id, started_at)  # our fingerprint stays in the audit event
+    if found is not None:
+        return _Resolved(found, cap)
+    return _Resolved(_new_version(w, cap, dataset_id, run_id, run_uuid), cap)
+
+
+def _new_version(w: _Writer, cap: DatasetCapture, dataset_id: int, run_id: int, run_uuid: str) -> int:
+    dv_id, version = w.graph.insert_version(
+        dataset_id,
         content_hash=cap.content_hash,
         hash_algo=cap.hash_algo,
         coverage=cap.coverage,
         schema_hash=cap.schema_hash,
-        schema_fields=[{"name": f["name"], "dtype": f["dtype"], "hash": f.get("hash")} for f in cap.fields] or None,
+        schema_fields=schema_fields((f["name"], f.get("dtype"), f.get("hash")) for f in cap.fields),
         row_count=cap.row_count,
         byte_size=cap.byte_size,
         stats=w.stats_of(cap),
@@ -528,23 +460,13 @@ def _dataset_version(
         produced_by_run_id=run_id if cap.direction == "output" else None,
         created_at=w.tx.time,
     )
-    assert inserted is not None
-    dv_id = int(inserted[0])
     unique: dict[str, dict[str, Any]] = {}
     for i, f in enumerate(cap.fields):
-        unique.setdefault(
-            f["name"],
-            {
-                "dataset_version_id": dv_id,
-                "name": f["name"],
-                "dtype": f.get("dtype"),
-                "position": int(f.get("position", i)),
-                "tags": list(f.get("tags") or []),
-            },
-        )
-    _INSERT_FIELD.executemany(raw, list(unique.values()))
-    if key is not None:
-        w.pending.versions[key] = (dv_id, version)
+        unique.setdefault(f["name"], {"dataset_version_id": dv_id, "name": f["name"], "dtype": f.get("dtype"),
+                                      "position": int(f.get("position", i)), "tags": list(f.get("tags") or [])})
+    w.graph.insert_fields(list(unique.values()))
+    if cap.content_hash:
+        w.pending.versions[(dataset_id, cap.content_hash, cap.hash_algo or "")] = (dv_id, version)
     w.tx.record(
         "dataset_version.create",
         f"dataset:{cap.namespace}/{cap.name}@{version}",
@@ -558,7 +480,7 @@ def _dataset_version(
             "run_uuid": run_uuid,
         },
     )
-    return _Resolved(dv_id, cap)
+    return dv_id
 
 
 def _load_fields(raw: RawConnection, run_id: int, resolved: list[_Resolved]) -> None:
@@ -575,18 +497,6 @@ def _load_fields(raw: RawConnection, run_id: int, resolved: list[_Resolved]) -> 
             existing = res.fields.get(item["name"])
             if existing is not None:
                 existing.tags += [t for t in item.get("tags") or () if t not in existing.tags]
-
-
-def _inherit(tags: list[str], source: list[str], identity: bool) -> None:
-    """Tags an output column takes from an input column it comes from: the same column passed through
-    keeps a protected attribute protected (and a proxy a proxy); a column computed from it is a proxy."""
-    if identity:
-        tags += [t for t in source if (t in PASSTHROUGH_TAGS or t.startswith(PROXY_PREFIX)) and t not in tags]
-        return
-    for t in PROXY_TAGS:
-        proxy = PROXY_PREFIX + t
-        if (t in source or proxy in source) and proxy not in tags:
-            tags.append(proxy)
 
 
 _LineageKey = tuple[int | None, int | None, int, str, str | None]  # out field, out version, in field, type, subtype
@@ -612,9 +522,9 @@ def _plan_edges(res: _Resolved, inputs: list[_Resolved], edges: dict[_LineageKey
                    in_field.id, kind, subtype)
             masking = link.get("masking")
             edges[key] = None if masking is None and edges.get(key) is None else bool(edges.get(key)) or bool(masking)
-            if out_field is not None and (kind == "DIRECT" or subtype in ("CONDITIONAL", "WINDOW")):
+            if out_field is not None and propagates(kind, subtype):
                 # a link without a subtype is a same-named column of a non-Spark input (linked by name)
-                _inherit(out_field.tags, in_field.tags, kind == "DIRECT" and subtype in ("IDENTITY", None))
+                inherit(out_field.tags, in_field.tags, kind == "DIRECT" and subtype in ("IDENTITY", None))
 
 
 def _column_lineage(
@@ -640,14 +550,14 @@ def _column_lineage(
                     # content) or carried with rows filtered, reordered or values recomputed in place;
                     # either way its values come from it and it keeps its tags
                     edges[(out_field.id, None, in_field.id, "DIRECT", None)] = None
-                    _inherit(out_field.tags, in_field.tags, True)
+                    inherit(out_field.tags, in_field.tags, True)
             for out_col, in_col, transformation in derived:
                 if out_col != name:
                     continue
                 for in_field in by_name.get(in_col, ()):
                     if not any(k[0] == out_field.id and k[2] == in_field.id for k in edges):
                         edges[(out_field.id, None, in_field.id, transformation, None)] = None
-                    _inherit(out_field.tags, in_field.tags, False)
+                    inherit(out_field.tags, in_field.tags, False)
     return [
         {"run_id": run_id, "output_field_id": o, "output_version_id": v, "input_field_id": i,
          "transformation": t, "subtype": st, "masking": m}
@@ -682,9 +592,7 @@ def write_run(catalog: Catalog, record: RunRecord, *, replayed_by: str | None = 
     pending = _CatalogIds(catalog)
     with audited(catalog, replayed_by or record.actor) as tx:
         w = _Writer(tx, known, pending)
-        session = tx.session
-        raw = w.raw
-        existing = w.run_by_uuid(record.run_uuid)
+        existing = w.graph.run_by_uuid(record.run_uuid)
         if existing is not None and existing[1] in FINAL:
             return False
         action = "run.complete" if record.status == "COMPLETED" else "run.fail"
@@ -692,49 +600,52 @@ def write_run(catalog: Catalog, record: RunRecord, *, replayed_by: str | None = 
         if replayed_by is not None:
             summary = {**summary, "replayed_from_spool": True, "claimed_actor": record.actor}
         tx.record(action, f"run:{record.run_uuid}", summary)
-        job_id = w.job_id(record.namespace, record.job, record.kind, record.source_file)
-        parent_id = _ensure_ancestors(w, record.ancestors, enqueue)
-        values = {name: getattr(record, name) for name in _RUN_VALUES}
-        if existing is None:
-            row = _INSERT_RUN.first(
-                raw,
-                run_uuid=record.run_uuid,
-                job_id=job_id,
-                parent_run_id=parent_id,
-                started_at=record.started_at,
-                **values,
-            )
-            assert row is not None
-            run_id = int(row[0])
-        else:
-            run_id = existing[0]
-            _UPDATE_RUN.execute(raw, row_id=run_id, **values)
-        edges: list[dict[str, Any]] = []
-        inputs: list[_Resolved] = []
-        outputs: list[_Resolved] = []
-        for direction, resolved in (("input", inputs), ("output", outputs)):
-            for cap in record.datasets:
-                if cap.direction == direction:
-                    res = _dataset_version(w, cap, run_id, record.run_uuid, record.started_at)
-                    resolved.append(res)
-                    edges.append(_edge(run_id, "dataset", res.dv_id, direction, cap.role, tx.time))
-            for mcap in record.models:
-                if mcap.direction == direction:
-                    mv = _model_version(tx, mcap, run_id, record.job)
-                    edges.append(_edge(run_id, "model", int(mv.id or 0), direction, mcap.role, tx.time))
-        _INSERT_RUN_IO.executemany(raw, edges)
-        _load_fields(raw, run_id, [*inputs, *outputs])
-        _INSERT_COLUMN_LINEAGE.executemany(raw, _column_lineage(run_id, inputs, outputs, record.derived))
+        run_id = _write_run_row(w, record, existing, enqueue)
+        inputs, outputs = _write_edges(w, record, run_id)
+        _load_fields(w.raw, run_id, [*inputs, *outputs])
+        w.graph.insert_lineage(_column_lineage(run_id, inputs, outputs, record.derived))
         changed = {
             fld.id: fld.tags for res in (*inputs, *outputs) for fld in res.fields.values() if fld.tags != fld.stored
         }
-        _UPDATE_FIELD_TAGS.executemany(raw, [{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
+        w.graph.set_field_tags([{"row_id": k, "tags": v} for k, v in sorted(changed.items())])
         final = ("COMPLETE" if record.status == "COMPLETED" else "FAIL", record.ended_at or tx.time)
         # START (a run first written now) and its end, in that order; documents are built when shipped
-        enqueue(session, record.run_uuid, [("START", record.started_at), final] if existing is None else [final])
+        enqueue(w.scope, record.run_uuid, [("START", record.started_at), final] if existing is None else [final])
     ID_CACHE.commit(catalog, pending)
     kick(catalog)
     return True
+
+
+def _write_run_row(w: _Writer, record: RunRecord, existing: tuple[int, str] | None, enqueue: Any) -> int:
+    """The run's row: inserted (after its enclosing runs), or the RUNNING row a nested step wrote completed."""
+    job_id = w.job_id(record.namespace, record.job, record.kind, record.source_file)
+    parent_id = _ensure_ancestors(w, record.ancestors, enqueue)
+    values = {name: getattr(record, name) for name in _RUN_VALUES}
+    if existing is None:
+        return w.graph.insert_run({"run_uuid": record.run_uuid, "job_id": job_id, "parent_run_id": parent_id,
+                                   "started_at": record.started_at, **values})
+    w.graph.update("run", existing[0], **values)
+    return existing[0]
+
+
+def _write_edges(w: _Writer, record: RunRecord, run_id: int) -> tuple[list[_Resolved], list[_Resolved]]:
+    """The versions the run read and wrote (inputs first) and its ``run_io`` edges to them."""
+    edges: list[dict[str, Any]] = []
+    inputs: list[_Resolved] = []
+    outputs: list[_Resolved] = []
+    when = w.tx.time
+    for direction, resolved in (("input", inputs), ("output", outputs)):
+        for cap in record.datasets:
+            if cap.direction == direction:
+                res = _dataset_version(w, cap, run_id, record.run_uuid, record.started_at)
+                resolved.append(res)
+                edges.append(_edge(run_id, "dataset", res.dv_id, direction, cap.role, when))
+        for mcap in record.models:
+            if mcap.direction == direction:
+                mv = _model_version(w.tx, mcap, run_id, record.job)
+                edges.append(_edge(run_id, "model", int(mv.id or 0), direction, mcap.role, when))
+    w.graph.insert_edges(edges)
+    return inputs, outputs
 
 
 def _edge(run_id: int, kind: str, artifact_id: int, direction: str, role: str, when: datetime) -> dict[str, Any]:

@@ -242,19 +242,27 @@ class _Tracer:
         elif kind == "Sort":
             self._whole(_exprs(doc.get("order")), "SORT")
         elif kind == "Generate":
-            produced = [_named_id(e) for e in _exprs(doc.get("generatorOutput"))]
-            read = [r for e in _exprs(doc.get("generator")) for r in _refs(e, _TRANSFORMATION)]
-            for ident in produced:
-                if ident is not None:
-                    self.deps.setdefault(ident, []).extend(read)
+            self._generate(doc)
         elif kind == "Union" and node.children:
-            first = _output(node.children[0])
-            for other in node.children[1:]:
-                for mine, theirs in zip(first, _output(other), strict=False):
-                    if mine is not None and theirs is not None:
-                        self.deps.setdefault(mine, []).append((theirs, IDENTITY))
+            self._union(node.children)
         for child in node.children:
             self.walk(child)
+
+    def _generate(self, doc: dict[str, Any]) -> None:
+        """An ``explode``-like generator: each column it produces comes from what the generator reads."""
+        produced = [_named_id(e) for e in _exprs(doc.get("generatorOutput"))]
+        read = [r for e in _exprs(doc.get("generator")) for r in _refs(e, _TRANSFORMATION)]
+        for ident in produced:
+            if ident is not None:
+                self.deps.setdefault(ident, []).extend(read)
+
+    def _union(self, children: list[_Node]) -> None:
+        """A union's output columns are its first branch's, and also each other branch's by position."""
+        first = _output(children[0])
+        for other in children[1:]:
+            for mine, theirs in zip(first, _output(other), strict=False):
+                if mine is not None and theirs is not None:
+                    self.deps.setdefault(mine, []).append((theirs, IDENTITY))
 
     def resolve(self, ident: int, depth: int = 0) -> list[tuple[tuple[str, str], Transform]]:
         if ident in self._memo:

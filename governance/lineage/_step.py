@@ -186,6 +186,11 @@ def _module_path(func: Any) -> str:
     return ".".join(parts)
 
 
+def _unbound(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A call's arguments named by position (``args.0``...) and keyword, when no signature binds them."""
+    return [(f"args.{i}", v) for i, v in enumerate(args)] + list(kwargs.items())
+
+
 def _decorate(func: Any, spec: StepSpec) -> Any:
     if not callable(func):
         raise InputError(f"step: expected a function to decorate, got {type(func).__name__} {func!r:.80}")
@@ -324,7 +329,7 @@ class _Caller:
 
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         if self.signature is None:
-            return [(f"args.{i}", v) for i, v in enumerate(args)] + list(kwargs.items())
+            return _unbound(args, kwargs)
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         out: list[tuple[str, Any]] = []
@@ -352,8 +357,11 @@ class _Caller:
             call = _Call(settings, frame, {}, [], [])
             try:
                 arguments = self._arguments(args, kwargs)
-            except TypeError:
-                return None  # the call does not match the signature: the function raises its own error
+            except TypeError as exc:
+                # the call does not match the signature (the function raises its own error): the run is
+                # still recorded, its arguments by position and keyword, and the reason logged
+                rt.capture_failed(f"{self.job} arguments do not match its signature, recorded by position", exc)
+                arguments = _unbound(args, kwargs)
             for name, value in arguments:
                 self._capture(rt, settings, call, name, value, direction="input", params=call.params)
         except Exception as exc:  # noqa: BLE001 - capture must never fail the step; logged

@@ -5,14 +5,7 @@
 frames derived with most operations).  A step's ``tags=`` argument adds tags by column name to every
 table it captures.
 
-Propagation along column lineage (recorded by each run):
-
-* a column that keeps an input column's name (passed through unchanged, or carried with rows
-  filtered or reordered, as in a train/test split) gets a DIRECT edge from it and keeps the input's
-  ``protected``, ``pii``, ``label`` and ``proxy:*`` tags;
-* a column derived from input columns (declared with ``derived=`` on the step) gets
-  ``proxy:protected`` when any of its inputs is ``protected`` or ``proxy:protected`` (likewise
-  ``proxy:pii``), so checks can flag proxy features.
+How tags travel along column lineage (proxy features): :mod:`governance.lineage._propagation`.
 """
 
 from __future__ import annotations
@@ -27,8 +20,6 @@ __all__ = ["ATTRS_KEY", "PROXY_PREFIX", "TAGS", "frame_tags", "merge_tag_maps", 
 TAGS = ("protected", "pii", "label", "prediction", "feature")
 ATTRS_KEY = "governance_tags"
 PROXY_PREFIX = "proxy:"
-PASSTHROUGH_TAGS = ("protected", "pii", "label")
-PROXY_TAGS = ("protected", "pii")
 
 T = TypeVar("T")
 

@@ -9,7 +9,9 @@
   already parsed (``gov ingest openlineage``), bound by time so that arrival order does not matter;
 * :func:`dataset_identity` / :func:`dataset_uri` are the one OpenLineage naming that capture and ingest
   share;
-* :func:`policy_result_facet` is the custom run facet for policy results.
+* :func:`policy_result_facet` is the custom run facet for policy results;
+* :class:`GraphWriter` is the one writer of the lineage graph (capture and ingest), with the one
+  shape of a version's schema (:func:`schema_fields`, read back by :func:`schema_of`).
 """
 
 from governance.openlineage._config import TransportConfig, load_transport_config
@@ -22,6 +24,7 @@ from governance.openlineage._events import (
     outbox_documents,
 )
 from governance.openlineage._facets import FACET_SCHEMA_URLS, policy_result_facet
+from governance.openlineage._graph import GraphWriter, schema_fields, schema_of
 from governance.openlineage._ingest import IngestReport, ingest_openlineage
 from governance.openlineage._ingest_read import ParsedEvent
 from governance.openlineage._ingest_read import validate as validate_event
@@ -45,6 +48,7 @@ __all__ = [
     "POLICY_RESULT_FACET",
     "PRODUCER",
     "RUN_EVENT_SCHEMA_URL",
+    "GraphWriter",
     "IngestReport",
     "ParsedEvent",
     "Shipper",
@@ -68,6 +72,8 @@ __all__ = [
     "outbox_documents",
     "pending_count",
     "policy_result_facet",
+    "schema_fields",
+    "schema_of",
     "shipper_for",
     "sync",
     "to_client_event",

@@ -36,7 +36,9 @@ What an event becomes:
   that is not in a version's schema is added to it.  Entries that cannot be linked (malformed) are
   counted per reason in :attr:`IngestReport.unlinked`.
 
-Event contents are data: parsed with ``json`` and stored through bound parameters, never interpreted.
+Rows are written through the one writer of the lineage graph (:class:`~governance.openlineage.GraphWriter`),
+which capture uses too.  Event contents are data: parsed with ``json`` and stored through bound
+parameters, never interpreted.
 """
 
 from __future__ import annotations
@@ -65,11 +67,10 @@ from governance.catalog import (
     Run,
     RunIO,
     Statement,
-    insert_statement,
-    update_statement,
     utcnow,
 )
-from governance.errors import InputError
+from governance.errors import GovernanceError, InputError
+from governance.openlineage._graph import UNKNOWN, GraphWriter, chunks, schema_fields, schema_of
 from governance.openlineage._ingest_read import (
     MAX_EVENT_BYTES,
     EventSource,
@@ -86,8 +87,9 @@ _STATUS = {"START": "RUNNING", "RUNNING": "RUNNING", "COMPLETE": "COMPLETED", "F
            "ABORT": "ABORTED"}
 _TERMINAL = {"COMPLETE", "FAIL", "ABORT"}
 _TRANSFORMATION_TYPES = ("DIRECT", "INDIRECT")
+_RUN_UPDATE = ("started_at", "status", "ended_at", "error_message", "error_traceback", "parent_run_id")
 #: coverage of versions that ingest made up and may remove again once nothing refers to them
-OBSERVED, UNKNOWN = "observed", "unknown"
+OBSERVED = "observed"  # and UNKNOWN, the placeholder the graph's one input rule never binds to
 
 _r = cast(sa.Table, sa.inspect(Run).local_table)
 _j = cast(sa.Table, sa.inspect(Job).local_table)
@@ -99,7 +101,6 @@ _cl = cast(sa.Table, sa.inspect(ColumnLineage).local_table)
 _ie = cast(sa.Table, sa.inspect(IngestedEvent).local_table)
 _m = cast(sa.Table, sa.inspect(Model).local_table)
 _mv = cast(sa.Table, sa.inspect(ModelVersion).local_table)
-_IN_CHUNK = 400
 MODEL_FACET = "governance_modelVersion"
 
 _TIME = _dv.c.created_at.type
@@ -116,21 +117,6 @@ _BY_PRODUCER = Statement(sa.select(*_VERSION_COLUMNS).where(
 _UNKNOWN_VERSION = Statement(sa.select(*_VERSION_COLUMNS).where(
     _dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.coverage == sa.literal_column("'unknown'")).limit(1))
 _NOT_OWN = sa.or_(_dv.c.produced_by_run_id.is_(None), _dv.c.produced_by_run_id != sa.bindparam("run_id"))
-_latest = sa.alias(_dv, "latest")
-_LATEST_TIME = (  # walks the (dataset_id, created_at) index backwards to the first row that qualifies
-    sa.select(_latest.c.created_at)
-    .where(_latest.c.dataset_id == sa.bindparam("dataset_id"), _latest.c.created_at <= sa.bindparam("when"),
-           _latest.c.coverage != sa.literal_column("'unknown'"),
-           sa.or_(_latest.c.produced_by_run_id.is_(None), _latest.c.produced_by_run_id != sa.bindparam("run_id")))
-    .order_by(_latest.c.created_at.desc()).limit(1).scalar_subquery()
-)
-_CURRENT = Statement(
-    sa.select(*_VERSION_COLUMNS)
-    .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at == _LATEST_TIME,
-           _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
-    # at equal times, a version some run wrote is newer than one a reader named
-    .order_by(_dv.c.produced_by_run_id.is_(None), _dv.c.id.desc()).limit(1),
-    {"when": _TIME})
 _BEFORE = Statement(  # the version current at a version's time, other than itself
     sa.select(*_VERSION_COLUMNS)
     .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at <= sa.bindparam("when"),
@@ -142,29 +128,7 @@ _NEXT = Statement(
     .where(_dv.c.dataset_id == sa.bindparam("dataset_id"), _dv.c.created_at > sa.bindparam("when"),
            _dv.c.coverage != sa.literal_column("'unknown'"), _NOT_OWN)
     .order_by(_dv.c.created_at, _dv.c.id).limit(1), {"when": _TIME})
-_MAX_VERSION = Statement(sa.select(sa.func.max(_dv.c.version)).where(_dv.c.dataset_id == sa.bindparam("dataset_id")))
-_INSERT_VERSION = insert_statement(_dv, ("dataset_id", "version", "content_hash", "hash_algo", "coverage",
-                                         "schema_fields", "uri", "produced_by_run_id", "created_at"),
-                                   returning_id=True)
-_SET_CREATED = update_statement(_dv, ("created_at",))
-_SET_PRODUCED = update_statement(_dv, ("produced_by_run_id", "created_at"))
-_SET_IDENTITY = update_statement(_dv, ("content_hash", "hash_algo"))
-_SET_SCHEMA = update_statement(_dv, ("schema_fields",))
-_SET_ROWS = update_statement(_dv, ("row_count",))
-_SET_SIZE = update_statement(_dv, ("byte_size",))
 _FIELDS = Statement(sa.select(_f.c.id, _f.c.name).where(_f.c.dataset_version_id == sa.bindparam("version_id")))
-_INSERT_FIELD = insert_statement(_f, ("dataset_version_id", "name", "dtype", "position", "tags"))
-_INSERT_EDGE = insert_statement(_io, ("run_id", "artifact_kind", "artifact_id", "direction", "binding",
-                                      "created_at"))
-_MOVE_EDGE = Statement(
-    sa.update(_io).where(_io.c.run_id == sa.bindparam("run_id"), _io.c.direction == sa.bindparam("direction"),
-                         _io.c.artifact_kind == sa.literal_column("'dataset'"),
-                         _io.c.artifact_id == sa.bindparam("old_id"))
-    .values(artifact_id=sa.bindparam("new_id"), binding=sa.bindparam("binding")))
-_INSERT_LINEAGE = insert_statement(_cl, ("run_id", "output_field_id", "output_version_id", "input_field_id",
-                                         "transformation", "subtype", "description", "masking"))
-_UPDATE_RUN = update_statement(_r, ("started_at", "status", "ended_at", "error_message", "error_traceback",
-                                    "parent_run_id"))
 _FLOATING = (sa.select(_io.c.id, _io.c.run_id, _dv.c.dataset_id, _io.c.artifact_id, _r.c.started_at)
              .join(_dv, _dv.c.id == _io.c.artifact_id).join(_r, _r.c.id == _io.c.run_id)
              .where(_io.c.artifact_kind == sa.literal_column("'dataset'"),
@@ -248,6 +212,13 @@ def _key(event: ParsedEvent) -> tuple[str, str, str]:
     return f"{event.kind}:{digest}", event.event_type, event.raw_time
 
 
+def _run_uuid(event: ParsedEvent) -> str:
+    """The runId of a RunEvent (validated as a UUID on reading)."""
+    if event.run_id is None:  # pragma: no cover - validate() gives every RunEvent its runId
+        raise GovernanceError(f"internal: {event.location}: a RunEvent without a runId reached the import")
+    return event.run_id
+
+
 def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
@@ -273,6 +244,15 @@ def _identity(item: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _output_sizes(item: dict[str, Any]) -> dict[str, int]:
+    """``row_count`` and ``byte_size`` from an output's ``outputStatistics`` facet (those it gives)."""
+    stats = (item.get("outputFacets") or {}).get("outputStatistics") if isinstance(item, dict) else None
+    if not isinstance(stats, dict):
+        return {}
+    return {column: value for key, column in (("rowCount", "row_count"), ("size", "byte_size"))
+            if isinstance(value := stats.get(key), int) and not isinstance(value, bool)}
+
+
 def _schema(item: dict[str, Any]) -> list[tuple[str, str | None]] | None:
     schema = _facets(item).get("schema")
     if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
@@ -294,15 +274,10 @@ def _flatten(fields: list[Any], prefix: str = "") -> Any:
 def _same_schema(stored: list[dict[str, Any]] | None, seen: list[tuple[str, str | None]]) -> bool:
     if stored is None:
         return False
-    have = {str(f.get("name")): f.get("type") or f.get("dtype") for f in stored}
+    have = dict(schema_of(stored) or [])
     if set(have) != {name for name, _ in seen}:
         return False
     return all(have[name] is None or dtype is None or have[name] == dtype for name, dtype in seen)
-
-
-def _chunks(items: list[Any]) -> Any:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start:start + _IN_CHUNK]
 
 
 @dataclass
@@ -337,7 +312,7 @@ class _Batch:
 
     def __init__(self, tx: AuditedTransaction, report: IngestReport) -> None:
         self.tx = tx
-        self.session = tx.session
+        self.graph = GraphWriter(tx, supply=False)  # a batch's dense id ranges read back as cheaply
         self.raw: RawConnection = tx.raw
         self.report = report
         self.jobs: dict[tuple[str, str], int] = {}
@@ -356,7 +331,7 @@ class _Batch:
         self.removed = 0
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
-        return self.session.execute(stmt, params) if params is not None else self.session.execute(stmt)
+        return self.tx.scope.execute(stmt, params)
 
     # ------------------------------------------------------------------------------------- phases
     def run(self, events: list[ParsedEvent]) -> None:
@@ -373,17 +348,24 @@ class _Batch:
                 self._dataset_event(event)
             elif event.kind == "job":
                 self._job_event(event)
-        outputs: dict[tuple[int, str, str, str], int] = {}
+        self._link(run_events)
+        self._rebind()
+        self._record(accepted)
+
+    def _link(self, run_events: list[ParsedEvent]) -> None:
+        """Model versions, then outputs (so inputs bind knowing every version of the batch), inputs and
+        column lineage of the batch's RunEvents."""
         for event in run_events:
             for side in ("inputs", "outputs"):
                 for item in event.doc.get(side) or []:
                     model = _model_facet(item)
                     if model is not None:
                         self._model_version(event, model, side[:-1])
+        outputs: dict[tuple[int, int], int] = {}  # (event, output index) -> version id
         for event in run_events:
-            for item in event.doc.get("outputs") or []:
+            for index, item in enumerate(event.doc.get("outputs") or []):
                 if _model_facet(item) is None:
-                    outputs[(id(event), item["namespace"], item["name"], "o")] = self._output(event, item)
+                    outputs[(id(event), index)] = self._output(event, item)
         self.binding = True
         for event in run_events:
             for item in event.doc.get("inputs") or []:
@@ -391,17 +373,14 @@ class _Batch:
                     self._input(event, item)
         for event in run_events:
             for index, item in enumerate(event.doc.get("outputs") or []):
-                if _model_facet(item) is None:
-                    self._column_lineage(event, index, item,
-                                         outputs[(id(event), item["namespace"], item["name"], "o")])
-        self._rebind()
-        self._record(accepted)
+                if (id(event), index) in outputs:
+                    self._column_lineage(event, index, item, outputs[(id(event), index)])
 
     def _fresh(self, events: list[ParsedEvent]) -> list[ParsedEvent]:
         keys = {_key(e): e for e in events}
         known: set[tuple[str, str, str]] = set()
         ids = sorted({k[0] for k in keys})
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows = self.execute(sa.select(_ie.c.run_uuid, _ie.c.event_type, _ie.c.event_time)
                                 .where(_ie.c.run_uuid.in_(chunk)))
             known.update((str(a), str(b), str(c)) for a, b, c in rows)
@@ -425,22 +404,8 @@ class _Batch:
             parent = self._parent(event)
             if parent is not None:
                 wanted.add((parent[1], parent[2]))
-        self._get_or_create(_j, wanted, self.jobs, lambda ns, name: {
+        self.graph.ensure_named("job", wanted, self.jobs, lambda ns, name: {
             "namespace": ns, "name": name, "kind": "other", "created_at": self.tx.time})
-
-    def _get_or_create(self, table: sa.Table, wanted: set[tuple[str, str]], into: dict[tuple[str, str], int],
-                       values: Any) -> None:
-        def load(keys: list[tuple[str, str]]) -> None:
-            for chunk in _chunks(keys):
-                rows = self.execute(sa.select(table.c.id, table.c.namespace, table.c.name)
-                                    .where(sa.tuple_(table.c.namespace, table.c.name).in_(chunk)))
-                into.update({(str(ns), str(name)): int(i) for i, ns, name in rows})
-
-        load(sorted(wanted - into.keys()))
-        missing = sorted(wanted - into.keys())
-        if missing:
-            self.execute(sa.insert(table), [values(ns, name) for ns, name in missing])
-            load(missing)
 
     @staticmethod
     def _parent(event: ParsedEvent) -> tuple[str, str, str] | None:
@@ -456,9 +421,11 @@ class _Batch:
 
     # -------------------------------------------------------------------------------------- runs
     def _load_runs(self, events: list[ParsedEvent]) -> list[ParsedEvent]:
+        """The runs of the batch's events (inserted when new, updated from the events); returns the events
+        accepted: a RunEvent whose runId belongs to another job is refused."""
         uuids = {e.run_id for e in events if e.run_id is not None}
         uuids |= {p[0] for e in events if (p := self._parent(e)) is not None}
-        for chunk in _chunks(sorted(uuids)):
+        for chunk in chunks(sorted(uuids)):
             rows = self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at, _r.c.status,
                                           _r.c.ended_at, _r.c.error_message, _r.c.error_traceback,
                                           _r.c.parent_run_id).where(_r.c.run_uuid.in_(chunk)))
@@ -467,57 +434,13 @@ class _Batch:
                     int(row.id), int(row.job_id), _naive(row.started_at), str(row.status),
                     _naive(row.ended_at) if row.ended_at else None, row.error_message, row.error_traceback,
                     row.parent_run_id)
-        accepted: list[ParsedEvent] = []
         claimed: dict[str, tuple[int, str]] = {}  # run uuid -> (job id, location) within this batch
-        jobs_by_id = {v: k for k, v in self.jobs.items()}
-        for event in events:
-            if event.kind != "run":
-                accepted.append(event)
-                continue
-            assert event.run_id is not None
-            job_id = self.jobs[(event.doc["job"]["namespace"], event.doc["job"]["name"])]
-            state = self.runs.get(event.run_id)
-            owner = state.job_id if state is not None else claimed.get(event.run_id, (job_id, ""))[0]
-            if owner != job_id:
-                ns, name = jobs_by_id.get(owner) or self._job_name(owner)
-                where = claimed.get(event.run_id, (0, ""))[1]
-                self.report.invalid.append((event.location, (
-                    f"run.runId: {event.run_id} is already a run of job {ns}/{name}"
-                    f"{f' ({where})' if where else ''}; one runId never spans two jobs, so this event "
-                    "is refused, not merged")))
-                continue
-            claimed.setdefault(event.run_id, (job_id, event.location))
-            accepted.append(event)
-        new: dict[str, dict[str, Any]] = {}
-        for event in accepted:
-            if event.kind != "run":
-                continue
-            assert event.run_id is not None
-            job_id = claimed[event.run_id][0]
-            if event.run_id not in self.runs and event.run_id not in new:
-                new[event.run_id] = {"run_uuid": event.run_id, "job_id": job_id, "status": "RUNNING",
-                                     "started_at": event.event_time, "ended_at": None,
-                                     "producer": str(event.doc["producer"])[:2000], "params": {},
-                                     "environment": {}}
-            parent = self._parent(event)
-            if parent is not None and parent[0] not in self.runs and parent[0] not in new \
-                    and parent[0] not in claimed:  # known only from the facet (its own events come later)
-                new[parent[0]] = {"run_uuid": parent[0], "job_id": self.jobs[(parent[1], parent[2])],
-                                  "status": "RUNNING", "started_at": event.event_time, "ended_at": None,
-                                  "producer": str(event.doc["producer"])[:2000], "params": {},
-                                  "environment": {}}
-        if new:
-            self.execute(sa.insert(_r), list(new.values()))
-            for chunk in _chunks(sorted(new)):
-                for row in self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at)
-                                        .where(_r.c.run_uuid.in_(chunk))):
-                    self.runs[str(row.run_uuid)] = _RunState(int(row.id), int(row.job_id),
-                                                             _naive(row.started_at), "RUNNING", None,
-                                                             existed=False)
+        accepted = [e for e in events if e.kind != "run" or self._claim(e, claimed)]
+        self._insert_runs(accepted, claimed)
         for event in accepted:
             if event.kind == "run":
                 self._update_run(event)
-        _UPDATE_RUN.executemany(self.raw, [
+        self.graph.update_many("run", _RUN_UPDATE, [
             {"row_id": st.id, "started_at": st.started_at.replace(tzinfo=UTC), "status": st.status,
              "ended_at": st.ended_at.replace(tzinfo=UTC) if st.ended_at else None,
              "error_message": st.error_message, "error_traceback": st.error_traceback,
@@ -525,13 +448,54 @@ class _Batch:
             for st in self.runs.values() if st.changed])
         return accepted
 
+    def _claim(self, event: ParsedEvent, claimed: dict[str, tuple[int, str]]) -> bool:
+        """Whether a RunEvent's runId is its job's (else it is refused, with the location of the claim)."""
+        run_uuid = _run_uuid(event)
+        job_id = self.jobs[(event.doc["job"]["namespace"], event.doc["job"]["name"])]
+        state = self.runs.get(run_uuid)
+        owner = state.job_id if state is not None else claimed.get(run_uuid, (job_id, ""))[0]
+        if owner != job_id:
+            ns, name = {v: k for k, v in self.jobs.items()}.get(owner) or self._job_name(owner)
+            where = claimed.get(run_uuid, (0, ""))[1]
+            self.report.invalid.append((event.location, (
+                f"run.runId: {run_uuid} is already a run of job {ns}/{name}"
+                f"{f' ({where})' if where else ''}; one runId never spans two jobs, so this event "
+                "is refused, not merged")))
+            return False
+        claimed.setdefault(run_uuid, (job_id, event.location))
+        return True
+
+    def _insert_runs(self, accepted: list[ParsedEvent], claimed: dict[str, tuple[int, str]]) -> None:
+        """RUNNING rows for the runs not stored yet, and for parents known only from a facet."""
+        new: dict[str, dict[str, Any]] = {}
+        for event in accepted:
+            if event.kind != "run":
+                continue
+            run_uuid = _run_uuid(event)
+            row = {"status": "RUNNING", "started_at": event.event_time, "ended_at": None,
+                   "producer": str(event.doc["producer"])[:2000], "params": {}, "environment": {}}
+            if run_uuid not in self.runs and run_uuid not in new:
+                new[run_uuid] = {"run_uuid": run_uuid, "job_id": claimed[run_uuid][0], **row}
+            parent = self._parent(event)
+            if parent is not None and parent[0] not in self.runs and parent[0] not in new \
+                    and parent[0] not in claimed:  # known only from the facet (its own events come later)
+                new[parent[0]] = {"run_uuid": parent[0], "job_id": self.jobs[(parent[1], parent[2])], **row}
+        if not new:
+            return
+        self.graph.insert_runs(list(new.values()))
+        for chunk in chunks(sorted(new)):
+            for found in self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at)
+                                      .where(_r.c.run_uuid.in_(chunk))):
+                self.runs[str(found.run_uuid)] = _RunState(int(found.id), int(found.job_id),
+                                                           _naive(found.started_at), "RUNNING", None,
+                                                           existed=False)
+
     def _job_name(self, job_id: int) -> tuple[str, str]:
         row = self.execute(sa.select(_j.c.namespace, _j.c.name).where(_j.c.id == job_id)).first()
         return (str(row[0]), str(row[1])) if row is not None else ("?", "?")
 
     def _update_run(self, event: ParsedEvent) -> None:
-        assert event.run_id is not None
-        state = self.runs[event.run_id]
+        state = self.runs[_run_uuid(event)]
         when = _naive(event.event_time)
         if when < state.started_at:
             state.started_at = when
@@ -551,7 +515,7 @@ class _Batch:
         if parent is not None and state.parent_run_id != self.runs[parent[0]].id:
             state.parent_run_id = self.runs[parent[0]].id
             state.changed = True
-        self.report.runs.add(event.run_id)
+        self.report.runs.add(_run_uuid(event))
 
     # ---------------------------------------------------------------------------------- datasets
     def _load_datasets(self, events: list[ParsedEvent]) -> None:
@@ -574,7 +538,7 @@ class _Batch:
             return {"namespace": ns, "name": name, "kind": str(kind_name or "table").lower()[:32],
                     "uri": dataset_uri(ns, name), "tags": [], "created_at": self.tx.time}
 
-        self._get_or_create(_d, set(items), self.datasets, values)
+        self.graph.ensure_named("dataset", set(items), self.datasets, values)
         self.report.datasets.update(items)
 
     @staticmethod
@@ -596,7 +560,7 @@ class _Batch:
 
     def _load_edges(self, events: list[ParsedEvent]) -> None:
         run_ids = sorted({self.runs[e.run_id].id for e in events if e.run_id is not None})
-        for chunk in _chunks(run_ids):
+        for chunk in chunks(run_ids):
             rows = self.execute(
                 sa.select(_io.c.id, _io.c.run_id, _io.c.direction, _io.c.artifact_id, _io.c.binding,
                           _dv.c.dataset_id)
@@ -622,13 +586,13 @@ class _Batch:
         return self._as_version(statement.first(self.raw, **params))
 
     def _new_version(self, dataset_id: int, *, identity: str | None, when: datetime, produced_by: int | None,
-                     coverage: str, schema: list[tuple[str, str | None]] | None, uri: str | None) -> _Version:
-        number = _MAX_VERSION.first(self.raw, dataset_id=dataset_id)[0]
-        stored = [{"name": n, "type": t} for n, t in schema] if schema else None
-        version_id = _INSERT_VERSION.first(
-            self.raw, dataset_id=dataset_id, version=int(number or 0) + 1, content_hash=identity,
-            hash_algo="openlineage" if identity else None, coverage=coverage, schema_fields=stored,
-            uri=uri, produced_by_run_id=produced_by, created_at=when.replace(tzinfo=UTC))[0]
+                     coverage: str, schema: list[tuple[str, str | None]] | None, uri: str | None,
+                     sizes: dict[str, int] | None = None) -> _Version:
+        stored = schema_fields((n, t, None) for n, t in schema) if schema else None
+        version_id, _number = self.graph.insert_version(
+            dataset_id, content_hash=identity, hash_algo="openlineage" if identity else None, coverage=coverage,
+            schema_fields=stored, uri=uri, produced_by_run_id=produced_by, created_at=when.replace(tzinfo=UTC),
+            **(sizes or {}))
         self._moved(dataset_id, _naive(when))
         version = _Version(int(version_id), dataset_id, _naive(when), produced_by, coverage, stored, identity)
         self.fields[version.id] = {}
@@ -637,7 +601,7 @@ class _Batch:
         return version
 
     def _set_created(self, version: _Version, when: datetime) -> None:
-        _SET_CREATED.execute(self.raw, row_id=version.id, created_at=when.replace(tzinfo=UTC))
+        self.graph.update("dataset_version", version.id, created_at=when.replace(tzinfo=UTC))
         self._moved(version.dataset_id, min(version.created_at, when))
         version.created_at = when
 
@@ -660,7 +624,7 @@ class _Batch:
         if not missing:
             return
         start = len(have)
-        _INSERT_FIELD.executemany(self.raw, [
+        self.graph.insert_fields([
             {"dataset_version_id": version_id, "name": n, "dtype": t, "position": start + i, "tags": []}
             for i, (n, t) in enumerate(missing)])
         have.update({str(row.name): int(row.id) for row in _FIELDS.all(self.raw, version_id=version_id)})
@@ -672,8 +636,7 @@ class _Batch:
         return have[name]
 
     def _output(self, event: ParsedEvent, item: dict[str, Any]) -> int:
-        assert event.run_id is not None
-        run = self.runs[event.run_id]
+        run = self.runs[_run_uuid(event)]
         dataset_id = self.datasets[(item["namespace"], item["name"])]
         identity = _identity(item)
         schema = _schema(item)
@@ -683,41 +646,39 @@ class _Batch:
             if version is None:  # an earlier event of the run named the output without its version
                 version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
                 if version is not None and version.identity is None:
-                    _SET_IDENTITY.execute(self.raw, row_id=version.id, content_hash=identity,
-                                          hash_algo="openlineage")
+                    self.graph.update("dataset_version", version.id, content_hash=identity,
+                                      hash_algo="openlineage")
                     version.identity = identity
                 else:
                     version = None
         else:
             version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+        sizes = _output_sizes(item)
         if version is None:
             version = self._new_version(dataset_id, identity=identity, when=event.event_time, produced_by=run.id,
-                                        coverage="none", schema=schema, uri=dataset_uri(*item_key(item)))
+                                        coverage="none", schema=schema, uri=dataset_uri(*item_key(item)),
+                                        sizes=sizes)
         else:
+            if sizes:
+                self.graph.update("dataset_version", version.id, **sizes)
             if version.produced_by is None:
-                _SET_PRODUCED.execute(self.raw, row_id=version.id, produced_by_run_id=run.id,
-                                      created_at=event.event_time)
+                self.graph.update("dataset_version", version.id, produced_by_run_id=run.id,
+                                  created_at=event.event_time)
                 self._moved(dataset_id, min(version.created_at, when))
                 version.produced_by, version.created_at = run.id, when
             elif version.produced_by == run.id and when > version.created_at:
                 self._set_created(version, when)
             if schema and version.schema is None:
-                _SET_SCHEMA.execute(self.raw, row_id=version.id,
-                                    schema_fields=[{"name": n, "type": t} for n, t in schema])
+                self.graph.update("dataset_version", version.id,
+                                  schema_fields=schema_fields((n, t, None) for n, t in schema))
             if schema:
                 self._add_fields(version.id, schema)
-        stats = (item.get("outputFacets") or {}).get("outputStatistics")
-        if isinstance(stats, dict):
-            for key, statement, column in (("rowCount", _SET_ROWS, "row_count"), ("size", _SET_SIZE, "byte_size")):
-                value = stats.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    statement.execute(self.raw, row_id=version.id, **{column: value})
         self._edge(run.id, "output", dataset_id, version.id, None)
         return version.id
 
     def _current(self, dataset_id: int, when: datetime, run_id: int) -> _Version | None:
         """The version of ``dataset_id`` current at ``when`` that ``run_id`` did not write itself."""
-        return self._find(_CURRENT, dataset_id=dataset_id, when=when.replace(tzinfo=UTC), run_id=run_id)
+        return self._as_version(self.graph.current_version(dataset_id, when.replace(tzinfo=UTC), run_id))
 
     def _settled(self, version: _Version, run_id: int) -> _Version:
         """``version``, or the one before it when ``version`` is an observation that adds nothing to it
@@ -757,12 +718,11 @@ class _Batch:
             return self._new_version(dataset_id, identity=None, when=when, produced_by=None, coverage=UNKNOWN,
                                      schema=None, uri=uri).id
         if when < unknown.created_at:
-            _SET_CREATED.execute(self.raw, row_id=unknown.id, created_at=when.replace(tzinfo=UTC))
+            self.graph.update("dataset_version", unknown.id, created_at=when.replace(tzinfo=UTC))
         return unknown.id
 
     def _input(self, event: ParsedEvent, item: dict[str, Any]) -> None:
-        assert event.run_id is not None
-        run = self.runs[event.run_id]
+        run = self.runs[_run_uuid(event)]
         dataset_id = self.datasets[(item["namespace"], item["name"])]
         identity = _identity(item)
         schema = _schema(item)
@@ -797,11 +757,10 @@ class _Batch:
         if binding is not None:
             self.bound_here.add((run_id, dataset_id))
         if found is None or (found[1] is None and binding is None):
-            _INSERT_EDGE.execute(self.raw, run_id=run_id, artifact_kind="dataset", artifact_id=version_id,
-                                 direction=direction, binding=binding, created_at=self.tx.time)
+            self.graph.insert_edges([{"run_id": run_id, "artifact_kind": "dataset", "artifact_id": version_id,
+                                      "direction": direction, "binding": binding, "created_at": self.tx.time}])
         else:
-            _MOVE_EDGE.execute(self.raw, run_id=run_id, direction=direction, old_id=found[0], new_id=version_id,
-                               binding=binding)
+            self.graph.move_edge(run_id, direction, found[0], version_id, binding)
             if found[0] != version_id:
                 self._remap_lineage(run_id, found[0], version_id)
                 self.emptied.add(found[0])
@@ -822,8 +781,7 @@ class _Batch:
         facet = _facets(item).get("columnLineage")
         if facet is None:
             return
-        assert event.run_id is not None
-        run = self.runs[event.run_id]
+        run = self.runs[_run_uuid(event)]
         base = f"outputs[{index}].facets.columnLineage"
         if not isinstance(facet, dict):
             self.report.unlinked[f"{base}: not an object"] += 1
@@ -848,7 +806,7 @@ class _Batch:
                 self.lineage.add(key)
                 fresh.append(row)
         if fresh:
-            _INSERT_LINEAGE.executemany(self.raw, fresh)
+            self.graph.insert_lineage(fresh)
             self.report.column_lineage += len(fresh)
 
     def _lineage_rows(self, run: _RunState, source: Any, out_field: int | None, out_version: int | None,
@@ -885,7 +843,7 @@ class _Batch:
             _cl.c.run_id == run_id, _cl.c.input_field_id.in_(list(old)))).all() if old else []
         for row_id, field_id in rows:
             new_field = self._field_id(new_version, old[int(field_id)])
-            self.execute(sa.update(_cl).where(_cl.c.id == row_id).values(input_field_id=new_field))
+            self.graph.set_lineage_input(int(row_id), new_field)
         if rows:
             self.lineage = {(k[0], k[1], k[2], self._remapped(k[3], old, new_version), *k[4:])
                             if k[0] == run_id else k for k in self.lineage}
@@ -897,8 +855,7 @@ class _Batch:
     def _model_version(self, event: ParsedEvent, facet: dict[str, Any], direction: str) -> None:
         """A dataset with the ``governance_modelVersion`` facet is that model version (never a dataset
         named ``models/NAME``): our own events re-ingested give back the same graph."""
-        assert event.run_id is not None
-        run = self.runs[event.run_id]
+        run = self.runs[_run_uuid(event)]
         name, number = str(facet["name"])[:512], int(facet["version"])
         model_id = self.execute(sa.select(_m.c.id).where(_m.c.name == name)).scalar()
         if model_id is None:
@@ -922,8 +879,8 @@ class _Batch:
             _io.c.run_id == run.id, _io.c.artifact_kind == "model", _io.c.artifact_id == version_id,
             _io.c.direction == direction)).first()
         if found is None:
-            _INSERT_EDGE.execute(self.raw, run_id=run.id, artifact_kind="model", artifact_id=int(version_id),
-                                 direction=direction, binding=None, created_at=self.tx.time)
+            self.graph.insert_edges([{"run_id": run.id, "artifact_kind": "model", "artifact_id": int(version_id),
+                                      "direction": direction, "created_at": self.tx.time}])
         self.models.add(f"{name}@{number}")
 
     # -------------------------------------------------------------------------------- metadata
@@ -932,8 +889,7 @@ class _Batch:
         dataset_id = self.datasets[(item["namespace"], item["name"])]
         documentation = _facets(item).get("documentation")
         if isinstance(documentation, dict) and isinstance(documentation.get("description"), str):
-            self.execute(sa.update(_d).where(_d.c.id == dataset_id).values(
-                description=documentation["description"]))
+            self.graph.update("dataset", dataset_id, description=documentation["description"])
         identity, schema = _identity(item), _schema(item)
         if identity is not None:
             version = self._find(_BY_IDENTITY, dataset_id=dataset_id, identity=identity)
@@ -947,8 +903,8 @@ class _Batch:
         job = event.doc["job"]
         documentation = _facets(job).get("documentation")
         if isinstance(documentation, dict) and isinstance(documentation.get("description"), str):
-            self.execute(sa.update(_j).where(_j.c.id == self.jobs[(job["namespace"], job["name"])]).values(
-                description=documentation["description"]))
+            self.graph.update("job", self.jobs[(job["namespace"], job["name"])],
+                              description=documentation["description"])
 
     # --------------------------------------------------------------------------------- re-binding
     def _rebind(self) -> None:
@@ -958,14 +914,14 @@ class _Batch:
         moved_runs = [s.id for s in self.runs.values() if s.start_moved]
         query = _FLOATING
         starts: dict[int, datetime] = {}
-        for chunk in _chunks(moved_runs):
+        for chunk in chunks(moved_runs):
             for row in self.execute(query.where(_io.c.run_id.in_(chunk))):
                 candidates[int(row.id)] = (int(row.run_id), int(row.dataset_id), int(row.artifact_id))
                 starts[int(row.run_id)] = _naive(row.started_at)
         earliest = min(self.moved.values(), default=None)
         since_ids = [int(r.id) for r in _RUNS_SINCE.all(self.raw, since=earliest.replace(tzinfo=UTC))] \
             if earliest is not None else []
-        rows = [row for chunk in _chunks(since_ids) for row in self.execute(query.where(_io.c.run_id.in_(chunk)))]
+        rows = [row for chunk in chunks(since_ids) for row in self.execute(query.where(_io.c.run_id.in_(chunk)))]
         for row in rows:
             dataset_id = int(row.dataset_id)
             since = self.moved.get(dataset_id)
@@ -1013,8 +969,7 @@ class _Batch:
         if self.execute(sa.select(evidence.c.id).where(evidence.c.dataset_version_id == version_id)
                         .limit(1)).first() is not None:
             return
-        self.execute(sa.delete(_f).where(_f.c.dataset_version_id == version_id))
-        self.execute(sa.delete(_dv).where(_dv.c.id == version_id))
+        self.graph.delete_version(version_id)
         self.fields.pop(version_id, None)
         self.removed += 1
 
