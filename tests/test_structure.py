@@ -14,14 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "governance"
 MAX_FUNCTION_LINES = 80
 
-# Violations in files other branches of issue 14 own; each entry goes when that branch is merged.
-LONG_FUNCTIONS_PENDING = {
-    "governance/lineage/_record.py::_dataset_version",  # pending writer branch
-}
-ASSERTS_PENDING = {
-    "governance/lineage/_record.py",  # pending writer branch
-    "governance/openlineage/_ingest.py",  # pending writer branch
-}
 
 
 def _package_modules() -> list[tuple[str, ast.Module]]:
@@ -41,14 +33,14 @@ def test_no_function_is_longer_than_80_lines() -> None:
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 lines = (node.end_lineno or node.lineno) - first + 1
                 key = f"{name}::{node.name}"
-                if lines > MAX_FUNCTION_LINES and key not in LONG_FUNCTIONS_PENDING:
+                if lines > MAX_FUNCTION_LINES:
                     long.append(f"{key} ({lines} lines)")
     assert long == []
 
 
 def test_package_code_raises_instead_of_asserting() -> None:
     """``assert`` vanishes under ``python -O``; package code raises from the exception tree."""
-    found = [f"{name}:{node.lineno}" for name, tree in _package_modules() if name not in ASSERTS_PENDING
+    found = [f"{name}:{node.lineno}" for name, tree in _package_modules()
              for node in ast.walk(tree) if isinstance(node, ast.Assert)]
     assert found == []
 

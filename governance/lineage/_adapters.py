@@ -236,7 +236,7 @@ def array_capture(arr: np.ndarray[Any, Any], role: CaptureRole) -> DatasetCaptur
     fp = fingerprint(arr)
     source = None
     if role.capture_stats and arr.ndim in (1, 2) and arr.dtype.kind in "biuf":
-        import pandas as pd  # type: ignore[import-untyped]
+        import pandas as pd
 
         source = pd.DataFrame(arr.reshape(len(arr), -1), copy=False)
         source.columns = [str(c) for c in source.columns]
@@ -288,7 +288,7 @@ def capture_adapter(obj: object, role: CaptureRole) -> DatasetCapture | ModelCap
 
 
 @capture_adapter.register
-def _(obj: np.ndarray, role: CaptureRole) -> DatasetCapture:  # type: ignore[type-arg]
+def _(obj: np.ndarray, role: CaptureRole) -> DatasetCapture:
     return array_capture(obj, role)
 
 

@@ -152,7 +152,7 @@ def _numpy_parts(arr: np.ndarray[Any, Any]) -> list[Any]:
 
 
 def _object_parts(values: np.ndarray[Any, Any]) -> list[Any]:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
     import pyarrow as pa
 
     values = values.reshape(-1)
@@ -436,7 +436,7 @@ def fingerprint(obj: object) -> Fingerprint:
 
 
 @fingerprint.register
-def _(obj: np.ndarray) -> Fingerprint:  # type: ignore[type-arg]
+def _(obj: np.ndarray) -> Fingerprint:
     return _ndarray_fingerprint(obj)
 
 

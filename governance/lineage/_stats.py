@@ -189,7 +189,7 @@ def _categorical(s: Any, nulls: int, dtype: str, counted: tuple[list[Any], list[
 
 def column_stats(s: Any) -> dict[str, Any]:
     """Statistics of one pandas Series in the format described in the module docstring."""
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     dtype = s.dtype
     dtype_str = _numpy_dtype_name(dtype) if isinstance(dtype, np.dtype) else str(dtype)

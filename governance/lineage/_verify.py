@@ -31,7 +31,7 @@ class VerifyResult:
 
 
 def _read_table(path: Path) -> Any:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
     reader = _READERS.get(path.suffix.lower())
     if reader is None and path.is_dir():
