@@ -51,7 +51,6 @@ from governance.catalog import (
     ModelVersion,
     PromotionEvent,
     Run,
-    RunIO,
     open_catalog,
 )
 from governance.config import load_settings
@@ -59,7 +58,7 @@ from governance.errors import InputError, NotFoundError
 from governance.lineage import DatasetCapture, RunRecord, record_model_version, write_run
 from governance.mlflow._client import Connection, connect, first_line
 from governance.mlflow._digest import TREE_ALGO, downloaded_model, tree_digest
-from governance.openlineage import dataset_identity
+from governance.openlineage import GraphWriter, dataset_identity
 
 __all__ = ["DATASET_DIGEST_ALGO", "IMPORT_ACTION", "ImportReport", "import_mlflow", "read_watermarks", "run_uuid"]
 
@@ -348,8 +347,9 @@ def _import_version(conn: Connection, catalog: Catalog, actor: str, mv: Any, rep
             training_run_id=run.id if run is not None else None,
         )
         if run is not None:
-            tx.session.add(RunIO(run_id=int(run.id or 0), artifact_kind="model", artifact_id=int(row.id or 0),
-                                 direction="output", role="model", created_at=tx.time))
+            GraphWriter(tx).insert_edges([{"run_id": int(run.id or 0), "artifact_kind": "model",
+                                           "artifact_id": int(row.id or 0), "direction": "output",
+                                           "role": "model", "created_at": tx.time}])
         tx.record("mlflow.model_version.import", f"model:{name}@{number}", {
             "tracking_uri": conn.uri, "source": mv.source, "run_id": mv.run_id, "artifact_uri": storage,
             "artifact_hash": digest, "hash_algo": TREE_ALGO, "signature": signature,
