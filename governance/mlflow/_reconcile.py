@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -29,6 +28,7 @@ from sqlmodel import Session, col, select
 from governance.audit import audited, resolve_actor
 from governance.catalog import AuditEvent, Catalog, Model, ModelVersion, PromotionEvent, open_catalog
 from governance.config import load_settings
+from governance.domain import as_utc
 from governance.errors import InputError, NotFoundError
 from governance.mlflow._client import Connection, connect, first_line
 
@@ -187,7 +187,6 @@ def latest_reconcile(session: Session) -> list[dict[str, Any]]:
         if subject in seen:
             continue
         data = json.loads(payload).get("data") or {}
-        when = time if time.tzinfo is not None else time.replace(tzinfo=UTC)
-        seen[subject] = {"seq": seq, "time": when.astimezone(UTC).isoformat(), "tracking_uri": data.get("tracking_uri"),
+        seen[subject] = {"seq": seq, "time": as_utc(time).isoformat(), "tracking_uri": data.get("tracking_uri"),
                          "aliases_checked": data.get("aliases_checked"), "findings": data.get("findings") or []}
     return list(seen.values())

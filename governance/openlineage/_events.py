@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -53,6 +53,7 @@ from governance.catalog import (
     Statement,
     utcnow,
 )
+from governance.domain import as_utc
 from governance.errors import InputError, NotFoundError
 from governance.openlineage._facets import (
     Transformation,
@@ -190,8 +191,7 @@ _DATASET_TYPES = {"file": "FILE", "table": "TABLE", "frame": "TABLE", "model": "
 
 def wire_time(value: datetime) -> str:
     """ISO 8601 with an explicit UTC offset (SQLite hands back naive UTC datetimes)."""
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat().replace("+00:00", "Z")
+    return as_utc(value).isoformat().replace("+00:00", "Z")
 
 
 def build_run_event(session: Session, run_id: int, event_type: str) -> dict[str, Any]:

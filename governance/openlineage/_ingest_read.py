@@ -18,10 +18,11 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from governance.domain import as_utc
 from governance.errors import InputError
 
 __all__ = ["MAX_EVENT_BYTES", "EventSource", "ParsedEvent", "parse_time", "read_source", "validate"]
@@ -209,7 +210,7 @@ def parse_time(value: Any, path: str = "eventTime") -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{path}: expected an ISO 8601 date-time, got {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(parsed)
 
 
 def _string(node: Any, path: str) -> str:

@@ -36,13 +36,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
 
 from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, OutboxEvent, utcnow
+from governance.domain import as_utc
 from governance.openlineage._config import TransportConfig, load_transport_config, make_transport
 from governance.openlineage._events import dumps_document, outbox_documents
 
@@ -133,10 +134,6 @@ class Round:
     busy: bool = False
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _due(catalog: Catalog, now: datetime, limit: int,
          *, ignore_backoff: bool) -> tuple[list[Any], list[dict[str, Any] | Exception], datetime | None]:
     """Unsent rows in id order with their documents (built now for rows that have none); a run whose
@@ -152,7 +149,7 @@ def _due(catalog: Catalog, now: datetime, limit: int,
         for row in rows:
             if row.run_uuid in held:
                 continue
-            when = _as_utc(row.next_attempt_at)
+            when = as_utc(row.next_attempt_at)
             if not ignore_backoff and when > now:
                 held.add(row.run_uuid)
                 earliest = when if earliest is None else min(earliest, when)
