@@ -236,9 +236,8 @@ def _compute(model: Any, data: Any, label: str, sensitive: Sequence[str], names:
     if _is_spark(data):
         from governance.spark import evaluation_evidence
 
-        doc = EvidenceDocument.read(evaluation_evidence(
-            model, data, label=label, sensitive=list(sensitive), names=names, baseline=baseline,
-            max_samples=max_samples, seed=seed))
+        doc = evaluation_evidence(model, data, label=label, sensitive=list(sensitive), names=names,
+                                  baseline=baseline, max_samples=max_samples, seed=seed)
         preds: pd.DataFrame | None = None
         frame_x: pd.DataFrame | None = None
     else:

@@ -78,8 +78,9 @@ def evaluation_evidence(
     max_samples: int = 2000,
     seed: int = 0,
     score_bins: int = DEFAULT_SCORE_BINS,
-) -> dict[str, Any]:
-    """The evidence document of a classifier on a Spark DataFrame, in the pandas path's format.
+) -> EvidenceDocument:
+    """The evidence document of a classifier on a Spark DataFrame, in the pandas path's format (typed,
+    as every evidence document crossing into policy).
 
     The model predicts on the executors (``mapInPandas``; it is shipped to them pickled, as Spark
     does with any Python function); confusion counts, metrics, score histograms, data quality and drift
@@ -134,7 +135,7 @@ def evaluation_evidence(
     out["proxy_correlations"] = proxy_correlations(sample, list(sensitive), [n for n in names if n not in sensitive])
     out.update(data_evidence(df, names, baseline))
     out["data_fingerprint"] = {**identity_fingerprint(df), "rows": doc["n"]}
-    return out
+    return EvidenceDocument.read(out)
 
 
 def _check_probabilities(doc: dict[str, Any]) -> None:
