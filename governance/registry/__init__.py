@@ -17,6 +17,7 @@ from governance.registry._promote import (
     rollback,
     stage_version,
 )
+from governance.registry._records import Approval, RegisteredVersion, Waiver
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
 from governance.registry._verdict import Outcome, classify, exit_code
@@ -33,13 +34,16 @@ __all__ = [
     "CARD_FIELDS",
     "FORMATS",
     "OBSERVE",
+    "Approval",
     "ApprovalStatus",
     "GateReport",
     "GithubOutput",
     "MonitorReport",
     "Outcome",
     "PromotionConflict",
+    "RegisteredVersion",
     "Rollback",
+    "Waiver",
     "approve",
     "approve_waiver",
     "check",
