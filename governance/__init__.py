@@ -7,10 +7,12 @@
 
 Names are imported lazily (``import governance`` pulls in no pandas, shap or database driver).
 
-Functions return typed records, never bare dicts or strings: :class:`Ref` (``version_of``),
-:class:`GateReport` (``check``, ``promote``), :class:`Rollback` (``rollback``), :class:`LineageGraph`
-(``upstream``, ``downstream``), :class:`VersionDiff` (``diff_versions``), :class:`VerifyReport`
-(``verify_audit``), and the catalog's rows for what they create (``register_model``, ``approve``, ``waive``).
+Functions return typed records (frozen dataclasses), never bare dicts, strings or catalog rows:
+:class:`Ref` (``version_of``), :class:`GateReport` (``check``, ``promote``), :class:`Rollback`
+(``rollback``), :class:`RegisteredVersion` (``register_model``), :class:`Approval` (``approve``),
+:class:`Waiver` (``waive``, ``approve_waiver``), :class:`LineageGraph` (``upstream``, ``downstream``),
+:class:`VersionDiff` (``diff_versions``), :class:`VerifyReport` (``verify_audit``).  Times in them are
+aware UTC datetimes.  Every function taking a model reference takes ``"MODEL@VERSION"`` or a :class:`Ref`.
 """
 
 from __future__ import annotations
@@ -67,10 +69,14 @@ _LAZY = {
     "VersionDiff": "governance.catalog",
     "GateReport": "governance.registry",
     "Rollback": "governance.registry",
+    "RegisteredVersion": "governance.registry",
+    "Approval": "governance.registry",
+    "Waiver": "governance.registry",
     "VerifyReport": "governance.audit",
 }
 
 __all__ = [
+    "Approval",
     "AuditIntegrityError",
     "CatalogError",
     "ConfigError",
@@ -83,9 +89,11 @@ __all__ = [
     "NotFoundError",
     "PolicyViolation",
     "Ref",
+    "RegisteredVersion",
     "Rollback",
     "VerifyReport",
     "VersionDiff",
+    "Waiver",
     "__version__",
     "approve",
     "approve_waiver",
@@ -140,8 +148,11 @@ if TYPE_CHECKING:  # pragma: no cover - names for type checkers; loaded lazily a
     )
     from governance.policy import evaluate, load_pack
     from governance.registry import (
+        Approval,
         GateReport,
+        RegisteredVersion,
         Rollback,
+        Waiver,
         approve,
         approve_waiver,
         check,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 import governance
 
@@ -64,3 +71,93 @@ def test_rollback_and_version_of_records_keep_their_old_reading() -> None:
         pass
     else:
         raise AssertionError("expected KeyError")
+
+
+def _returned_type(function: Any) -> Any:
+    """The return annotation of ``function``, resolved in its module (annotations are strings here)."""
+    import inspect
+
+    returned = inspect.signature(function).return_annotation
+    if isinstance(returned, str):
+        namespace = vars(sys.modules[inspect.unwrap(function).__module__])
+        returned = eval(returned, namespace)  # our own annotations, read back
+    return returned
+
+
+def test_no_public_function_returns_a_catalog_row() -> None:
+    """``register_model``, ``approve``, ``waive``, ``approve_waiver`` and ``revoke_waiver`` returned ORM rows
+    (``ModelVersion``, ``Approval``, ``Waiver``): a caller could lazy-load, write, or hold a detached row."""
+    from sqlmodel import SQLModel
+
+    from governance import registry
+
+    rows = {}
+    for module in (governance, registry):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if callable(value) and not isinstance(value, type):
+                returned = _returned_type(value)
+                if isinstance(returned, type) and issubclass(returned, SQLModel):
+                    rows[f"{module.__name__}.{name}"] = returned.__name__
+    assert rows == {}
+    for record in ("RegisteredVersion", "Approval", "Waiver"):
+        assert record in governance.__all__ and record in registry.__all__
+        value = getattr(governance, record)
+        assert dataclasses.is_dataclass(value) and value.__dataclass_params__.frozen, record
+        assert not issubclass(value, SQLModel) and value.__doc__, record
+
+
+def test_functions_taking_a_model_reference_say_they_take_a_ref() -> None:
+    """``check`` and ``promote`` were typed ``str`` though they take the :class:`Ref` that ``version_of``
+    returns."""
+    import inspect
+
+    for name in ("check", "promote", "approve", "waive"):
+        hint = str(inspect.signature(getattr(governance, name)).parameters["ref"].annotation)
+        assert "Ref" in hint and "str" in hint, (name, hint)
+
+
+def test_register_approve_and_waive_return_frozen_records(tmp_path: Path) -> None:
+    from governance import Approval, RegisteredVersion, Waiver, approve, register_model, waive
+    from governance.catalog import Waiver as WaiverRow
+    from governance.catalog import open_catalog
+    from governance.registry import revoke_waiver
+
+    catalog = open_catalog(url=f"sqlite:///{tmp_path / 'catalog.db'}")
+    pack = tmp_path / "optional.yaml"
+    pack.write_text(OPTIONAL_PACK, encoding="utf-8")
+    mv = register_model("credit", card={"description": "scores credit"}, metrics={"auc": 0.8}, catalog=catalog,
+                        actor="alice")
+    assert isinstance(mv, RegisteredVersion) and (mv.model, mv.version, mv.actor) == ("credit", 1, "alice")
+    assert mv.id > 0 and mv.model_id > 0 and mv.metrics == {"auc": 0.8} and str(mv.ref) == "credit@1"
+    assert mv.created_at.tzinfo is not None and mv.created_at.utcoffset() == timedelta(0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mv.version = 2  # type: ignore[misc]
+
+    approval = approve(mv.ref, stage="staging", policy=pack, comment="ok", catalog=catalog, actor="bob")
+    assert isinstance(approval, Approval) and (approval.model, approval.version, approval.stage) == ("credit", 1,
+                                                                                                  "staging")
+    assert approval.approver == "bob" and not approval.signed and approval.model_version_id == mv.id
+    assert approval.created_at.utcoffset() == timedelta(0) and approval.as_dict()["created_at"].endswith("Z")
+
+    waiver = waive(mv.ref, check_id="docs.card", reason="in review", approver="carol", expires="30d",
+                   ticket="RISK-1", catalog=catalog, actor="alice")
+    assert isinstance(waiver, Waiver) and not isinstance(waiver, WaiverRow)
+    assert (waiver.model, waiver.versions, waiver.check_id, waiver.state) == ("credit", (1,), "docs.card", "active")
+    assert waiver.expires_at.utcoffset() == timedelta(0) and waiver.expires_at > datetime.now(UTC)
+    revoked = revoke_waiver(waiver.id, reason="done", catalog=catalog, actor="carol")
+    assert isinstance(revoked, Waiver) and revoked.state == "revoked" and revoked.revoked_by == "carol"
+    assert revoked.revoked_at is not None and revoked.revoked_at.utcoffset() == timedelta(0)  # read back from SQLite
+    assert revoked.as_dict()["versions"] == [1]
+
+
+OPTIONAL_PACK = """\
+apiVersion: governance/v1
+kind: PolicyPack
+metadata: {name: docs-optional, version: 1.0.0}
+signatures: optional
+checks:
+  - id: docs.card
+    uses: documentation.completeness
+    assert: {gte: 1}
+"""

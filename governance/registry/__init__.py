@@ -27,6 +27,7 @@ from governance.registry._queries import (
     version_promotions,
     version_waivers,
 )
+from governance.registry._records import Approval, RegisteredVersion, Waiver
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
 from governance.registry._verdict import Outcome, classify, exit_code
@@ -43,6 +44,7 @@ __all__ = [
     "CARD_FIELDS",
     "FORMATS",
     "OBSERVE",
+    "Approval",
     "ApprovalRecord",
     "ApprovalStatus",
     "DocumentedVersion",
@@ -52,8 +54,10 @@ __all__ = [
     "Outcome",
     "PromotionConflict",
     "PromotionRecord",
+    "RegisteredVersion",
     "Rollback",
     "VersionFacts",
+    "Waiver",
     "WaiverRecord",
     "approve",
     "approve_waiver",

@@ -20,11 +20,13 @@ from governance.audit import audited
 from governance.catalog import Approval, Catalog, Model, ModelVersion, parse_ref, resolve_model_version
 from governance.domain import iso
 from governance.errors import InputError
+from governance.registry import _records as records
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
 from governance.registry._signoff import Signer, Signoff, pack_ref, statements_for
 from governance.signing import SigningKey
 
 if TYPE_CHECKING:  # pragma: no cover
+    from governance.catalog import Ref
     from governance.policy import PolicyPack
 
 __all__ = ["ApprovalStatus", "approval_requirement", "approvals_status", "approve", "list_approvals"]
@@ -154,13 +156,14 @@ def approvals_status(session: Session, mv: ModelVersion, stage: str, *, requeste
     return ApprovalStatus(required, roles, tuple(counted), tuple(dict.fromkeys(ignored)), None, tuple(signers))
 
 
-def approve(ref: str, *, stage: str, key: str | Path | SigningKey | None = None, policy: Any = None,
+def approve(ref: str | Ref, *, stage: str, key: str | Path | SigningKey | None = None, policy: Any = None,
             role: str | None = None, comment: str | None = None, catalog: Catalog | None = None,
-            actor: str | None = None, now: datetime | None = None) -> Approval:
+            actor: str | None = None, now: datetime | None = None) -> records.Approval:
     """Record that the holder of ``key`` approves ``MODEL@VERSION`` for ``stage`` on its current evidence
     under the stage's pack (``policy``, or the pack ``governance.toml`` binds to the stage).
 
     Without ``key`` the approval is unsigned: it counts only under a pack with ``signatures: optional``.
+    Returns the :class:`~governance.registry.Approval` recorded.
     """
     from governance.policy import context_for_model_version
     from governance.registry._gate import load_policy
@@ -197,7 +200,8 @@ def approve(ref: str, *, stage: str, key: str | Path | SigningKey | None = None,
                    "key_fingerprint": signer.fingerprint, "signed": signer.key is not None,
                    "evidence": ctx.sources.get("evidence_digest"), "policy": pack_ref(pack),
                    "trust_store": signoff.trust.digest})
-    return approval
+        out = records.approval_record(approval, model.name, mv.version, signer.fingerprint)
+    return out
 
 
 def list_approvals(ref: str, *, stage: str | None = None,

@@ -22,6 +22,7 @@ from governance.registry._verdict import exit_code
 from governance.registry._waivers import waiver_verdicts, waivers_for
 
 if TYPE_CHECKING:  # pragma: no cover
+    from governance.catalog import Ref
     from governance.checks import CheckContext
     from governance.policy import EvaluationResult, PolicyPack
 
@@ -172,7 +173,7 @@ def load_policy(policy: str | Path | PolicyPack) -> tuple[PolicyPack, Path | Non
     return pack, source
 
 
-def resolve_subject(catalog: Catalog, ref: str | None, predictions: PredictionsSpec | None) -> Subject:
+def resolve_subject(catalog: Catalog, ref: str | Ref | None, predictions: PredictionsSpec | None) -> Subject:
     """Resolve ``MODEL@VERSION`` (alias or number) to ids, pinned for the rest of the gate."""
     if ref is None:
         if predictions is None:
@@ -403,7 +404,7 @@ def store(tx: AuditedTransaction, result: EvaluationResult, subject: Subject, pu
 
 
 def check(
-    ref: str | None = None,
+    ref: str | Ref | None = None,
     *,
     policy: str | Path | PolicyPack,
     predictions: str | Path | None = None,

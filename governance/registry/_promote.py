@@ -27,6 +27,7 @@ from governance.catalog import (
     ModelVersion,
     PolicyEvaluation,
     PromotionEvent,
+    Ref,
     parse_ref,
     resolve_model,
 )
@@ -168,7 +169,7 @@ def _event(tx: AuditedTransaction, model: Model, stage: str, action: str, *, fro
 
 
 def promote(
-    ref: str,
+    ref: str | Ref,
     *,
     to: str,
     policy: str | Path | PolicyPack | None = None,

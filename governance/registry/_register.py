@@ -9,9 +9,10 @@ from typing import Any
 from sqlmodel import select
 
 from governance.audit import audited
-from governance.catalog import Catalog, Model, ModelVersion
+from governance.catalog import Catalog, Model
 from governance.errors import InputError
 from governance.registry._common import resolve_catalog, resolve_who
+from governance.registry._records import RegisteredVersion, registered_version
 
 __all__ = ["register_model"]
 
@@ -43,8 +44,9 @@ def register_model(
     params: dict[str, Any] | None = None,
     catalog: Catalog | None = None,
     actor: str | None = None,
-) -> ModelVersion:
-    """Register a new version of model ``name`` (created on first use) and return it.
+) -> RegisteredVersion:
+    """Register a new version of model ``name`` (created on first use); returns it as a
+    :class:`RegisteredVersion` (``.version``, ``.ref``, ...).
 
     ``estimator`` is fingerprinted by capture; ``artifact_path`` is a file whose SHA-256 becomes the
     artifact hash.  ``owner``, ``description`` and ``risk_tier`` update the model's record when given.
@@ -77,4 +79,5 @@ def register_model(
             tx.session.add(model)
             tx.record("model.update", f"model:{name}", changes)
         tx.session.flush()
-    return mv
+        out = registered_version(mv, name, who)
+    return out

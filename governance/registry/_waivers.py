@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
@@ -21,9 +21,13 @@ from governance.catalog import Catalog, Model, Waiver, parse_ref, resolve_model,
 from governance.domain import WaiverState, iso
 from governance.domain import waiver_state as domain_waiver_state
 from governance.errors import InputError, NotFoundError
+from governance.registry import _records as records
 from governance.registry._common import parse_expiry, resolve_catalog, resolve_who
 from governance.registry._signoff import Signoff, statement_digest, statements_for
 from governance.signing import Verification, normalise_identity
+
+if TYPE_CHECKING:  # pragma: no cover
+    from governance.catalog import Ref
 
 __all__ = [
     "approve_waiver",
@@ -62,7 +66,7 @@ def waiver_view(waiver: Waiver, model_name: str, now: datetime | None = None,
 
 
 def waive(
-    ref: str,
+    ref: str | Ref,
     *,
     check_id: str,
     reason: str,
@@ -73,14 +77,15 @@ def waive(
     actor: str | None = None,
     now: datetime | None = None,
     key: str | Path | None = None,
-) -> Waiver:
+) -> records.Waiver:
     """Record a waiver request for ``check_id`` on ``MODEL@VERSION`` (or ``MODEL``: every version).
 
     With ``key`` the request is signed by its holder, and the waiver waits for another person's
     signed approval (:func:`approve_waiver`).  Without ``key`` it is an unsigned waiver naming
     ``approver`` (who must be someone else), which counts only under ``signatures: optional``.
     ``expires`` must be in the future and within ``waiver_max_days``.  An alias
-    (``MODEL@production``) is pinned to the version it points at now.
+    (``MODEL@production``) is pinned to the version it points at now.  Returns the
+    :class:`~governance.registry.Waiver` recorded.
     """
     if not _CHECK_ID.match(check_id or ""):
         raise InputError(f"--check: expected a check id such as fairness.selection_rate_ratio, "
@@ -130,7 +135,8 @@ def waive(
             "ticket": ticket, "approver": waiver.approver, "expires_at": expires_at, "statement_id": row.id,
             "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest,
         })
-    return waiver
+        out = records.waiver_record(waiver, model.name, waiver_state(waiver, current))
+    return out
 
 
 def _waiver_predicate(waiver: Waiver, model_name: str, decision: str) -> dict[str, Any]:
@@ -140,7 +146,7 @@ def _waiver_predicate(waiver: Waiver, model_name: str, decision: str) -> dict[st
 
 
 def approve_waiver(waiver_id: int, *, key: str | Path, catalog: Catalog | None = None, actor: str | None = None,
-                   now: datetime | None = None) -> Waiver:
+                   now: datetime | None = None) -> records.Waiver:
     """Sign the approval of a signed waiver request; the approver must be another key and principal."""
     signoff = Signoff.load(now)
     signer = signoff.signer(resolve_who(actor), str(key))
@@ -174,7 +180,8 @@ def approve_waiver(waiver_id: int, *, key: str | Path, catalog: Catalog | None =
         tx.record("waiver.approve", f"model:{name}", {
             "waiver_id": waiver_id, "check": waiver.check_id, "statement_id": row.id,
             "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest})
-    return waiver
+        out = records.waiver_record(waiver, name, state)
+    return out
 
 
 def waiver_verdicts(session: Session, waivers: Sequence[Waiver], signoff: Signoff, *,
@@ -235,8 +242,9 @@ def _label(principal: str | None, fingerprint: str | None) -> str:
 
 
 def revoke_waiver(waiver_id: int, *, reason: str | None = None, catalog: Catalog | None = None,
-                  actor: str | None = None) -> Waiver:
-    """Revoke a waiver now; it stops applying to every later evaluation."""
+                  actor: str | None = None) -> records.Waiver:
+    """Revoke a waiver now; it stops applying to every later evaluation.  Returns the revoked
+    :class:`~governance.registry.Waiver`."""
     who = resolve_who(actor)
     cat = resolve_catalog(catalog)
     with audited(cat, who) as tx:
@@ -250,9 +258,11 @@ def revoke_waiver(waiver_id: int, *, reason: str | None = None, catalog: Catalog
         waiver.revoked_at = tx.time
         waiver.revoked_by = who
         tx.session.add(waiver)
-        tx.record("waiver.revoke", f"model:{model.name if model else waiver.model_id}",
+        name = model.name if model else str(waiver.model_id)
+        tx.record("waiver.revoke", f"model:{name}",
                   {"waiver_id": waiver_id, "check": waiver.check_id, "reason": reason})
-    return waiver
+        out = records.waiver_record(waiver, name, "revoked")
+    return out
 
 
 def waivers_for(session: Session, model_id: int, version: int | None) -> list[Waiver]:
