@@ -349,10 +349,15 @@ def audited(catalog: Catalog, actor: str) -> Iterator[AuditedTransaction]:
     """Open a write transaction whose changes must be recorded with :meth:`AuditedTransaction.record`."""
     installed: dict[str, Any] | None = None
     tx: AuditedTransaction | None = None
+
+    def prepare(conn: sa.Connection) -> None:
+        # before the queue and BEGIN: only this connection's TEMP touch log is written (emptied)
+        nonlocal installed
+        installed = install_touch_log(TransactionScope(conn))  # type: ignore[arg-type]
+
     try:
-        with _append_queue(catalog), catalog.write_connection() as conn:
+        with catalog.write_connection(prepare, _append_queue(catalog)) as conn:
             scope = TransactionScope(conn)
-            installed = install_touch_log(scope)  # type: ignore[arg-type]
             # Take the chain lock first, before any row lock the body may take: every audited transaction
             # acquires locks in the same order, so two writers cannot deadlock on PostgreSQL.
             # On PostgreSQL the head comes back with the lock, in the same round trip.

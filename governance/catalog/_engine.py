@@ -17,8 +17,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -238,15 +238,24 @@ class Catalog:
             self._wal.committed()
 
     @contextmanager
-    def write_connection(self) -> Iterator[Connection]:
+    def write_connection(self, prepare: Callable[[Connection], object] | None = None,
+                         turn: AbstractContextManager[object] | None = None) -> Iterator[Connection]:
         """A write transaction on a Core connection (``BEGIN IMMEDIATE`` on SQLite): committed when the
         block ends, rolled back on error.  The audited write path runs on it; an ORM session is bound
         to it only when a writer asks for one (an ORM session's own bookkeeping costs more than a
-        decorated step's whole write)."""
+        decorated step's whole write).
+
+        ``prepare(conn)`` runs on the checked-out connection before anything is locked, and ``turn``
+        (the audit queue) is held from just before ``BEGIN`` until just after ``COMMIT``: the pool's
+        checkout and check-in happen outside it, so the serialised part of a write is the
+        transaction alone."""
         if self.read_only:
             raise CatalogError(f"catalog {self.display_url} is open read-only")
-        with self._errors(), self._write_engine.connect() as conn, conn.begin():
-            yield conn
+        with self._errors(), self._write_engine.connect() as conn:
+            if prepare is not None:
+                prepare(conn)
+            with turn if turn is not None else nullcontext(), conn.begin():
+                yield conn
         if self._wal is not None:
             self._wal.committed()
 
