@@ -11,8 +11,11 @@ as if it were known.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,7 +130,7 @@ def test_one_waiver_vocabulary_in_the_gate_and_the_registry(sqlite_catalog: Cata
     report = check("credit@1", policy=pack, catalog=sqlite_catalog, actor="alice")
     gate_state = report.document["results"][0]["waiver"]["state"]
     [listed] = list_waivers(catalog=sqlite_catalog)
-    assert gate_state == listed["state"] == "active"
+    assert gate_state == listed.state == listed.as_dict()["state"] == "active"
     assert report.exit_code() == 0
 
 
@@ -147,3 +150,39 @@ def test_no_naive_time_leaves_the_catalog(sqlite_catalog: Catalog) -> None:
     assert stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
     assert stored == local.astimezone(UTC)  # the instant, not the wall-clock digits of +02:00
     assert created is not None and created.created_at.tzinfo is not None
+
+
+# A record shaped like a waiver (it has ``check_id`` and ``expires_at``) or like an approval (``approver``
+# and ``stage``), or named like a second one, may be defined only here:
+ONE_HOME_RECORDS = {
+    ("governance/catalog/_models.py", "Waiver"): "the table row",
+    ("governance/catalog/_models.py", "Approval"): "the table row",
+    ("governance/registry/_records.py", "Waiver"): "the record every registry function returns",
+    ("governance/registry/_records.py", "Approval"): "the record every registry function returns",
+    ("governance/policy/_engine.py", "WaiverInfo"): "what the engine applies: a waiver that counts, with its "
+                                                    "signers' labels (policy sits below the registry)",
+}
+_SECOND_NAME = re.compile(r"(Waiver|Approval)(Record|Row|View|Entry|Item|Doc|Data|Detail)s?$")
+
+
+def _waiver_or_approval_records(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            names = {s.target.id for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+            if {"check_id", "expires_at"} <= names or {"approver", "stage"} <= names or _SECOND_NAME.search(node.name):
+                found.append(node.name)
+    return found
+
+
+def test_one_record_type_per_waiver_and_per_approval() -> None:
+    """The registry had two records per concept (``Waiver``/``WaiverRecord``, ``Approval``/``ApprovalRecord``):
+    the writes returned one, the report queries the other, with other fields and another state API."""
+    root = Path(__file__).resolve().parent.parent
+    found = {(p.relative_to(root).as_posix(), name) for p in sorted((root / "governance").rglob("*.py"))
+             for name in _waiver_or_approval_records(p.read_text(encoding="utf-8"))}
+    assert found == set(ONE_HOME_RECORDS)
+    # the scan sees the second record the registry used to have
+    old = ("@dataclass(frozen=True)\nclass WaiverRecord:\n    id: int\n    check_id: str\n    expires_at: datetime\n"
+           "@dataclass(frozen=True)\nclass ApprovalRecord:\n    stage: str\n    approver: str\n")
+    assert _waiver_or_approval_records(old) == ["WaiverRecord", "ApprovalRecord"]

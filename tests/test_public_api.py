@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,3 +162,110 @@ checks:
     uses: documentation.completeness
     assert: {gte: 1}
 """
+
+
+def test_registry_functions_answer_with_records_not_dicts() -> None:
+    """``list_approvals``, ``list_waivers``, ``history``, ``signed_decisions``, ``decision_signatures``,
+    ``waiver_signatures`` and ``waiver_verdicts`` answered with dicts read by key in the CLI, the server
+    and the reports."""
+    import inspect
+
+    from governance import registry
+
+    loose = {}
+    for name in registry.__all__:
+        value = getattr(registry, name)
+        if callable(value) and not isinstance(value, type):
+            returned = str(inspect.signature(value).return_annotation)
+            if "dict[str, Any]" in returned or returned in {"Any", "dict", "list"}:
+                loose[name] = returned
+    assert loose == {}
+
+
+def test_listings_return_the_records_the_writes_return(tmp_path: Path) -> None:
+    from sqlmodel import SQLModel
+
+    from governance import registry
+    from governance.catalog import open_catalog
+
+    catalog = open_catalog(url=f"sqlite:///{tmp_path / 'catalog.db'}")
+    pack = tmp_path / "optional.yaml"
+    pack.write_text(OPTIONAL_PACK, encoding="utf-8")
+    mv = registry.register_model("credit", card={"description": "d"}, catalog=catalog, actor="alice")
+    approved = registry.approve(mv.ref, stage="staging", policy=pack, comment="ok", catalog=catalog, actor="bob")
+    waived = registry.waive("credit", check_id="docs.card", reason="r", approver="carol", expires="3d",
+                            catalog=catalog, actor="alice")
+    promoted = registry.promote(mv.ref, to="production", policy=pack, catalog=catalog, actor="alice")
+    assert promoted.decision["action"] == "promote"  # the waiver counts under signatures: optional
+
+    [listed_approval] = registry.list_approvals("credit@1", catalog=catalog)
+    assert type(listed_approval) is registry.Approval and listed_approval == approved
+    assert listed_approval.signature == registry.DecisionSignature("bob", None, "unsigned", "unsigned")
+    [listed_waiver] = registry.list_waivers(catalog=catalog)
+    assert type(listed_waiver) is registry.Waiver
+    assert dataclasses.replace(listed_waiver, state=waived.state) == waived  # the same record, read back
+    assert listed_waiver.signatures.approver == "carol" and not listed_waiver.signatures.counts
+    [event] = registry.history("credit", catalog=catalog)
+    assert type(event) is registry.Promotion and (event.stage, event.action, event.to_version) == (
+        "production", "promote", 1)
+    with catalog.read() as session:
+        facts = registry.version_facts(session, "credit@1")
+        decisions = registry.signed_decisions(session, "credit")
+        by_id = registry.decision_signatures(session, "approval", [approved.id])
+        verdicts = registry.waiver_signatures(session, [_row(session, waived.id)])
+        reported = (registry.version_waivers(session, facts, _Bound()), registry.version_approvals(
+            session, facts, _Bound()), registry.version_promotions(session, facts, _Bound()))
+    assert [type(d) for d in decisions] == [registry.SignedDecision] * 3
+    assert [d.kind for d in decisions] == ["approval", "waiver.request", "promotion"]
+    assert by_id == {approved.id: approved.signature} and verdicts == {waived.id: listed_waiver.signatures}
+    assert reported == ([listed_waiver], [listed_approval], [event])  # the report's queries: the same records
+    for record in (listed_approval, listed_waiver, event, decisions[0], facts, approved.signature,
+                   listed_waiver.signatures):
+        assert dataclasses.is_dataclass(record) and type(record).__dataclass_params__.frozen  # type: ignore[attr-defined]
+        assert not isinstance(record, SQLModel) and type(record).__doc__
+        json.dumps(record.as_dict())
+
+
+def _row(session: Any, waiver_id: int) -> Any:
+    from governance.catalog import Waiver as WaiverRow
+
+    return session.get(WaiverRow, waiver_id)
+
+
+class _Bound:
+    """Every row matches the audit log (what :class:`governance.audit.StateVerdicts` says of an intact catalog)."""
+
+    def problem(self, table: str, obj: Any) -> str | None:
+        return None
+
+
+def test_listing_json_keeps_its_shape(tmp_path: Path) -> None:
+    """``as_dict`` of the records is what ``gov waivers list``/``gov history --format json`` and the
+    server's waivers, approvals and history endpoints printed before they were records."""
+    from governance import registry
+    from governance.catalog import open_catalog
+
+    catalog = open_catalog(url=f"sqlite:///{tmp_path / 'catalog.db'}")
+    pack = tmp_path / "optional.yaml"
+    pack.write_text(OPTIONAL_PACK, encoding="utf-8")
+    mv = registry.register_model("credit", card={"description": "d"}, catalog=catalog, actor="alice")
+    registry.approve(mv.ref, stage="staging", policy=pack, catalog=catalog, actor="bob")
+    registry.promote(mv.ref, to="production", policy=pack, catalog=catalog, actor="alice", raise_on_refusal=False)
+    registry.waive(mv.ref, check_id="docs.card", reason="r", approver="carol", expires="3d", ticket="T-1",
+                   catalog=catalog, actor="alice")
+    [waiver] = registry.list_waivers(catalog=catalog)
+    assert waiver.as_dict() | {"id": 0, "expires_at": "E", "created_at": "C"} == {
+        "id": 0, "model": "credit", "versions": [1], "check": "docs.card", "state": "active", "reason": "r",
+        "ticket": "T-1", "requester": "alice", "approver": "carol", "expires_at": "E", "revoked_at": None,
+        "revoked_by": None, "created_at": "C", "requester_key": None, "requester_verification": "unsigned",
+        "approver_key": None, "approver_verification": "unsigned",
+        "signatures": "unsigned (the pack requires signatures: a signed request and a signed approval)"}
+    [approval] = registry.list_approvals("credit@1", catalog=catalog)
+    assert list(approval.as_dict()) == ["id", "model", "version", "stage", "approver", "key_fingerprint",
+                                        "verification", "comment", "created_at"]
+    assert approval.as_dict()["approver"] == "bob" and approval.as_dict()["verification"] == "unsigned"
+    [event] = registry.history("credit", catalog=catalog)
+    assert list(event.as_dict()) == ["id", "time", "stage", "action", "from_version", "to_version", "actor",
+                                     "reason", "evaluation_id", "evaluation_status", "signer", "key_fingerprint",
+                                     "verification"]
+    assert event.as_dict()["time"].endswith("Z") and event.as_dict()["evaluation_status"] == "FAIL"

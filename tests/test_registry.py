@@ -118,9 +118,9 @@ def test_promote_moves_the_stage_and_records_everything(catalog: Catalog, packs:
     assert check("credit@staging", policy=packs["docs"], catalog=catalog, actor="alice").passed
     promote("credit@2", to="production", policy=packs["docs"], catalog=catalog, actor="alice")
     rows = history("credit", catalog=catalog)
-    assert [(r["stage"], r["action"], r["from_version"], r["to_version"]) for r in rows] == [
+    assert [(r.stage, r.action, r.from_version, r.to_version) for r in rows] == [
         ("production", "promote", None, 1), ("staging", "promote", None, 1), ("production", "promote", 1, 2)]
-    assert rows[0]["reason"] == "first release" and rows[0]["evaluation_status"] == "PASS"
+    assert rows[0].reason == "first release" and rows[0].evaluation_status == "PASS"
     actions = [e.action for e in _events(catalog)]
     assert actions.count("promotion.promote") == 3
     assert actions.count("policy.evaluate") == 4  # three promotions and one check
@@ -135,7 +135,7 @@ def test_blocked_promotion_is_refused_and_recorded(catalog: Catalog, packs: dict
         promote("credit@2", to="production", policy=packs["docs"], catalog=catalog, actor="alice")
     assert stage_version(catalog, "credit", "production") == 1
     last = history("credit", catalog=catalog)[-1]
-    assert (last["action"], last["from_version"], last["to_version"], last["evaluation_status"]) == (
+    assert (last.action, last.from_version, last.to_version, last.evaluation_status) == (
         "refused", 1, 2, "FAIL")
     assert "promotion.refused" in [e.action for e in _events(catalog)]
 
@@ -152,7 +152,7 @@ def test_missing_evidence_fails_closed_and_says_what_is_missing(catalog: Catalog
                                               r"required input"):
         promote("credit@1", to="production", policy=packs["evidence"], catalog=catalog, actor="alice")
     assert stage_version(catalog, "credit", "production") is None
-    assert history("credit", catalog=catalog)[-1]["action"] == "refused"
+    assert history("credit", catalog=catalog)[-1].action == "refused"
 
 
 def test_stage_names_are_validated(catalog: Catalog, packs: dict[str, Path]) -> None:
@@ -189,7 +189,7 @@ def test_waiver_lets_a_blocked_version_through_until_revoked(catalog: Catalog,
     revoke_waiver(int(waiver.id or 0), reason="card still empty", catalog=catalog, actor="carol")
     after = check("credit@1", policy=packs["optional"], catalog=catalog, actor="alice")
     assert after.document["results"][0]["status"] == "FAIL" and after.exit_code() == 1
-    assert [w["state"] for w in list_waivers(model="credit", catalog=catalog)] == ["revoked"]
+    assert [w.state for w in list_waivers(model="credit", catalog=catalog)] == ["revoked"]
     with pytest.raises(InputError, match="already revoked"):
         revoke_waiver(int(waiver.id or 0), catalog=catalog, actor="carol")
 
@@ -205,7 +205,7 @@ def test_expired_waiver_no_longer_applies_and_is_named(catalog: Catalog, packs: 
     result = report.document["results"][0]
     assert result["status"] == "FAIL" and report.exit_code() == 1
     assert f"waiver {waiver.id} expired at" in result["message"]
-    assert list_waivers(catalog=catalog, state="expired", now=later)[0]["id"] == waiver.id
+    assert list_waivers(catalog=catalog, state="expired", now=later)[0].id == waiver.id
 
 
 def test_waiver_rules(catalog: Catalog) -> None:
@@ -243,8 +243,8 @@ def test_rollback_goes_to_the_previous_version_that_passed(catalog: Catalog, pac
     with pytest.raises(InputError, match="no earlier version passed its gate"):
         rollback("credit", stage="production", catalog=catalog, actor="ops")
     rows = history("credit", stage="production", catalog=catalog)
-    assert [r["action"] for r in rows] == ["promote", "promote", "refused", "promote", "rollback", "rollback"]
-    assert rows[4]["reason"] == "latency regression" and rows[4]["actor"] == "ops"
+    assert [r.action for r in rows] == ["promote", "promote", "refused", "promote", "rollback", "rollback"]
+    assert rows[4].reason == "latency regression" and rows[4].actor == "ops"
     with pytest.raises(NotFoundError, match="no 'staging' stage"):
         rollback("credit", stage="staging", catalog=catalog, actor="ops")
     assert _chain_ok(catalog)

@@ -85,9 +85,9 @@ def test_a_real_second_and_third_key_make_it_pass_and_everything_says_who(
     assert signers[0]["key_fingerprint"] == team.keys["bob"].fingerprint
     assert stage_version(team.catalog, "credit", "production") == 1
     rows = history("credit", catalog=team.catalog)
-    assert [(r["action"], r["signer"], r["verification"]) for r in rows] == [
+    assert [(r.action, r.signature.signer, r.signature.verification) for r in rows] == [
         ("refused", "alice", "verified"), ("promote", "alice", "verified")]
-    assert rows[-1]["key_fingerprint"] == team.keys["alice"].fingerprint
+    assert rows[-1].signature.key_fingerprint == team.keys["alice"].fingerprint
     assert main(["history", "credit"]) == 0
     out = capsys.readouterr().out
     assert "verified" in out and team.keys["alice"].fingerprint[:20] in out
@@ -169,7 +169,8 @@ def test_attack_waiver_with_a_typed_approver_does_not_count(team: Team, capsys: 
     assert "blocked by policy: perf.accuracy FAIL" in capsys.readouterr().err
     assert stage_version(team.catalog, "credit", "production") is None
     listed = list_waivers(catalog=team.catalog)[0]
-    assert listed["approver_verification"] == "unsigned" and listed["signatures"].startswith("unsigned")
+    assert listed.signatures.approver_verification == "unsigned" and not listed.signatures.counts
+    assert str(listed.signatures.reason).startswith("unsigned")
 
 
 def test_signed_waiver_needs_two_people_with_two_keys(team: Team, capsys: Any) -> None:
@@ -187,8 +188,9 @@ def test_signed_waiver_needs_two_people_with_two_keys(team: Team, capsys: Any) -
     assert report.exit_code() == 0 and result["status"] == "WAIVED"
     assert f"bob ({team.keys['bob'].fingerprint})" in result["message"]
     listed = list_waivers(catalog=team.catalog)[0]
-    assert (listed["requester_verification"], listed["approver_verification"], listed["signatures"]) == (
-        "verified", "verified", "counted")
+    assert (listed.signatures.requester_verification, listed.signatures.approver_verification,
+            listed.signatures.counts) == ("verified", "verified", True)
+    assert listed.signatures.approver_key == team.keys["bob"].fingerprint and listed.approver == "bob"
     # an edited row (expiry pushed to 2300): with plain SQL the gate refuses it as unbound state ...
     with team.catalog.write() as session:
         session.execute(sa.text("UPDATE waiver SET expires_at = :t"), {"t": datetime(2300, 1, 1, tzinfo=UTC)})
@@ -278,7 +280,7 @@ def test_trust_store_decides_now_validity_and_namespace(team: Team) -> None:
     again = _promote(team, pack)
     ignored = " | ".join(again.decision["approvals"]["ignored"])
     assert "expired at 2020-01-01" in ignored and "is not allowed for namespace ml-governance" in ignored
-    assert [r["verification"] for r in list_approvals("credit@1", catalog=team.catalog)] == [
+    assert [r.signature.verification for r in list_approvals("credit@1", catalog=team.catalog)] == [
         "untrusted", "untrusted"]
 
 
@@ -293,7 +295,7 @@ def test_unsigned_counts_only_under_signatures_optional_and_says_so(team: Team) 
     assert report.decision["approvals"]["approvers"] == ["bob (unsigned)", "carol (unsigned)"]
     assert "bob already counted (one person, one approval)" in report.decision["approvals"]["ignored"][0]
     assert report.decision["signer"]["verification"] == "unsigned"
-    assert history("credit", catalog=team.catalog)[-1]["verification"] == "unsigned"
+    assert history("credit", catalog=team.catalog)[-1].signature.verification == "unsigned"
 
 
 # ----------------------------------------------------------------------------------- identities
@@ -526,7 +528,7 @@ def test_rollback_is_signed_and_shown(team: Team) -> None:
     out = rollback("credit", stage="production", catalog=team.catalog, key=team.key_files["bob"])
     assert out["to_version"] == 1
     last = history("credit", catalog=team.catalog)[-1]
-    assert (last["action"], last["signer"], last["key_fingerprint"], last["verification"]) == (
+    assert (last.action, last.signature.signer, last.signature.key_fingerprint, last.signature.verification) == (
         "rollback", "bob", team.keys["bob"].fingerprint, "verified")
 
 

@@ -224,7 +224,7 @@ def _add_history(app: typer.Typer) -> None:
 
         check_format(fmt, _LIST_FORMATS)
         with_catalog = state(ctx).catalog()
-        rows = history(model, stage=stage, catalog=with_catalog)
+        rows = [event.as_dict() for event in history(model, stage=stage, catalog=with_catalog)]
         if fmt == "json":
             emit_json(rows)
         else:
@@ -318,7 +318,7 @@ def _add_waivers_list(waivers: typer.Typer) -> None:
         from governance.registry import list_waivers
 
         check_format(fmt, _LIST_FORMATS)
-        rows = list_waivers(model=model, state=state_filter, catalog=state(ctx).catalog())
+        rows = [w.as_dict() for w in list_waivers(model=model, state=state_filter, catalog=state(ctx).catalog())]
         if fmt == "json":
             emit_json(rows)
         else:

@@ -17,17 +17,17 @@ from governance.registry._promote import (
     rollback,
     stage_version,
 )
-from governance.registry._queries import (
-    ApprovalRecord,
-    PromotionRecord,
+from governance.registry._queries import version_approvals, version_facts, version_promotions, version_waivers
+from governance.registry._records import (
+    Approval,
+    DecisionSignature,
+    Promotion,
+    RegisteredVersion,
+    SignedDecision,
     VersionFacts,
-    WaiverRecord,
-    version_approvals,
-    version_facts,
-    version_promotions,
-    version_waivers,
+    Waiver,
+    WaiverSignatures,
 )
-from governance.registry._records import Approval, RegisteredVersion, Waiver
 from governance.registry._register import register_model
 from governance.registry._signoff import decision_signatures, signed_decisions
 from governance.registry._verdict import Outcome, classify, exit_code
@@ -45,20 +45,21 @@ __all__ = [
     "FORMATS",
     "OBSERVE",
     "Approval",
-    "ApprovalRecord",
     "ApprovalStatus",
+    "DecisionSignature",
     "DocumentedVersion",
     "GateReport",
     "GithubOutput",
     "MonitorReport",
     "Outcome",
+    "Promotion",
     "PromotionConflict",
-    "PromotionRecord",
     "RegisteredVersion",
     "Rollback",
+    "SignedDecision",
     "VersionFacts",
     "Waiver",
-    "WaiverRecord",
+    "WaiverSignatures",
     "approve",
     "approve_waiver",
     "check",

@@ -18,18 +18,18 @@ from sqlmodel import Session, col, select
 
 from governance.audit import audited
 from governance.catalog import Approval, Catalog, Model, ModelVersion, parse_ref, resolve_model_version
-from governance.domain import iso
 from governance.errors import InputError
 from governance.registry import _records as records
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
-from governance.registry._signoff import Signer, Signoff, pack_ref, statements_for
+from governance.registry._signoff import Signer, Signoff, decision_signatures, pack_ref, statements_for
 from governance.signing import SigningKey
 
 if TYPE_CHECKING:  # pragma: no cover
     from governance.catalog import Ref
     from governance.policy import PolicyPack
 
-__all__ = ["ApprovalStatus", "approval_requirement", "approvals_status", "approve", "list_approvals"]
+__all__ = ["ApprovalStatus", "approval_records", "approval_requirement", "approvals_status", "approve",
+           "list_approvals"]
 
 
 @dataclass(frozen=True)
@@ -200,27 +200,29 @@ def approve(ref: str | Ref, *, stage: str, key: str | Path | SigningKey | None =
                    "key_fingerprint": signer.fingerprint, "signed": signer.key is not None,
                    "evidence": ctx.sources.get("evidence_digest"), "policy": pack_ref(pack),
                    "trust_store": signoff.trust.digest})
-        out = records.approval_record(approval, model.name, mv.version, signer.fingerprint)
+        out = records.approval_record(approval, model.name, mv.version,
+                                      records.DecisionSignature.of(signoff.verify(row)))
     return out
 
 
-def list_approvals(ref: str, *, stage: str | None = None,
-                   catalog: Catalog | None = None) -> list[dict[str, Any]]:
+def approval_records(session: Session, rows: Sequence[Approval], model: str, version: int,
+                     binding: records.Binding | None = None) -> list[records.Approval]:
+    """Approval rows of ``model@version`` as :class:`~governance.registry.Approval` records, in their
+    order, each with its signature verified now and, with ``binding``, whether it matches the audit log."""
+    signatures = decision_signatures(session, "approval", [int(a.id or 0) for a in rows])
+    return [records.approval_record(a, model, version, signatures[int(a.id or 0)],
+                                    None if binding is None else binding.problem("approval", a)) for a in rows]
+
+
+def list_approvals(ref: str | Ref, *, stage: str | None = None,
+                   catalog: Catalog | None = None) -> list[records.Approval]:
     """Approvals recorded for ``MODEL@VERSION`` (optionally one stage), oldest first, each with its
-    signer, key fingerprint and verification status now."""
+    signature verified now; :meth:`~governance.registry.Approval.as_dict` is the listing's JSON form."""
     cat = resolve_catalog(catalog)
-    signoff = Signoff.load()
     with cat.read() as session:
         model, mv = resolve_model_version(session, parse_ref(ref))
         stmt = select(Approval).where(Approval.model_version_id == mv.id)
         if stage is not None:
             stmt = stmt.where(Approval.stage == stage)
         rows = session.exec(stmt.order_by(col(Approval.id))).all()
-        statements = statements_for(session, "approval", [int(a.id or 0) for a in rows])
-    out = []
-    for a in rows:
-        check = signoff.verify(statements.get(int(a.id or 0)))
-        out.append({"id": a.id, "model": model.name, "version": mv.version, "stage": a.stage,
-                    "approver": check.principal or a.approver, "key_fingerprint": check.fingerprint,
-                    "verification": check.status, "comment": a.comment, "created_at": iso(a.created_at)})
-    return out
+        return approval_records(session, rows, model.name, mv.version)

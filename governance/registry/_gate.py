@@ -323,14 +323,14 @@ def _waiver_infos(catalog: Catalog, subject: Subject, pack: PolicyPack,
     counted, ignored = [], []
     for w in rows:
         verdict = verdicts[int(w.id or 0)]
-        if verdict["counts"]:
+        if verdict.counts:
             counted.append(WaiverInfo(
                 id=int(w.id or 0), check_id=w.check_id, expires_at=as_utc(w.expires_at),
                 revoked_at=None if w.revoked_at is None else as_utc(w.revoked_at),
-                approver=verdict["approver_label"], reason=w.reason, ticket=w.ticket,
-                requester=verdict["requester_label"]))
+                approver=verdict.approver_label, reason=w.reason, ticket=w.ticket,
+                requester=verdict.requester_label))
         else:
-            ignored.append({"id": w.id, "check": w.check_id, "reason": verdict["reason"]})
+            ignored.append({"id": w.id, "check": w.check_id, "reason": verdict.reason})
     return counted, ignored
 
 

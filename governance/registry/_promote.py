@@ -31,8 +31,8 @@ from governance.catalog import (
     parse_ref,
     resolve_model,
 )
-from governance.domain import iso
 from governance.errors import EvaluationError, InputError, NotFoundError, PolicyViolation
+from governance.registry import _records as records
 from governance.registry._approvals import ApprovalStatus, approvals_status
 from governance.registry._common import resolve_catalog, resolve_who, validate_stage
 from governance.registry._gate import (
@@ -46,7 +46,14 @@ from governance.registry._gate import (
     resolve_subject,
     store,
 )
-from governance.registry._signoff import Signer, Signoff, check_stage_pack, pack_ref, statements_for
+from governance.registry._signoff import (
+    Signer,
+    Signoff,
+    check_stage_pack,
+    decision_signatures,
+    pack_ref,
+    statements_for,
+)
 from governance.registry._verdict import EXIT_ERROR, EXIT_OK, exit_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +65,7 @@ __all__ = [
     "Rollback",
     "history",
     "promote",
+    "promotion_records",
     "refusal_error",
     "rollback",
     "stage_version",
@@ -441,35 +449,33 @@ def rollback(model: str, *, stage: str, reason: str | None = None, catalog: Cata
     return out
 
 
-def history(model: str, *, stage: str | None = None, catalog: Catalog | None = None) -> list[dict[str, Any]]:
-    """Promotion history of ``MODEL`` (oldest first): promotions, refusals, conflicts and rollbacks."""
+def promotion_records(session: Session, model_id: int, model: str, *, stage: str | None = None,
+                      binding: records.Binding | None = None) -> list[records.Promotion]:
+    """The moves of the model's stage aliases (optionally one stage), oldest first, as
+    :class:`~governance.registry.Promotion` records with their signatures verified now and, with
+    ``binding``, whether each matches the audit log."""
+    stmt = select(PromotionEvent).where(PromotionEvent.model_id == model_id)
+    if stage is not None:
+        stmt = stmt.where(PromotionEvent.alias == stage)
+    events = session.exec(stmt.order_by(col(PromotionEvent.id))).all()
+    numbers = dict(session.exec(select(ModelVersion.id, ModelVersion.version)
+                                .where(ModelVersion.model_id == model_id)).all())
+    ids = [e.evaluation_id for e in events if e.evaluation_id is not None]
+    statuses = dict(session.exec(select(PolicyEvaluation.id, PolicyEvaluation.status)
+                                 .where(col(PolicyEvaluation.id).in_(ids))).all()) if ids else {}
+    signatures = decision_signatures(session, ("promotion", "rollback"), [int(e.id or 0) for e in events])
+    return [records.promotion_record(e, model, numbers, statuses.get(e.evaluation_id) if e.evaluation_id else None,
+                                     signatures[int(e.id or 0)],
+                                     None if binding is None else binding.problem("promotion_event", e))
+            for e in events]
+
+
+def history(model: str | Ref, *, stage: str | None = None,
+            catalog: Catalog | None = None) -> list[records.Promotion]:
+    """Promotion history of ``MODEL`` (oldest first): promotions, refusals, conflicts and rollbacks;
+    :meth:`~governance.registry.Promotion.as_dict` is the history's JSON form."""
     name = parse_ref(model, "MODEL").name
     cat = resolve_catalog(catalog)
     with cat.read() as session:
         found = resolve_model(session, name)
-        stmt = select(PromotionEvent).where(PromotionEvent.model_id == found.id)
-        if stage is not None:
-            stmt = stmt.where(PromotionEvent.alias == stage)
-        events = session.exec(stmt.order_by(col(PromotionEvent.id))).all()
-        versions = dict(session.exec(select(ModelVersion.id, ModelVersion.version)
-                                     .where(ModelVersion.model_id == found.id)).all())
-        ids = [e.evaluation_id for e in events if e.evaluation_id is not None]
-        statuses = dict(session.exec(select(PolicyEvaluation.id, PolicyEvaluation.status)
-                                     .where(col(PolicyEvaluation.id).in_(ids))).all()) if ids else {}
-        event_ids = [int(e.id or 0) for e in events]
-        statements = {**statements_for(session, "promotion", event_ids),
-                      **statements_for(session, "rollback", event_ids)}
-    signoff = Signoff.load()
-    out = []
-    for e in events:
-        check = signoff.verify(statements.get(int(e.id or 0)))
-        out.append({
-            "id": e.id, "time": iso(e.created_at), "stage": e.alias, "action": e.action,
-            "from_version": versions.get(e.from_version_id) if e.from_version_id else None,
-            "to_version": versions.get(e.to_version_id) if e.to_version_id else None,
-            "actor": e.actor, "reason": e.reason, "evaluation_id": e.evaluation_id,
-            "evaluation_status": statuses.get(e.evaluation_id) if e.evaluation_id else None,
-            "signer": check.principal, "key_fingerprint": check.fingerprint, "verification": check.status,
-        })
-    return out
-
+        return promotion_records(session, int(found.id or 0), found.name, stage=stage)

@@ -10,6 +10,7 @@ pack the gate is using, and counts people by key.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from governance.audit import AuditedTransaction, format_time
 from governance.catalog import SignedStatement
 from governance.config import Settings, load_settings
 from governance.errors import InputError
+from governance.registry._records import DecisionSignature, SignedDecision, signed_decision
 from governance.signing import (
     SigningKey,
     TrustStore,
@@ -141,42 +143,29 @@ def check_stage_pack(settings: Settings, stage: str, pack: PolicyPack) -> dict[s
 
 
 def decision_signatures(session: Session, kinds: str | tuple[str, ...], target_ids: Iterable[int],
-                        now: datetime | None = None) -> dict[int, dict[str, Any]]:
-    """For reports: each decision's signer principal, key fingerprint and verification status now
-    (``verified``, ``unsigned``, ``untrusted`` or ``invalid``) against the configured trust store."""
+                        now: datetime | None = None) -> dict[int, DecisionSignature]:
+    """Each decision's signature (signer principal, key fingerprint, verification status now:
+    ``verified``, ``unsigned``, ``untrusted`` or ``invalid``) against the configured trust store."""
     signoff = Signoff.load(now)
     ids = list(target_ids)
-    out: dict[int, dict[str, Any]] = {}
     statements: dict[int, SignedStatement] = {}
     for kind in (kinds,) if isinstance(kinds, str) else kinds:
         statements.update(statements_for(session, kind, ids))
-    for target in set(ids):
-        check = signoff.verify(statements.get(target))
-        out[target] = {"signer": check.principal, "key_fingerprint": check.fingerprint,
-                       "verification": check.status, "verification_reason": check.reason}
-    return out
+    return {target: DecisionSignature.of(signoff.verify(statements.get(target))) for target in set(ids)}
 
 
 def signed_decisions(session: Session, model: str | None = None,
-                     now: datetime | None = None) -> list[dict[str, Any]]:
+                     now: datetime | None = None) -> list[SignedDecision]:
     """For the audit report: every recorded decision (oldest first), optionally about one model, with
-    its signer principal, key fingerprint and verification status now."""
-    import json
-
+    its signature verified now."""
     signoff = Signoff.load(now)
-    out: list[dict[str, Any]] = []
+    out: list[SignedDecision] = []
     for row in session.exec(select(SignedStatement).order_by(col(SignedStatement.id))).all():
-        check = signoff.verify(row)
         try:
             predicate = dict(json.loads(row.statement).get("predicate") or {})
         except (ValueError, AttributeError):
             predicate = {}
         if model is not None and predicate.get("model") != model:
             continue
-        version = predicate.get("version") or predicate.get("versions")
-        out.append({"id": row.id, "kind": row.kind, "target_id": row.target_id, "time": predicate.get("time"),
-                    "model": predicate.get("model"), "version": version, "decision": predicate.get("decision"),
-                    "stage": predicate.get("stage"), "check": predicate.get("check"),
-                    "signer": check.principal or row.principal, "key_fingerprint": check.fingerprint,
-                    "verification": check.status, "verification_reason": check.reason})
+        out.append(signed_decision(row, predicate, signoff.verify(row)))
     return out

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from governance.audit import audited
-from governance.catalog import Catalog, Model, Waiver, parse_ref, resolve_model, resolve_model_version
+from governance.catalog import (
+    Catalog,
+    Model,
+    SignedStatement,
+    Waiver,
+    parse_ref,
+    resolve_model,
+    resolve_model_version,
+)
 from governance.domain import WaiverState, iso
 from governance.domain import waiver_state as domain_waiver_state
 from governance.errors import InputError, NotFoundError
@@ -34,10 +42,10 @@ __all__ = [
     "list_waivers",
     "revoke_waiver",
     "waive",
+    "waiver_records",
     "waiver_signatures",
     "waiver_state",
     "waiver_verdicts",
-    "waiver_view",
     "waivers_for",
 ]
 
@@ -47,22 +55,6 @@ _CHECK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")
 def waiver_state(waiver: Waiver, now: datetime | None = None) -> WaiverState:
     """``active``, ``expired`` or ``revoked`` at ``now`` (:func:`governance.domain.waiver_state`)."""
     return domain_waiver_state(waiver.expires_at, waiver.revoked_at, now or datetime.now(UTC))
-
-
-def waiver_view(waiver: Waiver, model_name: str, now: datetime | None = None,
-                verdict: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A JSON-safe description of a waiver (with who signed it, when ``verdict`` is given)."""
-    signed = {} if verdict is None else {
-        "requester_key": verdict["requester_key"], "requester_verification": verdict["requester_verification"],
-        "approver_key": verdict["approver_key"], "approver_verification": verdict["approver_verification"],
-        "signatures": "counted" if verdict["counts"] else verdict["reason"]}
-    return {
-        "id": waiver.id, "model": model_name, "versions": waiver.versions, "check": waiver.check_id,
-        "state": waiver_state(waiver, now).value, "reason": waiver.reason, "ticket": waiver.ticket,
-        "requester": waiver.requester, "approver": waiver.approver, "expires_at": iso(waiver.expires_at),
-        "revoked_at": iso(waiver.revoked_at), "revoked_by": waiver.revoked_by,
-        "created_at": iso(waiver.created_at), **signed,
-    }
 
 
 def waive(
@@ -135,7 +127,7 @@ def waive(
             "ticket": ticket, "approver": waiver.approver, "expires_at": expires_at, "statement_id": row.id,
             "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest,
         })
-        out = records.waiver_record(waiver, model.name, waiver_state(waiver, current))
+        out = _record(tx.session, waiver, model.name, signoff)
     return out
 
 
@@ -180,65 +172,77 @@ def approve_waiver(waiver_id: int, *, key: str | Path, catalog: Catalog | None =
         tx.record("waiver.approve", f"model:{name}", {
             "waiver_id": waiver_id, "check": waiver.check_id, "statement_id": row.id,
             "key_fingerprint": signer.fingerprint, "trust_store": signoff.trust.digest})
-        out = records.waiver_record(waiver, name, state)
+        out = _record(tx.session, waiver, name, signoff)
     return out
 
 
 def waiver_verdicts(session: Session, waivers: Sequence[Waiver], signoff: Signoff, *,
-                    optional: bool) -> dict[int, dict[str, Any]]:
+                    optional: bool) -> dict[int, records.WaiverSignatures]:
     """For each waiver: whether it counts, who requested and approved it (verified), and why not."""
     ids = [int(w.id or 0) for w in waivers]
     requests = statements_for(session, "waiver.request", ids)
     approvals = statements_for(session, "waiver.approval", ids)
     models = {int(m.id or 0): m.name for m in session.exec(
         select(Model).where(col(Model.id).in_({w.model_id for w in waivers}))).all()} if waivers else {}
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, records.WaiverSignatures] = {}
     for w in waivers:
         wid = int(w.id or 0)
         request, approval = requests.get(wid), approvals.get(wid)
         req, app = signoff.verify(request), signoff.verify(approval)
         expected = _waiver_predicate(w, models.get(w.model_id, ""), "request")
-        reason = None
         if request is None:  # recorded before signed waivers existed
             req = Verification("unsigned", principal=w.requester, predicate=expected)
         if approval is None and w.approver:  # an unsigned waiver names its approver
             app = Verification("unsigned", principal=w.approver, predicate={**expected, "decision": "approve"})
-        if req.status not in ("verified", "unsigned") or app.status not in ("verified", "unsigned"):
-            bad = req if req.status not in ("verified", "unsigned") else app
-            reason = f"signature not accepted: {bad.reason}"
-        elif approval is None and w.approver is None:
-            reason = "awaiting a signed approval (`gov waivers approve ID --key KEYFILE`)"
-        elif not optional and not (req.verified and app.verified):
-            reason = "unsigned (the pack requires signatures: a signed request and a signed approval)"
-        elif any((req.predicate or {}).get(k) != v for k, v in expected.items() if k != "decision") or any(
-                (app.predicate or {}).get(k) != v for k, v in expected.items() if k != "decision"):
-            reason = "the stored waiver differs from what was signed"
-        elif approval is not None and req.verified and (app.predicate or {}).get("request") != statement_digest(
-                request.statement if request else ""):
-            reason = "the approval was given on another request"
-        elif (req.fingerprint is not None and req.fingerprint == app.fingerprint) or (
-                req.principal or "").casefold() == (app.principal or "").casefold():
-            reason = "requested and approved by the same person or key"
-        out[wid] = {
-            "counts": reason is None, "reason": reason,
-            "requester": req.principal or w.requester, "requester_key": req.fingerprint,
-            "requester_verification": req.status,
-            "approver": app.principal or w.approver, "approver_key": app.fingerprint,
-            "approver_verification": app.status,
-            "requester_label": _label(req.principal or w.requester, req.fingerprint),
-            "approver_label": _label(app.principal or w.approver, app.fingerprint),
-        }
+        reason = _why_not(w, req, app, expected, request, approval, optional)
+        out[wid] = records.WaiverSignatures(
+            counts=reason is None, reason=reason, requester=req.principal or w.requester,
+            requester_key=req.fingerprint, requester_verification=req.status,
+            approver=app.principal or w.approver, approver_key=app.fingerprint, approver_verification=app.status)
     return out
 
 
+def _why_not(w: Waiver, req: Verification, app: Verification, expected: dict[str, Any],
+             request: SignedStatement | None, approval: SignedStatement | None, optional: bool) -> str | None:
+    """Why a waiver's signatures do not make it count (None: they do)."""
+    if req.status not in ("verified", "unsigned") or app.status not in ("verified", "unsigned"):
+        bad = req if req.status not in ("verified", "unsigned") else app
+        return f"signature not accepted: {bad.reason}"
+    if approval is None and w.approver is None:
+        return "awaiting a signed approval (`gov waivers approve ID --key KEYFILE`)"
+    if not optional and not (req.verified and app.verified):
+        return "unsigned (the pack requires signatures: a signed request and a signed approval)"
+    if any((req.predicate or {}).get(k) != v for k, v in expected.items() if k != "decision") or any(
+            (app.predicate or {}).get(k) != v for k, v in expected.items() if k != "decision"):
+        return "the stored waiver differs from what was signed"
+    if approval is not None and req.verified and (app.predicate or {}).get("request") != statement_digest(
+            request.statement if request else ""):
+        return "the approval was given on another request"
+    if (req.fingerprint is not None and req.fingerprint == app.fingerprint) or (
+            req.principal or "").casefold() == (app.principal or "").casefold():
+        return "requested and approved by the same person or key"
+    return None
+
+
 def waiver_signatures(session: Session, waivers: Sequence[Waiver],
-                      now: datetime | None = None) -> dict[int, dict[str, Any]]:
-    """For reports: :func:`waiver_verdicts` against the configured trust store, signatures required."""
+                      now: datetime | None = None) -> dict[int, records.WaiverSignatures]:
+    """:func:`waiver_verdicts` against the configured trust store, signatures required."""
     return waiver_verdicts(session, waivers, Signoff.load(now), optional=False)
 
 
-def _label(principal: str | None, fingerprint: str | None) -> str:
-    return f"{principal} ({fingerprint})" if fingerprint else f"{principal} (unsigned)"
+def waiver_records(session: Session, rows: Sequence[tuple[Waiver, str]], signoff: Signoff,
+                   binding: records.Binding | None = None) -> list[records.Waiver]:
+    """``(row, model name)`` pairs as :class:`~governance.registry.Waiver` records, in their order: the
+    state at ``signoff.now``, the signatures verified (signatures required), and, with ``binding``,
+    whether each row matches the audit log."""
+    verdicts = waiver_verdicts(session, [w for w, _ in rows], signoff, optional=False)
+    return [records.waiver_record(w, name, signoff.now, verdicts[int(w.id or 0)],
+                                  None if binding is None else binding.problem("waiver", w)) for w, name in rows]
+
+
+def _record(session: Session, waiver: Waiver, name: str, signoff: Signoff) -> records.Waiver:
+    session.flush()
+    return waiver_records(session, [(waiver, name)], signoff)[0]
 
 
 def revoke_waiver(waiver_id: int, *, reason: str | None = None, catalog: Catalog | None = None,
@@ -261,7 +265,7 @@ def revoke_waiver(waiver_id: int, *, reason: str | None = None, catalog: Catalog
         name = model.name if model else str(waiver.model_id)
         tx.record("waiver.revoke", f"model:{name}",
                   {"waiver_id": waiver_id, "check": waiver.check_id, "reason": reason})
-        out = records.waiver_record(waiver, name, "revoked")
+        out = _record(tx.session, waiver, name, Signoff.load(tx.time))
     return out
 
 
@@ -275,8 +279,10 @@ def waivers_for(session: Session, model_id: int, version: int | None) -> list[Wa
 
 
 def list_waivers(*, model: str | None = None, state: str | None = None, catalog: Catalog | None = None,
-                 now: datetime | None = None) -> list[dict[str, Any]]:
-    """Waivers (newest first), optionally of one model and in one state (active|expired|revoked)."""
+                 now: datetime | None = None) -> list[records.Waiver]:
+    """Waivers (newest first), optionally of one model and in one state (active|expired|revoked) at
+    ``now``, each with its signatures verified now; :meth:`~governance.registry.Waiver.as_dict` is the
+    listing's JSON form."""
     states: Sequence[str] = tuple(WaiverState)
     if state is not None and state not in states:
         raise InputError(f"--state: expected one of {', '.join(states)}, got {state!r}")
@@ -286,6 +292,5 @@ def list_waivers(*, model: str | None = None, state: str | None = None, catalog:
         if model is not None:
             stmt = stmt.where(Model.id == resolve_model(session, parse_ref(model, "MODEL").name).id)
         rows = session.exec(stmt.order_by(col(Waiver.id).desc())).all()
-        verdicts = waiver_verdicts(session, [w for w, _ in rows], Signoff.load(now), optional=False)
-    views = [waiver_view(w, m.name, now, verdicts[int(w.id or 0)]) for w, m in rows]
-    return [v for v in views if state is None or v["state"] == state]
+        out = waiver_records(session, [(w, m.name) for w, m in rows], Signoff.load(now))
+    return [w for w in out if state is None or w.state == state]

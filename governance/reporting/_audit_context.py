@@ -178,7 +178,7 @@ def build_audit_context(
         total_chain = session.exec(select(sa.func.count()).select_from(AuditEvent)).one()
         from governance.registry import signed_decisions
 
-        decisions = signed_decisions(session, model)
+        decisions = [d.as_dict() for d in signed_decisions(session, model)]
         mlflow_reconcile = latest_reconcile(session)
     events = [_event_doc(r) for r in rows]
     for e in events:

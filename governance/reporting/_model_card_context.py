@@ -279,7 +279,7 @@ def _policies(session: Session, facts: Any, found: _Found, analysis: _Analysis, 
 
 
 def _signature(record: Any) -> dict[str, Any]:
-    return {**record.signature, **({"verification": "unverified"} if record.unverified else {}),
+    return {**record.signature.as_dict(), **({"verification": "unverified"} if record.unverified else {}),
             "unverified": record.unverified}
 
 
@@ -304,7 +304,7 @@ def _decisions(session: Session, facts: Any, found: _Found, binding: Any) -> dic
     promotions = []
     for p in version_promotions(session, facts, binding):
         found.problem(p.unverified)
-        promotions.append({**_signature(p), "alias": p.alias, "action": p.action, "from_version": p.from_version,
+        promotions.append({**_signature(p), "alias": p.stage, "action": p.action, "from_version": p.from_version,
                            "to_version": p.to_version, "actor": p.actor, "reason": p.reason,
                            "evaluation_id": p.evaluation_id, "created_at": found.stamp(p.created_at)})
     if promotions:
@@ -318,8 +318,10 @@ def _waiver_entries(waivers: list[Any], as_of: datetime) -> list[dict[str, Any]]
         "id": w.id, "check_id": w.check_id, "versions": None if w.versions is None else list(w.versions),
         "reason": w.reason, "ticket": w.ticket, "requester": w.requester, "approver": w.approver,
         "created_at": iso(w.created_at), "expires_at": iso(w.expires_at), "revoked_at": iso(w.revoked_at),
-        "revoked_by": w.revoked_by, **w.signatures, "unverified": w.unverified,
-        "state": "unverified" if w.unverified else w.state(as_of).value,
+        "revoked_by": w.revoked_by, "requester_key": w.signatures.requester_key,
+        "requester_verification": w.signatures.requester_verification, "approver_key": w.signatures.approver_key,
+        "approver_verification": w.signatures.approver_verification, "unverified": w.unverified,
+        "state": "unverified" if w.unverified else w.state_at(as_of).value,
     } for w in waivers]
 
 

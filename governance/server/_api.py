@@ -192,7 +192,7 @@ def get_waivers(request: Request) -> Any:
     from governance.registry import list_waivers
 
     ref = _required(request, "ref")
-    items = list_waivers(model=ref.partition("@")[0], catalog=_state(request).catalog)
+    items = [r.as_dict() for r in list_waivers(model=ref.partition("@")[0], catalog=_state(request).catalog)]
     page = _page(request)
     return page.wrap(items[page.offset: page.offset + page.limit], len(items))
 
@@ -201,7 +201,7 @@ def get_approvals(request: Request) -> Any:
     """Sign-offs recorded for MODEL@VERSION."""
     from governance.registry import list_approvals
 
-    items = list_approvals(_required(request, "ref"), catalog=_state(request).catalog)
+    items = [r.as_dict() for r in list_approvals(_required(request, "ref"), catalog=_state(request).catalog)]
     page = _page(request)
     return page.wrap(items[page.offset: page.offset + page.limit], len(items))
 
@@ -210,7 +210,7 @@ def get_history(request: Request) -> Any:
     """Promotion history of a model: promotions, refusals, rollbacks."""
     from governance.registry import history
 
-    items = history(_required(request, "ref").partition("@")[0], catalog=_state(request).catalog)
+    items = [r.as_dict() for r in history(_required(request, "ref").partition("@")[0], catalog=_state(request).catalog)]
     page = _page(request)
     return page.wrap(items[page.offset: page.offset + page.limit], len(items))
 

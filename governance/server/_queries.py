@@ -154,8 +154,8 @@ def model_detail(catalog: Catalog, name: str, page: Page) -> dict[str, Any]:
         }
     from governance.registry import history, list_waivers
 
-    doc["history"] = history(model.name, catalog=catalog)
-    doc["waivers"] = list_waivers(model=model.name, catalog=catalog)
+    doc["history"] = [event.as_dict() for event in history(model.name, catalog=catalog)]
+    doc["waivers"] = [w.as_dict() for w in list_waivers(model=model.name, catalog=catalog)]
     return doc
 
 
@@ -172,7 +172,7 @@ def model_version(catalog: Catalog, ref: str, frameworks: tuple[Any, ...]) -> di
         context = build_model_card_context(session, ref, frameworks, with_lineage=False)
     from governance.registry import list_approvals
 
-    context["approvals_detail"] = list_approvals(context["version"]["label"], catalog=catalog)
+    context["approvals_detail"] = [a.as_dict() for a in list_approvals(context["version"]["label"], catalog=catalog)]
     context["card_titles"] = {f.key: f.title for f in CARD_FIELDS}
     return context
 
