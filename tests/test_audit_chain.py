@@ -347,10 +347,11 @@ def test_actor_from_settings_beats_ci(tmp_path: Any) -> None:
 def test_list_events_filters(catalog: Catalog) -> None:
     fill(catalog, 6)
     with catalog.read() as session:
-        assert [e["seq"] for e in list_events(session, model="m1")] == [2, 5]
-        assert [e["seq"] for e in list_events(session, limit=2)] == [5, 6]
+        assert [e.seq for e in list_events(session, model="m1")] == [2, 5]
+        assert [e.seq for e in list_events(session, limit=2)] == [5, 6]
         assert list_events(session, since=datetime.now(UTC) + timedelta(hours=1)) == []
         assert len(list_events(session, since=datetime.now(UTC) - timedelta(hours=1))) == 6
         first = list_events(session, limit=6)[0]
-    assert first["data"] == {"i": 0, "note": "é\"\\"}
-    assert first["actor"] == "alice"
+    assert first.data == {"i": 0, "note": "é\"\\"}
+    assert first.actor == "alice"
+    assert set(first.as_dict()) == {"seq", "time", "actor", "action", "subject", "data", "hash"}

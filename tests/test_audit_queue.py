@@ -92,7 +92,7 @@ def _write(catalog: Catalog, subject: str, bound: float, *, own_handler: bool = 
 
 def _subjects(catalog: Catalog) -> list[str]:
     with catalog.read() as session:
-        return [e["subject"] for e in list_events(session)]
+        return [e.subject for e in list_events(session)]
 
 
 def test_a_bounded_wait_in_the_main_thread_gives_up_and_leaves_sigalrm_as_it_was(catalog: Catalog) -> None:

@@ -170,15 +170,16 @@ def test_registry_functions_answer_with_records_not_dicts() -> None:
     and the reports."""
     import inspect
 
-    from governance import registry
+    from governance import audit, registry
 
     loose = {}
-    for name in registry.__all__:
-        value = getattr(registry, name)
-        if callable(value) and not isinstance(value, type):
-            returned = str(inspect.signature(value).return_annotation)
-            if "dict[str, Any]" in returned or returned in {"Any", "dict", "list"}:
-                loose[name] = returned
+    for package in (registry, audit):
+        for name in package.__all__:
+            value = getattr(package, name)
+            if callable(value) and not isinstance(value, type):
+                returned = str(inspect.signature(value).return_annotation)
+                if "dict[str, Any]" in returned or returned in {"Any", "dict", "list"}:
+                    loose[f"{package.__name__}.{name}"] = returned
     assert loose == {}
 
 

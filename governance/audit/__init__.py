@@ -39,7 +39,7 @@ from governance.audit._index import (
     load_bound_state,
     require_bound,
 )
-from governance.audit._log import list_events, parse_since
+from governance.audit._log import LoggedEvent, list_events, parse_since
 from governance.audit._state import supply_rows
 from governance.audit._verify import verify_audit
 from governance.audit._write import AuditedTransaction, audited
@@ -52,6 +52,7 @@ __all__ = [
     "BoundState",
     "ChainHead",
     "Checkpoint",
+    "LoggedEvent",
     "StateVerdicts",
     "VerifyReport",
     "adopt_existing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,25 @@ from governance.catalog import AuditEvent
 from governance.domain import parse_utc
 from governance.errors import InputError
 
-__all__ = ["list_events", "parse_since"]
+__all__ = ["LoggedEvent", "list_events", "parse_since"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One audit event as ``gov audit log`` lists it: ``time`` in the chain's canonical UTC spelling,
+    ``data`` the payload's ``data`` (None when the stored payload does not parse)."""
+
+    seq: int
+    time: str
+    actor: str
+    action: str
+    subject: str
+    data: Any
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``gov audit log --format json``."""
+        return asdict(self)
 
 
 def parse_since(text: str) -> datetime:
@@ -31,7 +50,7 @@ def _escape_like(text: str) -> str:
 
 
 def list_events(session: Session, *, model: str | None = None, since: datetime | None = None,
-                limit: int = 50) -> list[dict[str, Any]]:
+                limit: int = 50) -> list[LoggedEvent]:
     """The latest ``limit`` events (oldest first) matching the filters.
 
     ``model`` matches events whose subject is ``model:NAME`` or ``model:NAME@...``.
@@ -55,7 +74,6 @@ def list_events(session: Session, *, model: str | None = None, since: datetime |
             data = json.loads(event.payload).get("data", {})
         except (ValueError, AttributeError):
             data = None
-        out.append({"seq": event.seq, "time": format_time(event.time), "actor": event.actor,
-                    "action": event.action, "subject": event.subject, "data": data,
-                    "hash": event.hash})
+        out.append(LoggedEvent(seq=event.seq, time=format_time(event.time), actor=event.actor,
+                               action=event.action, subject=event.subject, data=data, hash=event.hash))
     return out

@@ -154,13 +154,13 @@ def _add_log(audit: typer.Typer) -> None:
         with state(ctx).catalog().read() as session:
             rows = list_events(session, model=model, since=since_time, limit=limit)
         if fmt == "json":
-            emit_json(rows)
+            emit_json([row.as_dict() for row in rows])
             return
         if not rows:
             say("no audit events")
         for row in rows:
-            say(f"{row['seq']:>6}  {row['time']}  {printable(row['actor'])}  {printable(row['action'])}  "
-                       f"{printable(row['subject'])}")
+            say(f"{row.seq:>6}  {row.time}  {printable(row.actor)}  {printable(row.action)}  "
+                f"{printable(row.subject)}")
 
 
 def _add_harden(audit: typer.Typer) -> None:
