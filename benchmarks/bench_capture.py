@@ -12,7 +12,8 @@
   + ``log_input`` + ``end_run`` with MLflow's SQLite tracking store (from the ``[bench]`` extra).
 * step CPU (every thread of the process, shipping included) with no OpenLineage transport, with
   openlineage-python's file transport, and with its HTTP transport posting to a minimal local
-  receiver in another process (a stdlib server answering 201; its CPU is not counted).
+  receiver in another process (a stdlib server answering 201; its CPU is not counted: it is the
+  backend's, Marquez's in production, not the pipeline's).
 * disabled decorator (``GOVERNANCE_DISABLED=1``): per-call cost over the bare call.
 * fingerprint of 1M rows x 10 float columns (every cell); peers: MLflow's dataset digest
   (``mlflow.data.from_pandas(df).digest``, which hashes a sample) and ``pandas.util.hash_pandas_object``.
@@ -311,7 +312,8 @@ def bench_step(quick: bool) -> list[Result]:
             2.0,
             peer="mlflow start_run+log_param+log_input+end_run (wall time)",
             peer_measured=None if mlflow_s is None else mlflow_s * 1e3,
-            note=f"one POST per event (the client's HttpTransport on its keep-alive session) to a stdlib server "
+            note=f"one POST per event (the client's HttpTransport request, sent by the outbox's poster on one "
+                 f"kept-alive connection) to a stdlib server "
                  f"in another process (answers 201; its CPU not counted); {posted} events received"
                  + (f"; {cpu_http / cpu_plain:.2f}x the no-transport CPU" if cpu_plain > 0 else ""),
         ),

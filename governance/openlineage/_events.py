@@ -84,6 +84,7 @@ __all__ = [
     "enqueue_run_event",
     "enqueue_run_events",
     "outbox_documents",
+    "serialised",
     "wire_time",
 ]
 
@@ -498,6 +499,14 @@ def outbox_documents(session: Session, rows: Sequence[Any]) -> list[dict[str, An
         for (at, _, types), docs in zip(groups, built, strict=True):
             out[at:at + len(types)] = [docs] * len(types) if isinstance(docs, Exception) else docs
     return cast(list[dict[str, Any] | Exception], out)
+
+
+def serialised(doc: dict[str, Any]) -> str:
+    """``doc`` as openlineage-python's ``Serde.to_json`` writes it (keys sorted, default separators).
+
+    Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
+    removes, so this is the same text without its recursive walk (a test compares the two)."""
+    return json.dumps(doc, sort_keys=True)
 
 
 def dumps_document(doc: dict[str, Any]) -> str:

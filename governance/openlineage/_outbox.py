@@ -18,7 +18,9 @@ process killed between delivery and marking re-sends it later (OpenLineage consu
 an earlier one waits for its retry (a ``COMPLETE`` never overtakes its ``START``), and a round stops
 at the first failure, so a dead backend costs one timeout per round, not one per event.  With the
 file transport a round's lines are appended in one write: if it fails, none of them counts as sent
-(the first row carries the error) and the next round writes them all again.  A failed row
+(the first row carries the error) and the next round writes them all again.  With the HTTP
+transport the client's request is sent by :class:`~governance.openlineage._post.HttpPoster` on one
+kept-alive connection (same URL, headers and body; see there for when the client's transport is used).  A failed row
 gets ``attempts + 1``, ``last_error`` and
 ``next_attempt_at = now + min(BASE * 2**(attempts-1), CAP)``; nothing is ever deleted or dropped.
 
@@ -32,7 +34,6 @@ entry per batch of up to ``batch_size`` events rather than one per event.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, OutboxEvent, utcnow
 from governance.domain import as_utc
 from governance.openlineage._config import TransportConfig, load_transport_config, make_transport
-from governance.openlineage._events import dumps_document, outbox_documents
+from governance.openlineage._events import dumps_document, outbox_documents, serialised
+from governance.openlineage._post import http_poster
 
 __all__ = [
     "BACKOFF_BASE",
@@ -53,6 +55,7 @@ __all__ = [
     "Round",
     "SyncReport",
     "backoff",
+    "close_emitter",
     "emitter",
     "pending_count",
     "serialised",
@@ -186,12 +189,14 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
     built: list[dict[str, Any]] = []  # documents built in this round, stored on their rows
     failure: tuple[int, int, str] | None = None
     lines = getattr(emit, "lines", None)
+    post = getattr(emit, "post", None)
     texts: list[str] = []  # the file transport's lines, encoded once for the row and the file
     for row, doc in zip(rows, docs, strict=True):
         if isinstance(doc, Exception):
             failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
             break
-        text = serialised(doc) if lines is not None else None
+        # the text the file or the HTTP body gets is the text stored on the row: serialised once
+        text = serialised(doc) if lines is not None or post is not None else None
         if row.payload is None:
             built.append({"row_id": row.id, "payload": text if text is not None else dumps_document(doc)})
         if lines is not None and text is not None:
@@ -199,7 +204,10 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
             sent_ids.append(row.id)
             continue
         try:
-            emit(doc)
+            if post is not None and text is not None:
+                post(doc, text)
+            else:
+                emit(doc)
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the row and retried
             failure = (row.id, row.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
             break
@@ -242,14 +250,6 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
 _SERIALISING = frozenset({"file", "http", "console", "noop"})
 
 
-def serialised(doc: dict[str, Any]) -> str:
-    """``doc`` as openlineage-python's ``Serde.to_json`` writes it (keys sorted, default separators).
-
-    Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
-    removes, so this is the same text without its recursive walk (a test compares the two)."""
-    return json.dumps(doc, sort_keys=True)
-
-
 def _file_emitter(transport: Any) -> Callable[[dict[str, Any]], None] | None:
     """For the client's file transport in append mode on a local path: append the line the transport
     would write (same path, same text), without the client's per-event serialisation walk, which cost
@@ -282,11 +282,21 @@ class _FileLines:
             raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
 
 
+def close_emitter(emit: Callable[[dict[str, Any]], None]) -> None:
+    """Close what :func:`emitter` opened (the poster's kept-alive connection), if anything."""
+    close = getattr(emit, "close", None)
+    if close is not None:
+        close()
+
+
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
     """A function that hands one stored document to the client's ``transport``."""
     fast = _file_emitter(transport)
     if fast is not None:
         return fast
+    poster = http_poster(transport)
+    if poster is not None:
+        return poster
     if getattr(transport, "kind", None) in _SERIALISING and not getattr(getattr(transport, "config", None),
                                                                           "debug_mode", False):
         return cast(Callable[[dict[str, Any]], None], transport.emit)
@@ -333,6 +343,7 @@ def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig 
             if result.sent == 0:
                 break
     finally:
+        close_emitter(emit)
         transport.close(5.0)
     report.pending = pending_count(catalog)
     return report

@@ -29,7 +29,7 @@ from governance.audit import resolve_actor
 from governance.catalog import Catalog, utcnow
 from governance.errors import GovernanceError
 from governance.openlineage._config import configured, load_transport_config, make_transport
-from governance.openlineage._outbox import emitter, ship_round
+from governance.openlineage._outbox import close_emitter, emitter, ship_round
 
 __all__ = ["Shipper", "ShipperLimits", "forget_shippers", "kick_shipper", "shipper_for"]
 
@@ -150,6 +150,7 @@ class Shipper:
             with self._lock:
                 self._thread = None
         finally:
+            close_emitter(emit)
             transport.close(0)
 
     def _wait(self, until: datetime | None) -> bool:
