@@ -194,3 +194,17 @@ def test_the_clients_transport_is_kept_where_the_request_would_differ(
 
     assert http_poster(HttpTransport(HttpConfig(url=url, session=requests.Session()))) is None
     assert http_poster(object()) is None
+
+
+def test_documents_sharing_dataset_entries_serialise_as_json_dumps_does() -> None:
+    shared = {"namespace": "s3://b", "name": "t/é\u0000\"x", "facets": {"schema": {"fields": [{"name": "a"}]}}}
+    other = {"namespace": "file", "name": "/tmp/y", "facets": {}}
+    docs = [
+        {**_DOC, "eventType": "COMPLETE", "inputs": [shared], "outputs": [other, shared]},
+        {**_DOC, "eventType": "COMPLETE", "inputs": [shared, other], "outputs": []},
+        {**_DOC, "inputs": [], "outputs": []},
+    ]
+    memo: dict[int, tuple[Any, str]] = {}
+    for _ in range(2):
+        assert [serialised(doc, memo) for doc in docs] == [json.dumps(doc, sort_keys=True) for doc in docs]
+    assert id(shared) in memo

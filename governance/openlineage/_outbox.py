@@ -72,6 +72,11 @@ BUSY_RETRY = 1.0  # seconds before a shipper that found the outbox taken looks a
 _o = cast(sa.Table, sa.inspect(OutboxEvent).local_table)
 
 
+_DUE_PAGE = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts, _o.c.next_attempt_at)
+             .where(_o.c.sent_at.is_(None), _o.c.id > sa.bindparam("after"))
+             .order_by(_o.c.id).limit(sa.bindparam("page")))
+
+
 def backoff(attempts: int) -> float:
     """Seconds to wait before attempt ``attempts + 1`` of a row that failed ``attempts`` times."""
     return float(min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP))
@@ -141,25 +146,27 @@ def _due(catalog: Catalog, now: datetime, limit: int,
          *, ignore_backoff: bool) -> tuple[list[Any], list[dict[str, Any] | Exception], datetime | None]:
     """Unsent rows in id order with their documents (built now for rows that have none); a run whose
     earlier event is waiting for its retry waits too."""
-    stmt = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts,
-                      _o.c.next_attempt_at)
-            .where(_o.c.sent_at.is_(None)).order_by(_o.c.id).limit(limit * 4))
+    due: list[Any] = []
+    held: set[str] = set()
+    earliest: datetime | None = None
     with catalog.read() as session:
-        rows = list(session.execute(stmt).all())
-        due: list[Any] = []
-        held: set[str] = set()
-        earliest: datetime | None = None
-        for row in rows:
-            if row.run_uuid in held:
-                continue
-            when = as_utc(row.next_attempt_at)
-            if not ignore_backoff and when > now:
-                held.add(row.run_uuid)
-                earliest = when if earliest is None else min(earliest, when)
-                continue
-            due.append(row)
-            if len(due) == limit:
+        after = 0
+        for _ in range(4):  # up to 4 * limit rows looked at past held runs; one page when none is held
+            rows = session.execute(_DUE_PAGE, {"after": after, "page": limit}).all()
+            for row in rows:
+                if row.run_uuid in held:
+                    continue
+                when = as_utc(row.next_attempt_at)
+                if not ignore_backoff and when > now:
+                    held.add(row.run_uuid)
+                    earliest = when if earliest is None else min(earliest, when)
+                    continue
+                due.append(row)
+                if len(due) == limit:
+                    break
+            if len(due) == limit or len(rows) < limit:
                 break
+            after = rows[-1].id
         docs = outbox_documents(session, due)
     return due, docs, earliest
 
@@ -191,12 +198,13 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
     lines = getattr(emit, "lines", None)
     post = getattr(emit, "post", None)
     texts: list[str] = []  # the file transport's lines, encoded once for the row and the file
+    memo: dict[int, tuple[Any, str]] = {}  # the round's documents share parts: each encoded once
     for row, doc in zip(rows, docs, strict=True):
         if isinstance(doc, Exception):
             failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
             break
         # the text the file or the HTTP body gets is the text stored on the row: serialised once
-        text = serialised(doc) if lines is not None or post is not None else None
+        text = serialised(doc, memo) if lines is not None or post is not None else None
         if row.payload is None:
             built.append({"row_id": row.id, "payload": text if text is not None else dumps_document(doc)})
         if lines is not None and text is not None:
