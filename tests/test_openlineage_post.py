@@ -208,3 +208,59 @@ def test_documents_sharing_dataset_entries_serialise_as_json_dumps_does() -> Non
     for _ in range(2):
         assert [serialised(doc, memo) for doc in docs] == [json.dumps(doc, sort_keys=True) for doc in docs]
     assert id(shared) in memo
+
+
+def _self_signed(tmp_path: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+    pytest.importorskip("cryptography")
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_https_checks_the_certificate_as_the_client_does(tmp_path: Any) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    with _recorder() as rec:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        rec.httpd.socket = context.wrap_socket(rec.httpd.socket, server_side=True)
+        url = rec.url.replace("http://", "https://")
+        trusted = http_poster(_transport(url, sslContext={"caCertPath": cert}))
+        assert trusted is not None
+        trusted(_DOC)
+        trusted(_DOC)
+        trusted.close()
+        unchecked = http_poster(_transport(url, verify=False))
+        assert unchecked is not None
+        unchecked(_DOC)
+        unchecked.close()
+        untrusted = http_poster(_transport(url))  # certifi's bundle does not know our certificate
+        assert untrusted is not None
+        with pytest.raises(ssl.SSLCertVerificationError):
+            untrusted(_DOC)
+        untrusted.close()
+    assert len(rec.posts) == 3
