@@ -316,7 +316,7 @@ def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
 
 
 def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig | None = None,
-         max_rounds: int = 1000, batch_size: int = 100, wait_for_lock: float = 30.0) -> SyncReport:
+         max_rounds: int = 1000, batch_size: int = 200, wait_for_lock: float = 30.0) -> SyncReport:
     """Drain the outbox now, ignoring backoff; stops at the first delivery failure.  While another
     shipper holds the outbox it waits up to ``wait_for_lock`` seconds for its turn.
 
