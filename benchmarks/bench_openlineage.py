@@ -210,7 +210,7 @@ def run(quick: bool = False) -> list[Result]:
             "ms/pair",
             peer=peer_name,
             peer_measured=peer * ms,
-            note=f"sync of {report.sent} events of {ship_runs} runs, batches of 100, documents built here",
+            note=f"sync of {report.sent} events of {ship_runs} runs, batches of 200, documents built here",
         ),
         Result(
             "openlineage: enqueue + ship per step",

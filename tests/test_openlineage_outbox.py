@@ -588,3 +588,39 @@ def test_gov_sync_waits_its_turn_and_says_when_it_gave_up(
     assert {json.loads(line)["run"]["runId"] for line in (tmp_path / "e.ndjson").read_text().splitlines()} == {
         made.run_uuid
     }
+
+
+_LINGERING_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from governance.catalog import Catalog
+from tests.test_openlineage_support import make_run
+import governance.openlineage as ol
+import openlineage.client  # imported by the pipeline already (no import can register exit hooks at exit)
+
+catalog = Catalog({url!r})
+ol.shipper_for(catalog).limits = ol.ShipperLimits(linger=600.0)  # far beyond exit_grace
+made = make_run(catalog, enqueue=("START", "COMPLETE"))
+ol.kick_shipper(catalog)
+print(made.run_uuid, flush=True)
+"""
+
+
+def test_interpreter_exit_cuts_the_linger_short_and_ships(
+    no_ol_config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    events = tmp_path / "events.ndjson"
+    _file_env(monkeypatch, events)
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", _LINGERING_CHILD.format(root=root, url=url)],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=120, check=True)
+    run_uuid = done.stdout.strip()
+    assert [(e["eventType"], e["run"]["runId"]) for e in map(json.loads, events.read_text().splitlines())] == [
+        ("START", run_uuid), ("COMPLETE", run_uuid)
+    ]
+    catalog = Catalog(url)
+    try:
+        assert all(r.sent_at is not None for r in _rows(catalog))
+    finally:
+        catalog.dispose()

@@ -5,9 +5,10 @@ outbox rows (run, event type, event time) in that transaction, so they commit or
 run.  :func:`outbox_documents` builds the document from the run's catalog rows when the shipper (or
 ``gov sync``) first handles the row, and the shipper stores it on the row with that round's
 bookkeeping, so a retry after a recorded failure sends the same document.  Building reads a round's
-runs 16 at a time with four statements (runs+jobs+parents; I/O edges with their dataset or model
+runs 100 at a time with four statements (runs+jobs+parents; I/O edges with their dataset or model
 versions; the fields of those dataset versions; the column lineage of the runs) into plain
-dictionaries, and builds a dataset version's own facets once for the runs that share it
+dictionaries, and builds a dataset version's own facets, and a dataset entry with its column lineage, once
+for the runs that share it
 (``tests/test_openlineage_batch_build.py`` holds the documents equal to the one-run-at-a-time
 builder's).
 
@@ -30,6 +31,7 @@ once, when it is final.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -84,6 +86,7 @@ __all__ = [
     "enqueue_run_event",
     "enqueue_run_events",
     "outbox_documents",
+    "serialised",
     "wire_time",
 ]
 
@@ -169,7 +172,7 @@ _ANCESTOR = Statement(
     .select_from(_r.join(_j, _j.c.id == _r.c.job_id)).where(_r.c.id == sa.bindparam("run_id"))
 )
 _MAX_DEPTH = 1000  # a cycle in parent links (a damaged catalog) must not loop forever
-_CHUNK = 16  # runs per read (see _Rows)
+_CHUNK = 100  # runs per read (see _Rows): a shipping round's 200 events in one read
 _MAX_IDS = 500  # dataset versions per read: well inside every backend's limit on bound parameters
 
 _RUN_TIMES = Statement(
@@ -218,8 +221,8 @@ def _check_types(event_types: Sequence[str]) -> None:
 class _Rows:
     """The catalog rows behind the documents of a few runs (at most ``_CHUNK``), read with one query
     per kind of row (runs with job and parent; I/O edges; fields; column lineage), grouped by run.
-    Few runs at a time: the rows of a whole round held at once would outlive the young garbage
-    collections and cost full ones."""
+    At most ``_CHUNK`` runs at a time (a shipping round's): a batch's rows stay small, and 50 runs
+    per read cost ~10% less CPU per event than 16 did (garbage collections included)."""
 
     def __init__(self, session: Session, key: str, keys: list[Any], with_io: set[Any]) -> None:
         self.session = session
@@ -249,6 +252,7 @@ class _Rows:
         self.engine = processing_engine_facet()
         self._versions: dict[int, dict[str, Any]] = {}
         self._sources: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self.datasets: dict[tuple[Any, ...], dict[str, Any]] = {}  # see _dataset_doc
 
     def version_facets(self, edge: Any) -> dict[str, Any]:
         """A dataset version's own facets, built once per batch (documents share them: never mutated)."""
@@ -383,6 +387,17 @@ def _datasets(rows: _Rows, run_id: int, job_namespace: str) -> tuple[list[dict[s
 
 def _dataset_doc(rows: _Rows, edge: Any, lineage: dict[str | None, list[Transformation]] | None,
                  ) -> dict[str, Any]:
+    """A dataset's entry in a document; the runs of a batch that read (or wrote) the same version with
+    the same column lineage share one (documents are never mutated; serialising them reuses its text)."""
+    key = (edge.dv_id, edge.direction, tuple((k, tuple(v)) for k, v in lineage.items()) if lineage else None)
+    found = rows.datasets.get(key)
+    if found is None:
+        found = rows.datasets[key] = _new_dataset_doc(rows, edge, lineage)
+    return found
+
+
+def _new_dataset_doc(rows: _Rows, edge: Any, lineage: dict[str | None, list[Transformation]] | None,
+                     ) -> dict[str, Any]:
     facets = rows.version_facets(edge)
     if lineage:
         facets = {**facets, "columnLineage": column_lineage_facet(lineage)}
@@ -498,6 +513,40 @@ def outbox_documents(session: Session, rows: Sequence[Any]) -> list[dict[str, An
         for (at, _, types), docs in zip(groups, built, strict=True):
             out[at:at + len(types)] = [docs] * len(types) if isinstance(docs, Exception) else docs
     return cast(list[dict[str, Any] | Exception], out)
+
+
+def serialised(doc: dict[str, Any], memo: dict[int, tuple[Any, str]] | None = None) -> str:
+    """``doc`` as openlineage-python's ``Serde.to_json`` writes it (keys sorted, default separators).
+
+    Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
+    removes, so this is the same text without its recursive walk (a test compares the two).
+
+    With ``memo`` (one per batch of documents, dropped with it), a dataset entry that documents share
+    (the runs of a batch that read and wrote the same versions) is encoded once: the document is
+    encoded with a marker in place of each of its ``inputs``/``outputs`` lists, and the marker is
+    replaced with the list's text, pieced together from its entries' as ``json.dumps`` writes it."""
+    if memo is None or not (doc.get("inputs") or doc.get("outputs")):
+        return json.dumps(doc, sort_keys=True)
+    text = json.dumps({**doc, "inputs": _HOLES[0], "outputs": _HOLES[1]}, sort_keys=True)
+    for hole, key in zip(_HOLE_TEXTS, ("inputs", "outputs"), strict=True):
+        text = text.replace(hole, _list_text(doc.get(key) or [], memo), 1)
+    return text
+
+
+# markers no document holds (a NUL and a random token), replaced at their first (only) occurrence
+_TOKEN = uuid.uuid4().hex
+_HOLES = (f"\0{_TOKEN}:inputs", f"\0{_TOKEN}:outputs")
+_HOLE_TEXTS = tuple(json.dumps(hole) for hole in _HOLES)
+
+
+def _list_text(items: list[Any], memo: dict[int, tuple[Any, str]]) -> str:
+    texts = []
+    for item in items:
+        found = memo.get(id(item))
+        if found is None or found[0] is not item:
+            found = memo[id(item)] = (item, json.dumps(item, sort_keys=True))  # holding it keeps its id
+        texts.append(found[1])
+    return "[" + ", ".join(texts) + "]"
 
 
 def dumps_document(doc: dict[str, Any]) -> str:

@@ -18,7 +18,9 @@ process killed between delivery and marking re-sends it later (OpenLineage consu
 an earlier one waits for its retry (a ``COMPLETE`` never overtakes its ``START``), and a round stops
 at the first failure, so a dead backend costs one timeout per round, not one per event.  With the
 file transport a round's lines are appended in one write: if it fails, none of them counts as sent
-(the first row carries the error) and the next round writes them all again.  A failed row
+(the first row carries the error) and the next round writes them all again.  With the HTTP
+transport the client's request is sent by :class:`~governance.openlineage._post.HttpPoster` on one
+kept-alive connection (same URL, headers and body; see there for when the client's transport is used).  A failed row
 gets ``attempts + 1``, ``last_error`` and
 ``next_attempt_at = now + min(BASE * 2**(attempts-1), CAP)``; nothing is ever deleted or dropped.
 
@@ -32,7 +34,6 @@ entry per batch of up to ``batch_size`` events rather than one per event.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ from governance.audit import audited, resolve_actor
 from governance.catalog import Catalog, OutboxEvent, utcnow
 from governance.domain import as_utc
 from governance.openlineage._config import TransportConfig, load_transport_config, make_transport
-from governance.openlineage._events import dumps_document, outbox_documents
+from governance.openlineage._events import dumps_document, outbox_documents, serialised
+from governance.openlineage._post import http_poster
 
 __all__ = [
     "BACKOFF_BASE",
@@ -53,6 +55,7 @@ __all__ = [
     "Round",
     "SyncReport",
     "backoff",
+    "close_emitter",
     "emitter",
     "pending_count",
     "serialised",
@@ -67,6 +70,11 @@ SHIP_LOCK = "openlineage-ship"
 BUSY_RETRY = 1.0  # seconds before a shipper that found the outbox taken looks again
 
 _o = cast(sa.Table, sa.inspect(OutboxEvent).local_table)
+
+
+_DUE_PAGE = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts, _o.c.next_attempt_at)
+             .where(_o.c.sent_at.is_(None), _o.c.id > sa.bindparam("after"))
+             .order_by(_o.c.id).limit(sa.bindparam("page")))
 
 
 def backoff(attempts: int) -> float:
@@ -138,25 +146,27 @@ def _due(catalog: Catalog, now: datetime, limit: int,
          *, ignore_backoff: bool) -> tuple[list[Any], list[dict[str, Any] | Exception], datetime | None]:
     """Unsent rows in id order with their documents (built now for rows that have none); a run whose
     earlier event is waiting for its retry waits too."""
-    stmt = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts,
-                      _o.c.next_attempt_at)
-            .where(_o.c.sent_at.is_(None)).order_by(_o.c.id).limit(limit * 4))
+    due: list[Any] = []
+    held: set[str] = set()
+    earliest: datetime | None = None
     with catalog.read() as session:
-        rows = list(session.execute(stmt).all())
-        due: list[Any] = []
-        held: set[str] = set()
-        earliest: datetime | None = None
-        for row in rows:
-            if row.run_uuid in held:
-                continue
-            when = as_utc(row.next_attempt_at)
-            if not ignore_backoff and when > now:
-                held.add(row.run_uuid)
-                earliest = when if earliest is None else min(earliest, when)
-                continue
-            due.append(row)
-            if len(due) == limit:
+        after = 0
+        for _ in range(4):  # up to 4 * limit rows looked at past held runs; one page when none is held
+            rows = session.execute(_DUE_PAGE, {"after": after, "page": limit}).all()
+            for row in rows:
+                if row.run_uuid in held:
+                    continue
+                when = as_utc(row.next_attempt_at)
+                if not ignore_backoff and when > now:
+                    held.add(row.run_uuid)
+                    earliest = when if earliest is None else min(earliest, when)
+                    continue
+                due.append(row)
+                if len(due) == limit:
+                    break
+            if len(due) == limit or len(rows) < limit:
                 break
+            after = rows[-1].id
         docs = outbox_documents(session, due)
     return due, docs, earliest
 
@@ -186,12 +196,15 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
     built: list[dict[str, Any]] = []  # documents built in this round, stored on their rows
     failure: tuple[int, int, str] | None = None
     lines = getattr(emit, "lines", None)
+    post = getattr(emit, "post", None)
     texts: list[str] = []  # the file transport's lines, encoded once for the row and the file
+    memo: dict[int, tuple[Any, str]] = {}  # the round's documents share parts: each encoded once
     for row, doc in zip(rows, docs, strict=True):
         if isinstance(doc, Exception):
             failure = (row.id, row.attempts + 1, f"cannot build the event: {type(doc).__name__}: {doc}"[:2000])
             break
-        text = serialised(doc) if lines is not None else None
+        # the text the file or the HTTP body gets is the text stored on the row: serialised once
+        text = serialised(doc, memo) if lines is not None or post is not None else None
         if row.payload is None:
             built.append({"row_id": row.id, "payload": text if text is not None else dumps_document(doc)})
         if lines is not None and text is not None:
@@ -199,7 +212,10 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
             sent_ids.append(row.id)
             continue
         try:
-            emit(doc)
+            if post is not None and text is not None:
+                post(doc, text)
+            else:
+                emit(doc)
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded on the row and retried
             failure = (row.id, row.attempts + 1, f"{type(exc).__name__}: {exc}"[:2000])
             break
@@ -242,14 +258,6 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
 _SERIALISING = frozenset({"file", "http", "console", "noop"})
 
 
-def serialised(doc: dict[str, Any]) -> str:
-    """``doc`` as openlineage-python's ``Serde.to_json`` writes it (keys sorted, default separators).
-
-    Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
-    removes, so this is the same text without its recursive walk (a test compares the two)."""
-    return json.dumps(doc, sort_keys=True)
-
-
 def _file_emitter(transport: Any) -> Callable[[dict[str, Any]], None] | None:
     """For the client's file transport in append mode on a local path: append the line the transport
     would write (same path, same text), without the client's per-event serialisation walk, which cost
@@ -282,11 +290,21 @@ class _FileLines:
             raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
 
 
+def close_emitter(emit: Callable[[dict[str, Any]], None]) -> None:
+    """Close what :func:`emitter` opened (the poster's kept-alive connection), if anything."""
+    close = getattr(emit, "close", None)
+    if close is not None:
+        close()
+
+
 def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
     """A function that hands one stored document to the client's ``transport``."""
     fast = _file_emitter(transport)
     if fast is not None:
         return fast
+    poster = http_poster(transport)
+    if poster is not None:
+        return poster
     if getattr(transport, "kind", None) in _SERIALISING and not getattr(getattr(transport, "config", None),
                                                                           "debug_mode", False):
         return cast(Callable[[dict[str, Any]], None], transport.emit)
@@ -298,7 +316,7 @@ def emitter(transport: Any) -> Callable[[dict[str, Any]], None]:
 
 
 def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig | None = None,
-         max_rounds: int = 1000, batch_size: int = 100, wait_for_lock: float = 30.0) -> SyncReport:
+         max_rounds: int = 1000, batch_size: int = 200, wait_for_lock: float = 30.0) -> SyncReport:
     """Drain the outbox now, ignoring backoff; stops at the first delivery failure.  While another
     shipper holds the outbox it waits up to ``wait_for_lock`` seconds for its turn.
 
@@ -333,6 +351,7 @@ def sync(catalog: Catalog, *, actor: str | None = None, config: TransportConfig 
             if result.sent == 0:
                 break
     finally:
+        close_emitter(emit)
         transport.close(5.0)
     report.pending = pending_count(catalog)
     return report

@@ -29,7 +29,7 @@ from governance.audit import resolve_actor
 from governance.catalog import Catalog, utcnow
 from governance.errors import GovernanceError
 from governance.openlineage._config import configured, load_transport_config, make_transport
-from governance.openlineage._outbox import emitter, ship_round
+from governance.openlineage._outbox import close_emitter, emitter, ship_round
 
 __all__ = ["Shipper", "ShipperLimits", "forget_shippers", "kick_shipper", "shipper_for"]
 
@@ -40,14 +40,16 @@ log = logging.getLogger("governance.openlineage")
 class ShipperLimits:
     """``linger``: seconds a woken shipper waits for more steps to commit before a round, so that one
     round (one read, one bookkeeping transaction with its audit event) ships the events of many
-    steps instead of two; it bounds how late an event reaches the backend, and stays well inside
-    ``exit_grace``."""
+    steps instead of two; it bounds how late an event reaches the backend.  At interpreter exit the
+    linger is cut short (the round starts at once), so it never delays a script's exit.  A longer
+    linger and larger rounds cost less CPU per event (0.4 s and 200 events: ~13% less shipper CPU
+    per step than 0.2 s and 100 in ``benchmarks/bench_capture.py``)."""
 
-    batch_size: int = 100
+    batch_size: int = 200
     max_failures: int = 5
     max_idle: float = 30.0
     exit_grace: float = 1.0
-    linger: float = 0.2
+    linger: float = 0.4
 
 
 class Shipper:
@@ -58,6 +60,7 @@ class Shipper:
         self.limits = limits or ShipperLimits()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._exiting = threading.Event()  # set at interpreter exit: stop lingering, ship now
         self._thread: threading.Thread | None = None
         self._kicked = False
         self.sent = 0
@@ -89,6 +92,10 @@ class Shipper:
         thread.join(timeout)
         return not thread.is_alive()
 
+    def hurry(self) -> None:
+        """Stop lingering before rounds (interpreter exit): what is pending ships at once."""
+        self._exiting.set()
+
     def _should_exit(self) -> bool:
         with self._lock:
             if self._kicked:  # a step committed since we last looked: go round again
@@ -105,8 +112,10 @@ class Shipper:
                     self._thread = None
                 return
             transport = make_transport(config)
-        except GovernanceError as exc:
-            self.last_error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a background thread must never print into the pipeline
+            # a configuration error, or the client's import failing at interpreter shutdown (its
+            # modules register exit hooks, refused then): the events wait in the outbox
+            self.last_error = str(exc) if isinstance(exc, GovernanceError) else f"{type(exc).__name__}: {exc}"
             log.warning("OpenLineage shipper not started: %s", exc)
             with self._lock:
                 self._thread = None
@@ -119,7 +128,7 @@ class Shipper:
             lingered = False
             while True:
                 if not lingered and self.limits.linger > 0:
-                    time.sleep(self.limits.linger)  # let the steps running now commit their rows too
+                    self._exiting.wait(self.limits.linger)  # let the steps running now commit their rows too
                 lingered = True
                 with self._lock:
                     self._kicked = False
@@ -150,6 +159,7 @@ class Shipper:
             with self._lock:
                 self._thread = None
         finally:
+            close_emitter(emit)
             transport.close(0)
 
     def _wait(self, until: datetime | None) -> bool:
@@ -191,6 +201,8 @@ class _Shippers:
         with self._lock:
             shippers = list(self._items.values())
         deadline = utcnow() + timedelta(seconds=max((s.limits.exit_grace for s in shippers), default=0))
+        for shipper in shippers:
+            shipper.hurry()
         for shipper in shippers:
             shipper.join(max((deadline - utcnow()).total_seconds(), 0))
 
