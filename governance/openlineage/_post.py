@@ -8,7 +8,12 @@ endpoint, the ``Content-Type``, ``Authorization`` from the transport's token pro
 headers, gzip when ``compression: gzip``, the same body text, the configured timeout and certificate
 verification) as one HTTP/1.1 exchange on a socket kept open between events, reading each response to
 its end (``Content-Length``, chunked, or to the end of the connection) with the few lines of parsing a
-status and a body length need (``http.client``'s response object cost ~0.2 ms CPU per event).
+status and a body length need.  Measured per POST on one kept-alive connection to a local server:
+this reader ~60 us CPU, ``http.client``'s response object (its header parsing through ``email``)
+~200 us, h11's state machine ~230 us; a step ships two events, so a protocol library here would
+spend a sixth of the 2 ms per-step budget on reading two empty ``201`` answers.  The request side is
+small and fixed (one POST, headers checked for CR/LF/NUL), and anything unusual (proxies, client
+certificates, redirects...) goes through the client's own transport (see below).
 
 It is used only where it sends what the client would: :func:`http_poster` declines (and the client's
 transport is used) for a subclass of the transport, a session or adapter given to the transport, a
