@@ -398,3 +398,63 @@ def _clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("OPENLINEAGE")}
+
+
+@pytest.mark.parametrize(("batch_size", "order"), [(1, "file"), (7, "shuffled"), (50, "reversed")])
+def test_spark_style_runs_give_one_graph_whatever_the_batches(tmp_path: Path, batch_size: int, order: str) -> None:
+    """The benchmark's workload (START then COMPLETE per run, inputs bound by time, column lineage on
+    every output): runs new in a batch, runs whose START came in an earlier batch, and readers that
+    arrive before their writers all give the graph of one batch in file order, every row bound."""
+    import random
+
+    from benchmarks.bench_ingest import write_events
+    from governance.audit import verify_audit
+    from tests._interop_support import canonical_graph
+
+    path = tmp_path / "events.ndjson"
+    count = write_events(path, 160, tables=6)
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    graphs = []
+    for size, shuffled in ((1000, events), (batch_size, _ordered(events, order, random.Random(batch_size)))):
+        catalog = Catalog(f"sqlite:///{tmp_path / f'{size}.db'}")
+        try:
+            report = ol.ingest_openlineage(catalog, shuffled, "ingester", batch_size=size, pause_gc=size == 7)
+            assert (report.imported, report.invalid) == (count, [])
+            assert verify_audit(catalog).ok
+            graphs.append(canonical_graph(catalog))
+            with catalog.read() as session:  # the same rows, not only the same sets of them
+                graphs[-1]["rows"] = [len(session.exec(select(table.id)).all())
+                                      for table in (DatasetVersion, DatasetField, RunIO, ColumnLineage)]
+        finally:
+            catalog.dispose()
+    assert graphs[0]["lineage"] and graphs[0]["edges"]
+    for graph in graphs:  # the orchestrator run has no events of its own: its start is the first child's seen
+        graph["runs"] = {run for run in graph["runs"] if run[1] != ("airflow", "daily_etl")}
+    for part, expected in graphs[0].items():
+        assert graphs[1][part] == expected, part
+
+
+def _ordered(events: list[dict[str, Any]], order: str, rng: Any) -> list[dict[str, Any]]:
+    if order == "reversed":
+        return events[::-1]
+    if order == "shuffled":
+        return rng.sample(events, len(events))
+    return list(events)
+
+
+def test_pause_gc_restores_the_collector(sqlite_catalog: Catalog, tmp_path: Path) -> None:
+    import gc
+
+    from benchmarks.bench_ingest import write_events
+
+    path = tmp_path / "events.ndjson"
+    write_events(path, 6)
+    assert gc.isenabled()
+    ol.ingest_openlineage(sqlite_catalog, path, "ingester", batch_size=2, pause_gc=True)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        ol.ingest_openlineage(sqlite_catalog, path, "ingester", pause_gc=True)
+        assert not gc.isenabled()  # a caller that had switched it off keeps it off
+    finally:
+        gc.enable()

@@ -81,7 +81,8 @@ def register(app: typer.Typer) -> None:
 
         check_format(fmt, ("text", "json"))
         st = state(ctx)
-        report = ingest_openlineage(st.catalog(), path, resolve_actor(st.actor, st.settings))
+        # this process only imports: no need to scan the batches for garbage cycles (see pause_gc)
+        report = ingest_openlineage(st.catalog(), path, resolve_actor(st.actor, st.settings), pause_gc=True)
         for location, reason in report.invalid:
             say(f"gov: {location}: {reason}", err=True)
         if fmt == "json":

@@ -22,6 +22,7 @@ write is on a decorated step's critical path, ingest writes a thousand events pe
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -124,6 +125,7 @@ _LINEAGE_COLUMNS = ("run_id", "output_field_id", "output_version_id", "input_fie
 _INSERT_LINEAGE = insert_statement(_cl, _LINEAGE_COLUMNS)
 _SET_LINEAGE_INPUT = update_statement(_cl, ("input_field_id",))
 _SET_FIELD_TAGS = update_statement(_f, ("tags",))
+_VERSION_CHANGES = ("byte_size", "created_at", "produced_by_run_id", "row_count", "schema_fields")  # sorted
 _UPDATES: Mapping[tuple[str, tuple[str, ...]], Statement] = MappingProxyType({
     (t.name, columns): update_statement(t, columns)
     for t, columns in (
@@ -134,6 +136,9 @@ _UPDATES: Mapping[tuple[str, tuple[str, ...]], Statement] = MappingProxyType({
         (_dv, ("schema_fields",)), (_dv, ("row_count",)), (_dv, ("byte_size",)), (_dv, ("row_count", "byte_size")),
         (_d, ("description",)), (_j, ("description",)),
     )
+} | {  # an ingested output's changes to a version in one statement (keys in sorted order)
+    (_dv.name, columns): update_statement(_dv, columns)
+    for size in range(2, 6) for columns in itertools.combinations(_VERSION_CHANGES, size)
 })  # fmt: skip
 
 # the version current at a time: walks the (dataset_id, created_at) index backwards to the first row that
@@ -168,14 +173,21 @@ def _full(columns: Sequence[str], values: Mapping[str, Any]) -> Mapping[str, Any
 class GraphWriter:
     """The writes of the lineage graph in one audited transaction (see the module docstring)."""
 
-    def __init__(self, tx: AuditedTransaction, *, supply: bool = True) -> None:
+    def __init__(self, tx: AuditedTransaction, *, supply: bool = True, buffered: bool = False) -> None:
         """``supply``: hand the rows inserted to the audit layer (a few rows per transaction: saves
-        reading them back; a bulk import's dense ranges read back as cheaply, so it need not)."""
+        reading them back; a bulk import's dense ranges read back as cheaply, so it need not).
+        ``buffered``: hold run edges and column lineage rows (whose ids nobody needs) until
+        :meth:`flush`, and insert them with one statement per table; the caller flushes before it
+        reads those tables and before its transaction ends (a bulk import: one statement per batch
+        instead of one per event).  The writer's own reads and changes of them flush first."""
         if not isinstance(tx, AuditedTransaction):
             raise GovernanceError("internal: the lineage graph is written only inside governance.audit.audited()")
         self.tx = tx
         self.raw: RawConnection = tx.raw
         self.supply = supply
+        self.buffered = buffered
+        self._pending: dict[str, list[Mapping[str, Any]]] = {_io.name: [], _cl.name: []}
+        self._numbers: dict[int, int] = {}  # dataset id -> latest version number, as this writer numbered it
 
     def _supply(self, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.supply:
@@ -232,8 +244,10 @@ class GraphWriter:
         self._insert_many(_INSERT_RUNS, _r, [_full(_RUN_COLUMNS, r) for r in rows])
 
     def update(self, table: str, row_id: int, **values: Any) -> None:
-        """Set columns of one run, dataset version, dataset or job (one of the precompiled sets)."""
-        _UPDATES[(table, tuple(values))].execute(self.raw, row_id=row_id, **values)
+        """Set columns of one run, dataset version, dataset or job (one of the precompiled sets, in their
+        order or sorted)."""
+        statement = _UPDATES.get((table, tuple(values))) or _UPDATES[(table, tuple(sorted(values)))]
+        statement.execute(self.raw, row_id=row_id, **values)
 
     def update_many(self, table: str, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]) -> None:
         _UPDATES[(table, columns)].executemany(self.raw, rows)
@@ -247,13 +261,20 @@ class GraphWriter:
 
     def insert_version(self, dataset_id: int, **values: Any) -> tuple[int, int]:
         """A new version of ``dataset_id``, numbered after its latest: ``(id, version number)``."""
-        latest = _LATEST_NUMBER.first(self.raw, dataset_id=dataset_id)
-        number = int((latest[0] if latest else None) or 0) + 1
+        number = self._numbers.get(dataset_id)
+        if number is None:
+            latest = _LATEST_NUMBER.first(self.raw, dataset_id=dataset_id)
+            number = int((latest[0] if latest else None) or 0)
+        number += 1
         row = _full(_VERSION_COLUMNS, {**values, "dataset_id": dataset_id, "version": number})
-        return self._insert_one(_INSERT_VERSION, _dv, row), number
+        version_id = self._insert_one(_INSERT_VERSION, _dv, row)
+        self._numbers[dataset_id] = number  # this transaction holds the write lock: nobody else numbers
+        return version_id, number
 
     def delete_version(self, version_id: int) -> None:
         """Remove a version nothing refers to, with its fields (an ingest placeholder no longer needed)."""
+        self.flush()
+        self._numbers.clear()
         self.tx.scope.execute(sa.delete(_f).where(_f.c.dataset_version_id == version_id))
         self.tx.scope.execute(sa.delete(_dv).where(_dv.c.id == version_id))
 
@@ -268,17 +289,35 @@ class GraphWriter:
     def insert_edges(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """``run_io`` rows: ``run_id``, ``artifact_kind``, ``artifact_id``, ``direction``, ``role``,
         ``binding`` (``time``: bound by :meth:`current_version`, may move), ``created_at``."""
-        self._insert_many(_INSERT_EDGE, _io, [_full(_EDGE_COLUMNS, r) for r in rows])
+        if self.buffered:
+            self._pending[_io.name] += rows
+        else:
+            self._insert_many(_INSERT_EDGE, _io, [_full(_EDGE_COLUMNS, r) for r in rows])
 
     def move_edge(self, run_id: int, direction: str, old_id: int, new_id: int, binding: str | None) -> None:
+        self.flush()
         _MOVE_EDGE.execute(self.raw, run_id=run_id, direction=direction, old_id=old_id, new_id=new_id,
                            binding=binding)
 
     def insert_lineage(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """``column_lineage`` rows (an output field, or an output version for a dataset-level link)."""
-        self._insert_many(_INSERT_LINEAGE, _cl, [_full(_LINEAGE_COLUMNS, r) for r in rows])
+        if self.buffered:
+            self._pending[_cl.name] += rows
+        else:
+            self._insert_many(_INSERT_LINEAGE, _cl, [_full(_LINEAGE_COLUMNS, r) for r in rows])
+
+    def flush(self) -> None:
+        """Insert the edges and column lineage rows held back (``buffered``), in the order given."""
+        edges, lineage = self._pending[_io.name], self._pending[_cl.name]
+        if edges:
+            self._pending[_io.name] = []
+            self._insert_many(_INSERT_EDGE, _io, [_full(_EDGE_COLUMNS, r) for r in edges])
+        if lineage:
+            self._pending[_cl.name] = []
+            self._insert_many(_INSERT_LINEAGE, _cl, [_full(_LINEAGE_COLUMNS, r) for r in lineage])
 
     def set_lineage_input(self, row_id: int, input_field_id: int) -> None:
+        self.flush()
         _SET_LINEAGE_INPUT.execute(self.raw, row_id=row_id, input_field_id=input_field_id)
 
     # ---------------------------------------------------------------------------------- inserts

@@ -43,6 +43,7 @@ parameters, never interpreted.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import uuid
 from collections import Counter
@@ -169,7 +170,7 @@ class IngestReport:
 
 
 def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
-                       batch_size: int = BATCH_SIZE) -> IngestReport:
+                       batch_size: int = BATCH_SIZE, pause_gc: bool = False) -> IngestReport:
     """Import the OpenLineage events of ``source`` into ``catalog`` as ``actor``.
 
     ``source`` is a path (NDJSON file, JSON array file, a file of one or more documents, or a directory
@@ -177,22 +178,37 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
     mappings).  Safe to call from several threads or processes at once: every batch is one audited
     write transaction, and those are serialised by the catalog.  A path with no events at all is an
     :class:`~governance.errors.InputError`.
+
+    ``pause_gc``: for a process that is only importing (``gov ingest openlineage``, the server's
+    importer process), never inside a host application: Python's cyclic garbage collector is
+    switched off while the events are read and imported (a batch's thousands of parsed events and
+    rows would otherwise be scanned again and again), and the young generations are collected after
+    each batch, so garbage cycles do not pile up.  The collector's state is restored at the end.
     """
     report = IngestReport()
     batch: list[ParsedEvent] = []
-    for location, doc, problem in read_source(source):
-        report.read += 1
-        try:
-            if problem is not None:
-                raise ValueError(problem)
-            batch.append(validate(location, doc))
-        except ValueError as exc:
-            report.invalid.append((location, str(exc)))
-        if len(batch) >= batch_size:
+    paused = pause_gc and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        for location, doc, problem in read_source(source):
+            report.read += 1
+            try:
+                if problem is not None:
+                    raise ValueError(problem)
+                batch.append(validate(location, doc))
+            except ValueError as exc:
+                report.invalid.append((location, str(exc)))
+            if len(batch) >= batch_size:
+                _import(catalog, actor, batch, report)
+                batch = []
+                if paused:
+                    gc.collect(1)
+        if batch:
             _import(catalog, actor, batch, report)
-            batch = []
-    if batch:
-        _import(catalog, actor, batch, report)
+    finally:
+        if paused:
+            gc.enable()
     if report.read == 0 and not isinstance(source, dict):
         raise InputError(f"{source}: no events (empty); expected OpenLineage events as NDJSON, a JSON array "
                          "or JSON documents")
@@ -312,13 +328,18 @@ class _Batch:
 
     def __init__(self, tx: AuditedTransaction, report: IngestReport) -> None:
         self.tx = tx
-        self.graph = GraphWriter(tx, supply=False)  # a batch's dense id ranges read back as cheaply
+        # a batch's dense id ranges read back as cheaply; edges and column lineage inserted in bulk
+        self.graph = GraphWriter(tx, supply=False, buffered=True)
         self.raw: RawConnection = tx.raw
         self.report = report
         self.jobs: dict[tuple[str, str], int] = {}
         self.datasets: dict[tuple[str, str], int] = {}
         self.runs: dict[str, _RunState] = {}
         self.fields: dict[int, dict[str, int]] = {}  # version id -> field name -> id
+        # one object per version row read or written in the batch (every change of a version goes
+        # through it), and the first version each run wrote per dataset, as _BY_PRODUCER finds it
+        self.versions: dict[int, _Version] = {}
+        self.produced: dict[tuple[int, int], _Version] = {}
         self.edges: dict[tuple[int, str], dict[int, tuple[int, str | None]]] = {}  # (run, dir) -> dataset
         self.lineage: set[tuple[Any, ...]] = set()
         self.moved: dict[int, datetime] = {}  # dataset id -> earliest time a version appeared or moved
@@ -331,6 +352,8 @@ class _Batch:
         self.removed = 0
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
+        """A Core statement on the batch's transaction, after the edges and lineage rows held back."""
+        self.graph.flush()
         return self.tx.scope.execute(stmt, params)
 
     # ------------------------------------------------------------------------------------- phases
@@ -351,6 +374,7 @@ class _Batch:
         self._link(run_events)
         self._rebind()
         self._record(accepted)
+        self.graph.flush()
 
     def _link(self, run_events: list[ParsedEvent]) -> None:
         """Model versions, then outputs (so inputs bind knowing every version of the batch), inputs and
@@ -575,12 +599,35 @@ class _Batch:
                 self.lineage.add(tuple(row))
 
     # ---------------------------------------------------------------------------------- versions
-    @staticmethod
-    def _as_version(row: Any) -> _Version | None:
+    def _as_version(self, row: Any) -> _Version | None:
         if row is None:
             return None
-        return _Version(int(row.id), int(row.dataset_id), _naive(row.created_at), row.produced_by_run_id,
-                        str(row.coverage), row.schema_fields, row.content_hash)
+        known = self.versions.get(int(row.id))
+        if known is None:
+            known = self.versions[int(row.id)] = _Version(
+                int(row.id), int(row.dataset_id), _naive(row.created_at), row.produced_by_run_id, str(row.coverage),
+                row.schema_fields, row.content_hash)
+        return known
+
+    def _by_producer(self, dataset_id: int, run: _RunState) -> _Version | None:
+        """The first version of ``dataset_id`` that ``run`` wrote (:data:`_BY_PRODUCER`).  A run new in
+        this batch wrote only what the batch did (no query); another run's answer is kept once read."""
+        key = (dataset_id, run.id)
+        found = self.produced.get(key)
+        if found is not None or not run.existed:
+            return found
+        found = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+        if found is not None:
+            self.produced[key] = found
+        return found
+
+    def _wrote(self, version: _Version, run: _RunState) -> None:
+        """``run`` is now the producer of ``version``: the first it wrote of that dataset (by number, which
+        follows the id within a dataset) when the batch knows all it wrote."""
+        key = (version.dataset_id, run.id)
+        known = self.produced.get(key)
+        if (known is None and not run.existed) or (known is not None and version.id < known.id):
+            self.produced[key] = version
 
     def _find(self, statement: Statement, **params: Any) -> _Version | None:
         return self._as_version(statement.first(self.raw, **params))
@@ -595,6 +642,7 @@ class _Batch:
             **(sizes or {}))
         self._moved(dataset_id, _naive(when))
         version = _Version(int(version_id), dataset_id, _naive(when), produced_by, coverage, stored, identity)
+        self.versions[version.id] = version
         self.fields[version.id] = {}
         if schema:
             self._add_fields(version.id, schema)
@@ -644,7 +692,7 @@ class _Batch:
         if identity is not None:
             version = self._find(_BY_IDENTITY, dataset_id=dataset_id, identity=identity)
             if version is None:  # an earlier event of the run named the output without its version
-                version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+                version = self._by_producer(dataset_id, run)
                 if version is not None and version.identity is None:
                     self.graph.update("dataset_version", version.id, content_hash=identity,
                                       hash_algo="openlineage")
@@ -652,29 +700,38 @@ class _Batch:
                 else:
                     version = None
         else:
-            version = self._find(_BY_PRODUCER, dataset_id=dataset_id, run_id=run.id)
+            version = self._by_producer(dataset_id, run)
         sizes = _output_sizes(item)
         if version is None:
             version = self._new_version(dataset_id, identity=identity, when=event.event_time, produced_by=run.id,
                                         coverage="none", schema=schema, uri=dataset_uri(*item_key(item)),
                                         sizes=sizes)
+            self._wrote(version, run)
         else:
-            if sizes:
-                self.graph.update("dataset_version", version.id, **sizes)
-            if version.produced_by is None:
-                self.graph.update("dataset_version", version.id, produced_by_run_id=run.id,
-                                  created_at=event.event_time)
-                self._moved(dataset_id, min(version.created_at, when))
-                version.produced_by, version.created_at = run.id, when
-            elif version.produced_by == run.id and when > version.created_at:
-                self._set_created(version, when)
-            if schema and version.schema is None:
-                self.graph.update("dataset_version", version.id,
-                                  schema_fields=schema_fields((n, t, None) for n, t in schema))
-            if schema:
-                self._add_fields(version.id, schema)
+            self._update_output(version, run, when, sizes, schema)
         self._edge(run.id, "output", dataset_id, version.id, None)
         return version.id
+
+    def _update_output(self, version: _Version, run: _RunState, when: datetime, sizes: dict[str, int],
+                       schema: list[tuple[str, str | None]] | None) -> None:
+        """What a later event of the producing run (or the first producer) says about an output version,
+        written with one statement."""
+        changes: dict[str, Any] = dict(sizes)
+        if version.produced_by is None:
+            changes.update(produced_by_run_id=run.id, created_at=when.replace(tzinfo=UTC))
+            self._moved(version.dataset_id, min(version.created_at, when))
+            version.produced_by, version.created_at = run.id, when
+            self._wrote(version, run)
+        elif version.produced_by == run.id and when > version.created_at:
+            changes["created_at"] = when.replace(tzinfo=UTC)
+            self._moved(version.dataset_id, min(version.created_at, when))
+            version.created_at = when
+        if schema and version.schema is None:
+            version.schema = changes["schema_fields"] = schema_fields((n, t, None) for n, t in schema)
+        if changes:
+            self.graph.update("dataset_version", version.id, **changes)
+        if schema:
+            self._add_fields(version.id, schema)
 
     def _current(self, dataset_id: int, when: datetime, run_id: int) -> _Version | None:
         """The version of ``dataset_id`` current at ``when`` that ``run_id`` did not write itself."""
@@ -719,6 +776,7 @@ class _Batch:
                                      schema=None, uri=uri).id
         if when < unknown.created_at:
             self.graph.update("dataset_version", unknown.id, created_at=when.replace(tzinfo=UTC))
+            unknown.created_at = when
         return unknown.id
 
     def _input(self, event: ParsedEvent, item: dict[str, Any]) -> None:
@@ -788,6 +846,7 @@ class _Batch:
             return
         rows: list[dict[str, Any]] = []
         fields = facet.get("fields")
+        self._prepare_fields(run, fields, out_version)
         for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
             if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
                 self.report.unlinked["columnLineage.fields entry without an inputFields list"] += 1
@@ -809,10 +868,26 @@ class _Batch:
             self.graph.insert_lineage(fresh)
             self.report.column_lineage += len(fresh)
 
+    def _prepare_fields(self, run: _RunState, fields: Any, out_version: int) -> None:
+        """Add the fields a ``columnLineage`` facet names that their versions lack, one statement per
+        version (in the order the facet names them, as adding them one by one would)."""
+        wanted: dict[int, dict[str, None]] = {}
+        for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
+            if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
+                continue
+            wanted.setdefault(out_version, {})[str(out_name)] = None
+            for source in spec["inputFields"]:
+                if _field_source(source):
+                    version_id = self._input_version(run, source["namespace"], source["name"])
+                    wanted.setdefault(version_id, {})[source["field"]] = None
+        for version_id, names in wanted.items():
+            have = self._field_names(version_id)
+            if any(name not in have for name in names):
+                self._add_fields(version_id, [(name, None) for name in names])
+
     def _lineage_rows(self, run: _RunState, source: Any, out_field: int | None, out_version: int | None,
                       legacy: tuple[Any, Any]) -> list[dict[str, Any]]:
-        if not isinstance(source, dict) or not all(
-                isinstance(source.get(k), str) and source.get(k) for k in ("namespace", "name", "field")):
+        if not _field_source(source):
             self.report.unlinked["columnLineage input field without namespace, name and field"] += 1
             return []
         version_id = self._input_version(run, source["namespace"], source["name"])
@@ -971,6 +1046,7 @@ class _Batch:
             return
         self.graph.delete_version(version_id)
         self.fields.pop(version_id, None)
+        self.versions.pop(version_id, None)
         self.removed += 1
 
     # ------------------------------------------------------------------------------------- audit
@@ -991,6 +1067,12 @@ class _Batch:
             "events": self.keys, "count": len(events), "rebound": self.report.rebound,
             "removed_versions": self.removed, "model_versions": sorted(self.models),
         })
+
+
+def _field_source(source: Any) -> bool:
+    """Whether a ``columnLineage`` input field names its namespace, dataset and field."""
+    return isinstance(source, dict) and all(
+        isinstance(source.get(k), str) and source.get(k) for k in ("namespace", "name", "field"))
 
 
 def item_key(item: dict[str, Any]) -> tuple[str, str]:

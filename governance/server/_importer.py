@@ -72,10 +72,14 @@ class Importer:
     """Imports a journal directory into ``catalog``.  :meth:`run` returns when ``stop`` is set, or when
     ``drain`` is set and nothing is left to import."""
 
-    def __init__(self, catalog: Catalog, directory: Path, *, import_batch: int = IMPORT_BATCH) -> None:
+    def __init__(self, catalog: Catalog, directory: Path, *, import_batch: int = IMPORT_BATCH,
+                 pause_gc: bool = False) -> None:
+        """``pause_gc``: the importer is the process's only work (``main``), so batches are imported
+        with the garbage collector paused (never in a server's thread: it would pause the server's)."""
         self.catalog = catalog
         self.directory = directory
         self.import_batch = import_batch
+        self.pause_gc = pause_gc
         self.stop = threading.Event()
         self.drain = threading.Event()
         self.state: dict[str, Any] = {}
@@ -158,7 +162,8 @@ class Importer:
         pause = 0.1
         while True:
             try:
-                report = self._ingest(self.catalog, [event for _, _, event in items], actor, batch_size=len(items))
+                report = self._ingest(self.catalog, [event for _, _, event in items], actor, batch_size=len(items),
+                                      pause_gc=self.pause_gc)
                 break
             except _TRANSIENT as exc:
                 self._note_error(exc, retrying=True)
@@ -223,7 +228,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="gov serve importer: %(message)s")
     settings = json.loads(sys.stdin.readline())
     catalog = Catalog(settings["catalog_url"], busy_timeout=float(settings["busy_timeout"]))
-    importer = Importer(catalog, Path(settings["directory"]), import_batch=int(settings["import_batch"]))
+    importer = Importer(catalog, Path(settings["directory"]), import_batch=int(settings["import_batch"]),
+                        pause_gc=True)
     threading.Thread(target=_watch_stdin, args=(importer,), name="governance-importer-stdin", daemon=True).start()
     try:
         importer.run()
