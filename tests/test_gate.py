@@ -467,8 +467,8 @@ def test_promote_on_a_predictions_table_stores_its_content_hash(env: dict[str, P
     assert biased["predictions_fingerprint"] != expected
     assert biased["predictions_fingerprint"] == "sha256:" + hashlib.sha256(env["biased"].read_bytes()).hexdigest()
     with _catalog().read() as session:
-        events = [e for e in list_events(session, model="credit") if e["action"] == "policy.evaluate"]
-    assert [e["data"]["predictions_fingerprint"] for e in events] == [
+        events = [e for e in list_events(session, model="credit") if e.action == "policy.evaluate"]
+    assert [e.data["predictions_fingerprint"] for e in events] == [
         fair["predictions_fingerprint"], same_bytes["predictions_fingerprint"], biased["predictions_fingerprint"]]
 
 
