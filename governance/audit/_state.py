@@ -173,6 +173,9 @@ def forget_touch_log(info: dict[str, Any]) -> None:
 
 _PG_TOUCHED = ("SELECT tbl, row_id FROM audit_touch WHERE xid = pg_current_xact_id()::text "
                "AND tbl <> 'audit_event'")
+# the same, with whether this role may clear them (not on a hardened catalog), in the same round trip
+_PG_TOUCHED_CLEARABLE = ("SELECT tbl, row_id, has_table_privilege('audit_touch', 'DELETE') FROM audit_touch "
+                         "WHERE xid = pg_current_xact_id()::text AND tbl <> 'audit_event'")
 _PG_CLEAR = "DELETE FROM audit_touch WHERE xid = pg_current_xact_id()::text"
 
 
@@ -193,11 +196,11 @@ def _touched(session: Session) -> tuple[dict[str, set[int]], list[tuple[str, int
         elif not conn.connection.info.get(_PG_TABLE):
             rows = []
         else:
-            cursor.execute(_PG_TOUCHED)
+            hardened = conn.connection.info.get("governance.touch_hardened")
+            cursor.execute(_PG_TOUCHED if hardened else _PG_TOUCHED_CLEARABLE)
             rows = cursor.fetchall()
-            if rows and not conn.connection.info.get("governance.touch_hardened"):
-                cursor.execute("SELECT has_table_privilege('audit_touch', 'DELETE')")
-                if cursor.fetchone()[0]:
+            if rows and not hardened:
+                if rows[0][2]:
                     cursor.execute(_PG_CLEAR)  # hardened catalogs clear them in the commit-time check
                 else:
                     conn.connection.info["governance.touch_hardened"] = True
