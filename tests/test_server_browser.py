@@ -195,3 +195,62 @@ def test_interception_sees_outside_requests(demo_like: tuple[Catalog, Live], tmp
         page.wait_for_timeout(300)
         browser.close()
     assert outside == ["https://example.com/x.png"]
+
+
+def _view_box(page: Any) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in (page.locator("#lineage-svg").get_attribute("viewBox") or "").split())
+    return x, y, w, h
+
+
+def test_a_few_hundred_nodes_open_readable_and_fit_shows_them_all(tmp_path: Path) -> None:
+    """A depth-6 graph of about 200 nodes is far wider than the window: the page opens at a readable
+    scale around the node asked for, "fit" (and the 0 key) shows the whole graph, and zooming in from
+    there comes back to readable labels; no console errors."""
+    import sys
+
+    sync_playwright = _browser_or_skip()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bench_server import build_catalog
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'big.db'}")
+    build_catalog(catalog, 1_000, inputs=9)
+    console: list[str] = []
+    with live_server(catalog) as live, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning")
+                else None)
+        page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        page.goto(live.base + "/lineage?node=dataset:500&depth=6")
+        svg = page.locator("#lineage-svg")
+        assert 150 <= page.locator("g.node").count() <= 400
+        full_w, full_h = float(svg.get_attribute("data-width") or 0), float(svg.get_attribute("data-height") or 0)
+        shown = svg.bounding_box()
+        assert shown is not None and full_w > 3 * shown["width"]  # far wider than the window
+
+        # opened readable (at least 0.8 screen px per graph unit) around the start node
+        x, y, w, h = _view_box(page)
+        assert shown["width"] / w >= 0.8 - 1e-6
+        root = page.locator("g.node-root rect").first
+        rx, rw = float(root.get_attribute("x") or 0), float(root.get_attribute("width") or 0)
+        assert x <= rx and rx + rw <= x + w
+        start = page.locator("g.node-root").first.bounding_box()
+        assert start is not None
+        assert shown["x"] <= start["x"] and start["x"] + start["width"] <= shown["x"] + shown["width"]
+
+        # fit: the whole graph in view
+        page.locator("button[data-zoom=fit]").click()
+        x, y, w, h = _view_box(page)
+        assert x <= 0 and y <= 0 and x + w >= full_w and y + h >= full_h
+        _save([], page, tmp_path, "big-fit")
+
+        # back to the opening view, then 0 fits again from the keyboard
+        page.locator("button[data-zoom=in]").click()
+        zoomed = _view_box(page)
+        assert zoomed[2] < w
+        svg.focus()
+        page.keyboard.press("0")
+        assert _view_box(page) == (x, y, w, h)
+        browser.close()
+    catalog.dispose()
+    assert console == []

@@ -11,12 +11,14 @@
     svg.setAttribute("viewBox", view.x + " " + view.y + " " + view.w + " " + view.h);
   }
   function box() { return svg.getBoundingClientRect(); }
-  function fit() {
-    // show the whole graph when it fits at a readable scale; otherwise start readable, around the root
+  function fit(whole) {
+    // whole (the "fit" button, the 0 key): the whole graph, however small its labels get.  Otherwise
+    // (opening the page, resizing the window): the whole graph when it fits at a readable scale, else
+    // readable, around the node you started from
     var r = box();
     if (r.width <= 0 || r.height <= 0) { return; }
     var scale = Math.min(r.width / fullW, r.height / fullH);
-    scale = Math.min(Math.max(scale, 0.8), 1.25);
+    scale = whole ? Math.min(scale, 1.25) : Math.min(Math.max(scale, 0.8), 1.25);
     var w = r.width / scale, h = r.height / scale;
     var cx = fullW / 2, cy = fullH / 2;
     if (w < fullW || h < fullH) {
@@ -71,7 +73,7 @@
     switch (ev.key) {
       case "+": case "=": zoom(1 / 1.25); break;
       case "-": case "_": zoom(1.25); break;
-      case "0": fit(); break;
+      case "0": fit(true); break;
       case "ArrowLeft": view.x -= step; apply(); break;
       case "ArrowRight": view.x += step; apply(); break;
       case "ArrowUp": view.y -= step; apply(); break;
@@ -114,9 +116,9 @@
   if (tools) {
     tools.addEventListener("click", function (ev) {
       var what = ev.target.getAttribute && ev.target.getAttribute("data-zoom");
-      if (what === "in") { zoom(1 / 1.25); } else if (what === "out") { zoom(1.25); } else if (what === "fit") { fit(); }
+      if (what === "in") { zoom(1 / 1.25); } else if (what === "out") { zoom(1.25); } else if (what === "fit") { fit(true); }
     });
   }
-  window.addEventListener("resize", fit);
-  fit();
+  window.addEventListener("resize", function () { fit(false); });
+  fit(false);
 }());
