@@ -335,7 +335,10 @@ class _Batch:
         self.jobs: dict[tuple[str, str], int] = {}
         self.datasets: dict[tuple[str, str], int] = {}
         self.runs: dict[str, _RunState] = {}
-        self.fields: dict[int, dict[str, int]] = {}  # version id -> field name -> id
+        self.fields: dict[int, dict[str, int]] = {}  # version id -> field name -> id (0: not inserted yet)
+        # fields added but not inserted yet, and their versions: inserted together when an id is needed
+        self.pending_fields: list[dict[str, Any]] = []
+        self.pending_versions: set[int] = set()
         # one object per version row read or written in the batch (every change of a version goes
         # through it), and the first version each run wrote per dataset, as _BY_PRODUCER finds it
         self.versions: dict[int, _Version] = {}
@@ -352,7 +355,8 @@ class _Batch:
         self.removed = 0
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
-        """A Core statement on the batch's transaction, after the edges and lineage rows held back."""
+        """A Core statement on the batch's transaction, after the fields, edges and lineage rows held back."""
+        self._insert_fields()
         self.graph.flush()
         return self.tx.scope.execute(stmt, params)
 
@@ -372,6 +376,7 @@ class _Batch:
             elif event.kind == "job":
                 self._job_event(event)
         self._link(run_events)
+        self._insert_fields()
         self._rebind()
         self._record(accepted)
         self.graph.flush()
@@ -660,6 +665,13 @@ class _Batch:
         self.moved[dataset_id] = when if current is None else min(current, when)
 
     def _field_names(self, version_id: int) -> dict[str, int]:
+        """Field name -> id of a version's fields (those waiting to be inserted are inserted first)."""
+        if version_id in self.pending_versions:
+            self._insert_fields()
+        return self._names(version_id)
+
+    def _names(self, version_id: int) -> dict[str, int]:
+        """Field name -> id of a version's fields as known (0: waiting to be inserted)."""
         found = self.fields.get(version_id)
         if found is None:
             found = self.fields[version_id] = {
@@ -667,20 +679,36 @@ class _Batch:
         return found
 
     def _add_fields(self, version_id: int, schema: list[tuple[str, str | None]]) -> None:
-        have = self._field_names(version_id)
+        """Add the fields a version lacks (inserted with the batch's other new fields, in the order added,
+        when an id is first needed: one statement for the outputs of a batch instead of one per version)."""
+        have = self._names(version_id)
         missing = [(n, t) for n, t in dict(schema).items() if n not in have]
         if not missing:
             return
         start = len(have)
-        self.graph.insert_fields([
+        self.pending_fields += [
             {"dataset_version_id": version_id, "name": n, "dtype": t, "position": start + i, "tags": []}
-            for i, (n, t) in enumerate(missing)])
-        have.update({str(row.name): int(row.id) for row in _FIELDS.all(self.raw, version_id=version_id)})
+            for i, (n, t) in enumerate(missing)]
+        self.pending_versions.add(version_id)
+        have.update((n, 0) for n, _ in missing)
+
+    def _insert_fields(self) -> None:
+        """Insert the fields waiting (:meth:`_add_fields`) and learn their ids."""
+        if not self.pending_fields:
+            return
+        rows, versions = self.pending_fields, sorted(self.pending_versions)
+        self.pending_fields, self.pending_versions = [], set()
+        self.graph.insert_fields(rows)
+        for chunk in chunks(versions):
+            for row in self.execute(sa.select(_f.c.id, _f.c.dataset_version_id, _f.c.name)
+                                    .where(_f.c.dataset_version_id.in_(chunk))):
+                self.fields[int(row.dataset_version_id)][str(row.name)] = int(row.id)
 
     def _field_id(self, version_id: int, name: str) -> int:
         have = self._field_names(version_id)
         if name not in have:
             self._add_fields(version_id, [(name, None)])
+            self._insert_fields()
         return have[name]
 
     def _output(self, event: ParsedEvent, item: dict[str, Any]) -> int:
@@ -881,7 +909,7 @@ class _Batch:
                     version_id = self._input_version(run, source["namespace"], source["name"])
                     wanted.setdefault(version_id, {})[source["field"]] = None
         for version_id, names in wanted.items():
-            have = self._field_names(version_id)
+            have = self._names(version_id)
             if any(name not in have for name in names):
                 self._add_fields(version_id, [(name, None) for name in names])
 
