@@ -310,6 +310,31 @@ class _RunState:
     start_moved: bool = False
     changed: bool = False
 
+    def values(self) -> tuple[Any, ...]:
+        """The columns an event changes (:data:`_RUN_UPDATE`)."""
+        return (self.started_at, self.status, self.ended_at, self.error_message, self.error_traceback,
+                self.parent_run_id)
+
+
+def _apply(state: _RunState, event: ParsedEvent) -> None:
+    """What one RunEvent says about its run's start, status, end and error (events in any order give
+    the same run: the earliest start, the latest terminal status, which a late ``START`` never regresses)."""
+    when = _naive(event.event_time)
+    if when < state.started_at:
+        state.started_at = when
+        state.start_moved = state.existed
+        state.changed = True
+    if event.event_type in _TERMINAL and (state.ended_at is None or when >= state.ended_at):
+        state.ended_at = when
+        state.status = _STATUS[event.event_type]
+        state.changed = True
+    facets = event.doc["run"].get("facets") or {}
+    error = facets.get("errorMessage")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        trace = error.get("stackTrace")
+        state.error_message, state.error_traceback = error["message"], trace if isinstance(trace, str) else None
+        state.changed = True
+
 
 @dataclass
 class _Version:
@@ -465,7 +490,7 @@ class _Batch:
                     row.parent_run_id)
         claimed: dict[str, tuple[int, str]] = {}  # run uuid -> (job id, location) within this batch
         accepted = [e for e in events if e.kind != "run" or self._claim(e, claimed)]
-        self._insert_runs(accepted, claimed)
+        inserted = self._insert_runs(accepted, claimed)
         for event in accepted:
             if event.kind == "run":
                 self._update_run(event)
@@ -474,7 +499,7 @@ class _Batch:
              "ended_at": st.ended_at.replace(tzinfo=UTC) if st.ended_at else None,
              "error_message": st.error_message, "error_traceback": st.error_traceback,
              "parent_run_id": st.parent_run_id}
-            for st in self.runs.values() if st.changed])
+            for run_uuid, st in self.runs.items() if st.changed and inserted.get(run_uuid) != st.values()])
         return accepted
 
     def _claim(self, event: ParsedEvent, claimed: dict[str, tuple[int, str]]) -> bool:
@@ -494,8 +519,11 @@ class _Batch:
         claimed.setdefault(run_uuid, (job_id, event.location))
         return True
 
-    def _insert_runs(self, accepted: list[ParsedEvent], claimed: dict[str, tuple[int, str]]) -> None:
-        """RUNNING rows for the runs not stored yet, and for parents known only from a facet."""
+    def _insert_runs(self, accepted: list[ParsedEvent], claimed: dict[str, tuple[int, str]]
+                     ) -> dict[str, tuple[Any, ...]]:
+        """Rows for the runs not stored yet, as this batch's events leave them (start, status, end,
+        error: one insert, not an insert then an update), and RUNNING rows for parents known only from
+        a facet; returns the values inserted per run (:meth:`_RunState.values`)."""
         new: dict[str, dict[str, Any]] = {}
         for event in accepted:
             if event.kind != "run":
@@ -510,14 +538,25 @@ class _Batch:
                     and parent[0] not in claimed:  # known only from the facet (its own events come later)
                 new[parent[0]] = {"run_uuid": parent[0], "job_id": self.jobs[(parent[1], parent[2])], **row}
         if not new:
-            return
+            return {}
+        states = {run_uuid: _RunState(0, int(row["job_id"]), _naive(row["started_at"]), "RUNNING", None, existed=False)
+                  for run_uuid, row in new.items()}
+        for event in accepted:
+            state = states.get(event.run_id) if event.run_id is not None else None
+            if state is not None:
+                _apply(state, event)
+        for run_uuid, row in new.items():
+            state = states[run_uuid]
+            row.update(started_at=state.started_at.replace(tzinfo=UTC), status=state.status,
+                       ended_at=state.ended_at.replace(tzinfo=UTC) if state.ended_at else None,
+                       error_message=state.error_message, error_traceback=state.error_traceback)
+            state.changed = False
         self.graph.insert_runs(list(new.values()))
         for chunk in chunks(sorted(new)):
-            for found in self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at)
-                                      .where(_r.c.run_uuid.in_(chunk))):
-                self.runs[str(found.run_uuid)] = _RunState(int(found.id), int(found.job_id),
-                                                           _naive(found.started_at), "RUNNING", None,
-                                                           existed=False)
+            for found in self.execute(sa.select(_r.c.id, _r.c.run_uuid).where(_r.c.run_uuid.in_(chunk))):
+                state = self.runs[str(found.run_uuid)] = states[str(found.run_uuid)]
+                state.id = int(found.id)
+        return {run_uuid: state.values() for run_uuid, state in states.items()}
 
     def _job_name(self, job_id: int) -> tuple[str, str]:
         row = self.execute(sa.select(_j.c.namespace, _j.c.name).where(_j.c.id == job_id)).first()
@@ -525,21 +564,7 @@ class _Batch:
 
     def _update_run(self, event: ParsedEvent) -> None:
         state = self.runs[_run_uuid(event)]
-        when = _naive(event.event_time)
-        if when < state.started_at:
-            state.started_at = when
-            state.start_moved = state.existed
-            state.changed = True
-        if event.event_type in _TERMINAL and (state.ended_at is None or when >= state.ended_at):
-            state.ended_at = when
-            state.status = _STATUS[event.event_type]
-            state.changed = True
-        facets = event.doc["run"].get("facets") or {}
-        error = facets.get("errorMessage")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            trace = error.get("stackTrace")
-            state.error_message, state.error_traceback = error["message"], trace if isinstance(trace, str) else None
-            state.changed = True
+        _apply(state, event)
         parent = self._parent(event)
         if parent is not None and state.parent_run_id != self.runs[parent[0]].id:
             state.parent_run_id = self.runs[parent[0]].id
