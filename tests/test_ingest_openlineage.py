@@ -526,3 +526,26 @@ def test_a_run_new_in_a_batch_is_inserted_as_its_events_leave_it(sqlite_catalog:
     with sqlite_catalog.read() as session:
         late = session.exec(select(Run).where(Run.run_uuid == started["run"]["runId"])).one()
     assert late.status == "COMPLETED" and late.started_at < late.ended_at  # type: ignore[operator]
+
+
+def test_an_importing_process_gets_a_larger_sqlite_page_cache(tmp_path: Path) -> None:
+    """``pause_gc`` (a process that only imports) raises the SQLite connection's page cache, never lowers
+    one set larger; a host application's import (the default) leaves the connection as it is."""
+    from benchmarks.bench_ingest import write_events
+    from governance.openlineage._ingest import IMPORT_CACHE_KIB
+
+    path = tmp_path / "events.ndjson"
+    write_events(path, 4)
+    for pause_gc, before, after in ((False, None, -2000), (True, None, -IMPORT_CACHE_KIB),
+                                    (True, -2 * IMPORT_CACHE_KIB, -2 * IMPORT_CACHE_KIB),
+                                    (True, 100, -IMPORT_CACHE_KIB)):  # 100 pages
+        catalog = Catalog(f"sqlite:///{tmp_path / f'{pause_gc}{before}.db'}")
+        try:
+            if before is not None:
+                with catalog.engine.connect() as conn:
+                    conn.exec_driver_sql(f"PRAGMA cache_size = {before:d}")
+            ol.ingest_openlineage(catalog, path, "ingester", pause_gc=pause_gc)
+            with catalog.engine.connect() as conn:  # the pool's one connection, which imported
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == after
+        finally:
+            catalog.dispose()

@@ -84,6 +84,10 @@ from governance.openlineage._naming import dataset_uri
 __all__ = ["BATCH_SIZE", "MAX_EVENT_BYTES", "IngestReport", "ingest_openlineage"]
 
 BATCH_SIZE = 1000
+#: SQLite page cache of an importing process's connection (``pause_gc``), in KiB; SQLite's default is 2 MiB
+IMPORT_CACHE_KIB = 64 * 1024
+_CACHE_SIZE = "PRAGMA cache_size"
+_SET_CACHE_SIZE = "PRAGMA cache_size = -65536"  # IMPORT_CACHE_KIB
 _STATUS = {"START": "RUNNING", "RUNNING": "RUNNING", "COMPLETE": "COMPLETED", "FAIL": "FAILED",
            "ABORT": "ABORTED"}
 _TERMINAL = {"COMPLETE", "FAIL", "ABORT"}
@@ -183,7 +187,10 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
     importer process), never inside a host application: Python's cyclic garbage collector is
     switched off while the events are read and imported (a batch's thousands of parsed events and
     rows would otherwise be scanned again and again), and the young generations are collected after
-    each batch, so garbage cycles do not pile up.  The collector's state is restored at the end.
+    each batch, so garbage cycles do not pile up.  The collector's state is restored at the end.  On a
+    SQLite file the connection's page cache is raised to :data:`IMPORT_CACHE_KIB` (and kept: the
+    process is an importer): a batch writes into indexes spread over the whole file, and with SQLite's
+    default of 2 MiB a 100k-event import spent a fifth of its CPU time re-reading pages from the OS.
     """
     report = IngestReport()
     batch: list[ParsedEvent] = []
@@ -200,12 +207,12 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
             except ValueError as exc:
                 report.invalid.append((location, str(exc)))
             if len(batch) >= batch_size:
-                _import(catalog, actor, batch, report)
+                _import(catalog, actor, batch, report, pause_gc)
                 batch = []
                 if paused:
                     gc.collect(1)
         if batch:
-            _import(catalog, actor, batch, report)
+            _import(catalog, actor, batch, report, pause_gc)
     finally:
         if paused:
             gc.enable()
@@ -215,9 +222,24 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
     return report
 
 
-def _import(catalog: Catalog, actor: str, events: list[ParsedEvent], report: IngestReport) -> None:
+def _import(catalog: Catalog, actor: str, events: list[ParsedEvent], report: IngestReport, importer: bool) -> None:
     with audited(catalog, actor) as tx:
+        if importer and tx.raw.dialect.name == "sqlite":
+            _raise_cache(tx.raw)
         _Batch(tx, report).run(events)
+
+
+def _raise_cache(raw: RawConnection) -> None:
+    """Give the connection a page cache of :data:`IMPORT_CACHE_KIB` unless it has one as large."""
+    cursor: Any = raw.dbapi.cursor()
+    try:
+        pages = int(cursor.execute(_CACHE_SIZE).fetchone()[0])
+        # positive: a number of pages; negative: KiB
+        kib = pages * int(cursor.execute("PRAGMA page_size").fetchone()[0]) // 1024 if pages >= 0 else -pages
+        if kib < IMPORT_CACHE_KIB:
+            cursor.execute(_SET_CACHE_SIZE)
+    finally:
+        cursor.close()
 
 
 def _key(event: ParsedEvent) -> tuple[str, str, str]:
