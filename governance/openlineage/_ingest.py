@@ -919,9 +919,9 @@ class _Batch:
         if not isinstance(facet, dict):
             self.report.unlinked[f"{base}: not an object"] += 1
             return
-        rows: list[dict[str, Any]] = []
+        fresh: list[dict[str, Any]] = []
         fields = facet.get("fields")
-        self._prepare_fields(run, fields, out_version)
+        versions = self._prepare_fields(run, fields, out_version)
         for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
             if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
                 self.report.unlinked["columnLineage.fields entry without an inputFields list"] += 1
@@ -929,63 +929,71 @@ class _Batch:
             out_field = self._field_id(out_version, str(out_name))
             legacy = (spec.get("transformationType"), spec.get("transformationDescription"))
             for source in spec["inputFields"]:
-                rows += self._lineage_rows(run, source, out_field, None, legacy)
+                self._lineage_rows(run, source, (out_field, None), legacy, versions, fresh)
         for source in facet.get("dataset") or [] if isinstance(facet.get("dataset"), list) else []:
-            rows += self._lineage_rows(run, source, None, out_version, (None, None))
-        fresh = []
-        for row in rows:
-            key = (run.id, row["output_field_id"], row["output_version_id"], row["input_field_id"],
-                   row["transformation"], row["subtype"])
-            if key not in self.lineage:
-                self.lineage.add(key)
-                fresh.append(row)
+            self._lineage_rows(run, source, (None, out_version), (None, None), versions, fresh)
         if fresh:
             self.graph.insert_lineage(fresh)
             self.report.column_lineage += len(fresh)
 
-    def _prepare_fields(self, run: _RunState, fields: Any, out_version: int) -> None:
+    def _prepare_fields(self, run: _RunState, fields: Any, out_version: int) -> dict[tuple[str, str], int]:
         """Add the fields a ``columnLineage`` facet names that their versions lack, one statement per
-        version (in the order the facet names them, as adding them one by one would)."""
+        version (in the order the facet names them, as adding them one by one would); returns the
+        input version of each source dataset named with a field."""
         wanted: dict[int, dict[str, None]] = {}
+        versions: dict[tuple[str, str], int] = {}
         for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
             if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
                 continue
             wanted.setdefault(out_version, {})[str(out_name)] = None
             for source in spec["inputFields"]:
                 if _field_source(source):
-                    version_id = self._input_version(run, source["namespace"], source["name"])
+                    key = (source["namespace"], source["name"])
+                    version_id = versions.get(key)
+                    if version_id is None:
+                        version_id = versions[key] = self._input_version(run, *key)
                     wanted.setdefault(version_id, {})[source["field"]] = None
         for version_id, names in wanted.items():
             have = self._names(version_id)
             if any(name not in have for name in names):
                 self._add_fields(version_id, [(name, None) for name in names])
+        return versions
 
-    def _lineage_rows(self, run: _RunState, source: Any, out_field: int | None, out_version: int | None,
-                      legacy: tuple[Any, Any]) -> list[dict[str, Any]]:
+    def _lineage_rows(self, run: _RunState, source: Any, output: tuple[int | None, int | None],
+                      legacy: tuple[Any, Any], versions: dict[tuple[str, str], int],
+                      fresh: list[dict[str, Any]]) -> None:
+        """The rows of one input field of a ``columnLineage`` entry (``output``: the output field, or
+        the output version of a dataset-level entry) not stored yet, added to ``fresh``."""
         if not _field_source(source):
             self.report.unlinked["columnLineage input field without namespace, name and field"] += 1
-            return []
-        version_id = self._input_version(run, source["namespace"], source["name"])
+            return
+        key = (source["namespace"], source["name"])
+        version_id = versions.get(key)
+        if version_id is None:  # a dataset-level entry's source (the field entries' are known)
+            version_id = self._input_version(run, *key)
         in_field = self._field_id(version_id, source["field"])
         transformations = source.get("transformations")
         if not isinstance(transformations, list) or not transformations:
             kind = legacy[0] if legacy[0] in _TRANSFORMATION_TYPES else "DIRECT"
             transformations = [{"type": kind, "description": legacy[1]}]
-        rows = []
+        out_field, out_version = output
         for t in transformations:
             kind = t.get("type") if isinstance(t, dict) else None
             if kind not in _TRANSFORMATION_TYPES:
                 self.report.unlinked[f"columnLineage transformation type not DIRECT or INDIRECT: {kind!r:.40}"] += 1
                 continue
             subtype = t.get("subtype")
+            subtype = subtype[:32] if isinstance(subtype, str) and subtype else None
+            row_key = (run.id, out_field, out_version, in_field, kind, subtype)
+            if row_key in self.lineage:
+                continue
+            self.lineage.add(row_key)
             description = t.get("description")
             masking = t.get("masking")
-            rows.append({"run_id": run.id, "output_field_id": out_field, "output_version_id": out_version,
-                         "input_field_id": in_field, "transformation": kind,
-                         "subtype": str(subtype)[:32] if isinstance(subtype, str) and subtype else None,
-                         "description": description if isinstance(description, str) else None,
-                         "masking": masking if isinstance(masking, bool) else None})
-        return rows
+            fresh.append({"run_id": run.id, "output_field_id": out_field, "output_version_id": out_version,
+                          "input_field_id": in_field, "transformation": kind, "subtype": subtype,
+                          "description": description if isinstance(description, str) else None,
+                          "masking": masking if isinstance(masking, bool) else None})
 
     def _remap_lineage(self, run_id: int, old_version: int, new_version: int) -> None:
         old = {i: n for n, i in self._field_names(old_version).items()}
@@ -1146,8 +1154,11 @@ class _Batch:
 
 def _field_source(source: Any) -> bool:
     """Whether a ``columnLineage`` input field names its namespace, dataset and field."""
-    return isinstance(source, dict) and all(
-        isinstance(source.get(k), str) and source.get(k) for k in ("namespace", "name", "field"))
+    if not isinstance(source, dict):
+        return False
+    namespace, name, field_name = source.get("namespace"), source.get("name"), source.get("field")
+    return isinstance(namespace, str) and isinstance(name, str) and isinstance(field_name, str) and \
+        bool(namespace and name and field_name)
 
 
 def item_key(item: dict[str, Any]) -> tuple[str, str]:
