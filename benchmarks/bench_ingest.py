@@ -8,11 +8,11 @@ and writing one table with a schema of eight columns, a ``columnLineage`` facet 
 output column, with transformation type and subtype) and output statistics; every tenth run is a
 child of an orchestrator run (``parent`` facet).  Events are in time order, as a producer's log
 is.  Measured: events per second for ``gov ingest openlineage`` (the library call as the command
-makes it: batched, every batch one audited transaction, the garbage collector paused while this
-process only imports, ``pause_gc=True``), reading and parsing the file included.  Target (DESIGN section 14):
->= 2,000 events/s.  Peer: the previous implementation, one audited transaction per event with ORM
-look-ups, measured at about 60 events/s on the same kind of events (issue 17's report of 510
-events in 8.2 s); it is not re-run here.
+makes it: batched, every batch one audited transaction, the garbage collector paused and SQLite's page
+cache raised while this process only imports, ``pause_gc=True``), reading and parsing the file
+included.  Target (DESIGN section 14): >= 2,000 events/s.  Peer: the previous implementation, one
+audited transaction per event with ORM look-ups, measured at about 60 events/s on the same kind of
+events (issue 17's report of 510 events in 8.2 s); it is not re-run here.
 """
 
 from __future__ import annotations

@@ -304,3 +304,50 @@ def test_capture_never_drops_a_call_that_does_not_match_the_signature(
         assert run.params == {"args.0": 1, "args.1": 2}
     finally:
         catalog.dispose()
+
+
+def test_bulk_inserts_store_what_one_row_at_a_time_stores(catalog_url: str) -> None:
+    """Rows inserted many at a time (values converted by column) are stored as the one-row path stores
+    them: JSON (an absent value as JSON null where the column says so), booleans, timestamps in another
+    time zone; in the order given, every one bound to the log; a refused row fails the statement with
+    SQLAlchemy's error, as any other write."""
+    import json
+
+    import sqlalchemy as sa
+
+    catalog = Catalog(catalog_url)
+    when = datetime(2025, 1, 1, 23, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    try:
+        with audited(catalog, "tester") as tx:
+            graph = GraphWriter(tx)
+            job = graph.job_id("ns", "job", "other", None)
+            rows = [{"run_uuid": str(uuid.uuid4()), "job_id": job, "status": "COMPLETED", "started_at": when,
+                     "ended_at": when + timedelta(seconds=i), "params": {"k": [i, 2.5, None], "b": "ü"},
+                     "environment": {}, "git_dirty": [True, False, None][i % 3]} for i in range(5)]
+            single = graph.insert_run(dict(rows[0], run_uuid=str(uuid.uuid4())))
+            graph.insert_runs(rows)
+            dataset = graph.dataset_id("ns", "table", "table", None)
+            version, _ = graph.insert_version(dataset, coverage="none", created_at=when)
+            graph.insert_fields([{"dataset_version_id": version, "name": f"c{i}", "dtype": None, "position": i,
+                                  "tags": [{"pii": i}] if i else []} for i in range(3)])
+            tx.record("run.complete", "run:x")
+        with catalog.read() as session:
+            runs = session.exec(select(Run).order_by(Run.id)).all()  # type: ignore[arg-type]
+            fields = session.exec(sa.text("SELECT name, tags FROM dataset_field ORDER BY id")).all()
+        by_row = {r.id: r for r in runs}
+        assert [r.run_uuid for r in runs if r.id != single] == [r["run_uuid"] for r in rows]
+        for stored, given in zip([r for r in runs if r.id != single], rows, strict=True):
+            assert (stored.params, stored.environment, stored.git_dirty, stored.status) == (
+                given["params"], {}, given["git_dirty"], "COMPLETED")
+            assert stored.started_at.astimezone(UTC) == when.astimezone(UTC)
+            assert stored.ended_at is not None and stored.ended_at.astimezone(UTC) == given["ended_at"].astimezone(UTC)
+        assert by_row[single].params == rows[0]["params"] and by_row[single].git_dirty is True
+        assert [(n, t if isinstance(t, list) else json.loads(t)) for n, t in fields] == [
+            ("c0", []), ("c1", [{"pii": 1}]), ("c2", [{"pii": 2}])]
+        assert verify_audit(catalog).ok
+        with pytest.raises(sa.exc.IntegrityError), audited(catalog, "tester") as tx:  # no such job
+            GraphWriter(tx).insert_runs([dict(rows[0], run_uuid=str(uuid.uuid4()), job_id=10_000 + i)
+                                         for i in range(2)])
+            tx.record("run.complete", "run:y")
+    finally:
+        catalog.dispose()

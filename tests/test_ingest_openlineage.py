@@ -458,3 +458,94 @@ def test_pause_gc_restores_the_collector(sqlite_catalog: Catalog, tmp_path: Path
         assert not gc.isenabled()  # a caller that had switched it off keeps it off
     finally:
         gc.enable()
+
+
+def test_a_batch_inserts_the_fields_of_its_versions_together(sqlite_catalog: Catalog, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fields of a batch's new versions are inserted with one statement (not one per version), in
+    the order and positions the schemas give, and column lineage links the fields by name."""
+    from benchmarks.bench_ingest import write_events
+    from governance.audit import verify_audit
+    from governance.openlineage._graph import GraphWriter
+
+    path = tmp_path / "events.ndjson"
+    count = write_events(path, 40, tables=6)
+    calls: list[int] = []
+    insert_fields = GraphWriter.insert_fields
+    monkeypatch.setattr(GraphWriter, "insert_fields",
+                        lambda self, rows: (calls.append(len(rows)), insert_fields(self, rows))[1])
+    report = ol.ingest_openlineage(sqlite_catalog, path, "ingester")
+    assert (report.imported, report.invalid) == (count, [])
+    # the 20 outputs' 8 columns each in the first statement (with the columns column lineage names of
+    # a version some run read before its writer arrived); the few later ones add such columns
+    assert calls[0] >= 8 * 20 and len(calls) < 5
+    assert verify_audit(sqlite_catalog).ok
+    with sqlite_catalog.read() as session:
+        fields = session.exec(select(DatasetField).order_by(DatasetField.id)).all()  # type: ignore[arg-type]
+        by_id = {f.id: f for f in fields}
+        lineage = session.exec(select(ColumnLineage)).all()
+    for version in {f.dataset_version_id for f in fields}:
+        mine = [f for f in fields if f.dataset_version_id == version]
+        assert [(f.name, f.position) for f in mine] == [
+            (name, i) for i, name in enumerate(
+                ("id", "customer", "amount", "currency", "country", "segment", "score", "updated_at"))]
+    assert lineage and all(by_id[row.input_field_id].name == by_id[row.output_field_id].name for row in lineage)
+
+
+def test_a_run_new_in_a_batch_is_inserted_as_its_events_leave_it(sqlite_catalog: Catalog, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose START and COMPLETE are in one batch is inserted completed (not RUNNING, then updated);
+    only the runs whose parent is set once ids are known are updated, and a START arriving after the
+    COMPLETE, in a later batch, still moves nothing back."""
+    from benchmarks.bench_ingest import write_events
+    from governance.audit import verify_audit
+    from governance.openlineage._graph import GraphWriter
+
+    path = tmp_path / "events.ndjson"
+    write_events(path, 40, tables=6)
+    updated: list[int] = []
+    update_many = GraphWriter.update_many
+    monkeypatch.setattr(GraphWriter, "update_many", lambda self, table, columns, rows: (
+        updated.extend(r["row_id"] for r in rows if table == "run"), update_many(self, table, columns, rows))[1])
+    ol.ingest_openlineage(sqlite_catalog, path, "ingester")
+    with sqlite_catalog.read() as session:
+        orchestrator = session.exec(select(Job).where(Job.name == "daily_etl")).one().id
+        runs = [r for r in session.exec(select(Run)).all() if r.job_id != orchestrator]
+    children = {r.id for r in runs if r.parent_run_id is not None}
+    assert len(runs) == 20 and len(children) == 2  # runs 0 and 10 have the orchestrator as parent
+    assert set(updated) == children
+    assert {r.status for r in runs} == {"COMPLETED"}
+    assert all(r.ended_at is not None and r.ended_at > r.started_at for r in runs)
+    assert verify_audit(sqlite_catalog).ok
+    lines = path.read_text(encoding="utf-8").splitlines()
+    complete, start = json.loads(lines[3]), json.loads(lines[2])
+    started = dict(start, run={**start["run"], "runId": str(uuid.uuid4())})
+    finished = dict(complete, run={**complete["run"], "runId": started["run"]["runId"]})
+    ol.ingest_openlineage(sqlite_catalog, [finished], "ingester")
+    ol.ingest_openlineage(sqlite_catalog, [started], "ingester")
+    with sqlite_catalog.read() as session:
+        late = session.exec(select(Run).where(Run.run_uuid == started["run"]["runId"])).one()
+    assert late.status == "COMPLETED" and late.started_at < late.ended_at  # type: ignore[operator]
+
+
+def test_an_importing_process_gets_a_larger_sqlite_page_cache(tmp_path: Path) -> None:
+    """``pause_gc`` (a process that only imports) raises the SQLite connection's page cache, never lowers
+    one set larger; a host application's import (the default) leaves the connection as it is."""
+    from benchmarks.bench_ingest import write_events
+    from governance.openlineage._ingest import IMPORT_CACHE_KIB
+
+    path = tmp_path / "events.ndjson"
+    write_events(path, 4)
+    for pause_gc, before, after in ((False, None, -2000), (True, None, -IMPORT_CACHE_KIB),
+                                    (True, -2 * IMPORT_CACHE_KIB, -2 * IMPORT_CACHE_KIB),
+                                    (True, 100, -IMPORT_CACHE_KIB)):  # 100 pages
+        catalog = Catalog(f"sqlite:///{tmp_path / f'{pause_gc}{before}.db'}")
+        try:
+            if before is not None:
+                with catalog.engine.connect() as conn:
+                    conn.exec_driver_sql(f"PRAGMA cache_size = {before:d}")
+            ol.ingest_openlineage(catalog, path, "ingester", pause_gc=pause_gc)
+            with catalog.engine.connect() as conn:  # the pool's one connection, which imported
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == after
+        finally:
+            catalog.dispose()

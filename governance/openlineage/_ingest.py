@@ -84,6 +84,10 @@ from governance.openlineage._naming import dataset_uri
 __all__ = ["BATCH_SIZE", "MAX_EVENT_BYTES", "IngestReport", "ingest_openlineage"]
 
 BATCH_SIZE = 1000
+#: SQLite page cache of an importing process's connection (``pause_gc``), in KiB; SQLite's default is 2 MiB
+IMPORT_CACHE_KIB = 64 * 1024
+_CACHE_SIZE = "PRAGMA cache_size"
+_SET_CACHE_SIZE = "PRAGMA cache_size = -65536"  # IMPORT_CACHE_KIB
 _STATUS = {"START": "RUNNING", "RUNNING": "RUNNING", "COMPLETE": "COMPLETED", "FAIL": "FAILED",
            "ABORT": "ABORTED"}
 _TERMINAL = {"COMPLETE", "FAIL", "ABORT"}
@@ -183,7 +187,10 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
     importer process), never inside a host application: Python's cyclic garbage collector is
     switched off while the events are read and imported (a batch's thousands of parsed events and
     rows would otherwise be scanned again and again), and the young generations are collected after
-    each batch, so garbage cycles do not pile up.  The collector's state is restored at the end.
+    each batch, so garbage cycles do not pile up.  The collector's state is restored at the end.  On a
+    SQLite file the connection's page cache is raised to :data:`IMPORT_CACHE_KIB` (and kept: the
+    process is an importer): a batch writes into indexes spread over the whole file, and with SQLite's
+    default of 2 MiB a 100k-event import spent a fifth of its CPU time re-reading pages from the OS.
     """
     report = IngestReport()
     batch: list[ParsedEvent] = []
@@ -200,12 +207,12 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
             except ValueError as exc:
                 report.invalid.append((location, str(exc)))
             if len(batch) >= batch_size:
-                _import(catalog, actor, batch, report)
+                _import(catalog, actor, batch, report, pause_gc)
                 batch = []
                 if paused:
                     gc.collect(1)
         if batch:
-            _import(catalog, actor, batch, report)
+            _import(catalog, actor, batch, report, pause_gc)
     finally:
         if paused:
             gc.enable()
@@ -215,9 +222,24 @@ def ingest_openlineage(catalog: Catalog, source: EventSource, actor: str, *,
     return report
 
 
-def _import(catalog: Catalog, actor: str, events: list[ParsedEvent], report: IngestReport) -> None:
+def _import(catalog: Catalog, actor: str, events: list[ParsedEvent], report: IngestReport, importer: bool) -> None:
     with audited(catalog, actor) as tx:
+        if importer and tx.raw.dialect.name == "sqlite":
+            _raise_cache(tx.raw)
         _Batch(tx, report).run(events)
+
+
+def _raise_cache(raw: RawConnection) -> None:
+    """Give the connection a page cache of :data:`IMPORT_CACHE_KIB` unless it has one as large."""
+    cursor: Any = raw.dbapi.cursor()
+    try:
+        pages = int(cursor.execute(_CACHE_SIZE).fetchone()[0])
+        # positive: a number of pages; negative: KiB
+        kib = pages * int(cursor.execute("PRAGMA page_size").fetchone()[0]) // 1024 if pages >= 0 else -pages
+        if kib < IMPORT_CACHE_KIB:
+            cursor.execute(_SET_CACHE_SIZE)
+    finally:
+        cursor.close()
 
 
 def _key(event: ParsedEvent) -> tuple[str, str, str]:
@@ -310,6 +332,31 @@ class _RunState:
     start_moved: bool = False
     changed: bool = False
 
+    def values(self) -> tuple[Any, ...]:
+        """The columns an event changes (:data:`_RUN_UPDATE`)."""
+        return (self.started_at, self.status, self.ended_at, self.error_message, self.error_traceback,
+                self.parent_run_id)
+
+
+def _apply(state: _RunState, event: ParsedEvent) -> None:
+    """What one RunEvent says about its run's start, status, end and error (events in any order give
+    the same run: the earliest start, the latest terminal status, which a late ``START`` never regresses)."""
+    when = _naive(event.event_time)
+    if when < state.started_at:
+        state.started_at = when
+        state.start_moved = state.existed
+        state.changed = True
+    if event.event_type in _TERMINAL and (state.ended_at is None or when >= state.ended_at):
+        state.ended_at = when
+        state.status = _STATUS[event.event_type]
+        state.changed = True
+    facets = event.doc["run"].get("facets") or {}
+    error = facets.get("errorMessage")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        trace = error.get("stackTrace")
+        state.error_message, state.error_traceback = error["message"], trace if isinstance(trace, str) else None
+        state.changed = True
+
 
 @dataclass
 class _Version:
@@ -335,7 +382,10 @@ class _Batch:
         self.jobs: dict[tuple[str, str], int] = {}
         self.datasets: dict[tuple[str, str], int] = {}
         self.runs: dict[str, _RunState] = {}
-        self.fields: dict[int, dict[str, int]] = {}  # version id -> field name -> id
+        self.fields: dict[int, dict[str, int]] = {}  # version id -> field name -> id (0: not inserted yet)
+        # fields added but not inserted yet, and their versions: inserted together when an id is needed
+        self.pending_fields: list[dict[str, Any]] = []
+        self.pending_versions: set[int] = set()
         # one object per version row read or written in the batch (every change of a version goes
         # through it), and the first version each run wrote per dataset, as _BY_PRODUCER finds it
         self.versions: dict[int, _Version] = {}
@@ -352,7 +402,8 @@ class _Batch:
         self.removed = 0
 
     def execute(self, stmt: Any, params: Any = None) -> Any:
-        """A Core statement on the batch's transaction, after the edges and lineage rows held back."""
+        """A Core statement on the batch's transaction, after the fields, edges and lineage rows held back."""
+        self._insert_fields()
         self.graph.flush()
         return self.tx.scope.execute(stmt, params)
 
@@ -372,6 +423,7 @@ class _Batch:
             elif event.kind == "job":
                 self._job_event(event)
         self._link(run_events)
+        self._insert_fields()
         self._rebind()
         self._record(accepted)
         self.graph.flush()
@@ -460,7 +512,7 @@ class _Batch:
                     row.parent_run_id)
         claimed: dict[str, tuple[int, str]] = {}  # run uuid -> (job id, location) within this batch
         accepted = [e for e in events if e.kind != "run" or self._claim(e, claimed)]
-        self._insert_runs(accepted, claimed)
+        inserted = self._insert_runs(accepted, claimed)
         for event in accepted:
             if event.kind == "run":
                 self._update_run(event)
@@ -469,7 +521,7 @@ class _Batch:
              "ended_at": st.ended_at.replace(tzinfo=UTC) if st.ended_at else None,
              "error_message": st.error_message, "error_traceback": st.error_traceback,
              "parent_run_id": st.parent_run_id}
-            for st in self.runs.values() if st.changed])
+            for run_uuid, st in self.runs.items() if st.changed and inserted.get(run_uuid) != st.values()])
         return accepted
 
     def _claim(self, event: ParsedEvent, claimed: dict[str, tuple[int, str]]) -> bool:
@@ -489,8 +541,11 @@ class _Batch:
         claimed.setdefault(run_uuid, (job_id, event.location))
         return True
 
-    def _insert_runs(self, accepted: list[ParsedEvent], claimed: dict[str, tuple[int, str]]) -> None:
-        """RUNNING rows for the runs not stored yet, and for parents known only from a facet."""
+    def _insert_runs(self, accepted: list[ParsedEvent], claimed: dict[str, tuple[int, str]]
+                     ) -> dict[str, tuple[Any, ...]]:
+        """Rows for the runs not stored yet, as this batch's events leave them (start, status, end,
+        error: one insert, not an insert then an update), and RUNNING rows for parents known only from
+        a facet; returns the values inserted per run (:meth:`_RunState.values`)."""
         new: dict[str, dict[str, Any]] = {}
         for event in accepted:
             if event.kind != "run":
@@ -505,14 +560,25 @@ class _Batch:
                     and parent[0] not in claimed:  # known only from the facet (its own events come later)
                 new[parent[0]] = {"run_uuid": parent[0], "job_id": self.jobs[(parent[1], parent[2])], **row}
         if not new:
-            return
+            return {}
+        states = {run_uuid: _RunState(0, int(row["job_id"]), _naive(row["started_at"]), "RUNNING", None, existed=False)
+                  for run_uuid, row in new.items()}
+        for event in accepted:
+            state = states.get(event.run_id) if event.run_id is not None else None
+            if state is not None:
+                _apply(state, event)
+        for run_uuid, row in new.items():
+            state = states[run_uuid]
+            row.update(started_at=state.started_at.replace(tzinfo=UTC), status=state.status,
+                       ended_at=state.ended_at.replace(tzinfo=UTC) if state.ended_at else None,
+                       error_message=state.error_message, error_traceback=state.error_traceback)
+            state.changed = False
         self.graph.insert_runs(list(new.values()))
         for chunk in chunks(sorted(new)):
-            for found in self.execute(sa.select(_r.c.id, _r.c.run_uuid, _r.c.job_id, _r.c.started_at)
-                                      .where(_r.c.run_uuid.in_(chunk))):
-                self.runs[str(found.run_uuid)] = _RunState(int(found.id), int(found.job_id),
-                                                           _naive(found.started_at), "RUNNING", None,
-                                                           existed=False)
+            for found in self.execute(sa.select(_r.c.id, _r.c.run_uuid).where(_r.c.run_uuid.in_(chunk))):
+                state = self.runs[str(found.run_uuid)] = states[str(found.run_uuid)]
+                state.id = int(found.id)
+        return {run_uuid: state.values() for run_uuid, state in states.items()}
 
     def _job_name(self, job_id: int) -> tuple[str, str]:
         row = self.execute(sa.select(_j.c.namespace, _j.c.name).where(_j.c.id == job_id)).first()
@@ -520,21 +586,7 @@ class _Batch:
 
     def _update_run(self, event: ParsedEvent) -> None:
         state = self.runs[_run_uuid(event)]
-        when = _naive(event.event_time)
-        if when < state.started_at:
-            state.started_at = when
-            state.start_moved = state.existed
-            state.changed = True
-        if event.event_type in _TERMINAL and (state.ended_at is None or when >= state.ended_at):
-            state.ended_at = when
-            state.status = _STATUS[event.event_type]
-            state.changed = True
-        facets = event.doc["run"].get("facets") or {}
-        error = facets.get("errorMessage")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            trace = error.get("stackTrace")
-            state.error_message, state.error_traceback = error["message"], trace if isinstance(trace, str) else None
-            state.changed = True
+        _apply(state, event)
         parent = self._parent(event)
         if parent is not None and state.parent_run_id != self.runs[parent[0]].id:
             state.parent_run_id = self.runs[parent[0]].id
@@ -660,6 +712,13 @@ class _Batch:
         self.moved[dataset_id] = when if current is None else min(current, when)
 
     def _field_names(self, version_id: int) -> dict[str, int]:
+        """Field name -> id of a version's fields (those waiting to be inserted are inserted first)."""
+        if version_id in self.pending_versions:
+            self._insert_fields()
+        return self._names(version_id)
+
+    def _names(self, version_id: int) -> dict[str, int]:
+        """Field name -> id of a version's fields as known (0: waiting to be inserted)."""
         found = self.fields.get(version_id)
         if found is None:
             found = self.fields[version_id] = {
@@ -667,20 +726,36 @@ class _Batch:
         return found
 
     def _add_fields(self, version_id: int, schema: list[tuple[str, str | None]]) -> None:
-        have = self._field_names(version_id)
+        """Add the fields a version lacks (inserted with the batch's other new fields, in the order added,
+        when an id is first needed: one statement for the outputs of a batch instead of one per version)."""
+        have = self._names(version_id)
         missing = [(n, t) for n, t in dict(schema).items() if n not in have]
         if not missing:
             return
         start = len(have)
-        self.graph.insert_fields([
+        self.pending_fields += [
             {"dataset_version_id": version_id, "name": n, "dtype": t, "position": start + i, "tags": []}
-            for i, (n, t) in enumerate(missing)])
-        have.update({str(row.name): int(row.id) for row in _FIELDS.all(self.raw, version_id=version_id)})
+            for i, (n, t) in enumerate(missing)]
+        self.pending_versions.add(version_id)
+        have.update((n, 0) for n, _ in missing)
+
+    def _insert_fields(self) -> None:
+        """Insert the fields waiting (:meth:`_add_fields`) and learn their ids."""
+        if not self.pending_fields:
+            return
+        rows, versions = self.pending_fields, sorted(self.pending_versions)
+        self.pending_fields, self.pending_versions = [], set()
+        self.graph.insert_fields(rows)
+        for chunk in chunks(versions):
+            for row in self.execute(sa.select(_f.c.id, _f.c.dataset_version_id, _f.c.name)
+                                    .where(_f.c.dataset_version_id.in_(chunk))):
+                self.fields[int(row.dataset_version_id)][str(row.name)] = int(row.id)
 
     def _field_id(self, version_id: int, name: str) -> int:
         have = self._field_names(version_id)
         if name not in have:
             self._add_fields(version_id, [(name, None)])
+            self._insert_fields()
         return have[name]
 
     def _output(self, event: ParsedEvent, item: dict[str, Any]) -> int:
@@ -844,9 +919,9 @@ class _Batch:
         if not isinstance(facet, dict):
             self.report.unlinked[f"{base}: not an object"] += 1
             return
-        rows: list[dict[str, Any]] = []
+        fresh: list[dict[str, Any]] = []
         fields = facet.get("fields")
-        self._prepare_fields(run, fields, out_version)
+        versions = self._prepare_fields(run, fields, out_version)
         for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
             if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
                 self.report.unlinked["columnLineage.fields entry without an inputFields list"] += 1
@@ -854,63 +929,71 @@ class _Batch:
             out_field = self._field_id(out_version, str(out_name))
             legacy = (spec.get("transformationType"), spec.get("transformationDescription"))
             for source in spec["inputFields"]:
-                rows += self._lineage_rows(run, source, out_field, None, legacy)
+                self._lineage_rows(run, source, (out_field, None), legacy, versions, fresh)
         for source in facet.get("dataset") or [] if isinstance(facet.get("dataset"), list) else []:
-            rows += self._lineage_rows(run, source, None, out_version, (None, None))
-        fresh = []
-        for row in rows:
-            key = (run.id, row["output_field_id"], row["output_version_id"], row["input_field_id"],
-                   row["transformation"], row["subtype"])
-            if key not in self.lineage:
-                self.lineage.add(key)
-                fresh.append(row)
+            self._lineage_rows(run, source, (None, out_version), (None, None), versions, fresh)
         if fresh:
             self.graph.insert_lineage(fresh)
             self.report.column_lineage += len(fresh)
 
-    def _prepare_fields(self, run: _RunState, fields: Any, out_version: int) -> None:
+    def _prepare_fields(self, run: _RunState, fields: Any, out_version: int) -> dict[tuple[str, str], int]:
         """Add the fields a ``columnLineage`` facet names that their versions lack, one statement per
-        version (in the order the facet names them, as adding them one by one would)."""
+        version (in the order the facet names them, as adding them one by one would); returns the
+        input version of each source dataset named with a field."""
         wanted: dict[int, dict[str, None]] = {}
+        versions: dict[tuple[str, str], int] = {}
         for out_name, spec in (fields.items() if isinstance(fields, dict) else ()):
             if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
                 continue
             wanted.setdefault(out_version, {})[str(out_name)] = None
             for source in spec["inputFields"]:
                 if _field_source(source):
-                    version_id = self._input_version(run, source["namespace"], source["name"])
+                    key = (source["namespace"], source["name"])
+                    version_id = versions.get(key)
+                    if version_id is None:
+                        version_id = versions[key] = self._input_version(run, *key)
                     wanted.setdefault(version_id, {})[source["field"]] = None
         for version_id, names in wanted.items():
-            have = self._field_names(version_id)
+            have = self._names(version_id)
             if any(name not in have for name in names):
                 self._add_fields(version_id, [(name, None) for name in names])
+        return versions
 
-    def _lineage_rows(self, run: _RunState, source: Any, out_field: int | None, out_version: int | None,
-                      legacy: tuple[Any, Any]) -> list[dict[str, Any]]:
+    def _lineage_rows(self, run: _RunState, source: Any, output: tuple[int | None, int | None],
+                      legacy: tuple[Any, Any], versions: dict[tuple[str, str], int],
+                      fresh: list[dict[str, Any]]) -> None:
+        """The rows of one input field of a ``columnLineage`` entry (``output``: the output field, or
+        the output version of a dataset-level entry) not stored yet, added to ``fresh``."""
         if not _field_source(source):
             self.report.unlinked["columnLineage input field without namespace, name and field"] += 1
-            return []
-        version_id = self._input_version(run, source["namespace"], source["name"])
+            return
+        key = (source["namespace"], source["name"])
+        version_id = versions.get(key)
+        if version_id is None:  # a dataset-level entry's source (the field entries' are known)
+            version_id = self._input_version(run, *key)
         in_field = self._field_id(version_id, source["field"])
         transformations = source.get("transformations")
         if not isinstance(transformations, list) or not transformations:
             kind = legacy[0] if legacy[0] in _TRANSFORMATION_TYPES else "DIRECT"
             transformations = [{"type": kind, "description": legacy[1]}]
-        rows = []
+        out_field, out_version = output
         for t in transformations:
             kind = t.get("type") if isinstance(t, dict) else None
             if kind not in _TRANSFORMATION_TYPES:
                 self.report.unlinked[f"columnLineage transformation type not DIRECT or INDIRECT: {kind!r:.40}"] += 1
                 continue
             subtype = t.get("subtype")
+            subtype = subtype[:32] if isinstance(subtype, str) and subtype else None
+            row_key = (run.id, out_field, out_version, in_field, kind, subtype)
+            if row_key in self.lineage:
+                continue
+            self.lineage.add(row_key)
             description = t.get("description")
             masking = t.get("masking")
-            rows.append({"run_id": run.id, "output_field_id": out_field, "output_version_id": out_version,
-                         "input_field_id": in_field, "transformation": kind,
-                         "subtype": str(subtype)[:32] if isinstance(subtype, str) and subtype else None,
-                         "description": description if isinstance(description, str) else None,
-                         "masking": masking if isinstance(masking, bool) else None})
-        return rows
+            fresh.append({"run_id": run.id, "output_field_id": out_field, "output_version_id": out_version,
+                          "input_field_id": in_field, "transformation": kind, "subtype": subtype,
+                          "description": description if isinstance(description, str) else None,
+                          "masking": masking if isinstance(masking, bool) else None})
 
     def _remap_lineage(self, run_id: int, old_version: int, new_version: int) -> None:
         old = {i: n for n, i in self._field_names(old_version).items()}
@@ -1071,8 +1154,11 @@ class _Batch:
 
 def _field_source(source: Any) -> bool:
     """Whether a ``columnLineage`` input field names its namespace, dataset and field."""
-    return isinstance(source, dict) and all(
-        isinstance(source.get(k), str) and source.get(k) for k in ("namespace", "name", "field"))
+    if not isinstance(source, dict):
+        return False
+    namespace, name, field_name = source.get("namespace"), source.get("name"), source.get("field")
+    return isinstance(namespace, str) and isinstance(name, str) and isinstance(field_name, str) and \
+        bool(namespace and name and field_name)
 
 
 def item_key(item: dict[str, Any]) -> tuple[str, str]:
