@@ -228,17 +228,20 @@ def test_a_full_inbox_answers_503_with_retry_after(tmp_path: Path) -> None:
     config = ServerConfig(inbox_dir=tmp_path / "inbox", max_inbox_bytes=1024 * 1024)
     try:
         with live_server(catalog, config) as live:
-            wide = [f"public.col_{'x' * 200}_{i}" for i in range(300)]  # about 100 KB per event
+            wide = [f"public.col_{'x' * 200}_{i}" for i in range(300)]  # about 150 KB per event
             statuses = []
             for _ in range(14):
                 statuses.append(live.post_json("/api/v1/lineage", run_event(str(uuid.uuid4()), outputs=wide)).status)
             time.sleep(0.6)  # the backlog is looked at twice a second
             refused = live.post_json("/api/v1/lineage", run_event(str(uuid.uuid4())))
-            assert statuses == [201] * 14
+            # 2.1 MB offered: the first seven are taken before the backlog can pass 1 MiB; if a look at
+            # the backlog finds it over the limit while the posts go on (a busy machine), the rest are refused
+            accepted = statuses.count(201)
+            assert accepted >= 7 and statuses == [201] * accepted + [503] * (14 - accepted)
             assert refused.status == 503 and refused.headers["retry-after"] == "5"
             assert "holds more than 1048576 bytes" in refused.json()["error"]
             locker.execute("ROLLBACK")
-            assert live.imported()["imported_events"] == 14
+            assert live.imported()["imported_events"] == accepted
             time.sleep(0.6)
             assert live.post_json("/api/v1/lineage", run_event(str(uuid.uuid4()))).status == 201
     finally:
