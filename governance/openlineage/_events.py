@@ -583,35 +583,35 @@ def serialised(doc: dict[str, Any], memo: dict[int, tuple[Any, str]] | None = No
 
     With ``memo`` (one per batch of documents, dropped with it), what documents share (a job's entry,
     run facets, dataset entries: see :class:`_Shared`) is encoded once: the document, its ``run`` and
-    its ``inputs``/``outputs`` lists are written piece by piece as ``json.dumps`` writes them, and every
-    other object in them is encoded once per batch, looked up by identity."""
-    if memo is None:
+    its ``inputs``/``outputs`` lists are written piece by piece as ``json.dumps`` writes them, and the
+    objects in them are encoded once per batch, looked up by identity."""
+    if memo is None or not all(type(k) is str for k in doc):
         return json.dumps(doc, sort_keys=True)
-    return _piece(doc, memo, 2)
+    pieces = []
+    for key, value in sorted(doc.items()):
+        if key == "run" and type(value) is dict and all(type(k) is str for k in value):
+            text = "{" + ", ".join([f"{_text(k)}: {_shared(v, memo)}" for k, v in sorted(value.items())]) + "}"
+        elif key in ("inputs", "outputs") and type(value) is list:
+            text = "[" + ", ".join([_shared(item, memo) for item in value]) + "]"
+        else:
+            text = _shared(value, memo)
+        pieces.append(f"{_text(key)}: {text}")
+    return "{" + ", ".join(pieces) + "}"
 
 
 _text = json.encoder.encode_basestring_ascii  # how json.dumps writes a string (ensure_ascii)
 
 
-def _piece(value: Any, memo: dict[int, tuple[Any, str]], depth: int) -> str:
-    """``json.dumps(value, sort_keys=True)``: containers down to ``depth`` levels written here, the
-    objects below them through ``memo``."""
-    kind = type(value)
-    if kind is str:
+def _shared(value: Any, memo: dict[int, tuple[Any, str]]) -> str:
+    """``json.dumps(value, sort_keys=True)``; a dictionary or list once per ``memo``."""
+    if type(value) is str:
         return _text(value)
-    if kind is not dict and kind is not list:
+    if type(value) is not dict and type(value) is not list:
         return json.dumps(value, sort_keys=True)
     found = memo.get(id(value))
-    if found is not None and found[0] is value:
-        return found[1]
-    if depth == 0 or (kind is dict and not all(type(k) is str for k in value)):
-        text = json.dumps(value, sort_keys=True)
-    elif kind is dict:
-        text = "{" + ", ".join([f"{_text(k)}: {_piece(v, memo, depth - 1)}" for k, v in sorted(value.items())]) + "}"
-    else:
-        text = "[" + ", ".join([_piece(v, memo, depth - 1) for v in value]) + "]"
-    memo[id(value)] = (value, text)  # holding it keeps its id
-    return text
+    if found is None or found[0] is not value:
+        found = memo[id(value)] = (value, json.dumps(value, sort_keys=True))  # holding it keeps its id
+    return found[1]
 
 
 def dumps_document(doc: dict[str, Any]) -> str:
