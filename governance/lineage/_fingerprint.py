@@ -346,9 +346,10 @@ def _table_fingerprint(columns: list[tuple[object, str, list[Any]]], row_count: 
 
 
 def _frame_fingerprint(df: Any) -> Fingerprint:
-    # by position (duplicate names included); a plain numpy column is hashed from pandas' own array of
-    # it (``_mgr.iget_values``, no Series built: the same values ``Series.to_numpy()`` returns), any
-    # other column through its Series; without those internals, ``DataFrame.items()``
+    # by position (duplicate names included); a plain numpy column, or an extension column (Arrow
+    # strings, masked, categorical), is hashed from pandas' own array of it (``_mgr.iget_values``, no
+    # Series built: the values ``Series.to_numpy()`` returns, the array ``Series.array`` is), any other
+    # column through its Series; without those internals, ``DataFrame.items()``
     iget_values = getattr(getattr(df, "_mgr", None), "iget_values", None)
     ixs = getattr(df, "_ixs", None)
     if iget_values is None or ixs is None:

@@ -5,12 +5,13 @@ outbox rows (run, event type, event time) in that transaction, so they commit or
 run.  :func:`outbox_documents` builds the document from the run's catalog rows when the shipper (or
 ``gov sync``) first handles the row, and the shipper stores it on the row with that round's
 bookkeeping, so a retry after a recorded failure sends the same document.  Building reads a round's
-runs 100 at a time with four statements (runs+jobs+parents; I/O edges with their dataset or model
-versions; the fields of those dataset versions; the column lineage of the runs) into plain
-dictionaries, and builds a dataset version's own facets, and a dataset entry with its column lineage, once
-for the runs that share it
+runs 100 at a time with four precompiled statements (runs+jobs+parents; I/O edges with their dataset
+or model versions; the fields of those dataset versions; the column lineage of the runs) into plain
+dictionaries, and builds a dataset version's own facets, a dataset entry with its column lineage, a
+job's entry and run facets with the same content once for the runs that share them
 (``tests/test_openlineage_batch_build.py`` holds the documents equal to the one-run-at-a-time
-builder's).
+builder's).  The documents of one build share those parts: they are read-only (a caller that changes
+one copies it first), and the shipper serialises each shared part once (:func:`serialised`).
 
 A finished run's rows do not change, so its documents say the same whenever they are built, with
 three exceptions, all of them "later knows more": field tags can grow (a later capture of the same
