@@ -78,11 +78,10 @@ _DUE_PAGE = Statement(
     .order_by(_o.c.id).limit(sa.bindparam("page"))
 )
 # a delivered row: its document (unless one is stored already) and its delivery, in one write of the row
-_MARK_SENT = Statement(
+_MARK_SENT = Statement(  # sent_at is bound as the driver takes it (converted once per round: _bound_time)
     sa.update(_o).where(_o.c.id == sa.bindparam("row_id"))
     .values(payload=sa.func.coalesce(_o.c.payload, sa.bindparam("payload", type_=sa.Text())),
             sent_at=sa.bindparam("sent_at"), attempts=_o.c.attempts + 1, last_error=sa.null()),
-    {"sent_at": _o.c.sent_at.type},
 )
 # a document built for a row that was not delivered: kept for its retry
 _STORE_PAYLOAD = Statement(
@@ -262,13 +261,20 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
     return Round(len(sent_ids), 1, failure[2], retry if held_until is None else min(retry, held_until))
 
 
+def _bound_time(raw: RawConnection, value: datetime) -> Any:
+    """``value`` as the ``sent_at`` column binds it on this connection (the column type's processor)."""
+    process = _o.c.sent_at.type.dialect_impl(raw.dialect).bind_processor(raw.dialect)
+    return value if process is None else process(value)
+
+
 def _bookkeeping(raw: RawConnection, sent_ids: list[int], built: list[dict[str, Any]],
                  failure: tuple[int, int, str] | None, done: datetime) -> None:
     """A round's writes: each delivered row marked sent, with the document built for it this round (a
     document is stored once, when first handled: retries and re-sends use those bytes); documents of
     rows not delivered stored for their retry; the failed row's attempt and its next one."""
     documents = {item["row_id"]: item["payload"] for item in built}
-    _MARK_SENT.executemany(raw, [{"row_id": row_id, "payload": documents.pop(row_id, None), "sent_at": done}
+    sent_at = _bound_time(raw, done)
+    _MARK_SENT.executemany(raw, [{"row_id": row_id, "payload": documents.pop(row_id, None), "sent_at": sent_at}
                                  for row_id in sent_ids])
     _STORE_PAYLOAD.executemany(raw, [{"row_id": row_id, "payload": payload} for row_id, payload in documents.items()])
     if failure is not None:
@@ -310,7 +316,7 @@ class _FileLines:
     def lines(self, texts: list[str]) -> None:
         try:
             with open(self.path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
-                handle.write("".join(text + "\n" for text in texts))
+                handle.write("\n".join(texts) + "\n" if texts else "")
         except OSError as error:
             raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
 
