@@ -219,6 +219,39 @@ def test_a_malformed_response_fails_the_event(reply: bytes, error: str) -> None:
     server.close()
 
 
+@pytest.mark.parametrize("body", ["small", "larger than the socket buffers"])
+def test_a_backend_that_does_not_answer_times_out_as_configured(body: str) -> None:
+    """Neither reading nor answering: the send (a body the buffers cannot hold) or the wait for the
+    answer raises TimeoutError after the transport's timeout, and the connection is dropped."""
+    import socket
+    import sys
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[Any] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    poster = http_poster(_transport(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.3))
+    assert poster is not None
+    doc = {**_DOC, "job": {**_DOC["job"], "facets": {"x": "y" * (20_000_000 if body != "small" else 10)}}}
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        poster.post(doc, serialised(doc))
+    assert 0.25 < time.monotonic() - start < 5
+    assert poster._conn is None
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+    if sys.platform.startswith("linux"):  # the kernel keeps the time: one system call per send or receive
+        with _recorder() as rec:
+            fast = http_poster(_transport(rec.url))
+            assert fast is not None
+            fast(_DOC)
+            assert fast._conn is not None and fast._conn[0].gettimeout() is None
+            fast.close()
+
+
 def test_a_failing_backend_raises_with_the_status() -> None:
     with _recorder() as rec:
         rec.reply = "error"

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import io
 import os
 import socket
 import ssl
+import struct
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -193,6 +196,45 @@ def _skip_chunks(reader: BinaryIO) -> None:
             raise http.client.IncompleteRead(b"")
 
 
+class _TimedReader(io.RawIOBase):
+    """A plain connection's reads for a ``BufferedReader`` when the kernel enforces the timeout
+    (:func:`_kernel_timeouts`): a read that waited the timeout out raises ``TimeoutError``, as a
+    socket with a Python timeout does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError as exc:  # SO_RCVTIMEO elapsed
+            raise TimeoutError("timed out") from exc
+
+
+def _kernel_timeouts(sock: socket.socket, seconds: float) -> bool:
+    """Put a plain (not TLS) connection in blocking mode with its timeout enforced by the kernel
+    (``SO_RCVTIMEO``/``SO_SNDTIMEO``, Linux): each send or receive is then one system call.  With a
+    Python-level timeout each is a ``poll`` and the call, and each of those gives up the GIL, which the
+    step's thread takes and hands back only at its next switch interval: half the hand-overs per
+    event.  False (the socket keeps its Python timeout) where that cannot be set."""
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1_000_000)
+    if not sys.platform.startswith("linux") or seconds <= 0 or (whole == 0 and micro == 0):
+        return False
+    try:
+        timeval = struct.pack("@ll", whole, micro)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except (OSError, struct.error, OverflowError):
+        return False
+    sock.settimeout(None)
+    return True
+
+
 class HttpPoster:
     """POSTs serialised event documents to the transport's endpoint on one kept-alive connection.
     Not thread-safe: one per shipper (each shipper thread or ``sync`` builds its own)."""
@@ -272,12 +314,21 @@ class HttpPoster:
         if self._conn is None:
             sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader: BinaryIO
             if self._context is not None:
                 sock = self._context.wrap_socket(sock, server_hostname=self._host)
-            self._conn = (sock, sock.makefile("rb"))
+                reader = sock.makefile("rb")
+            elif _kernel_timeouts(sock, self._timeout):
+                reader = io.BufferedReader(_TimedReader(sock))
+            else:
+                reader = sock.makefile("rb")
+            self._conn = (sock, reader)
         sock, reader = self._conn
         try:
-            sock.sendall(request)
+            try:
+                sock.sendall(request)
+            except BlockingIOError as exc:  # SO_SNDTIMEO elapsed (a Python timeout raises TimeoutError)
+                raise TimeoutError("timed out") from exc
             status, reason, keep = _read_response(reader)
         except BaseException:
             self.close()
