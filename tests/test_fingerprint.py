@@ -162,6 +162,32 @@ def test_stable_in_a_fresh_process() -> None:
     assert child.stdout.strip() == here
 
 
+def test_digests_are_the_released_ones() -> None:
+    """The digests of a frame of several dtypes (numpy, masked, categorical, Arrow strings, a non-string
+    column name), frozen: a faster implementation must write the same bytes, or every catalog's
+    dataset versions would change identity."""
+    df = pd.DataFrame({
+        "f": np.array([1.5, np.nan, -0.0, 2.0**60]),
+        "i": np.array([3, -1, 0, 2**40], dtype="int64"),
+        "b": np.array([True, False, True, True]),
+        "t": np.array(["2024-03-30T01:00", "1970-01-01", "2038-01-19T03:14:08", "1900-02-28"], dtype="datetime64[ns]"),
+        "n": pd.array([1, None, 3, 4], dtype="Int64"),
+        "c": pd.Categorical([2, 1, 2, 3], categories=[1, 2, 3], ordered=True),
+        "s": pd.array(["a", None, "é", ""], dtype=pd.ArrowDtype(pa.large_string())),
+        7: np.array([0.25, 0.5, 0.75, 1.0]),
+    })
+    fp = fingerprint(df)
+    assert fp.hash == "874a69c5ae15d023790ef7364140d57f48b9f501ac20d3746c2ae763fd162f3d"
+    assert fp.schema_hash == "dc1b96b66c1345c1f3e3c4ec866e6a70520b8c4af5fc66e5993dc493fcd18c47"
+    assert [c.hash[:16] for c in fp.columns] == [
+        "220edaf58b555094", "aa61130fb59ea3de", "0ca3d4f78c9cc404", "e2bf5d490bc44404",
+        "99d3821e935a1f8f", "a3b7e1e31be9a522", "f9f537040ba86b7f", "7ef49010c201ff4f",
+    ]
+    for column in fp.columns:  # a column alone, as a Series, has the digest it has in the frame
+        name = 7 if column.name == "7" else column.name
+        assert fingerprint(df[name]).columns[0].hash == column.hash
+
+
 def test_numpy_arrow_and_series() -> None:
     arr = np.arange(12.0).reshape(3, 4)
     assert fingerprint(arr).hash == fingerprint(arr.copy(order="F")).hash

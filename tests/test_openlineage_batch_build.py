@@ -12,6 +12,7 @@ with a read size of two runs (several reads per kind of row), and compared with 
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -167,3 +168,42 @@ def test_a_missing_run_or_a_bad_event_type_fails_only_its_own_rows(varied: Catal
     with varied.read() as session:
         (error,) = ol.outbox_documents(session, bad_type)
     assert isinstance(error, Exception) and "event_type" in str(error) and "OTHER" in str(error)
+
+
+def test_runs_share_job_and_run_facets_only_when_they_serialise_the_same(
+    gov_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of one batch share their job entry and run facets (encoded once per round) when their
+    parameters are the same JSON: ``1``, ``1.0``, ``true``, ``0.0`` and ``-0.0`` are all different."""
+    from governance.openlineage._events import serialised
+
+    @gov.step(kind="feature", name="share.params")
+    def step(frame: pd.DataFrame, x: Any = None) -> pd.DataFrame:
+        return frame
+
+    values: list[Any] = [1, 1.0, True, 0.0, -0.0, "1", [1], [1], 2.5, 2.5, None]
+    home = gov_env / "home"
+    home.mkdir()
+    with isolated_openlineage_env(monkeypatch, home):
+        for x in values:
+            step(pd.DataFrame({"a": [1, 2]}), x=x)
+    catalog = open_catalog()
+    requests = _requests(catalog)
+    assert len(requests) == len(values)
+    rows = [_Row(run.run_uuid, t) for run, types in requests for t in types]
+    with catalog.read() as session:
+        docs = ol.outbox_documents(session, rows)
+        for run, types in requests:
+            assert run.id is not None
+            assert ol.build_run_events(session, run.id, types) == reference_run_events(session, run.id, types)
+    completes = [d for d in docs if isinstance(d, dict) and d["eventType"] == "COMPLETE"]
+    params = [d["run"]["facets"].get("executionParameters", {}).get("parameters") for d in completes]
+    assert [p[0]["value"] if p else None for p in params] == ["1", "1.0", "true", "0.0", "-0.0", "1", "[1]",
+                                                              "[1]", "2.5", "2.5", "null"]
+    facets = [d["run"]["facets"] for d in completes]
+    assert len({id(f) for f in facets[:6]}) == 6  # none of the first six is another's
+    assert facets[8] is facets[9] and facets[6] == facets[7]
+    assert len({id(d["job"]) for d in docs if isinstance(d, dict)}) == 1
+    memo: dict[int, tuple[Any, str]] = {}
+    assert [serialised(d, memo) for d in docs if isinstance(d, dict)] == [
+        json.dumps(d, sort_keys=True) for d in docs if isinstance(d, dict)]

@@ -140,6 +140,118 @@ def test_every_response_is_read_to_its_end_and_the_next_event_follows(reply: str
     assert len(rec.posts) == 3
 
 
+class _Scripted:
+    """A raw HTTP/1.1 server on one kept-alive connection: reads each request to its end and answers
+    with the next scripted reply, written in the pieces given (a pause between them)."""
+
+    def __init__(self, replies: list[list[bytes]]) -> None:
+        import socket
+
+        self.replies = replies
+        self.requests = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import time
+
+        conn, _ = self.listener.accept()
+        with conn:
+            data = b""
+            for pieces in self.replies:
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(data) < length:
+                    data += conn.recv(65536)
+                data = data[length:]
+                self.requests += 1
+                for i, piece in enumerate(pieces):
+                    if i:
+                        time.sleep(0.05)
+                    conn.sendall(piece)
+
+    def close(self) -> None:
+        self.thread.join(5)
+        self.listener.close()
+
+
+_CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.parametrize("reply", [
+    [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"],  # interim first
+    [b"HTTP/1.1 201 Created\r\n", b"Server: x\r\nContent-Length: 2\r\n", b"\r\n{}"],  # head in pieces
+    [b"HTTP/1.1 201 Created\nContent-Length: 2\n\n{}"],  # bare line feeds
+    [b"HTTP/1.1 201 Created\r\nX-A: 1\nContent-Length: 2\r\n\r\n{}"],  # one bare line feed among CRLFs
+    [b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{", b"}"],  # body in pieces
+])
+def test_any_response_head_is_read_exactly_to_its_end(reply: list[bytes]) -> None:
+    server = _Scripted([reply, [_CREATED]])
+    poster = http_poster(_transport(server.url))
+    assert poster is not None
+    poster(_DOC)
+    poster(_DOC)  # the same connection: the first response was consumed exactly
+    assert poster._conn is not None
+    poster.close()
+    server.close()
+    assert server.requests == 2
+
+
+@pytest.mark.parametrize(("reply", "error"), [
+    (b"HTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", "BadStatusLine"),
+    (b"HTTP/1.1 201 Created\r\n" + b"X-A: 1\r\n" * 101 + b"Content-Length: 0\r\n\r\n", "HTTPException"),
+])
+def test_a_malformed_response_fails_the_event(reply: bytes, error: str) -> None:
+    import http.client
+
+    server = _Scripted([[reply]])
+    poster = http_poster(_transport(server.url))
+    assert poster is not None
+    with pytest.raises(http.client.HTTPException) as raised:
+        poster(_DOC)
+    assert type(raised.value).__name__ == error
+    assert poster._conn is None  # never reused after a response it could not read
+    server.close()
+
+
+@pytest.mark.parametrize("body", ["small", "larger than the socket buffers"])
+def test_a_backend_that_does_not_answer_times_out_as_configured(body: str) -> None:
+    """Neither reading nor answering: the send (a body the buffers cannot hold) or the wait for the
+    answer raises TimeoutError after the transport's timeout, and the connection is dropped."""
+    import socket
+    import sys
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[Any] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    poster = http_poster(_transport(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.3))
+    assert poster is not None
+    doc = {**_DOC, "job": {**_DOC["job"], "facets": {"x": "y" * (20_000_000 if body != "small" else 10)}}}
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        poster.post(doc, serialised(doc))
+    assert 0.25 < time.monotonic() - start < 5
+    assert poster._conn is None
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+    if sys.platform.startswith("linux"):  # the kernel keeps the time: one system call per send or receive
+        with _recorder() as rec:
+            fast = http_poster(_transport(rec.url))
+            assert fast is not None
+            fast(_DOC)
+            assert fast._conn is not None and fast._conn[0].gettimeout() is None
+            fast.close()
+
+
 def test_a_failing_backend_raises_with_the_status() -> None:
     with _recorder() as rec:
         rec.reply = "error"

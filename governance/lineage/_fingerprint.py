@@ -210,7 +210,8 @@ def _arrow_parts(arr: Any) -> tuple[str, list[Any]]:
         target = pa.large_string() if textual else pa.large_binary()
         if nulls:
             arr = pc.fill_null(arr, "" if textual else b"")
-        arr = arr.cast(target)
+        if typ != target:
+            arr = arr.cast(target)
         bufs = arr.buffers()
         offsets = np.frombuffer(bufs[1], dtype="<i8", count=n + 1, offset=arr.offset * 8)
         start, end = int(offsets[0]), int(offsets[-1])
@@ -251,81 +252,104 @@ def _digest_parts(parts: list[Any]) -> bytes:
 # ----------------------------------------------------------------------------------- pandas parts
 def _series_parts(s: Any) -> tuple[str, list[Any]]:
     """(dtype string, canonical parts) of a pandas Series."""
-    import pandas as pd
-
     dtype = s.dtype
     if isinstance(dtype, np.dtype):
         return _numpy_dtype_name(dtype), _numpy_parts(s.to_numpy())
+    return _extension_parts(dtype, s.array)
+
+
+def _extension_parts(dtype: Any, array: Any) -> tuple[str, list[Any]]:
+    """(dtype string, canonical parts) of a pandas extension array (a Series' ``.array``) of ``dtype``."""
+    import pandas as pd
+
     dtype_str = str(dtype)
     if isinstance(dtype, pd.CategoricalDtype):
         cat_dtype, cat_parts = _series_parts(pd.Series(dtype.categories))
-        codes = s.cat.codes.to_numpy()
         return (
             f"category<{cat_dtype}, ordered={bool(dtype.ordered)}>",
-            [_digest_parts(cat_parts), *_numpy_parts(codes)],
+            [_digest_parts(cat_parts), *_numpy_parts(np.asarray(array.codes))],
         )
     if isinstance(dtype, pd.DatetimeTZDtype):
-        return dtype_str, [_le(np.asarray(s.array.asi8))]
+        return dtype_str, [_le(np.asarray(array.asi8))]
     if (
         isinstance(dtype, pd.api.extensions.ExtensionDtype)
         and hasattr(dtype, "numpy_dtype")
-        and type(s.array).__name__ in {"IntegerArray", "FloatingArray", "BooleanArray"}
+        and type(array).__name__ in {"IntegerArray", "FloatingArray", "BooleanArray"}
     ):
-        mask = s.isna().to_numpy()
-        values = s.to_numpy(dtype=dtype.numpy_dtype, na_value=dtype.numpy_dtype.type(0))
+        mask = np.asarray(array.isna())
+        values = array.to_numpy(dtype=dtype.numpy_dtype, na_value=dtype.numpy_dtype.type(0))
         return dtype_str, [np.packbits(mask) if mask.any() else b"", *_numpy_parts(values)]
     try:
         import pyarrow as pa
 
-        arrow = pa.array(s.array, from_pandas=True)
+        arrow = pa.array(array, from_pandas=True)
     except (ImportError, TypeError, ValueError, NotImplementedError):
-        return dtype_str, [_repr_bytes(s.array)]
+        return dtype_str, [_repr_bytes(array)]
     arrow_type, parts = _arrow_parts(arrow)
     return f"{dtype_str}|{arrow_type}", parts
 
 
-def _column_digest(name: object, dtype_str: str, parts: list[Any], nbytes: list[int]) -> ColumnDigest:
-    views = [
-        memoryview(chunk) if isinstance(chunk, bytes) else memoryview(chunk).cast("B")
-        for chunk in (_name_key(name).encode("utf-8", "surrogatepass"), dtype_str.encode(), *parts)
-    ]
-    total = sum(v.nbytes for v in views)
+_LEN8 = [n.to_bytes(8, "little") for n in range(256)]  # length prefixes of names, dtypes and small parts
+
+
+def _len8(n: int) -> bytes:
+    return _LEN8[n] if n < 256 else n.to_bytes(8, "little")
+
+
+def _column_digest(name: object, dtype_str: str, parts: list[Any], nbytes: list[int]) -> tuple[ColumnDigest, bytes]:
+    """The column's digest (BLAKE3 of ``len(part) part`` for its name, dtype and parts), and its bytes."""
+    key = _name_key(name).encode("utf-8", "surrogatepass")
+    dtype = dtype_str.encode()
+    views: list[Any] = [chunk if type(chunk) is bytes else memoryview(chunk).cast("B") for chunk in parts]
+    sizes = [len(v) if type(v) is bytes else v.nbytes for v in views]
+    total = len(key) + len(dtype) + sum(sizes)
     h = _big_hasher() if total >= _PARALLEL_THRESHOLD else blake3()
     # the digest is over the stream "len(part) part ...": small parts are joined into one update
-    small = bytearray()
-    for view in views:
-        small += view.nbytes.to_bytes(8, "little")
-        if view.nbytes <= 4096:
-            small += view
+    small: list[Any] = [_len8(len(key)), key, _len8(len(dtype)), dtype]
+    for view, size in zip(views, sizes, strict=True):
+        small.append(_len8(size))
+        if size <= 4096:
+            small.append(view)
         else:
-            h.update(small)
+            h.update(b"".join(small))
             small.clear()
             h.update(view)
     if small:
-        h.update(small)
+        h.update(b"".join(small))
     nbytes.append(total)
-    return ColumnDigest(_display_name(name), dtype_str, h.hexdigest())
+    digest = h.digest()
+    return ColumnDigest(_display_name(name), dtype_str, digest.hex()), digest
+
+
+@functools.lru_cache(maxsize=256)
+def _schema(columns: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """A table schema's canonical text (``[[name key, dtype], ...]``) and its hash."""
+    text = json.dumps([list(c) for c in columns], ensure_ascii=False, separators=(",", ":"))
+    return text, blake3(_VERSION + b" schema\n" + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_TABLE_DOMAIN = _VERSION + b" table"
 
 
 def _table_fingerprint(columns: list[tuple[object, str, list[Any]]], row_count: int) -> Fingerprint:
     nbytes: list[int] = []
-    digests = tuple(_column_digest(name, dtype, parts, nbytes) for name, dtype, parts in columns)
-    schema = json.dumps(
-        [[_name_key(name), dtype] for name, dtype, _ in columns], ensure_ascii=False, separators=(",", ":")
-    )
-    schema_hash = blake3(_VERSION + b" schema\n" + schema.encode("utf-8", "surrogatepass")).hexdigest()
-    h = _Hasher(b"table")
-    h.part(row_count.to_bytes(8, "little"))
-    h.text(schema)
-    for d in digests:
-        h.part(bytes.fromhex(d.hash))
-    return Fingerprint(h.hexdigest(), ALGO, "full", schema_hash, row_count, sum(nbytes), digests)
+    digested = [_column_digest(name, dtype, parts, nbytes) for name, dtype, parts in columns]
+    text, schema_hash = _schema(tuple((_name_key(name), dtype) for name, dtype, _ in columns))
+    schema = text.encode("utf-8")
+    # the stream of _Hasher(b"table"): its domain, the row count, the schema and each column's digest
+    stream = [_len8(len(_TABLE_DOMAIN)), _TABLE_DOMAIN, _LEN8[8], row_count.to_bytes(8, "little"),
+              _len8(len(schema)), schema]
+    for _, digest in digested:
+        stream += (_LEN8[32], digest)
+    return Fingerprint(blake3(b"".join(stream)).hexdigest(), ALGO, "full", schema_hash, row_count, sum(nbytes),
+                       tuple(d for d, _ in digested))
 
 
 def _frame_fingerprint(df: Any) -> Fingerprint:
-    # by position (duplicate names included); a plain numpy column is hashed from pandas' own array of
-    # it (``_mgr.iget_values``, no Series built: the same values ``Series.to_numpy()`` returns), any
-    # other column through its Series; without those internals, ``DataFrame.items()``
+    # by position (duplicate names included); a plain numpy column, or an extension column (Arrow
+    # strings, masked, categorical), is hashed from pandas' own array of it (``_mgr.iget_values``, no
+    # Series built: the values ``Series.to_numpy()`` returns, the array ``Series.array`` is), any other
+    # column through its Series; without those internals, ``DataFrame.items()``
     iget_values = getattr(getattr(df, "_mgr", None), "iget_values", None)
     ixs = getattr(df, "_ixs", None)
     if iget_values is None or ixs is None:
@@ -335,9 +359,12 @@ def _frame_fingerprint(df: Any) -> Fingerprint:
         values = iget_values(i)
         if type(values) is np.ndarray and values.ndim == 1:
             columns.append((name, _numpy_dtype_name(values.dtype), _numpy_parts(values)))
+        elif getattr(values, "ndim", 0) == 1 and not isinstance(values, np.ndarray) \
+                and not isinstance(getattr(values, "dtype", None), np.dtype | None):
+            columns.append((name, *_extension_parts(values.dtype, values)))  # what the Series' .array is
         else:
             columns.append((name, *_series_parts(ixs(i, axis=1))))
-    return _table_fingerprint(columns, int(df.shape[0]))
+    return _table_fingerprint(columns, len(df.index))
 
 
 def _series_fingerprint(s: Any) -> Fingerprint:

@@ -5,12 +5,13 @@ outbox rows (run, event type, event time) in that transaction, so they commit or
 run.  :func:`outbox_documents` builds the document from the run's catalog rows when the shipper (or
 ``gov sync``) first handles the row, and the shipper stores it on the row with that round's
 bookkeeping, so a retry after a recorded failure sends the same document.  Building reads a round's
-runs 100 at a time with four statements (runs+jobs+parents; I/O edges with their dataset or model
-versions; the fields of those dataset versions; the column lineage of the runs) into plain
-dictionaries, and builds a dataset version's own facets, and a dataset entry with its column lineage, once
-for the runs that share it
+runs 100 at a time with four precompiled statements (runs+jobs+parents; I/O edges with their dataset
+or model versions; the fields of those dataset versions; the column lineage of the runs) into plain
+dictionaries, and builds a dataset version's own facets, a dataset entry with its column lineage, a
+job's entry and run facets with the same content once for the runs that share them
 (``tests/test_openlineage_batch_build.py`` holds the documents equal to the one-run-at-a-time
-builder's).
+builder's).  The documents of one build share those parts: they are read-only (a caller that changes
+one copies it first), and the shipper serialises each shared part once (:func:`serialised`).
 
 A finished run's rows do not change, so its documents say the same whenever they are built, with
 three exceptions, all of them "later knows more": field tags can grow (a later capture of the same
@@ -31,9 +32,9 @@ once, when it is final.
 from __future__ import annotations
 
 import json
-import uuid
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -111,8 +112,6 @@ _di = _d.alias("in_dataset")
 _DATASET: sa.ColumnElement[str] = sa.literal_column("'dataset'")
 _MODEL: sa.ColumnElement[str] = sa.literal_column("'model'")
 
-_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
-_RUN_IDS: sa.BindParameter[Any] = sa.bindparam("run_ids", expanding=True)
 _RUN_COLUMNS = (
     _r.c.id, _r.c.run_uuid, _r.c.status, _r.c.started_at, _r.c.ended_at, _r.c.params, _r.c.user, _r.c.host,
     _r.c.code_hash, _r.c.source_file, _r.c.git_commit, _r.c.git_dirty, _r.c.error_type,
@@ -124,48 +123,74 @@ _RUN_COLUMNS = (
 _RUNS_FROM = (_r.join(_j, _j.c.id == _r.c.job_id)
               .outerjoin(_pr, _pr.c.id == _r.c.parent_run_id)
               .outerjoin(_pj, _pj.c.id == _pr.c.job_id))
-_RUNS_BY: dict[str, sa.Select[Any]] = {
-    "id": sa.select(*_RUN_COLUMNS).select_from(_RUNS_FROM).where(_r.c.id.in_(_KEYS)),
-    "run_uuid": sa.select(*_RUN_COLUMNS).select_from(_RUNS_FROM).where(_r.c.run_uuid.in_(_KEYS)),
-}
 
-_IO_QUERY = (
-    sa.select(
-        _io.c.run_id, _io.c.direction, _io.c.artifact_kind,
-        _dv.c.id.label("dv_id"), _dv.c.version.label("dv_version"), _dv.c.content_hash, _dv.c.row_count,
-        _dv.c.byte_size, _d.c.namespace.label("ds_ns"), _d.c.name.label("ds_name"),
-        _d.c.kind.label("ds_kind"),
-        _mv.c.version.label("mv_version"), _mv.c.artifact_hash, _mv.c.hash_algo.label("mv_algo"),
-        _mv.c.artifact_uri, _mv.c.flavor, _m.c.name.label("model_name"),
-    )
-    .select_from(
-        _io.outerjoin(_dv, sa.and_(_io.c.artifact_kind == _DATASET, _dv.c.id == _io.c.artifact_id))
-        .outerjoin(_d, _d.c.id == _dv.c.dataset_id)
-        .outerjoin(_mv, sa.and_(_io.c.artifact_kind == _MODEL, _mv.c.id == _io.c.artifact_id))
-        .outerjoin(_m, _m.c.id == _mv.c.model_id)
-    )
-    .where(_io.c.run_id.in_(_RUN_IDS))
-    .order_by(_io.c.run_id, _io.c.id)
+_IO_COLUMNS = (
+    _io.c.run_id, _io.c.direction, _io.c.artifact_kind,
+    _dv.c.id.label("dv_id"), _dv.c.version.label("dv_version"), _dv.c.content_hash, _dv.c.row_count,
+    _dv.c.byte_size, _d.c.namespace.label("ds_ns"), _d.c.name.label("ds_name"),
+    _d.c.kind.label("ds_kind"),
+    _mv.c.version.label("mv_version"), _mv.c.artifact_hash, _mv.c.hash_algo.label("mv_algo"),
+    _mv.c.artifact_uri, _mv.c.flavor, _m.c.name.label("model_name"),
 )
-
-_FIELDS_QUERY = (
-    sa.select(_f.c.dataset_version_id, _f.c.name, _f.c.dtype, _f.c.position, _f.c.tags)
-    .where(_f.c.dataset_version_id.in_(sa.bindparam("version_ids", expanding=True)))
-    .order_by(_f.c.dataset_version_id, _f.c.position, _f.c.id)
+_IO_FROM = (
+    _io.outerjoin(_dv, sa.and_(_io.c.artifact_kind == _DATASET, _dv.c.id == _io.c.artifact_id))
+    .outerjoin(_d, _d.c.id == _dv.c.dataset_id)
+    .outerjoin(_mv, sa.and_(_io.c.artifact_kind == _MODEL, _mv.c.id == _io.c.artifact_id))
+    .outerjoin(_m, _m.c.id == _mv.c.model_id)
 )
-
-_COLUMN_LINEAGE_QUERY = (
-    sa.select(_cl.c.run_id,
-              sa.func.coalesce(_fo.c.dataset_version_id, _cl.c.output_version_id).label("dataset_version_id"),
-              _fo.c.name.label("out_field"), _di.c.namespace, _di.c.name,
-              _fi.c.name.label("in_field"), _cl.c.transformation, _cl.c.subtype, _cl.c.description, _cl.c.masking)
-    .select_from(_cl.outerjoin(_fo, _fo.c.id == _cl.c.output_field_id)
+_LINEAGE_COLUMNS = (
+    _cl.c.run_id, sa.func.coalesce(_fo.c.dataset_version_id, _cl.c.output_version_id).label("dataset_version_id"),
+    _fo.c.name.label("out_field"), _di.c.namespace, _di.c.name,
+    _fi.c.name.label("in_field"), _cl.c.transformation, _cl.c.subtype, _cl.c.description, _cl.c.masking,
+)
+_LINEAGE_FROM = (_cl.outerjoin(_fo, _fo.c.id == _cl.c.output_field_id)
                  .join(_fi, _fi.c.id == _cl.c.input_field_id)
                  .join(_dvi, _dvi.c.id == _fi.c.dataset_version_id)
                  .join(_di, _di.c.id == _dvi.c.dataset_id))
-    .where(_cl.c.run_id.in_(_RUN_IDS))
-    .order_by(_cl.c.id)
-)
+
+
+class _InList:
+    """``SELECT ... WHERE column IN (:k0, ..., :kN)`` precompiled (:class:`Statement`) for a few list
+    sizes (powers of two); a list is padded to the next size with its last key (``IN`` is a set).
+    SQLAlchemy's expanding parameters compile the list into the statement on every execution and
+    build a ``Row`` per result row, several times the cost of the reads a shipping round makes."""
+
+    SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+    def __init__(self, build: Callable[[list[sa.BindParameter[Any]]], sa.Select[Any]]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._by_size: dict[int, Statement] = {}
+
+    def all(self, raw: RawConnection, keys: Sequence[Any]) -> list[Any]:
+        """The rows for ``keys`` (at most :attr:`SIZES`' largest per call), in the statement's order."""
+        if not keys:
+            return []
+        size = next(n for n in self.SIZES if n >= len(keys))
+        found = self._by_size.get(size)
+        if found is None:
+            with self._lock:
+                found = self._by_size.get(size)
+                if found is None:
+                    found = self._by_size[size] = Statement(self._build(
+                        [sa.bindparam(f"k{i}") for i in range(size)]))
+        padded = [*keys, *[keys[-1]] * (size - len(keys))]
+        return found.all(raw, **{f"k{i}": key for i, key in enumerate(padded)})
+
+
+_RUNS_BY: dict[str, _InList] = {
+    "id": _InList(lambda keys: sa.select(*_RUN_COLUMNS).select_from(_RUNS_FROM).where(_r.c.id.in_(keys))),
+    "run_uuid": _InList(lambda keys: sa.select(*_RUN_COLUMNS).select_from(_RUNS_FROM)
+                        .where(_r.c.run_uuid.in_(keys))),
+}
+_IO_QUERY = _InList(lambda keys: sa.select(*_IO_COLUMNS).select_from(_IO_FROM).where(_io.c.run_id.in_(keys))
+                    .order_by(_io.c.run_id, _io.c.id))
+_FIELDS_QUERY = _InList(lambda keys: sa.select(_f.c.dataset_version_id, _f.c.name, _f.c.dtype, _f.c.position,
+                                               _f.c.tags)
+                        .where(_f.c.dataset_version_id.in_(keys))
+                        .order_by(_f.c.dataset_version_id, _f.c.position, _f.c.id))
+_COLUMN_LINEAGE_QUERY = _InList(lambda keys: sa.select(*_LINEAGE_COLUMNS).select_from(_LINEAGE_FROM)
+                                .where(_cl.c.run_id.in_(keys)).order_by(_cl.c.id))
 
 _ANCESTOR = Statement(
     sa.select(_r.c.run_uuid, _r.c.parent_run_id, _j.c.namespace, _j.c.name)
@@ -224,32 +249,29 @@ class _Rows:
     At most ``_CHUNK`` runs at a time (a shipping round's): a batch's rows stay small, and 50 runs
     per read cost ~10% less CPU per event than 16 did (garbage collections included)."""
 
-    def __init__(self, session: Session, key: str, keys: list[Any], with_io: set[Any]) -> None:
+    def __init__(self, session: Session, key: str, keys: list[Any], with_io: set[Any], shared: _Shared) -> None:
         self.session = session
-        conn = session.connection()
-        self.runs: dict[Any, Any] = {
-            (row.id if key == "id" else row.run_uuid): row
-            for row in conn.execute(_RUNS_BY[key], {"keys": keys}).all()
-        }
+        self.shared = shared
+        raw = self._raw = RawConnection(session)
+        self.runs: dict[Any, Any] = {(row.id if key == "id" else row.run_uuid): row
+                                     for row in _RUNS_BY[key].all(raw, keys)}
         run_ids = sorted({int(self.runs[k].id) for k in with_io if k in self.runs})
         self.edges: dict[int, list[Any]] = defaultdict(list)
         self.fields: dict[int, list[Any]] = defaultdict(list)
         self.lineage: dict[int, dict[int, dict[str | None, list[Transformation]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(list)))
-        edges = conn.execute(_IO_QUERY, {"run_ids": run_ids}).all() if run_ids else []
+        edges = _IO_QUERY.all(raw, run_ids)
         for edge in edges:
             self.edges[edge.run_id].append(edge)
         version_ids = sorted({e.dv_id for e in edges if e.dv_id is not None})
         for ids in (version_ids[i:i + _MAX_IDS] for i in range(0, len(version_ids), _MAX_IDS)):
-            for field in conn.execute(_FIELDS_QUERY, {"version_ids": ids}).all():
+            for field in _FIELDS_QUERY.all(raw, ids):
                 self.fields[field.dataset_version_id].append(field)
         if any(e.direction == "output" and e.dv_id is not None for e in edges):
-            for item in conn.execute(_COLUMN_LINEAGE_QUERY, {"run_ids": run_ids}).all():
+            for item in _COLUMN_LINEAGE_QUERY.all(raw, run_ids):
                 self.lineage[item.run_id][item.dataset_version_id][item.out_field].append(Transformation(
                     item.namespace, item.name, item.in_field, item.transformation, item.subtype,
                     item.description, item.masking))
-        self._raw: RawConnection | None = None
-        self.engine = processing_engine_facet()
         self._versions: dict[int, dict[str, Any]] = {}
         self._sources: dict[tuple[str, str | None], dict[str, Any]] = {}
         self.datasets: dict[tuple[Any, ...], dict[str, Any]] = {}  # see _dataset_doc
@@ -269,9 +291,58 @@ class _Rows:
         return found
 
     def ancestor(self, run_id: int) -> Any:
-        if self._raw is None:
-            self._raw = RawConnection(self.session)
         return _ANCESTOR.first(self._raw, run_id=run_id)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class _Shared:
+    """The parts of documents that runs of one build have in common, built once and shared (documents
+    are never mutated): the processing engine, each job's entry, the ``governance_run`` facets by content,
+    the parameters facet by parameters, and the run facets made of those.  Shared parts are also
+    serialised once per round (see :func:`serialised`)."""
+
+    def __init__(self) -> None:
+        self.engine = processing_engine_facet()
+        self._jobs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._facets: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def job(self, rows: _Rows, run: Any) -> dict[str, Any]:
+        source_file = run.source_file or run.job_source_file
+        key = (run.namespace, run.name, run.kind, source_file, run.git_commit if source_file else None)
+        found = self._jobs.get(key)
+        if found is None:
+            job_facets: dict[str, Any] = {"jobType": job_type_facet(run.kind)}
+            if source_file:
+                job_facets["sourceCodeLocation"] = rows.source_location(source_file, run.git_commit)
+            found = self._jobs[key] = {"namespace": run.namespace, "name": run.name, "facets": job_facets}
+        return found
+
+    def run_facets(self, run: Any, status: str) -> dict[str, Any]:
+        """The run facets of ``run`` reporting ``status``, apart from its parent and error."""
+        params = run.params or None
+        params_key: tuple[Any, ...] | None = ()
+        if params is not None:
+            params_key = (tuple((k, type(v), repr(v)) for k, v in params.items())
+                          if all(type(v) in _SCALARS for v in params.values()) else None)
+        if params_key is None:  # parameters holding lists or mappings: not shared
+            return self._new_run_facets(run, status, params)
+        key = (status, run.code_hash, run.git_dirty, run.user, run.host, params_key)
+        found = self._facets.get(key)
+        if found is None:
+            found = self._facets[key] = self._new_run_facets(run, status, params)
+        return found
+
+    def _new_run_facets(self, run: Any, status: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        facets: dict[str, Any] = {
+            "processing_engine": self.engine,
+            "governance_run": run_facet(status=status, code_hash=run.code_hash, git_dirty=run.git_dirty,
+                                        user=run.user, host=run.host),
+        }
+        if params:
+            facets["executionParameters"] = execution_parameters_facet(params)
+        return facets
 
 
 def _build(session: Session, key: str, requests: Sequence[tuple[Any, Sequence[str]]],
@@ -286,12 +357,11 @@ def _build(session: Session, key: str, requests: Sequence[tuple[Any, Sequence[st
         positions[k].append(i)
     keys = list(positions)
     with_io = {k for k, types in requests if any(t != "START" for t in types)}
-    engine = processing_engine_facet()
+    shared = _Shared()
     out: list[list[dict[str, Any]] | Exception | None] = [None] * len(requests)
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start:start + _CHUNK]
-        rows = _Rows(session, key, chunk, with_io.intersection(chunk))
-        rows.engine = engine
+        rows = _Rows(session, key, chunk, with_io.intersection(chunk), shared)
         for i in (i for k in chunk for i in positions[k]):
             k, types = requests[i]
             run = rows.runs.get(k)
@@ -308,18 +378,10 @@ def _build(session: Session, key: str, requests: Sequence[tuple[Any, Sequence[st
 
 
 def _run_documents(rows: _Rows, run: Any, event_types: Sequence[str]) -> list[dict[str, Any]]:
-    job_facets: dict[str, Any] = {"jobType": job_type_facet(run.kind)}
-    source_file = run.source_file or run.job_source_file
-    if source_file:
-        job_facets["sourceCodeLocation"] = rows.source_location(source_file, run.git_commit)
-
-    run_facets: dict[str, Any] = {
-        "processing_engine": rows.engine,
-        "governance_run": run_facet(status=run.status, code_hash=run.code_hash, git_dirty=run.git_dirty,
-                                    user=run.user, host=run.host),
-    }
-    if run.params:
-        run_facets["executionParameters"] = execution_parameters_facet(run.params)
+    shared = rows.shared
+    job = shared.job(rows, run)
+    run_facets = shared.run_facets(run, run.status)
+    started_facets = shared.run_facets(run, "RUNNING")
     if run.parent_uuid is not None:
         root = (run.parent_uuid, run.parent_ns, run.parent_name)
         ancestor, hops = run.grandparent_id, 0
@@ -328,10 +390,9 @@ def _run_documents(rows: _Rows, run: Any, event_types: Sequence[str]) -> list[di
             if up is None:
                 break
             root, ancestor, hops = (up.run_uuid, up.namespace, up.name), up.parent_run_id, hops + 1
-        run_facets["parent"] = parent_facet(run.parent_uuid, run.parent_ns, run.parent_name, root)
-    job = {"namespace": run.namespace, "name": run.name, "facets": job_facets}
-    started_facets = {**run_facets, "governance_run": run_facet(
-        status="RUNNING", code_hash=run.code_hash, git_dirty=run.git_dirty, user=run.user, host=run.host)}
+        parent = parent_facet(run.parent_uuid, run.parent_ns, run.parent_name, root)
+        run_facets = {**run_facets, "parent": parent}
+        started_facets = {**started_facets, "parent": parent}
 
     io: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
     docs: list[dict[str, Any]] = []
@@ -521,32 +582,37 @@ def serialised(doc: dict[str, Any], memo: dict[int, tuple[Any, str]] | None = No
     Our documents hold no nulls, enums or empty objects in lists, which is all ``Serde.to_dict``
     removes, so this is the same text without its recursive walk (a test compares the two).
 
-    With ``memo`` (one per batch of documents, dropped with it), a dataset entry that documents share
-    (the runs of a batch that read and wrote the same versions) is encoded once: the document is
-    encoded with a marker in place of each of its ``inputs``/``outputs`` lists, and the marker is
-    replaced with the list's text, pieced together from its entries' as ``json.dumps`` writes it."""
-    if memo is None or not (doc.get("inputs") or doc.get("outputs")):
+    With ``memo`` (one per batch of documents, dropped with it), what documents share (a job's entry,
+    run facets, dataset entries: see :class:`_Shared`) is encoded once: the document, its ``run`` and
+    its ``inputs``/``outputs`` lists are written piece by piece as ``json.dumps`` writes them, and the
+    objects in them are encoded once per batch, looked up by identity."""
+    if memo is None or not all(type(k) is str for k in doc):
         return json.dumps(doc, sort_keys=True)
-    text = json.dumps({**doc, "inputs": _HOLES[0], "outputs": _HOLES[1]}, sort_keys=True)
-    for hole, key in zip(_HOLE_TEXTS, ("inputs", "outputs"), strict=True):
-        text = text.replace(hole, _list_text(doc.get(key) or [], memo), 1)
-    return text
+    pieces = []
+    for key, value in sorted(doc.items()):
+        if key == "run" and type(value) is dict and all(type(k) is str for k in value):
+            text = "{" + ", ".join([f"{_text(k)}: {_shared(v, memo)}" for k, v in sorted(value.items())]) + "}"
+        elif key in ("inputs", "outputs") and type(value) is list:
+            text = "[" + ", ".join([_shared(item, memo) for item in value]) + "]"
+        else:
+            text = _shared(value, memo)
+        pieces.append(f"{_text(key)}: {text}")
+    return "{" + ", ".join(pieces) + "}"
 
 
-# markers no document holds (a NUL and a random token), replaced at their first (only) occurrence
-_TOKEN = uuid.uuid4().hex
-_HOLES = (f"\0{_TOKEN}:inputs", f"\0{_TOKEN}:outputs")
-_HOLE_TEXTS = tuple(json.dumps(hole) for hole in _HOLES)
+_text = json.encoder.encode_basestring_ascii  # how json.dumps writes a string (ensure_ascii)
 
 
-def _list_text(items: list[Any], memo: dict[int, tuple[Any, str]]) -> str:
-    texts = []
-    for item in items:
-        found = memo.get(id(item))
-        if found is None or found[0] is not item:
-            found = memo[id(item)] = (item, json.dumps(item, sort_keys=True))  # holding it keeps its id
-        texts.append(found[1])
-    return "[" + ", ".join(texts) + "]"
+def _shared(value: Any, memo: dict[int, tuple[Any, str]]) -> str:
+    """``json.dumps(value, sort_keys=True)``; a dictionary or list once per ``memo``."""
+    if type(value) is str:
+        return _text(value)
+    if type(value) is not dict and type(value) is not list:
+        return json.dumps(value, sort_keys=True)
+    found = memo.get(id(value))
+    if found is None or found[0] is not value:
+        found = memo[id(value)] = (value, json.dumps(value, sort_keys=True))  # holding it keeps its id
+    return found[1]
 
 
 def dumps_document(doc: dict[str, Any]) -> str:

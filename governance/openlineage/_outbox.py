@@ -43,7 +43,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from governance.audit import audited, resolve_actor
-from governance.catalog import Catalog, OutboxEvent, utcnow
+from governance.catalog import Catalog, OutboxEvent, RawConnection, Statement, utcnow
 from governance.domain import as_utc
 from governance.openlineage._config import TransportConfig, load_transport_config, make_transport
 from governance.openlineage._events import dumps_document, outbox_documents, serialised
@@ -72,9 +72,28 @@ BUSY_RETRY = 1.0  # seconds before a shipper that found the outbox taken looks a
 _o = cast(sa.Table, sa.inspect(OutboxEvent).local_table)
 
 
-_DUE_PAGE = (sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts, _o.c.next_attempt_at)
-             .where(_o.c.sent_at.is_(None), _o.c.id > sa.bindparam("after"))
-             .order_by(_o.c.id).limit(sa.bindparam("page")))
+_DUE_PAGE = Statement(
+    sa.select(_o.c.id, _o.c.run_uuid, _o.c.event_type, _o.c.payload, _o.c.attempts, _o.c.next_attempt_at)
+    .where(_o.c.sent_at.is_(None), _o.c.id > sa.bindparam("after"))
+    .order_by(_o.c.id).limit(sa.bindparam("page"))
+)
+# a delivered row: its document (unless one is stored already) and its delivery, in one write of the row
+_MARK_SENT = Statement(  # sent_at is bound as the driver takes it (converted once per round: _bound_time)
+    sa.update(_o).where(_o.c.id == sa.bindparam("row_id"))
+    .values(payload=sa.func.coalesce(_o.c.payload, sa.bindparam("payload", type_=sa.Text())),
+            sent_at=sa.bindparam("sent_at"), attempts=_o.c.attempts + 1, last_error=sa.null()),
+)
+# a document built for a row that was not delivered: kept for its retry
+_STORE_PAYLOAD = Statement(
+    sa.update(_o).where(_o.c.id == sa.bindparam("row_id"), _o.c.payload.is_(None))
+    .values(payload=sa.bindparam("payload", type_=sa.Text()))
+)
+_MARK_FAILED = Statement(
+    sa.update(_o).where(_o.c.id == sa.bindparam("row_id"))
+    .values(attempts=sa.bindparam("attempts"), last_error=sa.bindparam("last_error"),
+            next_attempt_at=sa.bindparam("next_attempt_at")),
+    {"next_attempt_at": _o.c.next_attempt_at.type},
+)
 
 
 def backoff(attempts: int) -> float:
@@ -150,9 +169,10 @@ def _due(catalog: Catalog, now: datetime, limit: int,
     held: set[str] = set()
     earliest: datetime | None = None
     with catalog.read() as session:
+        raw = RawConnection(session)
         after = 0
         for _ in range(4):  # up to 4 * limit rows looked at past held runs; one page when none is held
-            rows = session.execute(_DUE_PAGE, {"after": after, "page": limit}).all()
+            rows = _DUE_PAGE.all(raw, after=after, page=limit)
             for row in rows:
                 if row.run_uuid in held:
                     continue
@@ -229,18 +249,7 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
             sent_ids = []
     done = utcnow()
     with audited(catalog, actor) as tx:
-        if built:
-            # first handled: the document is fixed from now on (retries and re-sends use these bytes)
-            tx.session.execute(sa.update(_o).where(_o.c.id == sa.bindparam("row_id"), _o.c.payload.is_(None))
-                               .values(payload=sa.bindparam("payload")), built)
-        if sent_ids:
-            tx.session.execute(sa.update(_o).where(_o.c.id.in_(sent_ids))
-                               .values(sent_at=done, attempts=_o.c.attempts + 1, last_error=None))
-        if failure is not None:
-            row_id, attempts, error = failure
-            retry_at = done + timedelta(seconds=backoff(attempts))
-            tx.session.execute(sa.update(_o).where(_o.c.id == row_id).values(
-                attempts=attempts, last_error=error, next_attempt_at=retry_at))
+        _bookkeeping(tx.raw, sent_ids, built, failure, done)
         tx.record("openlineage.ship", "openlineage:outbox", {
             "sent": len(sent_ids), "failed": 0 if failure is None else 1, "built": len(built),
             "first_id": rows[0].id, "last_id": sent_ids[-1] if sent_ids else rows[0].id,
@@ -250,6 +259,28 @@ def _ship_round(catalog: Catalog, emit: Callable[[dict[str, Any]], None], *, act
         return Round(len(sent_ids), 0, None, held_until)
     retry = done + timedelta(seconds=backoff(failure[1]))
     return Round(len(sent_ids), 1, failure[2], retry if held_until is None else min(retry, held_until))
+
+
+def _bound_time(raw: RawConnection, value: datetime) -> Any:
+    """``value`` as the ``sent_at`` column binds it on this connection (the column type's processor)."""
+    process = _o.c.sent_at.type.dialect_impl(raw.dialect).bind_processor(raw.dialect)
+    return value if process is None else process(value)
+
+
+def _bookkeeping(raw: RawConnection, sent_ids: list[int], built: list[dict[str, Any]],
+                 failure: tuple[int, int, str] | None, done: datetime) -> None:
+    """A round's writes: each delivered row marked sent, with the document built for it this round (a
+    document is stored once, when first handled: retries and re-sends use those bytes); documents of
+    rows not delivered stored for their retry; the failed row's attempt and its next one."""
+    documents = {item["row_id"]: item["payload"] for item in built}
+    sent_at = _bound_time(raw, done)
+    _MARK_SENT.executemany(raw, [{"row_id": row_id, "payload": documents.pop(row_id, None), "sent_at": sent_at}
+                                 for row_id in sent_ids])
+    _STORE_PAYLOAD.executemany(raw, [{"row_id": row_id, "payload": payload} for row_id, payload in documents.items()])
+    if failure is not None:
+        row_id, attempts, error = failure
+        _MARK_FAILED.execute(raw, row_id=row_id, attempts=attempts, last_error=error,
+                             next_attempt_at=done + timedelta(seconds=backoff(attempts)))
 
 
 #: transports that only serialise the event (``Serde.to_json`` accepts a dictionary): the stored
@@ -285,7 +316,7 @@ class _FileLines:
     def lines(self, texts: list[str]) -> None:
         try:
             with open(self.path, "a", encoding="utf-8") as handle:  # noqa: PTH123 - the client's own call
-                handle.write("".join(text + "\n" for text in texts))
+                handle.write("\n".join(texts) + "\n" if texts else "")
         except OSError as error:
             raise RuntimeError(f"Failed to write to log file `{self.path}`: {error}") from error
 

@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import io
 import os
 import socket
 import ssl
+import struct
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -100,7 +103,10 @@ def http_poster(transport: Any) -> HttpPoster | None:
             or _netrc_present() \
             or _proxied(target.scheme, target.hostname):
         return None
-    return HttpPoster(transport, target.geturl(), gzip=transport.compression == HttpCompression.GZIP)
+    try:
+        return HttpPoster(transport, target.geturl(), gzip=transport.compression == HttpCompression.GZIP)
+    except UnicodeEncodeError:  # a host or path beyond Latin-1 (an IDN host): the client encodes it
+        return None
 
 
 _MAX_LINE = 65536
@@ -116,24 +122,51 @@ def _line(reader: BinaryIO) -> bytes:
     return line
 
 
+def _status(line: str) -> tuple[str, int, str]:
+    version, _, rest = line.rstrip("\r\n").partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise http.client.BadStatusLine(f"{version} {rest}"[:200])
+    return version, int(code), reason
+
+
+def _fields(lines: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def _head(reader: BinaryIO) -> tuple[str, int, str, dict[str, str]]:
+    """One response's status line and header fields.  A head the reader already holds whole (one
+    receive, the usual case) is split at once; any other is read line by line."""
+    buffered = reader.peek(1)  # type: ignore[attr-defined]  # a BufferedReader: what it holds, else one receive
+    end = buffered.find(b"\r\n\r\n")
+    if end >= 0:
+        block = buffered[:end]
+        lines = block.decode("latin-1").split("\r\n")
+        if block.count(b"\n") == len(lines) - 1 and len(lines) <= _MAX_HEADERS + 1:  # CRLF lines only
+            version, status, reason = _status(lines[0])
+            reader.read(end + 4)
+            return version, status, reason, _fields(lines[1:])
+    version, status, reason = _status(_line(reader).decode("latin-1"))
+    lines = []
+    for _ in range(_MAX_HEADERS + 1):
+        line = _line(reader)
+        if line in (b"\r\n", b"\n"):
+            break
+        lines.append(line.decode("latin-1"))
+    else:
+        raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+    return version, status, reason, _fields(lines)
+
+
 def _read_response(reader: BinaryIO) -> tuple[int, str, bool]:
     """Read one response (interim 1xx responses skipped) to its end: status, reason, and whether the
     connection stays open for the next request."""
     while True:
-        version, _, rest = _line(reader).decode("latin-1").rstrip("\r\n").partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/") or not code.isdigit():
-            raise http.client.BadStatusLine(f"{version} {rest}"[:200])
-        status = int(code)
-        fields: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            line = _line(reader)
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            fields[name.strip().lower()] = value.strip()
-        else:
-            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+        version, status, reason, fields = _head(reader)
         if status >= 200:
             break
     connection = fields.get("connection", "").lower()
@@ -163,6 +196,45 @@ def _skip_chunks(reader: BinaryIO) -> None:
             raise http.client.IncompleteRead(b"")
 
 
+class _TimedReader(io.RawIOBase):
+    """A plain connection's reads for a ``BufferedReader`` when the kernel enforces the timeout
+    (:func:`_kernel_timeouts`): a read that waited the timeout out raises ``TimeoutError``, as a
+    socket with a Python timeout does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError as exc:  # SO_RCVTIMEO elapsed
+            raise TimeoutError("timed out") from exc
+
+
+def _kernel_timeouts(sock: socket.socket, seconds: float) -> bool:
+    """Put a plain (not TLS) connection in blocking mode with its timeout enforced by the kernel
+    (``SO_RCVTIMEO``/``SO_SNDTIMEO``, Linux): each send or receive is then one system call.  With a
+    Python-level timeout each is a ``poll`` and the call, and each of those gives up the GIL, which the
+    step's thread takes and hands back only at its next switch interval: half the hand-overs per
+    event.  False (the socket keeps its Python timeout) where that cannot be set."""
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1_000_000)
+    if not sys.platform.startswith("linux") or seconds <= 0 or (whole == 0 and micro == 0):
+        return False
+    try:
+        timeval = struct.pack("@ll", whole, micro)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except (OSError, struct.error, OverflowError):
+        return False
+    sock.settimeout(None)
+    return True
+
+
 class HttpPoster:
     """POSTs serialised event documents to the transport's endpoint on one kept-alive connection.
     Not thread-safe: one per shipper (each shipper thread or ``sync`` builds its own)."""
@@ -181,6 +253,9 @@ class HttpPoster:
         self._context = _ssl_context(transport.verify) if self._https else None
         self._conn: tuple[socket.socket, BinaryIO] | None = None
         self._redirected = False
+        self._start = (f"POST {self._path} HTTP/1.1\r\nHost: {self._netloc}\r\nUser-Agent: ml-governance\r\n"
+                       "Content-Length: ").encode("latin-1")
+        self._blocks: dict[tuple[tuple[str, str], ...], bytes] = {}
 
     def __call__(self, doc: dict[str, Any]) -> None:
         self.post(doc, serialised(doc))
@@ -208,14 +283,24 @@ class HttpPoster:
         if status >= 400:
             raise RuntimeError(f"{status} {reason} for url: {self.url}")
 
+    def _header_block(self, headers: dict[str, str]) -> bytes:
+        """The request's header lines after ``Content-Length``, checked for CR/LF/NUL, encoded (the last
+        few kept: the same headers go with every event)."""
+        key = tuple(headers.items())
+        found = self._blocks.get(key)
+        if found is None:
+            lines = []
+            for name, value in key:
+                if any(c in f"{name}{value}" for c in "\r\n\0") or ":" in name:
+                    raise ValueError(f"transport headers: invalid header {name!r}")
+                lines.append(f"{name}: {value}\r\n")
+            if len(self._blocks) >= 8:  # e.g. a rotating bearer token
+                self._blocks.clear()
+            found = self._blocks[key] = ("".join(lines) + "\r\n").encode("latin-1")
+        return found
+
     def _send(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        lines = [f"POST {self._path} HTTP/1.1", f"Host: {self._netloc}", "User-Agent: ml-governance",
-                 f"Content-Length: {len(body)}"]
-        for name, value in headers.items():
-            if any(c in f"{name}{value}" for c in "\r\n\0") or ":" in name:
-                raise ValueError(f"transport headers: invalid header {name!r}")
-            lines.append(f"{name}: {value}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        request = b"".join((self._start, str(len(body)).encode(), b"\r\n", self._header_block(headers), body))
         reused = self._conn is not None
         try:
             return self._exchange(request)
@@ -229,12 +314,21 @@ class HttpPoster:
         if self._conn is None:
             sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader: BinaryIO
             if self._context is not None:
                 sock = self._context.wrap_socket(sock, server_hostname=self._host)
-            self._conn = (sock, sock.makefile("rb"))
+                reader = sock.makefile("rb")
+            elif _kernel_timeouts(sock, self._timeout):
+                reader = io.BufferedReader(_TimedReader(sock))
+            else:
+                reader = sock.makefile("rb")
+            self._conn = (sock, reader)
         sock, reader = self._conn
         try:
-            sock.sendall(request)
+            try:
+                sock.sendall(request)
+            except BlockingIOError as exc:  # SO_SNDTIMEO elapsed (a Python timeout raises TimeoutError)
+                raise TimeoutError("timed out") from exc
             status, reason, keep = _read_response(reader)
         except BaseException:
             self.close()

@@ -229,7 +229,7 @@ class _ConfiguredCache:
     def __call__(self) -> bool:
         environ = os.environ
         try:
-            cwd: Path | None = Path.cwd()
+            cwd: str | None = os.getcwd()  # noqa: PTH109 - hot path: a str key, no Path built
         except OSError:  # the working directory was removed: no ./openlineage.yml to find
             cwd = None
         key = (len(environ), environ.get("OPENLINEAGE_DISABLED"), environ.get("OPENLINEAGE_URL"),
@@ -238,7 +238,7 @@ class _ConfiguredCache:
         entry = self._entry
         if entry is not None and entry[0] == key and now - entry[1] < self.TTL:
             return entry[2]
-        answer = configured()
+        answer = configured(cwd=None if cwd is None else Path(cwd))
         self._entry = (key, now, answer)
         return answer
 
